@@ -1,0 +1,3 @@
+from pixcam.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""Command line: the only place that parses arguments.
+
+Each sub-command's handler imports what it needs lazily, so `pixcam ctl` stays fast and a
+missing optional dependency only affects the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pixcam.errors import PixcamError
+
+log = logging.getLogger("pixcam")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# --------------------------------------------------------------------------- models
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from pixcam import models
+
+    rows = models.list_models()
+    if args.json:
+        import json
+
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(models.format_table(rows))
+    return 0
+
+
+def _cmd_models_install(args: argparse.Namespace) -> int:
+    from pixcam import models
+
+    for line in models.install(args.source, names=args.name or None, force=args.force):
+        print(line)
+    return 0
+
+
+def _cmd_models_verify(args: argparse.Namespace) -> int:
+    from pixcam import models
+
+    bad = 0
+    for spec in models.list_models():
+        if not spec.installed:
+            continue
+        try:
+            models.verify(spec)
+            print(f"ok       {spec.name}")
+        except PixcamError as exc:
+            print(f"FAILED   {exc}")
+            bad += 1
+    return 1 if bad else 0
+
+
+def _cmd_models_quantize(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pixcam import quantize
+
+    photos = Path(args.photos).expanduser() if args.photos else None
+    for line in quantize.quantize_installed(photos, names=args.name or None, force=args.force):
+        print(line)
+    return 0
+
+
+def _add_models_quantize(msub: argparse._SubParsersAction) -> None:
+    q = msub.add_parser(
+        "quantize",
+        help="make the int8 models from the installed float ones (needs pixcam[quantize])",
+    )
+    q.add_argument(
+        "--from",
+        dest="photos",
+        metavar="DIR",
+        help="calibration photos of people (default: the dev photos in ../shared)",
+    )
+    q.add_argument("--name", action="append", help="make only this model (repeatable)")
+    q.add_argument("--force", action="store_true", help="quantize again even if installed")
+    q.set_defaults(handler=_cmd_models_quantize)
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list, install and verify models")
+    msub = p.add_subparsers(dest="models_cmd", required=True)
+    ls = msub.add_parser("list", help="show the known models and whether each is installed")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(handler=_cmd_models_list)
+    ins = msub.add_parser("install", help="install models from a folder or URL, checking sha256")
+    ins.add_argument("--from", dest="source", required=True, metavar="DIR_OR_URL")
+    ins.add_argument("--name", action="append", help="install only this model (repeatable)")
+    ins.add_argument("--force", action="store_true", help="copy again even if installed")
+    ins.set_defaults(handler=_cmd_models_install)
+    ver = msub.add_parser("verify", help="check the sha256 of every installed model")
+    ver.set_defaults(handler=_cmd_models_verify)
+    _add_models_quantize(msub)
+
+
+# -------------------------------------------------------------------------- segment
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from pixcam import segment_cli
+
+    return segment_cli.run(args)
+
+
+def _add_segment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("segment", help="run BodyPix on an image or a video")
+    p.add_argument("input", help="image or video file")
+    p.add_argument("--out", "-o", required=True, help="mask output (image, or video for a video)")
+    p.add_argument("--model", help="model name (see `pixcam models list`)")
+    p.add_argument("--threshold", type=float, default=0.5, help="person threshold 0..1")
+    p.add_argument(
+        "--internal-resolution",
+        type=int,
+        help="long side of the network input in pixels (default: the model's own)",
+    )
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--overlay", help="also write the mask drawn over the input here")
+    p.add_argument("--opacity", type=float, default=0.7, help="overlay opacity 0..1")
+    p.add_argument(
+        "--mask-background",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="colour the background (true) or the person (false) in the mask image",
+    )
+    p.add_argument("--parts", action="store_true", help="colour the 24 body parts")
+    p.add_argument("--probabilities", help="also write the probability map (8-bit) here")
+    p.set_defaults(handler=_cmd_segment)
+
+
+# ------------------------------------------------------------------------------ run
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pixcam import run
+
+    return run.run(args)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="camera → background effect → virtual camera (foreground)")
+    p.add_argument("--input", metavar="FILE", help="use a video file instead of the camera")
+    p.add_argument("--output", metavar="FILE", help="write an .mp4 instead of the virtual camera")
+    p.add_argument("--device", help="camera: auto, an index or /dev/videoN")
+    p.add_argument("--output-device", help="v4l2loopback device to write (default: auto)")
+    p.add_argument("--background", choices=["blur", "image", "video", "color", "none"])
+    p.add_argument("--image", help="background image (implies --background image)")
+    p.add_argument("--color", help='background colour "#rrggbb"')
+    p.add_argument("--blur", type=int, metavar="1..100", help="blur strength")
+    p.add_argument("--model", help="model name (see `pixcam models list`)")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, help="mirror the picture")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--config", metavar="FILE", help="config file (default: the user's)")
+    p.set_defaults(handler=_cmd_run)
+
+
+# ---------------------------------------------------------------------------- bench
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pixcam import bench
+
+    return bench.run(args)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure speed and accuracy on this machine")
+    bsub = p.add_subparsers(dest="bench_cmd", required=True)
+    seg = bsub.add_parser("segment", help="median ms per inference and IoU per model")
+    seg.add_argument("--model", action="append", help="model name (repeatable; default all)")
+    seg.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    seg.add_argument("--data", help="folder with images/ and masks/ (default ../shared data)")
+    seg.add_argument("--limit", type=int, help="use at most this many photos")
+    seg.add_argument("--repeat", type=int, default=20, help="timed inferences per setting")
+    seg.add_argument(
+        "--internal-resolution", type=int, action="append", help="long side (repeatable)"
+    )
+    seg.set_defaults(handler=_cmd_bench)
+    pipe = bsub.add_parser("pipeline", help="median ms per frame and per pipeline stage")
+    pipe.add_argument("--video", help="input video (default ../shared presenter-1280x720.mp4)")
+    pipe.add_argument("--model", help="model name (default: the configured one)")
+    pipe.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    pipe.add_argument("--frames", type=int, default=40, help="timed frames per setting")
+    pipe.add_argument("--background", default="blur", help="blur|image|video|color|none")
+    pipe.set_defaults(handler=_cmd_bench_pipeline)
+
+
+def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from pixcam import bench_pipeline
+
+    return bench_pipeline.run(args)
+
+
+# --------------------------------------------------------------------------- doctor
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from pixcam import doctor
+
+    return doctor.run(config_path=args.config)
+
+
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check the environment and explain how to fix problems")
+    p.add_argument("--config", help="config file to check (default: the user's config)")
+    p.set_defaults(handler=_cmd_doctor)
+
+
+# ---------------------------------------------------------------------------- setup
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from pixcam import install_system
+
+    return install_system.run(
+        uninstall=args.uninstall, dry_run=args.dry_run, yes=args.yes, start=args.start
+    )
+
+
+def _add_setup(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "setup",
+        help="install v4l2loopback's config (sudo) and the autostart files (no sudo)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print what would be done, do nothing")
+    p.add_argument("--uninstall", action="store_true", help="remove what setup installed")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument(
+        "--start",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start the systemd user service right away",
+    )
+    p.set_defaults(handler=_cmd_setup)
+
+
+# ------------------------------------------------------------------------------ ctl
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    from pixcam import control
+
+    return control.run_ctl(
+        args.ctl_cmd,
+        getattr(args, "key", None),
+        getattr(args, "value", None),
+        path=args.socket,
+        raw=args.json,
+    )
+
+
+def _add_ctl(sub: argparse._SubParsersAction) -> None:
+    # --json/--socket on every sub-command, so they go where people type them: at the end.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the raw JSON reply")
+    common.add_argument("--socket", help="control socket (default: the running instance's)")
+    p = sub.add_parser("ctl", help="control the running pixcam (status, set, toggle, ...)")
+    csub = p.add_subparsers(dest="ctl_cmd", required=True)
+    csub.add_parser("status", parents=[common], help="show the running state and settings")
+    s = csub.add_parser(
+        "set", parents=[common], help="change a setting and save it to the config file"
+    )
+    s.add_argument("key", help="a config key such as effects.background")
+    s.add_argument("value", help='a TOML value (true, 40, 0.5, ["face"]) or plain text')
+    csub.add_parser("toggle", parents=[common], help="switch the effects on/off")
+    csub.add_parser("reload", parents=[common], help="re-read the config file")
+    csub.add_parser("quit", parents=[common], help="stop the running pixcam")
+    p.set_defaults(handler=_cmd_ctl)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixcam", description="Virtual webcam with BodyPix background blur and replacement."
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
+    sub = parser.add_subparsers(dest="command")
+    _add_models(sub)
+    _add_segment(sub)
+    _add_bench(sub)
+    _add_run(sub)
+    _add_doctor(sub)
+    _add_setup(sub)
+    _add_ctl(sub)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="pixcam: %(levelname)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except PixcamError as exc:
+        print(f"pixcam: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

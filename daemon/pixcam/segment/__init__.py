@@ -1,0 +1,89 @@
+"""Person and body-part segmentation, with the seed's API.
+
+seg = load_segmenter("bodypix-050-s16-float", threads=2, internal_resolution=481)
+person = segment_person(seg, frame_bgr, threshold=0.5)   # .data uint8 0/1, .probabilities
+parts = segment_parts(seg, frame_bgr)                     # .data int32, -1 or 0..23
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pixcam import models
+from pixcam.errors import PixcamError
+from pixcam.segment.base import Segmenter
+from pixcam.segment.bodypix import BodyPixSegmenter
+from pixcam.segment.engine import Engine
+from pixcam.segment.output import GridMapping, SegmentationOutput
+from pixcam.segment.selfie import SelfieSegmenter
+
+FAMILIES: dict[str, type[Segmenter]] = {"bodypix": BodyPixSegmenter, "selfie": SelfieSegmenter}
+
+__all__ = [
+    "GridMapping",
+    "PartSegmentation",
+    "PersonSegmentation",
+    "SegmentationOutput",
+    "Segmenter",
+    "load_segmenter",
+    "segment_parts",
+    "segment_person",
+]
+
+
+@dataclass
+class PersonSegmentation:
+    width: int
+    height: int
+    data: np.ndarray  # uint8 H×W, 1 = person
+    probabilities: np.ndarray  # float32 H×W, 0..1
+
+
+@dataclass
+class PartSegmentation:
+    width: int
+    height: int
+    data: np.ndarray  # int32 H×W, -1 outside the person, 0..23 the part id
+
+
+def load_segmenter(
+    name: str | None = None, threads: int = 1, internal_resolution: int = 0
+) -> Segmenter:
+    """A segmenter for an installed model (None or "default" = the project's default)."""
+    spec = models.resolve(name)
+    family = FAMILIES.get(spec.family)
+    if family is None:
+        raise PixcamError(f"model {spec.name} has unknown family {spec.family!r}")
+    return family(spec, Engine(spec.path, threads), internal_resolution)
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise PixcamError(
+            f"expected an 8-bit colour frame (H×W×3 uint8), got shape {frame.shape} {frame.dtype}"
+        )
+
+
+def segment_person(
+    segmenter: Segmenter, frame_bgr: np.ndarray, threshold: float = 0.5
+) -> PersonSegmentation:
+    _check_frame(frame_bgr)
+    prob = segmenter.run(frame_bgr, parts=False).person_probability()
+    h, w = prob.shape
+    return PersonSegmentation(w, h, (prob >= threshold).astype(np.uint8), prob)
+
+
+def segment_parts(
+    segmenter: Segmenter, frame_bgr: np.ndarray, threshold: float = 0.5
+) -> PartSegmentation:
+    _check_frame(frame_bgr)
+    if not segmenter.has_parts:
+        raise PixcamError(
+            f"model {segmenter.spec.name} has no body-part outputs; pick one whose "
+            "`pixcam models list` entry says person+parts"
+        )
+    ids = segmenter.run(frame_bgr, parts=True).part_ids(threshold)
+    h, w = ids.shape
+    return PartSegmentation(w, h, ids)

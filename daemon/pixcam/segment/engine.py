@@ -1,0 +1,112 @@
+"""A thin wrapper around the LiteRT interpreter: load, resize the input, run, dequantize."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixcam.errors import PixcamError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _native_stderr_to_log() -> Iterator[None]:
+    """The runtime's C++ side prints notes such as "INFO: Created TensorFlow Lite XNNPACK
+    delegate" straight to fd 2; route them to the debug log so the terminal shows only our
+    own one-line messages."""
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            for line in sink.read().decode(errors="replace").splitlines():
+                log.debug("litert: %s", line)
+
+
+def interpreter_class() -> type:
+    """LiteRT's Interpreter, or tflite_runtime's where only the older package is installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        except ImportError:
+            raise PixcamError(
+                "no TFLite runtime found; install it with `pip install ai-edge-litert`"
+            ) from None
+    return Interpreter
+
+
+def runtime_name() -> str:
+    cls = interpreter_class()
+    return cls.__module__.split(".")[0]
+
+
+class Engine:
+    """One model file on one interpreter; XNNPACK (LiteRT's default CPU delegate) does the work."""
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        cls = interpreter_class()
+        try:
+            with _native_stderr_to_log():
+                self._interp: Any = cls(model_path=str(path), num_threads=threads)
+                self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PixcamError(
+                f"model file {path} could not be loaded ({first}); reinstall it with "
+                "`pixcam models install --from DIR_OR_URL --force`"
+            ) from None
+        (self._input,) = self._interp.get_input_details()
+        self._outputs = {d["name"]: d for d in self._interp.get_output_details()}
+        self.threads = threads
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """(height, width) of the current input tensor."""
+        _, h, w, _ = self._interp.get_input_details()[0]["shape"]
+        return int(h), int(w)
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    @property
+    def output_names(self) -> set[str]:
+        return set(self._outputs)
+
+    def resize_input(self, height: int, width: int) -> None:
+        if (height, width) == self.input_shape:
+            return
+        self._interp.resize_tensor_input(self._input["index"], [1, height, width, 3], strict=False)
+        self._interp.allocate_tensors()
+        self._outputs = {d["name"]: d for d in self._interp.get_output_details()}
+
+    def run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """Run on a [1,H,W,3] input; return the named outputs as float32 (dequantized)."""
+        self._interp.set_tensor(self._input["index"], batch)
+        self._interp.invoke()
+        results = []
+        for name in names:
+            detail = self._outputs[name]
+            raw = self._interp.get_tensor(detail["index"])[0]
+            scale, zero = detail["quantization"]
+            if raw.dtype != np.float32:
+                if scale == 0:
+                    raw = raw.astype(np.float32)
+                else:
+                    raw = (raw.astype(np.float32) - zero) * np.float32(scale)
+            results.append(raw)
+        return results

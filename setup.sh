@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set pixcam up in ./.venv and start it.
+#
+#   bash setup.sh            install, then run pixcam (camera -> virtual camera, or the demo)
+#   bash setup.sh --no-run   install only
+#
+# Models come from ../shared/models when that folder exists (PIXCAM_MODEL_SOURCE overrides it:
+# a folder or an https URL prefix); every file is checked against its sha256.
+set -euo pipefail
+cd "$(dirname "$0")"
+run=1
+[ "${1:-}" = "--no-run" ] && run=0
+
+say() { printf 'setup: %s\n' "$*"; }
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+"$VPY" -m pip install -q --upgrade pip
+say "installing pixcam and its dependencies"
+"$VPY" -m pip install -q -e '.[test,quantize]'
+# The tray needs PyGObject, which builds against the system's GObject libraries; without
+# them pixcam still runs, headless.
+if ! "$VPY" -c 'import gi' 2>/dev/null; then
+  "$VPY" -m pip install -q -e '.[tray]' 2>/dev/null \
+    || say "PyGObject did not build (needs libgirepository1.0-dev libcairo2-dev); no tray icon"
+fi
+
+source=${PIXCAM_MODEL_SOURCE:-../shared/models}
+if [ -d "$source" ] || [[ "$source" == http* ]]; then
+  .venv/bin/pixcam models install --from "$source"
+  .venv/bin/pixcam models quantize
+else
+  say "no model source: set PIXCAM_MODEL_SOURCE to a folder or URL with the model files"
+fi
+
+[ "$run" = 1 ] || exit 0
+if ls /dev/video* >/dev/null 2>&1; then
+  say "starting pixcam (Ctrl-C stops it)"
+  exec .venv/bin/pixcam run
+fi
+demo=${PIXCAM_DEMO_VIDEO:-../shared/data/video/doctor-desk-960x540.mp4}
+say "no camera found: running the demo on $demo"
+mkdir -p out
+.venv/bin/pixcam run --input "$demo" --output out/demo-blur.mp4 --background blur --frames 300
+say "wrote out/demo-blur.mp4"

@@ -1,0 +1,56 @@
+"""Shared test set-up: an isolated home for pixcam and the real models and data from ../shared.
+
+Every test run gets its own XDG folders (config, data, runtime), so tests never touch the
+user's files, and the models are installed into that data folder through the real
+`pixcam models install` path, sha256 checks included.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_MODELS = SHARED / "models"
+SHARED_DATA = SHARED / "data"
+DEV_DATA = SHARED_DATA / "segmentation" / "dev"
+VIDEOS = SHARED_DATA / "video"
+IMAGES = SHARED_DATA / "images"
+
+_HOME = Path(tempfile.mkdtemp(prefix="pixcam-test-"))
+for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME"):
+    (_HOME / _name.lower()).mkdir(mode=0o700)
+    os.environ[_name] = str(_HOME / _name.lower())
+os.environ.pop("PIXCAM_MODELS_DIR", None)
+
+
+def need(path: Path, what: str) -> Path:
+    """`path`, or skip the test saying which shared asset is missing."""
+    if not path.exists():
+        pytest.skip(f"{what} not found at {path} (the shared assets folder is absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_installed() -> Path:
+    """The real models, installed from ../shared/models into this run's data folder."""
+    from pixcam import models
+
+    need(SHARED_MODELS, "shared models")
+    lines = list(models.install(str(SHARED_MODELS)))
+    assert not [line for line in lines if line.startswith(("FAILED", "missing"))], lines
+    return models.models_dir()
+
+
+@pytest.fixture(scope="session")
+def dev_data() -> Path:
+    return need(DEV_DATA / "manifest.csv", "segmentation dev set").parent
+
+
+@pytest.fixture
+def video_path() -> Path:
+    return need(VIDEOS / "doctor-desk-960x540.mp4", "test video")

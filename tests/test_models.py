@@ -1,0 +1,129 @@
+"""Model manifest, installation with sha256 checks, and the clear errors around them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_MODELS, need
+from pixcam import cli, models
+from pixcam.errors import PixcamError
+
+
+@pytest.fixture
+def private_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    target = tmp_path / "models"
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(target))
+    return target
+
+
+def test_manifest_entries_are_complete() -> None:
+    specs = models.list_models()
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names))
+    assert models.default_model_name() in names
+    families = {s.family for s in specs}
+    assert {"bodypix", "selfie"} <= families
+    for spec in specs:
+        assert len(spec.sha256) == 64
+        assert "segments" in spec.outputs
+        assert spec.input in ("minus_one_one", "zero_one", "uint8")
+
+
+def test_install_copies_and_verifies(private_models: Path) -> None:
+    need(SHARED_MODELS, "shared models")
+    lines = list(models.install(str(SHARED_MODELS), names=["selfie-general"]))
+    assert lines[0].startswith("installed selfie-general")
+    spec = models.get_spec("selfie-general")
+    assert spec.installed and models.verify(spec) == private_models / spec.file
+    again = list(models.install(str(SHARED_MODELS), names=["selfie-general"]))
+    assert "already installed" in again[0]
+    assert not list(private_models.glob(".*"))  # no temporary files left behind
+
+
+def test_altered_source_is_not_installed(private_models: Path, tmp_path: Path) -> None:
+    need(SHARED_MODELS, "shared models")
+    spec = models.get_spec("selfie-general")
+    bad_source = tmp_path / "source"
+    (bad_source / Path(spec.source).parent).mkdir(parents=True)
+    data = bytearray((SHARED_MODELS / spec.source).read_bytes())
+    data[1000] ^= 0xFF
+    (bad_source / spec.source).write_bytes(bytes(data))
+    with pytest.raises(PixcamError, match="could not be installed"):
+        list(models.install(str(bad_source), names=["selfie-general"]))
+    lines = list(models.install(str(bad_source)))
+    assert any(line.startswith("FAILED   selfie-general") for line in lines)
+    assert not spec.installed
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_damaged_install_gives_one_clear_line(
+    private_models: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    need(SHARED_MODELS, "shared models")
+    list(models.install(str(SHARED_MODELS), names=["selfie-general"]))
+    spec = models.get_spec("selfie-general")
+    if damage == "truncate":
+        spec.path.write_bytes(spec.path.read_bytes()[:5000])
+    elif damage == "flip":
+        data = bytearray(spec.path.read_bytes())
+        data[-10] ^= 0x01
+        spec.path.write_bytes(bytes(data))
+    else:
+        spec.path.unlink()
+    image = need(SHARED_MODELS.parent / "data" / "images" / "doctor-5871743_640.jpg", "photo")
+    code = cli.main(["segment", str(image), "--out", str(private_models / "m.png"),
+                     "--model", "selfie-general"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "selfie-general" in err[0] or spec.file in err[0]
+    assert "pixcam models install" in err[0]
+    if damage != "delete":
+        assert spec.sha256[:12] in err[0]  # expected hash shown
+
+
+def test_corrupt_model_with_right_hash_fails_cleanly(
+    private_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file that is not a TFLite flatbuffer at all must still give a PixcamError.
+    from pixcam.segment.engine import Engine
+
+    bogus = private_models / "bogus.tflite"
+    private_models.mkdir(parents=True)
+    bogus.write_bytes(b"not a model" * 100)
+    with pytest.raises(PixcamError, match="could not be loaded"):
+        Engine(bogus)
+
+
+def test_models_list_json(models_installed, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["models", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_name = {r["name"]: r for r in rows}
+    assert {"name", "family", "path", "sha256", "weights", "capabilities", "installed"} <= set(
+        rows[0]
+    )
+    assert by_name["bodypix-050-s16-float"]["capabilities"] == ["person", "parts"]
+    assert by_name["selfie-general"]["capabilities"] == ["person"]
+    installed_families = {r["family"] for r in rows if r["installed"]}
+    assert {"bodypix", "selfie"} <= installed_families
+
+
+def test_unknown_model_lists_the_known_ones() -> None:
+    with pytest.raises(PixcamError, match="known models: .*bodypix-050-s16-float"):
+        models.get_spec("bodypicks")
+
+
+def test_install_from_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(PixcamError, match="not a folder"):
+        list(models.install(str(tmp_path / "nowhere")))
+
+
+def test_install_from_file_url(private_models: Path) -> None:
+    need(SHARED_MODELS, "shared models")
+    lines = list(models.install(SHARED_MODELS.as_uri(), names=["selfie-landscape"]))
+    assert lines[0].startswith("installed selfie-landscape")
+    shutil.rmtree(private_models)

@@ -1,0 +1,530 @@
+"""Control of a running pixcam: `pixcam ctl` over a Unix socket, and Unix signals.
+
+Protocol: one JSON object per line each way, on `$XDG_RUNTIME_DIR/pixcam/control.sock`
+(mode 0600, in a 0700 directory).
+
+    {"cmd": "status"}                          -> {"ok": true, "status": {...}}
+    {"cmd": "set", "key": "effects.background", "value": "image"}
+                                               -> {"ok": true}
+    {"cmd": "toggle"}                          -> {"ok": true, "enabled": false}
+    {"cmd": "reload"} / {"cmd": "quit"}        -> {"ok": true}
+    anything wrong                             -> {"ok": false, "error": "one line"}
+
+The server only parses and dispatches; the daemon implements `App`. Signals: SIGHUP reloads,
+SIGUSR1 toggles the effects, SIGTERM/SIGINT quit (a second one forces the exit).
+
+One instance per user: the server holds an flock on `control.sock.lock` for its lifetime (the
+kernel drops it if the process dies) and also checks that nobody answers on the socket, so a
+second instance is refused with a clear line and a stale socket from a crash is taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import queue
+import selectors
+import signal
+import socket
+import stat
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from pixcam.errors import PixcamError
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+MAX_REQUEST_BYTES = 64 * 1024  # a request is a few dozen bytes; anything huge is garbage
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+MAX_CONNECTIONS = 16  # a stuck or hostile client can't pile up threads
+COMMANDS = ("status", "set", "toggle", "reload", "quit")
+
+
+class App(Protocol):
+    """What the control server and the signal handlers drive; the daemon implements it.
+
+    Methods are called from the server's connection threads (one call at a time: the server
+    serializes them) and from the signal thread, so they must be thread-safe. Raise
+    `PixcamError` for a problem the user should see: its message becomes the `pixcam ctl`
+    error line. None of them may block for long; `quit` only *requests* the shutdown.
+    """
+
+    def status(self) -> dict[str, Any]:
+        """JSON-able state, e.g. {"effects.enabled": true, "fps": 29.8, ...}."""
+        ...
+
+    def set(self, key: str, value: Any) -> None:
+        """Change a setting, e.g. via `config.set_value(path, key, value)` then apply it."""
+        ...
+
+    def toggle(self) -> bool:
+        """Switch the effects on/off; returns whether they are now on."""
+        ...
+
+    def reload(self) -> None:
+        """Re-read the config file (e.g. `ConfigWatcher.reload()`)."""
+        ...
+
+    def quit(self) -> None:
+        """Ask the daemon to shut down cleanly."""
+        ...
+
+
+# ------------------------------------------------------------------------------ paths
+def _check_private_dir(path: Path) -> None:
+    """Create `path` 0700 or make sure an existing one is ours and private.
+
+    Matters for the /tmp fallback: another user could have created the directory first to
+    intercept our socket.
+    """
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700, parents=False)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise PixcamError(f"{path} is not a directory owned by you; remove it and retry")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+
+
+def runtime_dir() -> Path:
+    """`$XDG_RUNTIME_DIR/pixcam`, or a private `pixcam-<uid>` in the temp dir without it."""
+    base = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(base) and os.path.isdir(base):
+        return Path(base) / "pixcam"
+    return Path(tempfile.gettempdir()) / f"pixcam-{os.getuid()}"
+
+
+def socket_path() -> Path:
+    """The default control socket."""
+    return runtime_dir() / "control.sock"
+
+
+def _prepare_dir(path: Path, default: bool) -> None:
+    try:
+        if default:
+            _check_private_dir(path.parent)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PixcamError(f"can't create {path.parent}: {exc.strerror}") from None
+
+
+def is_alive(path: Path) -> bool:
+    """Does a process answer on this socket? Refused/absent/not-a-socket = stale."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(str(path))
+    except PermissionError:
+        raise PixcamError(f"{path} belongs to someone else; can't take it over") from None
+    except OSError:
+        return False
+    else:
+        return True
+    finally:
+        probe.close()
+
+
+_is_alive = is_alive  # the old private name, still used by doctor.py
+
+
+# ----------------------------------------------------------------------------- server
+def _reply(ok: bool, **fields: Any) -> bytes:
+    # default=str: a status value we can't encode (a Path, an enum) still shows up as text.
+    return (json.dumps({"ok": ok, **fields}, default=str) + "\n").encode()
+
+
+def _error(message: str) -> bytes:
+    return _reply(False, error=message)
+
+
+class ControlServer:
+    """Serves the control socket from a thread; `start()` it, `close()` it (or `with`)."""
+
+    def __init__(
+        self, app: App, path: PathLike | None = None, *, idle_timeout: float = 60.0
+    ) -> None:
+        self.app = app
+        self._default_path = path is None
+        self.path = Path(path) if path is not None else socket_path()
+        self.idle_timeout = idle_timeout  # drop clients that connect and say nothing
+        self._app_lock = threading.Lock()
+        self._conn_lock = threading.Lock()
+        self._conns: dict[threading.Thread, socket.socket] = {}
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._listener: socket.socket | None = None
+        self._lock_fd: int | None = None
+        self._inode: int | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # ---- lifecycle
+    def start(self) -> ControlServer:
+        """Claim the socket and serve; PixcamError if another instance runs."""
+        _prepare_dir(self.path, self._default_path)
+        self._claim_lock()
+        try:
+            self._bind()
+        except BaseException:
+            self._release_lock()
+            raise
+        self._thread = threading.Thread(target=self._serve, name="pixcam-control", daemon=True)
+        self._thread.start()
+        log.info("control socket %s", self.path)
+        return self
+
+    def __enter__(self) -> ControlServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _already_running(self) -> PixcamError:
+        return PixcamError(
+            f"pixcam is already running (control socket {self.path}); "
+            "use `pixcam ctl status`, or `pixcam ctl quit` to stop it"
+        )
+
+    def _claim_lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise PixcamError(f"can't open {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise self._already_running() from None
+            raise PixcamError(f"can't lock {lock_path}: {exc.strerror}") from None
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        # The lock file stays: unlinking it would let two instances lock different files.
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _bind(self) -> None:
+        if os.path.lexists(self.path):
+            if is_alive(self.path):  # an instance that predates or ignores the lock
+                raise self._already_running()
+            log.info("removing stale control socket %s", self.path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            listener.bind(str(self.path))
+            # The directory is private already; 0600 also protects a --socket elsewhere.
+            os.chmod(self.path, 0o600)
+            listener.listen(MAX_CONNECTIONS)
+            self._inode = os.stat(self.path).st_ino
+        except OSError as exc:
+            listener.close()
+            raise PixcamError(f"can't listen on {self.path}: {exc.strerror or exc}") from None
+        self._listener = listener
+
+    def close(self) -> None:
+        """Stop serving and remove the socket; safe from any thread, twice, or from `quit`."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        if self._listener is not None:
+            self._listener.close()
+            # Only remove the socket if it is still ours (not a successor's).
+            with contextlib.suppress(OSError):
+                if os.stat(self.path).st_ino == self._inode:
+                    os.unlink(self.path)
+        with self._conn_lock:
+            others = [c for t, c in self._conns.items() if t is not threading.current_thread()]
+        for conn in others:  # wake their recv(); the thread closes the socket itself
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._release_lock()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # ---- serving
+    def _serve(self) -> None:
+        assert self._listener is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._listener, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in sel.select()}
+                if self._wake_r in ready:
+                    return
+                try:
+                    conn, _ = self._listener.accept()
+                except OSError:
+                    continue
+                if not self._slots.acquire(blocking=False):
+                    with contextlib.suppress(OSError):
+                        conn.sendall(_error("too many connections; try again"))
+                    conn.close()
+                    continue
+                thread = threading.Thread(
+                    target=self._connection, args=(conn,), name="pixcam-ctl", daemon=True
+                )
+                with self._conn_lock:
+                    self._conns[thread] = conn
+                thread.start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        """Answer requests on one connection until EOF, idle timeout or a bad frame."""
+        try:
+            conn.settimeout(self.idle_timeout)
+            buffer = b""
+            while True:
+                newline = buffer.find(b"\n")
+                if newline < 0:
+                    if len(buffer) > MAX_REQUEST_BYTES:
+                        # No way to find the next request boundary safely: answer and hang up.
+                        conn.sendall(_error(f"request too large (over {MAX_REQUEST_BYTES} bytes)"))
+                        return
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                    continue
+                line, buffer = buffer[:newline], buffer[newline + 1 :]
+                if len(line) > MAX_REQUEST_BYTES:
+                    conn.sendall(_error(f"request too large (over {MAX_REQUEST_BYTES} bytes)"))
+                    return
+                if line.strip():
+                    conn.sendall(self.handle_line(line))
+        except OSError:
+            pass  # client went away or idled out: nothing to answer
+        finally:
+            with self._conn_lock:
+                self._conns.pop(threading.current_thread(), None)
+            conn.close()
+            self._slots.release()
+
+    def handle_line(self, line: bytes) -> bytes:
+        """One request line in, one reply line out; never raises."""
+        try:
+            request = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return _error(
+                'malformed request: expected one JSON object per line, e.g. {"cmd": "status"}'
+            )
+        if not isinstance(request, dict):
+            return _error('malformed request: expected a JSON object such as {"cmd": "status"}')
+        return self.handle(request)
+
+    def handle(self, request: dict[str, Any]) -> bytes:
+        cmd = request.get("cmd")
+        if cmd not in COMMANDS:
+            return _error(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
+        try:
+            with self._app_lock:
+                return self._dispatch(cmd, request)
+        except PixcamError as exc:
+            return _error(str(exc))
+        except Exception as exc:  # a daemon bug must not kill the control socket
+            log.exception("control command %s", cmd)
+            return _error(f"internal error in {cmd}: {type(exc).__name__}: {exc}")
+
+    def _dispatch(self, cmd: str, request: dict[str, Any]) -> bytes:
+        if cmd == "status":
+            status = self.app.status()
+            return _reply(True, status=status)
+        if cmd == "set":
+            key = request.get("key")
+            if not isinstance(key, str) or "value" not in request:
+                return _error('set needs "key" (a string such as "effects.background") and "value"')
+            self.app.set(key, request["value"])
+            return _reply(True)
+        if cmd == "toggle":
+            return _reply(True, enabled=bool(self.app.toggle()))
+        if cmd == "reload":
+            self.app.reload()
+            return _reply(True)
+        self.app.quit()
+        return _reply(True)
+
+
+# ----------------------------------------------------------------------------- client
+def send_command(
+    cmd: str, *, path: PathLike | None = None, timeout: float = 30.0, **fields: Any
+) -> dict[str, Any]:
+    """Send one request and return the reply object (`ok` may be false).
+
+    PixcamError when no instance is running or it doesn't answer properly.
+    """
+    path = Path(path) if path is not None else socket_path()
+    request = (json.dumps({"cmd": cmd, **fields}) + "\n").encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+            raise PixcamError(f"pixcam is not running (nothing listens on {path})") from None
+        except OSError as exc:
+            raise PixcamError(f"can't connect to pixcam at {path}: {exc.strerror}") from None
+        # A server that refuses a request may hang up while we still send: read its reply.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(request)
+        try:
+            reply = b""
+            while b"\n" not in reply:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise PixcamError("pixcam closed the connection without answering")
+                reply += chunk
+                if len(reply) > MAX_REPLY_BYTES:
+                    raise PixcamError("pixcam sent an oversized reply")
+        except TimeoutError:
+            raise PixcamError(f"pixcam did not answer within {timeout:g} s") from None
+        except OSError as exc:
+            raise PixcamError(f"lost the connection to pixcam: {exc.strerror}") from None
+    try:
+        obj = json.loads(reply.split(b"\n", 1)[0])
+    except ValueError:
+        raise PixcamError("pixcam sent a malformed reply") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("ok"), bool):
+        raise PixcamError("pixcam sent a malformed reply")
+    return obj
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "-"
+    return json.dumps(value, default=str)
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows.extend(_flatten(value, name + "."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def format_reply(cmd: str, reply: dict[str, Any], request: dict[str, Any]) -> str:
+    """A successful reply as the human-readable `pixcam ctl` output."""
+    if cmd == "status":
+        status = reply.get("status")
+        rows = _flatten(status) if isinstance(status, dict) else []
+        return "\n".join(f"{key}: {_text(value)}" for key, value in rows)
+    if cmd == "set":
+        return f"{request['key']} = {json.dumps(request['value'], ensure_ascii=False)}"
+    if cmd == "toggle":
+        return "effects on" if reply.get("enabled") else "effects off"
+    if cmd == "reload":
+        return "configuration reloaded"
+    return "pixcam is shutting down"
+
+
+def run_ctl(
+    cmd: str,
+    key: str | None = None,
+    value: str | None = None,
+    *,
+    path: PathLike | None = None,
+    raw: bool = False,
+    out: Callable[[str], None] = print,
+) -> int:
+    """`pixcam ctl CMD [KEY VALUE]`: exit status; PixcamError for the CLI to print."""
+    fields: dict[str, Any] = {}
+    if cmd == "set":
+        from pixcam.config import parse_value
+
+        fields = {"key": key, "value": parse_value(value or "", key)}
+    reply = send_command(cmd, path=path, **fields)
+    if raw:
+        out(json.dumps(reply, indent=2))
+        return 0 if reply["ok"] else 1
+    if not reply["ok"]:
+        raise PixcamError(str(reply.get("error") or "pixcam refused the command"))
+    text = format_reply(cmd, reply, fields)
+    if text:
+        out(text)
+    return 0
+
+
+# ---------------------------------------------------------------------------- signals
+_ACTIONS = {signal.SIGHUP: "reload", signal.SIGUSR1: "toggle"}
+_TERMINATE = (signal.SIGTERM, signal.SIGINT)
+
+
+class SignalHandlers:
+    """Signal → app call. The Python handler only queues the signal (SimpleQueue.put is
+    reentrant-safe); a thread makes the call, so app code never runs inside a handler
+    interrupting arbitrary main-thread code that may hold its locks."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._terminating = False
+        self._previous: dict[int, Any] = {}
+        self._thread = threading.Thread(target=self._dispatch, name="pixcam-signals", daemon=True)
+
+    def install(self) -> SignalHandlers:
+        for signum in (*_ACTIONS, *_TERMINATE):
+            self._previous[signum] = signal.signal(signum, self._handler)
+        self._thread.start()
+        return self
+
+    def restore(self) -> None:
+        """Put the previous handlers back (the dispatcher thread just idles)."""
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _handler(self, signum: int, _frame: FrameType | None) -> None:
+        if signum in _TERMINATE:
+            if self._terminating:
+                # Second Ctrl-C/TERM while shutting down: the shutdown hangs, force it.
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            self._terminating = True
+        self._queue.put(signum)
+
+    def _dispatch(self) -> None:
+        while True:
+            signum = self._queue.get()
+            name = signal.Signals(signum).name
+            try:
+                if signum in _TERMINATE:
+                    log.info("%s: shutting down (send it again to force)", name)
+                    self.app.quit()
+                elif _ACTIONS[signum] == "reload":
+                    log.info("%s: reloading the configuration", name)
+                    self.app.reload()
+                else:
+                    log.info("%s: effects %s", name, "on" if self.app.toggle() else "off")
+            except PixcamError as exc:
+                log.error("%s: %s", name, exc)
+            except Exception:
+                log.exception("%s handler", name)
+
+
+def install_signal_handlers(app: App) -> SignalHandlers:
+    """SIGHUP → reload, SIGUSR1 → toggle, SIGTERM/SIGINT → quit. Call from the main thread."""
+    return SignalHandlers(app).install()

@@ -1,0 +1,435 @@
+"""Control socket end to end, single instance, and signals (in a subprocess)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixcam import control
+from pixcam.cli import main
+from pixcam.control import MAX_REQUEST_BYTES, ControlServer, send_command
+from pixcam.errors import PixcamError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class FakeApp:
+    """Records calls; `set` refuses one key the way the daemon refuses a bad value."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.enabled = True
+        self.quit_event = threading.Event()
+        self.on_quit: Any = None
+
+    def status(self) -> dict[str, Any]:
+        self.calls.append(("status", None))
+        return {
+            "effects": {"enabled": self.enabled},
+            "fps": 29.5,
+            "model": "bodypix",
+            "p": Path("/x"),
+        }
+
+    def set(self, key: str, value: Any) -> None:
+        self.calls.append(("set", (key, value)))
+        if key == "effects.background" and value == "blurr":
+            raise PixcamError('effects.background: "blurr" is not one of the choices')
+        if key == "crash":
+            raise RuntimeError("boom")
+
+    def toggle(self) -> bool:
+        self.calls.append(("toggle", None))
+        self.enabled = not self.enabled
+        return self.enabled
+
+    def reload(self) -> None:
+        self.calls.append(("reload", None))
+
+    def quit(self) -> None:
+        self.calls.append(("quit", None))
+        self.quit_event.set()
+        if self.on_quit is not None:
+            self.on_quit()
+
+
+@pytest.fixture
+def sock_path(tmp_path: Path) -> Path:
+    return tmp_path / "run" / "control.sock"
+
+
+@pytest.fixture
+def server(sock_path: Path) -> Any:
+    app = FakeApp()
+    srv = ControlServer(app, sock_path).start()
+    yield srv
+    srv.close()
+
+
+def _raw(path: Path, *payloads: bytes) -> list[dict[str, Any]]:
+    """Send raw bytes on one connection; read one reply line per payload."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(path))
+        replies = []
+        reader = sock.makefile("rb")
+        for payload in payloads:
+            # The server hangs up on an oversized request; its reply is still queued.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(payload)
+            replies.append(json.loads(reader.readline()))
+        return replies
+
+
+# ------------------------------------------------------------------------ commands
+def test_status_set_toggle_reload_quit(server: ControlServer) -> None:
+    app: FakeApp = server.app  # type: ignore[assignment]
+    status = send_command("status", path=server.path)
+    assert status == {
+        "ok": True,
+        "status": {"effects": {"enabled": True}, "fps": 29.5, "model": "bodypix", "p": "/x"},
+    }
+    assert send_command("set", path=server.path, key="effects.blur_strength", value=70) == {
+        "ok": True
+    }
+    assert send_command("toggle", path=server.path) == {"ok": True, "enabled": False}
+    assert send_command("toggle", path=server.path) == {"ok": True, "enabled": True}
+    assert send_command("reload", path=server.path) == {"ok": True}
+    assert send_command("quit", path=server.path) == {"ok": True}
+    assert app.calls == [
+        ("status", None),
+        ("set", ("effects.blur_strength", 70)),
+        ("toggle", None),
+        ("toggle", None),
+        ("reload", None),
+        ("quit", None),
+    ]
+    assert app.quit_event.is_set()
+
+
+def test_app_errors_become_error_replies(server: ControlServer) -> None:
+    reply = send_command("set", path=server.path, key="effects.background", value="blurr")
+    assert reply == {"ok": False, "error": 'effects.background: "blurr" is not one of the choices'}
+    reply = send_command("set", path=server.path, key="crash", value=1)
+    assert reply["ok"] is False
+    assert reply["error"] == "internal error in set: RuntimeError: boom"
+    assert send_command("status", path=server.path)["ok"] is True  # still serving
+
+
+def test_bad_requests_get_error_replies_on_the_same_connection(server: ControlServer) -> None:
+    replies = _raw(
+        server.path,
+        b"this is not json\n",
+        b"[1, 2]\n",
+        b'{"cmd": "explode"}\n',
+        b'{"nocmd": 1}\n',
+        b'{"cmd": "set", "key": "effects.mirror"}\n',
+        b'{"cmd": "set", "key": 5, "value": 1}\n',
+        b"\xff\xfe\n",
+        b'\n  \n{"cmd": "toggle"}\n',  # blank lines are skipped
+    )
+    errors = [r.get("error", "") for r in replies]
+    assert [r["ok"] for r in replies] == [False] * 7 + [True]
+    assert errors[0].startswith("malformed request")
+    assert errors[1].startswith("malformed request: expected a JSON object")
+    assert errors[2] == "unknown command 'explode'; commands: status, set, toggle, reload, quit"
+    assert errors[3].startswith("unknown command None")
+    assert errors[4].startswith('set needs "key"') and errors[5].startswith('set needs "key"')
+    assert errors[6].startswith("malformed request")
+    assert replies[7] == {"ok": True, "enabled": False}
+
+
+@pytest.mark.parametrize("newline", [b"", b"\n"])
+def test_oversized_request_is_refused_and_server_keeps_serving(
+    server: ControlServer, newline: bytes
+) -> None:
+    big = b'{"cmd": "status", "pad": "' + b"x" * (MAX_REQUEST_BYTES + 10) + b'"}' + newline
+    (reply,) = _raw(server.path, big)
+    assert reply == {"ok": False, "error": f"request too large (over {MAX_REQUEST_BYTES} bytes)"}
+    assert send_command("status", path=server.path)["ok"] is True
+
+
+def test_client_hanging_up_mid_request_does_not_hurt(server: ControlServer) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(str(server.path))
+        sock.sendall(b'{"cmd": "sta')
+    assert send_command("status", path=server.path)["ok"] is True
+
+
+def test_quit_that_closes_the_server_still_answers(sock_path: Path) -> None:
+    app = FakeApp()
+    srv = ControlServer(app, sock_path).start()
+    app.on_quit = srv.close  # the daemon may tear everything down from inside quit()
+    assert send_command("quit", path=sock_path) == {"ok": True}
+    assert not sock_path.exists()
+    with pytest.raises(PixcamError, match="pixcam is not running"):
+        send_command("status", path=sock_path)
+
+
+# ------------------------------------------------------------------- socket and instances
+def test_socket_is_private(server: ControlServer) -> None:
+    assert stat.S_ISSOCK(os.stat(server.path).st_mode)
+    assert stat.S_IMODE(os.stat(server.path).st_mode) == 0o600
+
+
+def test_default_path_is_in_a_private_runtime_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert control.socket_path() == tmp_path / "pixcam" / "control.sock"
+    with ControlServer(FakeApp()) as srv:
+        assert srv.path == tmp_path / "pixcam" / "control.sock"
+        assert stat.S_IMODE(os.stat(tmp_path / "pixcam").st_mode) == 0o700
+        assert send_command("status")["ok"] is True
+
+
+def test_fallback_without_xdg_runtime_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(control.tempfile, "tempdir", None)  # re-read TMPDIR
+    private = tmp_path / f"pixcam-{os.getuid()}"
+    private.mkdir(mode=0o755)  # pre-existing but too open: tightened
+    private.chmod(0o755)
+    assert control.socket_path() == private / "control.sock"
+    with ControlServer(FakeApp()) as srv:
+        assert srv.path.parent == private
+        assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
+
+
+def test_fallback_dir_that_is_a_symlink_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(control.tempfile, "tempdir", None)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / f"pixcam-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(PixcamError, match="is not a directory owned by you"):
+        ControlServer(FakeApp()).start()
+
+
+def test_second_instance_is_refused(server: ControlServer) -> None:
+    with pytest.raises(PixcamError, match=r"^pixcam is already running \(control socket .*\)"):
+        ControlServer(FakeApp(), server.path).start()
+    assert send_command("status", path=server.path)["ok"] is True  # the first is unharmed
+
+
+def test_second_instance_in_another_process_is_refused(server: ControlServer) -> None:
+    code = (
+        "import sys\nfrom pixcam.control import ControlServer\nfrom pixcam.errors import "
+        "PixcamError\ntry:\n    ControlServer(object(), sys.argv[1]).start()\n"
+        "except PixcamError as e:\n    print(e)\n    sys.exit(3)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(server.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.startswith("pixcam is already running")
+
+
+def test_live_socket_without_lock_is_not_stolen(sock_path: Path) -> None:
+    # e.g. an instance of an older version: nobody holds the lock but the socket answers.
+    sock_path.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as foreign:
+        foreign.bind(str(sock_path))
+        foreign.listen(1)
+        with pytest.raises(PixcamError, match="already running"):
+            ControlServer(FakeApp(), sock_path).start()
+        assert sock_path.exists()
+    # the lock was released again: once the socket is dead, the next start works
+    with ControlServer(FakeApp(), sock_path):
+        assert send_command("status", path=sock_path)["ok"] is True
+
+
+def test_stale_socket_from_a_crash_is_taken_over(sock_path: Path) -> None:
+    sock_path.parent.mkdir(parents=True)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(sock_path))  # bound, never listening, closed without unlink: a crash
+    dead.close()
+    (sock_path.parent / "control.sock.lock").touch()  # an unheld lock file is no obstacle
+    with ControlServer(FakeApp(), sock_path):
+        assert send_command("status", path=sock_path)["ok"] is True
+
+
+def test_stale_socket_of_a_killed_process_is_taken_over(sock_path: Path) -> None:
+    code = (
+        "import sys, os, signal\nfrom pixcam.control import ControlServer\n"
+        "ControlServer(object(), sys.argv[1]).start()\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(sock_path)], timeout=120, env=_env())
+    assert proc.returncode == -signal.SIGKILL
+    assert sock_path.exists()  # left behind
+    with ControlServer(FakeApp(), sock_path):
+        assert send_command("status", path=sock_path)["ok"] is True
+
+
+def test_close_removes_the_socket_and_a_restart_works(sock_path: Path) -> None:
+    srv = ControlServer(FakeApp(), sock_path).start()
+    srv.close()
+    srv.close()  # idempotent
+    assert not sock_path.exists()
+    with ControlServer(FakeApp(), sock_path):
+        assert send_command("toggle", path=sock_path) == {"ok": True, "enabled": False}
+
+
+def test_not_running(sock_path: Path) -> None:
+    with pytest.raises(PixcamError, match=r"^pixcam is not running \(nothing listens on "):
+        send_command("status", path=sock_path)
+
+
+# --------------------------------------------------------------------------------- cli
+def test_cli_ctl(server: ControlServer, capsys: pytest.CaptureFixture[str]) -> None:
+    app: FakeApp = server.app  # type: ignore[assignment]
+    sock = ["--socket", str(server.path)]
+    assert main(["ctl", "status", *sock]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "effects.enabled: true",
+        "fps: 29.5",
+        "model: bodypix",
+        "p: /x",
+    ]
+    assert main(["ctl", "status", "--json", *sock]) == 0
+    assert json.loads(capsys.readouterr().out)["status"]["fps"] == 29.5
+
+    assert main(["ctl", "set", "parts.privacy_parts", '["face", "hands"]', *sock]) == 0
+    assert main(["ctl", "set", "effects.color", "#1e88e5", *sock]) == 0
+    assert main(["ctl", "set", "effects.blur_strength", "40", *sock]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        'parts.privacy_parts = ["face", "hands"]',
+        'effects.color = "#1e88e5"',
+        "effects.blur_strength = 40",
+    ]
+    assert app.calls[-3:] == [
+        ("set", ("parts.privacy_parts", ["face", "hands"])),
+        ("set", ("effects.color", "#1e88e5")),
+        ("set", ("effects.blur_strength", 40)),
+    ]
+
+    assert main(["ctl", "set", "effects.background", "blurr", *sock]) == 1
+    err = capsys.readouterr().err
+    assert err == 'pixcam: effects.background: "blurr" is not one of the choices\n'
+
+    assert main(["ctl", "toggle", *sock]) == 0
+    assert main(["ctl", "reload", *sock]) == 0
+    assert main(["ctl", "quit", *sock]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "effects off",
+        "configuration reloaded",
+        "pixcam is shutting down",
+    ]
+
+
+def test_cli_ctl_when_nothing_runs(sock_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ctl", "status", "--socket", str(sock_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"pixcam: pixcam is not running (nothing listens on {sock_path})\n"
+
+
+# ----------------------------------------------------------------------------- signals
+_SIGNAL_CHILD = """
+import sys, threading
+from pixcam.control import install_signal_handlers
+
+class App:
+    def __init__(self):
+        self.done = threading.Event()
+        self.enabled = True
+    def say(self, text):
+        print(text, flush=True)
+    def status(self): return {}
+    def set(self, key, value): pass
+    def toggle(self):
+        self.enabled = not self.enabled
+        self.say(f"toggle {self.enabled}")
+        return self.enabled
+    def reload(self): self.say("reload")
+    def quit(self):
+        self.say("quit")
+        if sys.argv[1] == "clean":
+            self.done.set()
+
+app = App()
+install_signal_handlers(app)
+app.say("ready")
+app.done.wait()
+app.say("bye")
+"""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "daemon"), env.get("PYTHONPATH", "")])
+    return env
+
+
+class _Child:
+    def __init__(self, mode: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _SIGNAL_CHILD, mode],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put("<eof>")
+
+    def next_line(self) -> str:
+        # The timeout only keeps a broken child from hanging the suite.
+        return self.lines.get(timeout=60)
+
+    def kill(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+
+def test_signals_call_the_app() -> None:
+    child = _Child("clean")
+    try:
+        assert child.next_line() == "ready"
+        child.kill(signal.SIGHUP)
+        assert child.next_line() == "reload"
+        child.kill(signal.SIGUSR1)
+        assert child.next_line() == "toggle False"
+        child.kill(signal.SIGUSR1)
+        assert child.next_line() == "toggle True"
+        child.kill(signal.SIGTERM)
+        assert child.next_line() == "quit"
+        assert child.next_line() == "bye"
+        assert child.proc.wait(timeout=60) == 0
+    finally:
+        child.proc.kill()
+
+
+def test_sigint_quits_and_a_second_one_forces_the_exit() -> None:
+    child = _Child("hang")  # quit() never finishes the shutdown
+    try:
+        assert child.next_line() == "ready"
+        child.kill(signal.SIGINT)
+        assert child.next_line() == "quit"
+        child.kill(signal.SIGINT)
+        assert child.proc.wait(timeout=60) == -signal.SIGINT
+    finally:
+        child.proc.kill()

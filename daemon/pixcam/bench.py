@@ -108,10 +108,4 @@ def bench_segment(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.bench_cmd == "segment":
-        return bench_segment(args)
-    if args.bench_cmd == "pipeline":
-        from pixcam import pipeline_bench
-
-        return pipeline_bench.run(args)
-    raise PixcamError(f"unknown benchmark {args.bench_cmd!r}")
+    return bench_segment(args)

@@ -146,13 +146,33 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-device", help="v4l2loopback device to write (default: auto)")
     p.add_argument("--background", choices=["blur", "image", "video", "color", "none"])
     p.add_argument("--image", help="background image (implies --background image)")
-    p.add_argument("--color", help='background colour "#rrggbb"')
-    p.add_argument("--blur", type=int, metavar="1..100", help="blur strength")
+    p.add_argument("--color", help='background colour "#rrggbb" (implies --background color)')
+    p.add_argument("--blur", type=int, metavar="1..100", help="blur strength (implies blur)")
     p.add_argument("--model", help="model name (see `pixcam models list`)")
     p.add_argument("--mirror", action=argparse.BooleanOptionalAction, help="mirror the picture")
     p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--config", metavar="FILE", help="config file (default: the user's)")
     p.set_defaults(handler=_cmd_run)
+
+
+# --------------------------------------------------------------------------- daemon
+def _cmd_daemon(args: argparse.Namespace) -> int:
+    from pixcam import daemon
+
+    return daemon.run_from_args(args)
+
+
+def _add_daemon(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "daemon",
+        help="the background service with tray icon and `pixcam ctl` (what `pixcam` alone runs)",
+    )
+    p.add_argument("--config", metavar="FILE", help="config file (default: the user's)")
+    p.add_argument("--input", metavar="FILE", help="loop a video file instead of the camera")
+    p.add_argument("--output", metavar="FILE", help="write an .mp4 instead of the virtual camera")
+    p.add_argument("--socket", metavar="PATH", help="control socket (default: the user's)")
+    p.add_argument("--no-tray", action="store_true", help="no tray icon even with a display")
+    p.set_defaults(handler=_cmd_daemon)
 
 
 # ---------------------------------------------------------------------------- bench
@@ -181,6 +201,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     pipe.add_argument("--frames", type=int, default=40, help="timed frames per setting")
     pipe.add_argument("--background", default="blur", help="blur|image|video|color|none")
+    pipe.add_argument(
+        "--internal-resolution", type=int, default=0, help="network input long side (0: model's)"
+    )
     pipe.set_defaults(handler=_cmd_bench_pipeline)
 
 
@@ -274,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(sub)
     _add_setup(sub)
     _add_ctl(sub)
+    _add_daemon(sub)
     return parser
 
 
@@ -287,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     handler: Handler | None = getattr(args, "handler", None)
+    if handler is None and args.command is None:
+        handler = _cmd_daemon  # bare `pixcam`: start the daemon (`--help` still prints help)
     if handler is None:
         parser.print_help()
         return 2

@@ -1,0 +1,85 @@
+"""Mask flicker vs lag of `Refiner`'s temporal smoothing, on the shared videos with the model.
+
+Per video and smoothing value, over the first `--frames` frames:
+- flicker: mean |alpha_t - alpha_{t-1}| (0..255) on pixels whose picture did not change
+  (grey-level change < 3 at a 1/4 downscale): mask change there is pure network noise;
+- lag: mean |alpha_t - alpha_t(smoothing 0)| on pixels whose picture changed (≥ 12 levels):
+  how far the smoothed mask trails a moving person.
+
+    .venv/bin/python bench/temporal_flicker.py [--frames 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEOS = REPO.parent / "shared" / "data" / "video"
+sys.path.insert(0, str(REPO / "daemon"))
+
+from pixcam.refine import Refiner, RefineSettings  # noqa: E402
+
+SMOOTHING = (0.0, 0.5, 0.8, 0.95)
+
+
+def frames_and_probs(path: Path, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from pixcam.segment import load_segmenter
+
+    seg = load_segmenter(None, threads=2)
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while len(out) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        h, w = frame.shape[:2]
+        out.append((frame, seg.run(frame).person_probability(size=(w // 4, h // 4))))
+    cap.release()
+    return out
+
+
+def measure(data: list[tuple[np.ndarray, np.ndarray]]) -> dict[float, tuple[float, float]]:
+    alphas = {s: [] for s in SMOOTHING}
+    for s in SMOOTHING:
+        refiner = Refiner(RefineSettings(smoothing=s))
+        alphas[s] = [refiner.refine(f, p).astype(np.int16) for f, p in data]
+    greys = [
+        cv2.cvtColor(cv2.resize(f, None, fx=0.25, fy=0.25), cv2.COLOR_BGR2GRAY) for f, _ in data
+    ]
+    h, w = data[0][0].shape[:2]
+    result = {}
+    for s in SMOOTHING:
+        flick, lag = [], []
+        for t in range(1, len(data)):
+            change = cv2.absdiff(greys[t], greys[t - 1])
+            change = cv2.resize(change, (w, h), interpolation=cv2.INTER_NEAREST)
+            still, moving = change < 3, change >= 12
+            flick.append(np.abs(alphas[s][t] - alphas[s][t - 1])[still].mean())
+            if moving.any():
+                lag.append(np.abs(alphas[s][t] - alphas[0.0][t])[moving].mean())
+        result[s] = (float(np.mean(flick)), float(np.mean(lag)) if lag else 0.0)
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=120)
+    args = ap.parse_args()
+    videos = sorted(VIDEOS.glob("*.mp4"))
+    if not videos:
+        print(f"no videos in {VIDEOS}", file=sys.stderr)
+        return 1
+    print(f"{'video':<28}{'smoothing':>10}{'flicker':>10}{'lag':>10}")
+    for path in videos:
+        for s, (flicker, lag) in measure(frames_and_probs(path, args.frames)).items():
+            print(f"{path.stem:<28}{s:>10.2f}{flicker:>10.3f}{lag:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

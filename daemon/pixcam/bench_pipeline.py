@@ -1,0 +1,144 @@
+"""`pixcam bench pipeline`: where the time of one frame goes, stage by stage.
+
+Frames are decoded up front (decode is timed on its own and listed separately) and the 1080p
+case is the same video upscaled in memory. Each stage is timed in wall milliseconds and in
+process CPU milliseconds (`time.process_time`, which includes XNNPACK's worker threads, so with
+2 threads CPU can exceed wall). Medians over the timed frames; the same process runs every
+setting, so the ratios between columns are meaningful even on a busy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pixcam.errors import PixcamError
+from pixcam.pipeline import WORK_DIVISOR, compose_settings_from, refine_settings_from
+from pixcam.runconfig import load_run_config, with_overrides
+
+DEFAULT_VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/presenter-1280x720.mp4"
+WARMUP = 5
+STAGES = ("decode", "segment", "refine", "compose", "total", "sink (BGR→I420)")
+# What the issue asks for, per frame, excluding video decode.
+TARGET_MS = {720: 8.0, 1080: 16.0}
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, (time.perf_counter() - w) * 1e3, (time.process_time() - c) * 1e3
+
+
+def decode_frames(path: Path, count: int) -> tuple[list[np.ndarray], list[float], list[float]]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise PixcamError(f"cannot open video {path}")
+    frames, wall, cpu = [], [], []
+    while len(frames) < count:
+        (ok, frame), w, c = _timed(cap.read)
+        if not ok:
+            break
+        frames.append(frame)
+        wall.append(w)
+        cpu.append(c)
+    cap.release()
+    if not frames:
+        raise PixcamError(f"no frames decoded from {path}")
+    return frames, wall, cpu
+
+
+def bench_setting(cfg: Any, frames: list[np.ndarray], threads: int) -> dict[str, tuple]:
+    """Median (wall ms, cpu ms) per stage for one resolution and thread count."""
+    from pixcam.compose import Compositor
+    from pixcam.refine import Refiner
+    from pixcam.segment import load_segmenter
+
+    name = None if cfg.model.name in ("", "default") else cfg.model.name
+    seg = load_segmenter(name, threads=threads, internal_resolution=cfg.model.internal_resolution)
+    refiner = Refiner(refine_settings_from(cfg))
+    compositor = Compositor(compose_settings_from(cfg))
+    h, w = frames[0].shape[:2]
+    small = (w // WORK_DIVISOR, h // WORK_DIVISOR)
+    samples: dict[str, list[tuple[float, float]]] = {s: [] for s in STAGES[1:]}
+    for i, frame in enumerate(frames):
+        prob, ws, cs = _timed(lambda f=frame: seg.run(f, parts=False).person_probability(small))
+        alpha, wr, cr = _timed(lambda f=frame, p=prob: refiner.refine(f, p))
+        out, wc, cc = _timed(lambda f=frame, a=alpha: compositor.compose(f, a))
+        _, wk, ck = _timed(lambda o=out: cv2.cvtColor(o, cv2.COLOR_BGR2YUV_I420))
+        if i < WARMUP:
+            continue
+        samples["segment"].append((ws, cs))
+        samples["refine"].append((wr, cr))
+        samples["compose"].append((wc, cc))
+        samples["total"].append((ws + wr + wc, cs + cr + cc))
+        samples["sink (BGR→I420)"].append((wk, ck))
+    return {
+        k: (statistics.median(x for x, _ in v), statistics.median(y for _, y in v))
+        for k, v in samples.items()
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    video = Path(args.video) if args.video else DEFAULT_VIDEO
+    if not video.is_file():
+        raise PixcamError(f"benchmark video {video} not found; pass --video FILE")
+    overrides: dict[str, dict[str, Any]] = {"effects": {"background": args.background}}
+    overrides["model"] = {"internal_resolution": args.internal_resolution}
+    if args.model:
+        overrides["model"]["name"] = args.model
+    cfg = with_overrides(load_run_config(None), overrides)
+    threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    frames720, dec_wall, dec_cpu = decode_frames(video, args.frames + WARMUP)
+    h, w = frames720[0].shape[:2]
+    # The 1080p case: the same frames upscaled in memory (decode of a real 1080p file would be
+    # ~2.25x the 720p decode; it is listed, not counted).
+    scale = 1080 / h
+    frames1080 = [
+        cv2.resize(f, (round(w * scale), 1080), interpolation=cv2.INTER_LINEAR) for f in frames720
+    ]
+    decode = (statistics.median(dec_wall[WARMUP:]), statistics.median(dec_cpu[WARMUP:]))
+
+    columns: list[tuple[str, dict[str, tuple]]] = []
+    for label, frames in ((f"{h}p", frames720), ("1080p", frames1080)):
+        for t in threads:
+            result = bench_setting(cfg, frames, t)
+            result["decode"] = decode if frames is frames720 else (float("nan"), float("nan"))
+            columns.append((f"{label} {t}t", result))
+
+    model = cfg.model.name
+    res = cfg.model.internal_resolution or "model default"
+    print(
+        f"pixcam bench pipeline: {video.name}, model {model} (internal resolution {res}), "
+        f"background {args.background}, "
+        f"{args.frames} timed frames after {WARMUP} warm-up; median ms, wall / CPU"
+    )
+    head = f"{'stage':<18}" + "".join(f"{name:>18}" for name, _ in columns)
+    print(head)
+    print("-" * len(head))
+    for stage in STAGES:
+        cells = []
+        for _, res in columns:
+            wall, cpu = res[stage]
+            cells.append(f"{'-':>18}" if np.isnan(wall) else f"{wall:>8.1f} / {cpu:<7.1f}")
+        print(f"{stage:<18}" + "".join(f"{c:>18}" for c in cells))
+    print(
+        "total = segment + refine + compose (no decode, no sink). "
+        f"Target: ≤ {TARGET_MS[720]:g} ms at 720p, ≤ {TARGET_MS[1080]:g} ms at 1080p."
+    )
+    for name, res in columns:
+        wall, cpu = res["total"]
+        target = TARGET_MS[1080] if name.startswith("1080") else TARGET_MS[720]
+        verdict = "meets" if cpu <= target else "misses"
+        no_inf = res["refine"][1] + res["compose"][1]
+        print(
+            f"  {name}: {cpu:.1f} CPU ms ({wall:.1f} wall) {verdict} the {target:g} ms target; "
+            f"without inference {no_inf:.1f} CPU ms"
+        )
+    return 0

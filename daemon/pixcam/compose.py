@@ -1,0 +1,426 @@
+"""Backgrounds and blending: frame + alpha → the picture the virtual camera shows.
+
+`Compositor.compose(frame_bgr, alpha_u8)` puts the person (alpha 255) over a background chosen by
+`ComposeSettings.background`: a blur of the frame itself, a still image, a looping video, a
+solid colour, or "none" (the frame is returned untouched). Everything stays uint8 at full
+resolution; the blur works on a 1/2..1/16 downscale chosen from its strength, where the eye
+cannot tell. The final blend is `fg·a/255 + bg·(255-a)/255` with cv2's saturating uint8
+multiply/add: ~2 ms at 720p, where a float blend costs 10-30 ms.
+
+Settings change live with `update()`; a missing or unreadable image or video raises
+`PixcamError` and leaves the previous background in place.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from pixcam.errors import PixcamError
+
+MODES = ("blur", "image", "video", "color", "none")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+REPO_BACKGROUNDS = Path(__file__).resolve().parents[2] / "backgrounds"
+
+
+@dataclass(frozen=True)
+class ComposeSettings:
+    """What goes behind the person; mirrors the `[effects]` config section."""
+
+    background: str = "blur"  # one of MODES
+    blur_strength: int = 40  # 1..100
+    image: str = "studio-grey.png"  # path, or a name looked up by find_background()
+    video: str = ""  # likewise, for background = "video"
+    color: str = "#2e7d32"  # "#rrggbb"
+    mirror: bool = False  # flip the picture horizontally (the background image is not)
+
+    def __post_init__(self) -> None:
+        if self.background not in MODES:
+            raise PixcamError(
+                f"unknown background {self.background!r}: use one of {', '.join(MODES)}"
+            )
+        if not 1 <= self.blur_strength <= 100:
+            raise PixcamError(f"blur strength {self.blur_strength} is out of range: use 1..100")
+        parse_color(self.color)
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """'#rrggbb' → (b, g, r), OpenCV's channel order."""
+    t = text.strip()
+    if len(t) != 7 or t[0] != "#":
+        raise PixcamError(f"colour {text!r} is not of the form #rrggbb (e.g. #2e7d32)")
+    try:
+        r, g, b = (int(t[i : i + 2], 16) for i in (1, 3, 5))
+    except ValueError:
+        raise PixcamError(f"colour {text!r} is not of the form #rrggbb (e.g. #2e7d32)") from None
+    return b, g, r
+
+
+# ------------------------------------------------------------------------- file lookup
+def background_dirs() -> list[Path]:
+    """Where bare background names are looked up: the user's folder first, then the repo's."""
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return [data_home / "pixcam" / "backgrounds", REPO_BACKGROUNDS]
+
+
+def find_background(name: str) -> Path:
+    """Resolve a background image/video setting to an existing file.
+
+    A value with a directory part (or ~) is a path; a bare name such as "studio-grey.png" (or
+    "studio-grey") is searched in `background_dirs()`.
+    """
+    if not name.strip():
+        raise PixcamError("no background file set: give a path or a name from backgrounds/")
+    p = Path(name).expanduser()
+    if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
+        if p.is_file():
+            return p
+        raise PixcamError(f"background file {p} not found: check the path")
+    for folder in background_dirs():
+        candidates = [folder / name]
+        if not p.suffix:  # allow "studio-grey" for "studio-grey.png"
+            candidates += [folder / (name + s) for s in IMAGE_SUFFIXES]
+        for c in candidates:
+            if c.is_file():
+                return c
+    where = " or ".join(str(d) for d in background_dirs())
+    raise PixcamError(f"background {name!r} not found in {where}: give a path or copy it there")
+
+
+def cover_fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale `img` to cover `size` (w, h) keeping its aspect, then centre-crop (no bars)."""
+    w, h = size
+    ih, iw = img.shape[:2]
+    if (iw, ih) == (w, h):
+        return img
+    scale = max(w / iw, h / ih)
+    sw, sh = max(w, round(iw * scale)), max(h, round(ih * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(img, (sw, sh), interpolation=interp)
+    x, y = (sw - w) // 2, (sh - h) // 2
+    return np.ascontiguousarray(scaled[y : y + h, x : x + w])
+
+
+def load_image(name: str) -> np.ndarray:
+    path = find_background(name)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise PixcamError(f"cannot read background image {path}: use a PNG or JPEG file")
+    return img
+
+
+# ------------------------------------------------------------------------------ blend
+class _Scratch:
+    """Temporaries reused across frames (saves page-faulting megabytes per frame).
+
+    Views of two flat buffers that grow to the largest size asked for, so a region that changes
+    size every frame does not reallocate.
+    """
+
+    def __init__(self) -> None:
+        self._a = np.empty(0, np.uint8)
+        self._b = np.empty(0, np.uint8)
+
+    def get(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        n = int(np.prod(shape))
+        if self._a.size < n:
+            self._a, self._b = np.empty(n, np.uint8), np.empty(n, np.uint8)
+        return self._a[:n].reshape(shape), self._b[:n].reshape(shape)
+
+
+def blend_dense(
+    fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, scratch: _Scratch | None = None
+) -> np.ndarray:
+    """fg·a + bg·(1-a) in uint8 (each product rounded, so ±1 level; exact at a = 0 and 255).
+
+    cv2's saturating uint8 multiply/add: 5 SIMD passes, ~1.8 ms at 720p on one core, where
+    cv2.blendLinear (float weights) takes ~6.5 ms and numpy uint16 math ~18 ms.
+    """
+    a3, inv3 = (scratch or _Scratch()).get(fg.shape)
+    cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a3)
+    out = cv2.multiply(fg, a3, scale=1 / 255)
+    cv2.bitwise_not(a3, dst=inv3)
+    cv2.multiply(bg, inv3, dst=inv3, scale=1 / 255)
+    return cv2.add(out, inv3, dst=out)
+
+
+def blend(
+    fg: np.ndarray,
+    bg: np.ndarray,
+    alpha: np.ndarray,
+    scratch: _Scratch | None = None,
+    *,
+    reuse_bg: bool = False,
+) -> np.ndarray:
+    """Like `blend_dense`, but only inside the bounding box of alpha > 0: outside it the
+    output is the background, copied (or, with `reuse_bg`, written into `bg` itself)."""
+    x, y, w, h = cv2.boundingRect(alpha)  # of the non-zero pixels; one cheap 1-channel pass
+    out = bg if reuse_bg else bg.copy()
+    if w and h:
+        roi = (slice(y, y + h), slice(x, x + w))
+        out[roi] = blend_dense(fg[roi], bg[roi], alpha[roi], scratch)
+    return out
+
+
+# ------------------------------------------------------------------------ backgrounds
+class _Background(Protocol):
+    fresh: bool  # get() returns a new array each call, which the blend may write into
+
+    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """The background for this frame, frame-sized uint8 BGR (not to be modified unless
+        `fresh`)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def halve_to(img: np.ndarray, factor: int) -> np.ndarray:
+    """Area-downscale by a power of two, one fast 2× step at a time."""
+    while factor > 1:
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        factor //= 2
+    return img
+
+
+class BlurBackground:
+    """The frame blurred with the person masked out, so no halo of their colours.
+
+    bg = blur(frame·w) / blur(w) with w = 1 - (dilated) alpha: each background pixel is an
+    average of background only. Computed on a power-of-two downscale where the blur is still
+    ≥ ~1.1 px wide (so the small image is band-limited and its bilinear upscale looks smooth).
+    """
+
+    MIN_SMALL_SIGMA = 1.1
+    MAX_FACTOR = 16
+    fresh = True
+
+    def __init__(self, strength: int) -> None:
+        self.strength = strength
+
+    def sigma(self, short_side: int) -> float:
+        """Gaussian sigma in full-resolution pixels: strength 100 = 1/16 of the short side
+        (45 px at 720p), so a setting looks the same at any resolution."""
+        return self.strength / 100 * short_side / 16
+
+    def factor(self, short_side: int) -> int:
+        """Downscale factor 2..16 keeping the small-image sigma ≥ MIN_SMALL_SIGMA."""
+        f, sigma = 2, self.sigma(short_side)
+        while (
+            f < self.MAX_FACTOR
+            and sigma / (2 * f) >= self.MIN_SMALL_SIGMA
+            and short_side // (2 * f) >= 16
+        ):
+            f *= 2
+        return f
+
+    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        f = self.factor(min(h, w))
+        sw, sh = max(1, w // f), max(1, h // f)
+        small = cv2.resize(halve_to(frame, f), (sw, sh), interpolation=cv2.INTER_AREA)
+        a_small = cv2.resize(halve_to(alpha, f), (sw, sh), interpolation=cv2.INTER_AREA)
+        # Dilate: a small pixel that straddles the outline carries some person colour.
+        a_small = cv2.dilate(a_small, np.ones((3, 3), np.uint8))
+        weight = cv2.subtract(255, a_small).astype(np.float32) * np.float32(1 / 255)
+        # One 4-channel blur of premultiplied (B·w, G·w, R·w, 255·w) instead of separate ones;
+        # cv2 calls on contiguous arrays, numpy on strided 4-channel views is ~10× slower here.
+        stack = cv2.multiply(
+            cv2.cvtColor(small, cv2.COLOR_BGR2BGRA).astype(np.float32), cv2.merge([weight] * 4)
+        )
+        sigma = max(0.5, self.sigma(min(h, w)) / f)
+        blurred = cv2.GaussianBlur(stack, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        b, g, r, den = cv2.split(blurred)
+        # Where the window holds no background (den → 0, deep inside the person, so under
+        # alpha ≈ 255) fall back smoothly to the mean background colour instead of 0/0.
+        sums = cv2.sumElems(stack)
+        mean_bg = [c * 255 / sums[3] for c in sums[:3]] if sums[3] > 0 else [128.0] * 3
+        eps = 1e-3  # in units of w; den is 255·w
+        inv = cv2.divide(1.0, cv2.add(den, 255 * eps))
+        bgr = cv2.merge([cv2.add(c, eps * m) for c, m in zip((b, g, r), mean_bg, strict=True)])
+        # A weighted mean of 0..255 values; the saturating conversion only guards rounding.
+        bg_u8 = cv2.multiply(bgr, cv2.merge([inv] * 3), dtype=cv2.CV_8U, scale=255)
+        return cv2.resize(bg_u8, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def close(self) -> None:
+        pass
+
+
+class ImageBackground:
+    """A still image, cover-fitted once per frame size."""
+
+    fresh = False
+
+    def __init__(self, name: str) -> None:
+        self.image = load_image(name)
+        self._fitted: np.ndarray | None = None
+
+    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        if self._fitted is None or self._fitted.shape[:2] != (h, w):
+            self._fitted = cover_fit(self.image, (w, h))
+        return self._fitted
+
+    def close(self) -> None:
+        pass
+
+
+class ColorBackground(ImageBackground):
+    def __init__(self, color: str) -> None:
+        self.image = np.full((1, 1, 3), parse_color(color), np.uint8)
+        self._fitted = None
+
+    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        if self._fitted is None or self._fitted.shape[:2] != (h, w):
+            self._fitted = np.full((h, w, 3), self.image[0, 0], np.uint8)
+        return self._fitted
+
+
+class VideoBackground:
+    """A video file looping at its own frame rate, whatever the camera's rate.
+
+    Decoding runs in the caller's thread: a 720p H.264 frame costs a few ms; a busy pipeline
+    may want a lower-resolution clip.
+    """
+
+    MAX_SKIP = 3  # frames dropped per call at most when the camera is slower than the video
+    fresh = False
+
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = find_background(name)
+        self._cap = cv2.VideoCapture(str(self.path))
+        ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
+        if not ok or first is None:
+            self._cap.release()
+            raise PixcamError(f"cannot read background video {self.path}: use an MP4 or WebM file")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 30.0
+        self._clock = clock
+        self._start = self._clock()
+        self._index = 0  # index of self._frame since the start (not wrapped)
+        self._frame = first
+        self._fitted: np.ndarray | None = None
+
+    def _advance(self) -> None:
+        """Read until the frame due now (by wall clock); reuse the last one if early."""
+        due = int((self._clock() - self._start) * self.fps)
+        steps = min(due - self._index, self.MAX_SKIP + 1)
+        if steps <= 0:
+            return
+        for _ in range(steps - 1):
+            if not self._cap.grab():
+                break
+        ok, frame = self._cap.read()
+        if not ok:  # end of file: loop
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._cap.read()
+        self._index = due
+        if ok:
+            self._frame = frame
+            self._fitted = None
+
+    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        self._advance()
+        h, w = frame.shape[:2]
+        if self._fitted is None or self._fitted.shape[:2] != (h, w):
+            self._fitted = cover_fit(self._frame, (w, h))
+        return self._fitted
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def make_background(
+    settings: ComposeSettings, clock: Callable[[], float] = time.monotonic
+) -> _Background | None:
+    """Build (load, open) the background for `settings`; None for mode "none"."""
+    mode = settings.background
+    if mode == "blur":
+        return BlurBackground(settings.blur_strength)
+    if mode == "image":
+        return ImageBackground(settings.image)
+    if mode == "video":
+        return VideoBackground(settings.video, clock)
+    if mode == "color":
+        return ColorBackground(settings.color)
+    return None
+
+
+# ------------------------------------------------------------------------- compositor
+class Compositor:
+    """Thread-safe: `update()` may run in the control thread while `compose()` runs."""
+
+    def __init__(
+        self, settings: ComposeSettings | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`clock` paces background videos (tests and benchmarks pass a fake one)."""
+        self._settings = settings or ComposeSettings()
+        self._clock = clock
+        self._background = make_background(self._settings, clock)
+        self._scratch = _Scratch()
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> ComposeSettings:
+        return self._settings
+
+    def update(self, settings: ComposeSettings | None = None, **changes: object) -> None:
+        """Apply new settings (whole, or single fields by keyword).
+
+        The new background is loaded before anything changes, so on `PixcamError` (missing or
+        unreadable file) the previous background keeps running.
+        """
+        new = settings or self._settings
+        if changes:
+            new = replace(new, **changes)
+        old = self._settings
+        if _same_background(old, new):
+            self._settings = new  # e.g. only `mirror` or an unused field changed
+            return
+        background = make_background(new, self._clock)  # may raise: nothing changed yet
+        with self._lock:
+            previous, self._background, self._settings = self._background, background, new
+        if previous is not None:
+            previous.close()
+
+    def compose(self, frame_bgr: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
+        """The output frame; mode "none" without mirror returns `frame_bgr` itself."""
+        with self._lock:
+            s, background = self._settings, self._background
+            if s.mirror:
+                frame_bgr = cv2.flip(frame_bgr, 1)
+                alpha_u8 = cv2.flip(alpha_u8, 1)
+            if background is None:
+                return frame_bgr
+            if alpha_u8.shape != frame_bgr.shape[:2]:
+                raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame_bgr.shape}")
+            bg = background.get(frame_bgr, alpha_u8)
+            return blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._background is not None:
+                self._background.close()
+
+
+def _same_background(a: ComposeSettings, b: ComposeSettings) -> bool:
+    """True when switching a → b needs no new file loaded or opened."""
+    if a.background != b.background:
+        return False
+    if a.background == "image":
+        return a.image == b.image
+    if a.background == "video":
+        return a.video == b.video
+    if a.background == "color":
+        return a.color == b.color
+    if a.background == "blur":
+        return a.blur_strength == b.blur_strength
+    return True

@@ -1,0 +1,381 @@
+"""Frame sources: a physical camera (OpenCV, V4L2) or a video file, newest frame only.
+
+Every source runs one capture thread that overwrites a single slot with the newest frame, so a
+slow consumer drops frames instead of building a queue: latency never grows. `read()` hands out
+each frame at most once and raises `SourceError` once the device has failed for good (unplugged,
+read errors); the pipeline then shows a placeholder and reopens with backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pixcam.errors import PixcamError
+
+log = logging.getLogger("pixcam.sources")
+
+# OpenCV's V4L2 backend waits 10 s in select() for each frame of a stalled camera, during which
+# the capture thread can neither report the fault nor release the device. It reads this once,
+# at the first camera read (not at import), and has no CAP_PROP for it on V4L2.
+os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "2")
+
+SYSFS_V4L = Path("/sys/class/video4linux")
+# A camera that fails this many reads in a row is treated as gone (about 1 s at 30 fps).
+MAX_READ_FAILURES = 30
+# How long the first frame may take: a busy or broken device never delivers one.
+FIRST_FRAME_TIMEOUT_S = 5.0
+
+
+class SourceError(PixcamError):
+    """The source stopped delivering frames (device unplugged, read errors, busy)."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to open: a camera (`device`) or, when `path` is set, a video file."""
+
+    device: str | int = "auto"
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    mjpg: bool = True
+    path: str | None = None
+    # File only: start over at the end (camera emulation) or stop there (offline rendering).
+    loop: bool = True
+    # File only: pace at the file's fps and drop frames like a camera (True), or hand out every
+    # frame in order and wait for the consumer (False; offline rendering, tests, benchmarks).
+    realtime: bool = True
+
+
+class Source:
+    """Base class: a capture thread filling a newest-frame slot."""
+
+    name: str = "source"
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._seq = 0  # sequence number of the frame in the slot
+        self._taken = 0  # sequence number of the last frame handed out
+        self._error: SourceError | None = None
+        self._ended = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Lock-step mode: the producer waits until the consumer took the frame (no drops).
+        self._lockstep = False
+
+    # ----------------------------------------------------------------- consumer side
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"capture {self.name}", daemon=True)
+        self._thread.start()
+
+    def read(self, timeout: float = 1.0) -> np.ndarray | None:
+        """The newest frame not yet returned, waiting up to `timeout` s; None if none came.
+
+        Raises `SourceError` when the source has failed, and `EOFError` at the end of a
+        non-looping file.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._seq == self._taken:
+                if self._error is not None:
+                    raise self._error
+                if self._ended:
+                    raise EOFError(self.name)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            self._taken = self._seq
+            frame = self._frame
+            self._cond.notify_all()  # wakes a lock-step producer
+            return frame
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=3.0)
+        self._release()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- producer side
+    def _publish(self, frame: np.ndarray) -> None:
+        with self._cond:
+            if self._lockstep:
+                while self._seq != self._taken and not self._stop.is_set():
+                    self._cond.wait(0.1)
+            self._frame = frame
+            self._seq += 1
+            self._cond.notify_all()
+
+    def _fail(self, message: str) -> None:
+        log.warning("%s", message)
+        with self._cond:
+            self._error = SourceError(message)
+            self._cond.notify_all()
+
+    def _end(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- cameras
+def _video_index(path: str) -> int | None:
+    m = re.fullmatch(r"/dev/video(\d+)", path)
+    return int(m.group(1)) if m else None
+
+
+def is_loopback(node: str, sysfs: Path = SYSFS_V4L) -> bool:
+    """True for a v4l2loopback node: its sysfs device lives under /sys/devices/virtual."""
+    link = sysfs / node
+    try:
+        return "/virtual/" in str(link.resolve())
+    except OSError:
+        return False
+
+
+def list_cameras(dev: Path = Path("/dev"), sysfs: Path = SYSFS_V4L) -> list[str]:
+    """`/dev/videoN` nodes that are not loopbacks (our own output must never be an input)."""
+    nodes = sorted(
+        (p.name for p in dev.glob("video*") if re.fullmatch(r"video\d+", p.name)),
+        key=lambda n: int(n[5:]),
+    )
+    return [str(dev / n) for n in nodes if not is_loopback(n, sysfs)]
+
+
+def holders(path: str) -> list[str]:
+    """Other processes holding `path` open, as "name (pid)", for a "busy" hint (like fuser)."""
+    found = []
+    try:
+        target = os.stat(path).st_rdev
+    except OSError:
+        return found
+    me = os.getpid()
+    for pid_dir in Path("/proc").glob("[0-9]*"):
+        if int(pid_dir.name) == me:
+            continue
+        try:
+            for fd in (pid_dir / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    st = os.stat(fd)
+                    if st.st_rdev == target and os.path.realpath(fd) == os.path.realpath(path):
+                        comm = (pid_dir / "comm").read_text().strip()
+                        found.append(f"{comm} ({pid_dir.name})")
+                        break
+        except OSError:
+            continue
+    return found
+
+
+def _fourcc_str(value: float) -> str:
+    v = int(value)
+    return "".join(chr((v >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00") or "?"
+
+
+class CameraSource(Source):
+    """A physical camera through OpenCV's V4L2 backend."""
+
+    def __init__(self, spec: SourceSpec, device: str) -> None:
+        super().__init__()
+        self.spec = spec
+        self.name = device
+        self._cap = self._open(spec, device)
+
+    @staticmethod
+    def _open(spec: SourceSpec, device: str) -> cv2.VideoCapture:
+        if not os.path.exists(device):
+            raise SourceError(f"camera {device} does not exist; use --input FILE to use a video")
+        if not os.access(device, os.R_OK | os.W_OK):
+            raise SourceError(
+                f"no permission to open {device}; add yourself to the 'video' group "
+                "(sudo usermod -aG video $USER) and log in again"
+            )
+        index = _video_index(device)
+        cap = cv2.VideoCapture(index if index is not None else device, cv2.CAP_V4L2)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"camera {device} could not be opened{_busy_hint(device)}")
+        # MJPG first: many drivers only honour the FOURCC when it is set before the geometry,
+        # and YUYV gives 5-10 fps at 720p/1080p over USB 2.
+        if spec.mjpg and spec.height >= 720:
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, spec.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, spec.height)
+        cap.set(cv2.CAP_PROP_FPS, spec.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # driver-side queue as short as possible too
+        return cap
+
+    def start(self) -> None:
+        cap = self._cap
+        self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or self.spec.fps
+        log.info(
+            "camera %s: asked %dx%d@%g%s, granted %dx%d@%g %s",
+            self.name,
+            self.spec.width,
+            self.spec.height,
+            self.spec.fps,
+            " MJPG" if self.spec.mjpg and self.spec.height >= 720 else "",
+            self.width,
+            self.height,
+            self.fps,
+            _fourcc_str(cap.get(cv2.CAP_PROP_FOURCC)),
+        )
+        super().start()
+
+    def _run(self) -> None:
+        failures = 0
+        got_any = False
+        started = time.monotonic()
+        while not self._stop.is_set():
+            ok, frame = self._cap.read()
+            if ok and frame is not None and frame.ndim == 3:
+                failures = 0
+                got_any = True
+                self._publish(frame)
+                continue
+            failures += 1
+            if not got_any and time.monotonic() - started > FIRST_FRAME_TIMEOUT_S:
+                self._fail(f"camera {self.name} gives no frames{_busy_hint(self.name)}")
+                return
+            if not os.path.exists(self.name):
+                self._fail(f"camera {self.name} was unplugged")
+                return
+            if got_any and failures >= MAX_READ_FAILURES:
+                self._fail(f"camera {self.name}: {failures} read errors in a row")
+                return
+            time.sleep(0.03)
+
+    def _release(self) -> None:
+        self._cap.release()
+
+
+def _busy_hint(device: str) -> str:
+    users = holders(device)
+    if users:
+        return f": it is busy, in use by {', '.join(users)}; close that application"
+    return ": is another application using it?"
+
+
+# ------------------------------------------------------------------------ video files
+class FileSource(Source):
+    """A video file that behaves like a camera: paced at its own fps, looping, newest only."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        super().__init__()
+        assert spec.path is not None
+        self.spec = spec
+        self.name = spec.path
+        if not os.path.isfile(spec.path):
+            raise PixcamError(f"input video {spec.path} does not exist")
+        self._cap = cv2.VideoCapture(spec.path)
+        ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
+        if not ok or first is None:
+            self._cap.release()
+            raise PixcamError(f"input {spec.path} is not a video OpenCV can decode")
+        self._first: np.ndarray | None = first
+        self.height, self.width = first.shape[:2]
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS))
+        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
+        self._lockstep = not spec.realtime
+
+    def _run(self) -> None:
+        period = 1.0 / self.fps
+        next_t = time.monotonic()
+        frame, self._first = self._first, None
+        while not self._stop.is_set():
+            if frame is None:
+                ok, frame = self._cap.read()
+                if not ok or frame is None:
+                    if not self.spec.loop:
+                        self._end()
+                        return
+                    # Reopen rather than seek: seeking to 0 is unreliable for some containers.
+                    self._cap.release()
+                    self._cap = cv2.VideoCapture(self.spec.path)
+                    ok, frame = self._cap.read()
+                    if not ok or frame is None:
+                        self._fail(f"input {self.name} could not be read again")
+                        return
+            if self.spec.realtime:
+                delay = next_t - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                # Never try to catch up after a stall: a camera would not either.
+                next_t = max(next_t + period, time.monotonic() - period)
+            self._publish(frame)
+            frame = None
+
+    def _release(self) -> None:
+        self._cap.release()
+
+
+# --------------------------------------------------------------------------- opening
+def open_source(spec: SourceSpec) -> Source:
+    """Open (and start) the camera or file described by `spec`.
+
+    Raises `PixcamError` with a one-line fix when there is no camera, it is busy or missing.
+    """
+    if spec.path:
+        src: Source = FileSource(spec)
+    else:
+        src = _open_camera(spec)
+    src.start()
+    return src
+
+
+def _open_camera(spec: SourceSpec) -> CameraSource:
+    device = str(spec.device).strip()
+    if device.isdigit():
+        return CameraSource(spec, f"/dev/video{device}")
+    if device != "auto":
+        return CameraSource(spec, device)
+    cameras = list_cameras()
+    if not cameras:
+        raise SourceError(
+            "no camera found (no /dev/video* capture device); "
+            "use --input FILE to run on a video file instead"
+        )
+    errors = []
+    for cam in cameras:
+        # UVC cameras add a metadata-only node that does not open for capture: the first
+        # node that really opens is the camera.
+        try:
+            return CameraSource(spec, cam)
+        except SourceError as exc:
+            errors.append(str(exc))
+    raise SourceError(
+        f"no camera could be opened ({'; '.join(errors)}); use --input FILE to use a video"
+    )

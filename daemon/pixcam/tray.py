@@ -1,0 +1,486 @@
+"""The system tray icon and its menu (pystray, gtk or appindicator backend).
+
+Every menu action goes through the daemon's `set()`, the same path as `pixcam ctl set`: the
+value is validated and written to the config file (`config.set_value`), then handed to the
+running pipeline, which applies it before the next frame.
+
+pystray is imported lazily and any failure means "no tray": without a display, `import
+pystray` raises Xlib's DisplayNameError (not an ImportError); without PyGObject it silently
+falls back to its xorg backend, which has no menu and whose clicks never arrive (pystray
+0.19.5), so that counts as "no tray" too. The daemon then runs headless and says so once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from PIL import Image, ImageDraw
+
+from pixcam.errors import PixcamError
+
+log = logging.getLogger(__name__)
+
+ICON_SIZE = 64
+APP_ID = "pixcam"  # icon name, and GLib prgname: the tray window's WM_CLASS
+STATES = ("active", "paused", "off", "error")
+BLUR_STEPS = (("Light", 15), ("Medium", 40), ("Strong", 70), ("Maximum", 100))
+RESOLUTIONS = ((0, "Model's own size"), (256, "256 px (fastest)"), (384, "384 px"))
+RESOLUTIONS += ((512, "512 px"), (640, "640 px (sharpest)"))
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+SYSTEM_BACKGROUNDS = Path("/usr/share/backgrounds")
+MAX_SYSTEM_IMAGES = 40  # a menu of hundreds of wallpapers is unusable
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STATE_POLL_S = 1.0  # how often the icon follows camera faults and on-demand changes
+
+
+class TrayApp(Protocol):
+    """What the tray needs from the daemon (which also implements `control.App`)."""
+
+    @property
+    def config(self) -> Any:
+        """The Config the pipeline currently runs with."""
+        ...
+
+    @property
+    def config_path(self) -> Path: ...
+
+    @property
+    def camera_paused(self) -> bool:
+        """The user's "pause camera" switch (not the on-demand state)."""
+        ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+    def toggle(self) -> bool: ...
+
+    def pause_camera(self, paused: bool) -> None: ...
+
+    def tray_state(self) -> tuple[str, str]:
+        """(one of STATES, a one-line tooltip)."""
+        ...
+
+    def quit(self) -> None: ...
+
+
+# ------------------------------------------------------------------------------- icon
+_COLOURS = {
+    "active": (46, 160, 67),
+    "paused": (120, 124, 130),
+    "off": (33, 118, 210),
+    "error": (211, 47, 47),
+}
+
+
+def icon_image(state: str, size: int = ICON_SIZE) -> Image.Image:
+    """A camera glyph whose colour and badge show the state.
+
+    active: green camera with a lens; paused: grey with pause bars; off (effects off, plain
+    camera picture): blue; error: red with "!". Shape and colour differ, so the state reads
+    also in monochrome panels.
+    """
+    s = size / 64
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    colour = _COLOURS[state]
+    # camera body and the viewfinder wedge on the right
+    d.rounded_rectangle((4 * s, 16 * s, 44 * s, 50 * s), radius=7 * s, fill=colour)
+    d.polygon([(46 * s, 28 * s), (60 * s, 19 * s), (60 * s, 47 * s), (46 * s, 38 * s)], fill=colour)
+    white = (255, 255, 255, 255)
+    cx, cy = 24 * s, 33 * s
+    if state == "paused":
+        d.rectangle((cx - 8 * s, cy - 9 * s, cx - 3 * s, cy + 9 * s), fill=white)
+        d.rectangle((cx + 3 * s, cy - 9 * s, cx + 8 * s, cy + 9 * s), fill=white)
+    elif state == "error":
+        d.rectangle((cx - 2.5 * s, cy - 11 * s, cx + 2.5 * s, cy + 3 * s), fill=white)
+        d.ellipse((cx - 3 * s, cy + 6 * s, cx + 3 * s, cy + 12 * s), fill=white)
+    else:
+        d.ellipse((cx - 10 * s, cy - 10 * s, cx + 10 * s, cy + 10 * s), fill=white)
+        d.ellipse((cx - 5 * s, cy - 5 * s, cx + 5 * s, cy + 5 * s), fill=colour)
+        if state == "off":  # a slash: effects off
+            d.line(
+                (cx - 12 * s, cy + 12 * s, cx + 12 * s, cy - 12 * s), fill=white, width=round(3 * s)
+            )
+    return img
+
+
+# ------------------------------------------------------------------------- menu choices
+def _label(path: Path) -> str:
+    return path.stem.replace("-", " ").replace("_", " ").capitalize()
+
+
+def _images_in(folder: Path) -> list[Path]:
+    with contextlib.suppress(OSError):
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return []
+
+
+def user_backgrounds_dir() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "pixcam" / "backgrounds"
+
+
+def background_choices() -> list[tuple[str, str]]:
+    """(label, effects.image value) for the user's and the bundled images.
+
+    Bare file names, looked up by the compositor in the same folders, user's first; a name
+    in both shows once (the user's copy wins there too).
+    """
+    from pixcam.compose import background_dirs
+
+    seen: dict[str, str] = {}
+    for folder in background_dirs():
+        for path in _images_in(folder):
+            seen.setdefault(path.name, _label(path))
+    return sorted(((label, name) for name, label in seen.items()), key=lambda c: c[0].lower())
+
+
+def system_background_choices(root: Path = SYSTEM_BACKGROUNDS) -> list[tuple[str, str]]:
+    """(label, absolute path) for the desktop's wallpapers, one folder level deep."""
+    if not root.is_dir():
+        return []
+    found = _images_in(root)
+    with contextlib.suppress(OSError):
+        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            found += _images_in(sub)
+    return [(_label(p), str(p)) for p in found[:MAX_SYSTEM_IMAGES]]
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(label, model.name value): the default, then every installed model."""
+    from pixcam import models
+
+    try:
+        default = models.default_model_name()
+        installed = [m.name for m in models.list_models() if m.installed]
+    except (PixcamError, OSError) as exc:  # a broken manifest must not kill the tray
+        log.error("tray: can't list models: %s", exc)
+        return [("Default", "default")]
+    return [(f"Default ({default})", "default")] + [(name, name) for name in installed]
+
+
+def default_config_text() -> str:
+    """The documented default config (config/default.toml) for a new user config file."""
+    for candidate in (REPO_ROOT / "config" / "default.toml",):
+        with contextlib.suppress(OSError):
+            return candidate.read_text(encoding="utf-8")
+    from pixcam.config import _NEW_FILE_HEADER
+
+    return _NEW_FILE_HEADER
+
+
+def ensure_config_file(path: Path) -> Path:
+    """Create the user's config from default.toml if it does not exist yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # "x" (O_EXCL): never clobber a file another writer created meanwhile
+        with contextlib.suppress(FileExistsError), open(path, "x", encoding="utf-8") as f:
+            f.write(default_config_text())
+            log.info("created %s from the defaults", path)
+    return path
+
+
+def launch(argv: list[str]) -> None:
+    """Start a desktop helper (xdg-open) without waiting for it; reap it in a thread."""
+    if shutil.which(argv[0]) is None:
+        raise PixcamError(f"{argv[0]} not found; install xdg-utils or open {argv[-1]} yourself")
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # our Ctrl-C must not reach the editor
+    )
+    threading.Thread(target=proc.wait, name="pixcam-launch", daemon=True).start()
+
+
+# ------------------------------------------------------------------------------- tray
+class Tray:
+    """Builds the icon and menu from the app's state; `start()` then `run()` (main thread)."""
+
+    def __init__(
+        self,
+        app: TrayApp,
+        *,
+        on_ready: Callable[[], None] | None = None,
+        launcher: Callable[[list[str]], None] = launch,
+    ) -> None:
+        self.app = app
+        self._on_ready = on_ready
+        self._launch = launcher
+        self._pystray: Any = None
+        self._icon: Any = None
+        self._state: tuple[str, str] | None = None
+        self._menu_key: tuple[Any, ...] | None = None
+        self._action_error: str | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    # ---- lifecycle
+    def start(self) -> bool:
+        """Create the icon; False (logged once) when there is no usable display or backend."""
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            log.warning("no display: running without a tray icon (control it with `pixcam ctl`)")
+            return False
+        with contextlib.suppress(Exception):
+            from gi.repository import GLib
+
+            GLib.set_prgname(APP_ID)
+        try:
+            import pystray
+        except Exception as exc:  # Xlib DisplayNameError/DisplayConnectionError, ImportError
+            log.warning(
+                "no tray icon (%s: %s); running headless, control it with `pixcam ctl`",
+                type(exc).__name__,
+                exc,
+            )
+            return False
+        state = self._current_state()
+        icon = pystray.Icon(APP_ID, icon_image(state[0]), self._title(state), self._menu(pystray))
+        if not getattr(icon, "HAS_MENU", False) or type(icon).__module__.endswith("_xorg"):
+            log.warning(
+                "no tray icon: the system tray needs PyGObject (pip install 'pixcam[tray]') "
+                "and Gtk/AppIndicator typelibs; running headless, control it with `pixcam ctl`"
+            )
+            return False
+        self._pystray, self._icon, self._state = pystray, icon, state
+        self._menu_key = self._menu_state()
+        return True
+
+    def run(self) -> None:
+        """Run the icon's main loop until stop(); call from the main thread."""
+        assert self._icon is not None, "start() first"
+        try:
+            self._icon.run(setup=self._setup)
+        except Exception as exc:
+            # pystray 0.19.5: stop() makes run() raise GLib.Error from CloseNotification;
+            # at start it means no session bus. Only the latter is worth a line.
+            if not self._stopping.is_set():
+                log.warning("tray icon failed (%s: %s); running headless", type(exc).__name__, exc)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._icon is not None:
+            with contextlib.suppress(Exception):
+                self._icon.stop()
+
+    def _setup(self, icon: Any) -> None:
+        icon.visible = True
+        if self._on_ready is not None:
+            from gi.repository import GLib
+
+            # pystray resets SIGINT to SIG_DFL when its loop starts; on_ready runs on the
+            # main thread (GLib idle) where signal handlers may be installed again.
+            GLib.idle_add(self._main_thread_ready)
+        self._warn_if_no_host()
+        threading.Thread(target=self._follow_state, name="pixcam-tray", daemon=True).start()
+
+    def _main_thread_ready(self) -> bool:
+        assert self._on_ready is not None
+        self._on_ready()
+        return False  # run once
+
+    def _warn_if_no_host(self) -> None:
+        """gtk/appindicator dock later when a tray appears; say once that none is there now."""
+        if not _tray_host_present():
+            log.warning("no system tray found yet; the icon appears when one starts")
+
+    def _follow_state(self) -> None:
+        while not self._stopping.wait(STATE_POLL_S):
+            self.refresh(menu=False)
+
+    # ---- updates
+    def _current_state(self) -> tuple[str, str]:
+        if self._action_error:
+            return "error", f"pixcam: {self._action_error}"
+        try:
+            return self.app.tray_state()
+        except Exception as exc:  # the icon must keep working whatever the daemon does
+            return "error", f"pixcam: {exc}"
+
+    @staticmethod
+    def _title(state: tuple[str, str]) -> str:
+        return state[1][:127]  # tooltips are truncated by some hosts anyway
+
+    def refresh(self, menu: bool = True) -> None:
+        """Follow the app's state: icon and tooltip when they change, the menu on request.
+
+        Thread-safe: pystray's gtk backends schedule these on the GLib main loop.
+        """
+        icon = self._icon
+        if icon is None or self._stopping.is_set():
+            return
+        with self._lock:
+            state = self._current_state()
+            if state != self._state:
+                if self._state is None or state[0] != self._state[0]:
+                    icon.icon = icon_image(state[0])
+                icon.title = self._title(state)
+                self._state = state
+            if menu:
+                # Rebuild only on a real change: each swap briefly leaves the icon without
+                # a menu on some backends, and a click at that moment is lost.
+                key = self._menu_state()
+                if key != self._menu_key:
+                    self._menu_key = key
+                    icon.menu = self._menu(self._pystray)
+
+    # ---- menu
+    def _menu_state(self) -> tuple[Any, ...]:
+        """Everything the menu shows; the menu is rebuilt when this changes."""
+        return (
+            self.app.config,
+            self.app.camera_paused,
+            tuple(background_choices()),
+            tuple(system_background_choices()),
+            tuple(model_choices()),
+        )
+
+    def _act(self, fn: Callable[[], object]) -> Callable[[Any, Any], None]:
+        """A menu callback: run `fn`, show a failure as the error state, refresh."""
+
+        def action(_icon: Any, _item: Any) -> None:
+            try:
+                fn()
+            except PixcamError as exc:
+                log.error("%s", exc)
+                self._action_error = str(exc).splitlines()[0]
+            except Exception as exc:
+                log.exception("tray action")
+                self._action_error = f"{type(exc).__name__}: {exc}"
+            else:
+                self._action_error = None
+            if self._action_error:
+                self._menu_key = None  # GTK already flipped the clicked item: rebuild it back
+            self.refresh()
+
+        return action
+
+    def _set(self, *pairs: tuple[str, Any]) -> Callable[[Any, Any], None]:
+        def run() -> None:
+            for key, value in pairs:
+                self.app.set(key, value)
+
+        return self._act(run)
+
+    def _radio(self, pystray: Any, text: str, key: str, value: Any, *more: tuple[str, Any]) -> Any:
+        cfg = self.app.config
+        checked = cfg.get(key) == value and all(cfg.get(k) == v for k, v in more)
+        # more keys first: e.g. the image name before switching the background to "image"
+        return pystray.MenuItem(
+            text, self._set(*more, (key, value)), checked=lambda _i: checked, radio=True
+        )
+
+    def _menu(self, pystray: Any) -> Any:
+        Item, Menu = pystray.MenuItem, pystray.Menu
+        cfg = self.app.config
+        fx = cfg.effects
+        return Menu(
+            # default=True: a left click (gtk) toggles the effects
+            Item(
+                "Effects",
+                self._act(self.app.toggle),
+                checked=lambda _i: fx.enabled,
+                default=True,
+            ),
+            Item("Background", Menu(*self._background_items(pystray))),
+            Item(
+                "Blur strength",
+                Menu(
+                    *(
+                        self._radio(pystray, f"{name} ({value})", "effects.blur_strength", value)
+                        for name, value in BLUR_STEPS
+                    )
+                ),
+            ),
+            Item("Quality", Menu(*self._quality_items(pystray))),
+            Item(
+                "Mirror",
+                self._set(("effects.mirror", not fx.mirror)),
+                checked=lambda _i: fx.mirror,
+            ),
+            Item(
+                "Pause camera",
+                self._act(lambda: self.app.pause_camera(not self.app.camera_paused)),
+                checked=lambda _i: self.app.camera_paused,
+            ),
+            Menu.SEPARATOR,
+            Item("Open backgrounds folder", self._act(self._open_backgrounds)),
+            Item("Edit configuration", self._act(self._edit_config)),
+            Menu.SEPARATOR,
+            Item("Quit pixcam", self._act(self.app.quit)),
+        )
+
+    def _background_items(self, pystray: Any) -> Iterator[Any]:
+        cfg = self.app.config
+        bg = "effects.background"
+        yield self._radio(pystray, "Blur", bg, "blur")
+        yield self._radio(pystray, f"Colour ({cfg.effects.color})", bg, "color")
+        yield self._radio(pystray, "None", bg, "none")
+        yield pystray.Menu.SEPARATOR
+        for label, name in background_choices():
+            yield self._radio(pystray, label, bg, "image", ("effects.image", name))
+        system = system_background_choices()
+        if system:
+            yield pystray.MenuItem(
+                "System backgrounds",
+                pystray.Menu(
+                    *(
+                        self._radio(pystray, label, bg, "image", ("effects.image", path))
+                        for label, path in system
+                    )
+                ),
+            )
+
+    def _quality_items(self, pystray: Any) -> Iterator[Any]:
+        for label, name in model_choices():
+            yield self._radio(pystray, label, "model.name", name)
+        yield pystray.Menu.SEPARATOR
+        for value, label in RESOLUTIONS:
+            yield self._radio(pystray, label, "model.internal_resolution", value)
+
+    # ---- desktop helpers
+    def _open_backgrounds(self) -> None:
+        folder = user_backgrounds_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._launch(["xdg-open", str(folder)])
+
+    def _edit_config(self) -> None:
+        self._launch(["xdg-open", str(ensure_config_file(self.app.config_path))])
+
+
+def _tray_host_present() -> bool:
+    """An XEmbed tray (the _NET_SYSTEM_TRAY_S0 selection) or an SNI watcher on D-Bus."""
+    with contextlib.suppress(Exception):
+        import Xlib.display
+
+        display = Xlib.display.Display()
+        try:
+            if display.get_selection_owner(display.intern_atom("_NET_SYSTEM_TRAY_S0")) != 0:
+                return True
+        finally:
+            display.close()
+    with contextlib.suppress(Exception):
+        from gi.repository import Gio, GLib
+
+        bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+        reply = bus.call_sync(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "NameHasOwner",
+            GLib.Variant("(s)", ("org.kde.StatusNotifierWatcher",)),
+            None,
+            Gio.DBusCallFlags.NONE,
+            1000,
+            None,
+        )
+        return bool(reply.unpack()[0])
+    return False

@@ -1,0 +1,227 @@
+"""The daemon wired to the real pipeline, control socket, config watcher and on-demand watcher.
+
+The virtual camera is stood in for by a regular file that our sink keeps open for writing,
+like pyvirtualcam keeps /dev/videoN open; "applications watching" are real open() calls on
+it, which inotify reports exactly as for a device node. No camera, model or X needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+import pytest
+
+from pixcam.config import load_config
+from pixcam.control import send_command
+from pixcam.daemon import Daemon
+from pixcam.errors import PixcamError
+from pixcam.pipeline import Pipeline
+from pixcam.sinks import Sink, SinkSpec
+from pixcam.sources import SourceSpec
+
+T = TypeVar("T")
+
+
+def _wait(pred: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+class NodeSink(Sink):
+    """Holds the stand-in device open for writing, as the v4l2 writer does."""
+
+    def __init__(self, path: str, width: int, height: int, fps: float) -> None:
+        self._f = open(path, "wb")  # noqa: SIM115 - held open for the sink's lifetime
+        self.name, self.width, self.height, self.fps = path, width, height, fps
+
+    def send(self, frame: np.ndarray) -> None:
+        self._check_shape(frame)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (160, 120))
+    assert writer.isOpened()
+    for i in range(15):
+        writer.write(np.full((120, 160, 3), 40 + i * 10, np.uint8))
+    writer.release()
+    return path
+
+
+class Running:
+    def __init__(self, daemon: Daemon, sock: Path, node: Path, cfg: Path) -> None:
+        self.daemon, self.sock, self.node, self.cfg = daemon, sock, node, cfg
+        self.result: list[Any] = []
+
+    def status(self) -> dict[str, Any]:
+        reply = send_command("status", path=self.sock, timeout=5)
+        assert reply["ok"], reply
+        return reply["status"]
+
+    def ctl(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        return send_command(cmd, path=self.sock, timeout=5, **fields)
+
+    def state(self) -> str:
+        return self.status()["pipeline"]["state"]
+
+    def events(self) -> int:
+        return self.status()["on_demand"]["events"]
+
+
+@pytest.fixture
+def running(tmp_path: Path, clip: Path) -> Iterator[Running]:
+    node = tmp_path / "video10"
+    node.touch()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[effects]\nbackground = "none"\n')
+    sock = tmp_path / "ctl.sock"
+    daemon = Daemon(
+        cfg,
+        source=SourceSpec(path=str(clip), loop=True, realtime=True),
+        sink=SinkSpec(device=str(node)),
+        socket_path=sock,
+        tray=False,
+        pipeline_factory=functools.partial(Pipeline, sink_opener=_node_sink),
+        ondemand_delays=(0.5, 0.3),
+    )
+    run = Running(daemon, sock, node, cfg)
+
+    def target() -> None:
+        try:
+            run.result.append(daemon.run())
+        except BaseException as exc:
+            run.result.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    # wait for the inotify watch: the probes below come from this very process, which the
+    # /proc seed skips, so only opens after the watch exists are seen
+    _wait(
+        lambda: sock.exists() and (daemon.status()["on_demand"] or {}).get("watching"),
+        what="daemon started",
+    )
+    try:
+        yield run
+    finally:
+        daemon.quit()
+        thread.join(20)
+        assert not thread.is_alive()
+    assert run.result == [0]
+
+
+@contextlib.contextmanager
+def viewer(node: Path) -> Iterator[None]:
+    """An application in another process watching the virtual camera until the block ends.
+
+    Another process, as in real life: the daemon's /proc check rightly ignores opens made by
+    its own process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; f = open(sys.argv[1]); print(1, flush=True); input()"]
+        + [str(node)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "1\n"
+        yield
+    finally:
+        proc.communicate("\n")
+
+
+def _node_sink(spec: SinkSpec, width: int, height: int, fps: float) -> Sink:
+    return NodeSink(spec.device, width, height, fps)
+
+
+def test_camera_runs_only_while_watched(running: Running) -> None:
+    status = running.status()
+    assert status["pipeline"]["state"] == "paused"  # our own writer does not count
+    assert status["on_demand"]["watchers"] == 0
+    with viewer(running.node):  # an application starts using the camera
+        _wait(lambda: running.state() == "running", what="camera on")
+        frames = running.status()["pipeline"]["frames"]
+        _wait(lambda: running.status()["pipeline"]["frames"] > frames + 3, what="frames flow")
+        assert running.status()["state"] == "off"  # streaming, background "none"
+    _wait(lambda: running.state() == "paused", what="camera off after the hold time")
+
+
+def test_probes_leave_the_camera_off(running: Running) -> None:
+    before = running.events()
+    for _ in range(10):  # a browser enumerating devices
+        fd = os.open(running.node, os.O_RDONLY)
+        os.close(fd)
+    _wait(lambda: running.events() >= before + 20, what="probe events handled")
+    # 20 events, each pair microseconds apart: far below the 0.5 s start delay
+    assert running.state() == "paused"
+    assert not running.status()["on_demand"]["active"]
+
+
+def test_always_on_switches_live_and_is_persisted(running: Running) -> None:
+    assert running.ctl("set", key="daemon.always_on", value=True)["ok"]
+    assert load_config(running.cfg).daemon.always_on is True
+    _wait(lambda: running.state() == "running", what="camera on without a viewer")
+    assert running.status()["on_demand"] is None
+    assert running.ctl("set", key="daemon.always_on", value=False)["ok"]
+    _wait(lambda: running.state() == "paused", what="back to on demand")
+
+
+def test_user_pause_overrides_a_viewer(running: Running) -> None:
+    with viewer(running.node):
+        _wait(lambda: running.state() == "running", what="camera on")
+        running.daemon.pause_camera(True)
+        _wait(lambda: running.state() == "paused", what="paused by the user")
+        assert running.status()["state"] == "paused"
+        running.daemon.pause_camera(False)
+        _wait(lambda: running.state() == "running", what="resumed")
+
+
+def test_ctl_set_toggle_and_bad_values(running: Running) -> None:
+    assert running.ctl("set", key="effects.blur_strength", value=55)["ok"]
+    assert running.status()["settings"]["effects.blur_strength"] == 55
+    assert load_config(running.cfg).effects.blur_strength == 55
+    reply = running.ctl("set", key="effects.blur_strength", value=500)
+    assert not reply["ok"] and "out of range" in reply["error"]
+    assert running.status()["settings"]["effects.blur_strength"] == 55
+    assert running.ctl("toggle") == {"ok": True, "enabled": False}
+    assert load_config(running.cfg).effects.enabled is False
+
+
+def test_invalid_edit_keeps_last_good_settings_and_reports(running: Running) -> None:
+    text = running.cfg.read_text()
+    running.cfg.write_text(text + "\n[effects2]\n")
+    _wait(lambda: running.status()["config_error"], what="config error reported")
+    status = running.status()
+    assert status["state"] == "error"
+    assert "effects2" in status["config_error"]
+    reply = running.ctl("reload")
+    assert not reply["ok"] and "effects2" in reply["error"]
+    running.cfg.write_text(text.replace('"none"', '"color"'))
+    _wait(lambda: running.status()["settings"]["effects.background"] == "color", what="fixed")
+    assert running.status()["config_error"] is None
+
+
+def test_second_instance_is_refused(running: Running, tmp_path: Path) -> None:
+    other = Daemon(running.cfg, socket_path=running.sock, tray=False)
+    with pytest.raises(PixcamError, match="already running"):
+        other.run()
+    assert running.status()["pipeline"]["state"] == "paused"  # the first one is untouched

@@ -1,0 +1,513 @@
+"""The pipeline: file → real model → file, every background, fault recovery, live settings."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import VIDEOS, need
+from pixcam import pipeline as pl
+from pixcam import sources
+from pixcam.cli import main
+from pixcam.errors import PixcamError
+from pixcam.pipeline import Pipeline
+from pixcam.runconfig import load_run_config, with_overrides
+from pixcam.sinks import Sink, SinkError, SinkSpec
+from pixcam.sources import Source, SourceError, SourceSpec
+
+W, H = 64, 48
+
+
+def cfg_with(**sections: dict[str, Any]) -> Any:
+    return with_overrides(load_run_config(None), sections)
+
+
+def read_video(path: Path, limit: int = 10**6) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def wait_for(cond: Any, what: str, timeout: float = 30.0) -> None:
+    """Poll `cond` (a generous deadline only guards against a hang; it is not a speed test)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+# ------------------------------------------------------------ real model, real video
+@pytest.fixture
+def doctor() -> Path:
+    return need(VIDEOS / "doctor-desk-960x540.mp4", "test video")
+
+
+def _sharpness(img: np.ndarray, mask: np.ndarray) -> float:
+    lap = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_32F)
+    return float(np.abs(lap)[mask].mean())
+
+
+def _regions(frame: np.ndarray, seg: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Sure person and sure background of the *input*, away from the uncertain edge."""
+    from pixcam.segment import segment_person
+
+    prob = segment_person(seg, frame).probabilities
+    kernel = np.ones((25, 25), np.uint8)
+    person = cv2.erode((prob > 0.8).astype(np.uint8), kernel).astype(bool)
+    background = cv2.erode((prob < 0.1).astype(np.uint8), kernel).astype(bool)
+    return person, background
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("background", ["blur", "color", "image", "video", "none"])
+def test_file_to_file_with_the_real_model(
+    models_installed: Path, doctor: Path, tmp_path: Path, background: str
+) -> None:
+    from pixcam.segment import load_segmenter
+
+    effects: dict[str, Any] = {"background": background, "color": "#ff00ff", "blur_strength": 60}
+    if background == "image":
+        img = np.zeros((300, 400, 3), np.uint8)
+        img[:, :, 1] = 255  # pure green
+        cv2.imwrite(str(tmp_path / "bg.png"), img)
+        effects["image"] = str(tmp_path / "bg.png")
+    if background == "video":
+        effects["video"] = str(need(VIDEOS / "walking-640x360.mp4", "background video"))
+    cfg = cfg_with(effects=effects, refine={"smoothing": 0.0})
+    out = tmp_path / "out.mp4"
+    n = 6
+    p = Pipeline(
+        cfg,
+        SourceSpec(path=str(doctor), loop=False, realtime=False),
+        SinkSpec(path=str(out)),
+        frames=n,
+    )
+    p.run()
+    assert p.status()["errors"] == 0, p.status()["last_error"]
+
+    got = read_video(out)
+    inputs = read_video(doctor, n)
+    assert len(got) == n
+    assert got[0].shape == (540, 960, 3)
+    seg = load_segmenter(None, threads=2)
+    for i in (0, n - 1):  # lock-step file source: output frame i is input frame i
+        person, bg = _regions(inputs[i], seg)
+        assert person.sum() > 5000 and bg.sum() > 5000, "test video lost its person/background"
+        diff = cv2.absdiff(got[i], inputs[i]).max(axis=2)
+        # The person is kept (mp4v re-encoding costs a few levels).
+        assert float(diff[person].mean()) < 10.0
+        if background == "none":
+            assert float(diff[bg].mean()) < 10.0
+        elif background == "blur":
+            assert _sharpness(got[i], bg) < 0.6 * _sharpness(inputs[i], bg)
+        else:
+            assert float(diff[bg].mean()) > 40.0  # replaced, not just re-encoded
+        if background == "color":
+            b, g, r = np.median(got[i][bg], axis=0)
+            assert r > 200 and b > 200 and g < 60  # #ff00ff in BGR
+        if background == "image":
+            b, g, r = np.median(got[i][bg], axis=0)
+            assert g > 200 and r < 60 and b < 60
+
+
+@pytest.mark.slow
+def test_cli_run_file_to_file(models_installed: Path, doctor: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli.mp4"
+    rc = main(
+        ["run", "--input", str(doctor), "--output", str(out), "--frames", "4", "--mirror"]
+        + ["--background", "color", "--color", "#0000ff"]
+    )
+    assert rc == 0
+    got = read_video(out)
+    assert len(got) == 4 and got[0].shape == (540, 960, 3)
+
+
+def test_cli_run_without_camera_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sources, "list_cameras", lambda: [])
+    assert main(["run", "--frames", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no camera" in err and "--input FILE" in err
+
+
+def test_cli_run_bad_output_folder_is_one_line(
+    doctor: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["run", "--input", str(doctor), "--output", str(tmp_path / "no/x.mp4")])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not exist" in err
+
+
+def test_cli_run_invalid_option_value(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--blur", "500", "--frames", "1"]) == 1
+    assert "blur_strength" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------- fakes for the faults
+class FakeCamera(Source):
+    """A camera that sends flat frames of `value`, then fails (or stalls) after `good`."""
+
+    def __init__(self, value: int, good: int | None, stall: bool = False) -> None:
+        super().__init__()
+        self.name, self.width, self.height, self.fps = "/dev/fake0", W, H, 30.0
+        self.value, self.good, self.stall = value, good, stall
+        self.closed = False
+
+    def _run(self) -> None:
+        sent = 0
+        while not self._stop.is_set():
+            if self.good is not None and sent >= self.good:
+                if not self.stall:
+                    self._fail("camera /dev/fake0 was unplugged")
+                return
+            self._publish(np.full((H, W, 3), self.value, np.uint8))
+            sent += 1
+            self._stop.wait(0.005)
+
+    def _release(self) -> None:
+        self.closed = True
+
+
+class CameraFactory:
+    """open_source stand-in: camera #1 dies, the next `down` opens fail, then one that lives."""
+
+    def __init__(self, good: int, down: int, stall: bool = False) -> None:
+        self.good, self.down, self.stall = good, down, stall
+        self.opened: list[FakeCamera] = []
+        self.failures = 0
+
+    def __call__(self, spec: SourceSpec) -> Source:
+        if self.opened and self.failures < self.down:
+            self.failures += 1
+            raise SourceError("camera /dev/fake0 does not exist; use --input FILE to use a video")
+        first = not self.opened
+        cam = FakeCamera(200, self.good if first else None, self.stall and first)
+        cam.start()
+        self.opened.append(cam)
+        return cam
+
+
+class MemorySink(Sink):
+    def __init__(self, width: int, height: int, fail_at: int | None = None) -> None:
+        self.name, self.width, self.height, self.fps = "memory", width, height, 30.0
+        self.frames: list[np.ndarray] = []
+        self.fail_at = fail_at
+        self.lock = threading.Lock()
+
+    def send(self, frame: np.ndarray) -> None:
+        self._check_shape(frame)
+        with self.lock:
+            if self.fail_at is not None and len(self.frames) >= self.fail_at:
+                raise SinkError("virtual camera memory disappeared (v4l2loopback unloaded?)")
+            self.frames.append(frame.copy())
+
+    def kinds(self) -> list[str]:
+        with self.lock:
+            return [_kind(f) for f in self.frames]
+
+
+def _kind(frame: np.ndarray) -> str:
+    med = int(np.median(frame))
+    if med == 200:
+        return "camera"
+    if 60 <= med <= 80 and frame.max() == 255:
+        return "placeholder"  # 200 dimmed to ~70, with white text
+    if med == 24:
+        return "idle"
+    return f"other({med})"
+
+
+class SinkFactory:
+    def __init__(self, fail_at: int | None = None, reopenable: bool = True) -> None:
+        self.sinks: list[MemorySink] = []
+        self.fail_at, self.reopenable = fail_at, reopenable
+
+    def __call__(self, spec: SinkSpec, width: int, height: int, fps: float) -> Sink:
+        sink = MemorySink(width, height, self.fail_at if not self.sinks else None)
+        sink.reopenable = self.reopenable
+        self.sinks.append(sink)
+        return sink
+
+
+@pytest.fixture
+def fast_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pl, "BACKOFF_S", (0.01, 0.02, 0.05))
+    monkeypatch.setattr(pl, "STALL_S", 0.3)
+    monkeypatch.setattr(pl, "SINK_RETRY_S", 0.01)
+
+
+def _pipeline(cams: Any, sinks: SinkFactory, **kw: Any) -> Pipeline:
+    cfg = kw.pop("cfg", None) or cfg_with(effects={"background": "none"})
+    return Pipeline(
+        cfg,
+        SourceSpec(device="/dev/fake0"),
+        SinkSpec(device="memory"),
+        source_opener=cams,
+        sink_opener=sinks,
+        segmenter_loader=kw.pop("loader", lambda *a: pytest.fail("no model needed")),
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("stall", [False, True], ids=["unplugged", "stalled"])
+def test_camera_loss_shows_placeholder_and_recovers(fast_faults: None, stall: bool) -> None:
+    cams = CameraFactory(good=5, down=3, stall=stall)
+    sinks = SinkFactory()
+    p = _pipeline(cams, sinks)
+    p.start()
+    try:
+
+        def recovered() -> bool:
+            k = sinks.sinks[0].kinds()
+            return "placeholder" in k and k[k.index("placeholder") :].count("camera") >= 5
+
+        wait_for(recovered, "placeholder then camera frames again")
+        status = p.status()
+    finally:
+        p.stop()
+    kinds = sinks.sinks[0].kinds()
+    first_ph = kinds.index("placeholder")
+    # Newest frame only: some of the 5 camera frames may be skipped, never queued.
+    assert set(kinds[:first_ph]) == {"camera"} and 1 <= first_ph <= 5
+    assert set(kinds) <= {"camera", "placeholder"}, set(kinds)
+    assert len(cams.opened) >= 2
+    wait_for(lambda: cams.opened[0].closed, "the dead camera to be released")
+    assert cams.failures == 3  # reopened with backoff until it came back
+    assert status["state"] == "running" and status["errors"] >= 1
+    assert len(sinks.sinks) == 1  # the virtual camera stayed open throughout
+
+
+class FlakySegmenter:
+    """Person everywhere in the left half; raises on call number `bad`."""
+
+    def __init__(self, bad: int | None = None) -> None:
+        self.calls, self.bad = 0, bad
+
+    def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+        self.calls += 1
+        if self.calls == self.bad:
+            raise RuntimeError("interpreter exploded")
+        return self
+
+    def person_probability(self, size: tuple[int, int]) -> np.ndarray:
+        prob = np.zeros((size[1], size[0]), np.float32)
+        prob[:, : size[0] // 2] = 1.0
+        return prob
+
+
+def test_exception_in_one_frame_does_not_stop_the_stream(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seg = FlakySegmenter(bad=3)
+    cfg = cfg_with(effects={"background": "color", "color": "#000000"}, refine={"smoothing": 0})
+    sinks = SinkFactory()
+    p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=lambda *a: seg)
+    p.start()
+    try:
+        wait_for(lambda: len(sinks.sinks[0].frames) >= 10, "10 frames")
+        status = p.status()
+    finally:
+        p.stop()
+    frames = sinks.sinks[0].frames
+    # Composed frames: person half kept (200), background half black.
+    composed = [f for f in frames if f[:, -5:].max() <= 5 and f[:, :5].min() >= 195]
+    raw = [f for f in frames if f.min() == 200]
+    assert len(raw) == 1  # the failing frame went out unprocessed...
+    assert len(composed) >= 8  # ...and the stream went on composing
+    assert status["errors"] == 1 and "interpreter exploded" in status["last_error"]
+    assert sum("frame failed" in r.message for r in caplog.records) == 1
+
+
+def test_exceptions_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    ratelog = pl.RateLimitedLog(period=3600)
+    for _ in range(50):
+        ratelog("frame", 40, "frame failed: boom")
+    assert len(caplog.records) == 1
+
+
+def test_pause_closes_camera_and_sends_idle_then_resumes(fast_faults: None) -> None:
+    cams = CameraFactory(good=10**9, down=0)
+    sinks = SinkFactory()
+    p = _pipeline(cams, sinks, idle_fps=200.0)
+    p.start()
+    try:
+        wait_for(lambda: sinks.sinks[0].kinds().count("camera") >= 3, "camera frames")
+        p.pause()
+        wait_for(lambda: sinks.sinks[0].kinds()[-3:] == ["idle"] * 3, "idle frames")
+        assert cams.opened[0].closed and p.status()["state"] == "paused"
+        p.resume()
+        wait_for(lambda: sinks.sinks[0].kinds()[-3:] == ["camera"] * 3, "camera again")
+        assert len(cams.opened) == 2 and p.status()["state"] == "running"
+    finally:
+        p.stop()
+
+
+def test_start_paused_never_opens_the_camera(fast_faults: None) -> None:
+    cams = CameraFactory(good=10**9, down=0)
+    sinks = SinkFactory()
+    p = _pipeline(cams, sinks, start_paused=True, idle_fps=200.0)
+    p.start()
+    try:
+        wait_for(lambda: len(sinks.sinks[0].frames) >= 3, "idle frames")
+        assert not cams.opened
+        assert (sinks.sinks[0].width, sinks.sinks[0].height) == (1280, 720)  # config size
+    finally:
+        p.stop()
+    assert set(sinks.sinks[0].kinds()) == {"idle"}
+
+
+def test_failed_file_sink_ends_the_run_with_its_message() -> None:
+    sinks = SinkFactory(fail_at=4, reopenable=False)
+    p = _pipeline(CameraFactory(good=10**9, down=0), sinks)
+    p.start()
+    with pytest.raises(SinkError, match="disappeared"):
+        wait_for(lambda: p.wait(0.05), "the run to end")
+    p.stop()
+    assert len(sinks.sinks[0].frames) == 4
+
+
+def test_lost_virtual_camera_is_reopened(fast_faults: None) -> None:
+    sinks = SinkFactory(fail_at=4, reopenable=True)
+    p = _pipeline(CameraFactory(good=10**9, down=0), sinks)
+    p.start()
+    try:
+        wait_for(lambda: len(sinks.sinks) == 2 and len(sinks.sinks[1].frames) >= 3, "new sink")
+        assert "disappeared" in p.status()["last_error"]
+    finally:
+        p.stop()
+
+
+def test_apply_switches_effects_and_model_live() -> None:
+    loaded: list[tuple[Any, ...]] = []
+
+    def loader(*key: Any) -> FlakySegmenter:
+        loaded.append(key)
+        return FlakySegmenter()
+
+    cfg = cfg_with(effects={"background": "none"})
+    sinks = SinkFactory()
+    p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=loader)
+    p.start()
+    try:
+        wait_for(lambda: len(sinks.sinks[0].frames) >= 3, "pass-through frames")
+        assert loaded == []  # background none: no model loaded, no inference
+        assert sinks.sinks[0].frames[-1].min() == 200
+        p.apply(cfg_with(effects={"background": "color", "color": "#000000"}))
+        wait_for(lambda: sinks.sinks[0].frames[-1][:, -5:].max() <= 5, "composed frames")
+        assert loaded == [(None, 2, 0)]
+        p.apply(cfg_with(effects={"background": "color"}, model={"name": "bodypix-050-s8-float"}))
+        wait_for(lambda: p.status()["model"] == "bodypix-050-s8-float", "the new model")
+        n = len(sinks.sinks[0].frames)
+        wait_for(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the switch")
+        assert loaded[-1] == ("bodypix-050-s8-float", 2, 0)
+    finally:
+        p.stop()
+
+
+def test_failing_model_load_keeps_the_stream_and_says_why() -> None:
+    def loader(*key: Any) -> FlakySegmenter:
+        if key[0] == "broken":
+            raise PixcamError("model broken is not installed")
+        return FlakySegmenter()
+
+    cfg = cfg_with(effects={"background": "color"})
+    sinks = SinkFactory()
+    p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=loader)
+    p.start()
+    try:
+        p.apply(cfg_with(effects={"background": "color"}, model={"name": "broken"}))
+        wait_for(lambda: "not installed" in (p.status()["last_error"] or ""), "the load error")
+        n = len(sinks.sinks[0].frames)
+        wait_for(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the failure")
+        assert p.status()["model"] == "default"
+    finally:
+        p.stop()
+
+
+def test_mirror_applies_once_with_and_without_effects() -> None:
+    ramp = np.tile(np.arange(W, dtype=np.uint8)[None, :, None] * 4, (H, 1, 3))
+
+    class RampCamera(FakeCamera):
+        def _publish(self, frame: np.ndarray) -> None:
+            super()._publish(ramp)
+
+    def opener(spec: SourceSpec) -> Source:
+        cam = RampCamera(0, None)
+        cam.start()
+        return cam
+
+    for background in ("none", "blur"):
+        sinks = SinkFactory()
+        cfg = cfg_with(effects={"background": background, "mirror": True})
+        loader = lambda *a: FlakySegmenter()  # noqa: E731
+        p = Pipeline(
+            cfg,
+            SourceSpec(device="x"),
+            SinkSpec(),
+            source_opener=opener,
+            sink_opener=sinks,
+            segmenter_loader=loader,
+        )
+        p.start()
+        try:
+            wait_for(lambda s=sinks: len(s.sinks[0].frames) >= 3, "frames")
+        finally:
+            p.stop()
+        out = sinks.sinks[0].frames[-1]
+        # Left half is "person" for FlakySegmenter, so it is kept as is: mirrored ramp.
+        np.testing.assert_array_equal(out[:, : W // 4], ramp[:, ::-1][:, : W // 4])
+
+
+def test_status_has_stage_timings_and_fps() -> None:
+    cfg = cfg_with(effects={"background": "blur"})
+    sinks = SinkFactory()
+    p = _pipeline(
+        CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=lambda *a: FlakySegmenter()
+    )
+    p.start()
+    try:
+        wait_for(lambda: len(sinks.sinks[0].frames) >= 5, "frames")
+        s = p.status()
+    finally:
+        p.stop()
+    assert set(s["stages_ms"]) >= {"segment", "refine", "compose", "sink", "total"}
+    assert all(v >= 0 for v in s["stages_ms"].values())
+    assert s["fps"] > 0 and s["frames"] >= 5 and s["sink"] == "memory"
+    assert (s["width"], s["height"]) == (W, H)
+
+
+def test_run_options_become_config_overrides() -> None:
+    from pixcam.cli import build_parser
+    from pixcam.run import overrides_from_args
+
+    def over(*argv: str) -> dict[str, dict[str, Any]]:
+        return overrides_from_args(build_parser().parse_args(["run", *argv]))
+
+    assert over() == {}
+    assert over("--color", "#123456") == {"effects": {"color": "#123456", "background": "color"}}
+    assert over("--background", "none", "--blur", "9")["effects"]["background"] == "none"
+    assert over("--image", "a.png")["effects"] == {"image": "a.png", "background": "image"}
+    got = over("--mirror", "--model", "m", "--device", "2", "--output-device", "/dev/video9")
+    assert got == {
+        "effects": {"mirror": True},
+        "model": {"name": "m"},
+        "camera": {"device": 2},
+        "output": {"device": "/dev/video9"},
+    }
+    cfg = with_overrides(load_run_config(None), got | {"model": {"name": "default"}})
+    assert cfg.output.device == "/dev/video9" and cfg.effects.mirror is True

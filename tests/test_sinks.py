@@ -1,0 +1,242 @@
+"""Sinks: loopback choice, one-line errors with the fix, failure detection, the file sink."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pixcam import sinks
+from pixcam.sinks import (
+    MODPROBE_FIX,
+    FileSink,
+    SinkError,
+    SinkSpec,
+    VirtualCameraSink,
+    open_sink,
+    pick_output_device,
+)
+
+
+def _sysfs(tmp_path: Path, nodes: dict[str, tuple[str, bool]]) -> Path:
+    """A fake /sys/class/video4linux: name → (card label, is loopback)."""
+    sysfs = tmp_path / "sys" / "class" / "video4linux"
+    sysfs.mkdir(parents=True)
+    for name, (label, loop) in nodes.items():
+        parent = "virtual" if loop else "pci0000:00/usb1/1-1"
+        target = tmp_path / "sys" / "devices" / parent / "video4linux" / name
+        target.mkdir(parents=True)
+        (target / "name").write_text(label + "\n")
+        (sysfs / name).symlink_to(target)
+    return sysfs
+
+
+def _one_line(exc: pytest.ExceptionInfo[SinkError]) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_auto_prefers_the_loopback_labelled_pixcam(tmp_path: Path) -> None:
+    sysfs = _sysfs(
+        tmp_path,
+        {
+            "video0": ("Integrated Camera", False),
+            "video10": ("OBS Virtual Camera", True),
+            "video11": ("pixcam", True),
+        },
+    )
+    assert pick_output_device("auto", sysfs) == "/dev/video11"
+
+
+def test_auto_takes_the_first_loopback_without_label(tmp_path: Path) -> None:
+    sysfs = _sysfs(
+        tmp_path,
+        {"video0": ("Integrated Camera", False), "video12": ("Dummy", True), "video3": ("x", True)},
+    )
+    assert pick_output_device("auto", sysfs) == "/dev/video3"  # numeric order, not text order
+
+
+def test_no_v4l2loopback_says_how_to_load_it(tmp_path: Path) -> None:
+    sysfs = _sysfs(tmp_path, {"video0": ("Integrated Camera", False)})
+    with pytest.raises(SinkError) as info:
+        pick_output_device("auto", sysfs, module=tmp_path / "no-module")
+    msg = _one_line(info)
+    assert "not loaded" in msg and MODPROBE_FIX in msg
+
+
+def test_loaded_module_without_devices(tmp_path: Path) -> None:
+    module = tmp_path / "module"
+    module.mkdir()
+    with pytest.raises(SinkError) as info:
+        pick_output_device("auto", tmp_path / "empty", module=module)
+    assert "no device" in _one_line(info) and MODPROBE_FIX in str(info.value)
+
+
+def test_a_real_camera_is_not_a_loopback(tmp_path: Path) -> None:
+    sysfs = _sysfs(tmp_path, {"video0": ("Integrated Camera", False)})
+    with pytest.raises(SinkError) as info:
+        pick_output_device("0", sysfs)
+    msg = _one_line(info)
+    assert "/dev/video0 (Integrated Camera) is not a v4l2loopback device" in msg
+    assert MODPROBE_FIX in msg
+
+
+def test_named_device_missing(tmp_path: Path) -> None:
+    with pytest.raises(SinkError, match="does not exist; create it with: sudo modprobe"):
+        pick_output_device("/dev/video99", tmp_path / "empty")
+
+
+class _FakeBackend:
+    """Stands in for pyvirtualcam.Camera; opens the node like pyvirtualcam does."""
+
+    def __init__(self, width: int, height: int, fps: float, device: str) -> None:
+        self.fd = os.open(device, os.O_WRONLY)
+        self.sent: list[np.ndarray] = []
+        self.fail_with: Exception | None = None
+
+    def send(self, frame: np.ndarray) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(frame)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _sink_on_file(tmp_path: Path) -> tuple[VirtualCameraSink, _FakeBackend, Path]:
+    node = tmp_path / "video10"
+    node.touch()
+    made: list[_FakeBackend] = []
+
+    def factory(w: int, h: int, fps: float, dev: str) -> _FakeBackend:
+        made.append(_FakeBackend(w, h, fps, dev))
+        return made[0]
+
+    sink = VirtualCameraSink(64, 48, 30, str(node), backend=factory, sysfs=tmp_path / "none")
+    return sink, made[0], node
+
+
+def test_virtual_camera_sends_and_checks_shape(tmp_path: Path) -> None:
+    sink, backend, _ = _sink_on_file(tmp_path)
+    frame = np.full((48, 64, 3), 7, np.uint8)
+    sink.send(frame)
+    assert len(backend.sent) == 1 and backend.sent[0] is frame
+    with pytest.raises(SinkError, match="64x48"):
+        sink.send(np.zeros((48, 63, 3), np.uint8))
+    sink.close()
+
+
+def test_write_exception_becomes_sink_error(tmp_path: Path) -> None:
+    sink, backend, _ = _sink_on_file(tmp_path)
+    backend.fail_with = OSError(5, "Input/output error")
+    with pytest.raises(SinkError, match="rejected a frame"):
+        sink.send(np.zeros((48, 64, 3), np.uint8))
+    sink.close()
+
+
+def test_vanished_device_is_detected(tmp_path: Path) -> None:
+    """pyvirtualcam only prints write errors; the sink notices the device went away itself."""
+    sink, _, node = _sink_on_file(tmp_path)
+    sink.check()  # healthy
+    assert sink._fds, "the sink should have found the backend's file descriptor"
+    os.unlink(node)  # what `modprobe -r` / unplugging does to the node
+    with pytest.raises(SinkError) as info:
+        sink.check()
+    assert "disappeared" in _one_line(info) and MODPROBE_FIX in str(info.value)
+    sink._next_check = 0.0  # send() runs the same check (at most once a second)
+    with pytest.raises(SinkError, match="disappeared"):
+        sink.send(np.zeros((48, 64, 3), np.uint8))
+    sink.close()
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (
+            RuntimeError(
+                "Virtual camera device /dev/video10 could not be configured: "
+                "Device or resource busy"
+            ),
+            "is busy",
+        ),
+        (
+            RuntimeError("Could not access /dev/video10 due to missing permissions. Did you ..."),
+            "usermod -aG video",
+        ),
+        (ValueError("Device /dev/video10 is not a V4L2 device."), "is not a v4l2loopback"),
+        (ValueError("Device /dev/video10 is not a video output device."), "is busy"),
+        (RuntimeError("something odd\nsecond line"), "could not be opened: something odd"),
+    ],
+)
+def test_pyvirtualcam_open_errors_are_one_line(
+    tmp_path: Path, raised: Exception, expected: str
+) -> None:
+    def factory(*_: object) -> _FakeBackend:
+        raise raised
+
+    # video10 is a loopback in sysfs: "not a video output" then means another writer has it.
+    sysfs = _sysfs(tmp_path, {"video10": ("pixcam", True)})
+    with pytest.raises(SinkError) as info:
+        VirtualCameraSink(64, 48, 30, "/dev/video10", backend=factory, sysfs=sysfs)
+    assert expected in _one_line(info)
+
+
+def test_real_pyvirtualcam_on_a_non_v4l2_device() -> None:
+    """The real pyvirtualcam, on /dev/null: its error is translated, no traceback text."""
+    pytest.importorskip("pyvirtualcam")
+    with pytest.raises(SinkError) as info:
+        VirtualCameraSink(64, 48, 30, "/dev/null")
+    msg = _one_line(info)
+    assert "/dev/null is not a v4l2loopback output" in msg and MODPROBE_FIX in msg
+
+
+@pytest.mark.skipif(
+    sinks.SYSFS_MODULE.exists(), reason="v4l2loopback is loaded here (covered by the VM test)"
+)
+def test_open_sink_without_v4l2loopback() -> None:
+    with pytest.raises(SinkError) as info:
+        open_sink(SinkSpec(), 640, 480, 30)
+    assert MODPROBE_FIX in _one_line(info)
+
+
+def test_file_sink_round_trip(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    frames = [np.full((48, 64, 3), (i * 20) % 256, np.uint8) for i in range(12)]
+    with open_sink(SinkSpec(path=str(out)), 64, 48, 24) as sink:
+        for f in frames:
+            sink.send(f)
+        with pytest.raises(SinkError, match="64x48"):
+            sink.send(np.zeros((10, 10, 3), np.uint8))
+    cap = cv2.VideoCapture(str(out))
+    got = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        got.append(f)
+    assert len(got) == 12 and got[0].shape == (48, 64, 3)
+    # mp4v is lossy; flat grey frames survive within a few levels.
+    assert abs(float(got[5].mean()) - 100.0) < 6
+
+
+def test_file_sink_bad_folder_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(SinkError, match="does not exist"):
+        FileSink(str(tmp_path / "no" / "out.mp4"), 64, 48, 30)
+
+
+def test_failed_open_does_not_leak_the_descriptor(tmp_path: Path) -> None:
+    node = tmp_path / "video10"
+    node.touch()
+
+    def factory(w: int, h: int, fps: float, dev: str) -> _FakeBackend:
+        os.open(dev, os.O_WRONLY)  # like pyvirtualcam: opened, then a check fails
+        raise ValueError(f"Device {dev} is not a V4L2 device.")
+
+    for _ in range(3):
+        with pytest.raises(SinkError):
+            VirtualCameraSink(64, 48, 30, str(node), backend=factory, sysfs=tmp_path / "none")
+    assert sinks._fds_on(str(node)) == set()

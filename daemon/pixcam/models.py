@@ -8,6 +8,7 @@ truncated or altered file is caught before the interpreter sees it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from pixcam.errors import PixcamError
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "models.toml"
 INSTALL_HINT = "install it with `pixcam models install --from DIR_OR_URL`"
@@ -134,8 +137,21 @@ def verify(spec: ModelSpec) -> Path:
 
 
 def resolve(name: str | None) -> ModelSpec:
-    """The spec for `name`, with its installed file verified."""
+    """The spec for `name`, with its installed file verified.
+
+    When the default is a derived (quantized) model that has not been made yet, its float
+    original serves instead, so a fresh install without calibration photos still runs.
+    """
     spec = get_spec(name)
+    if name in (None, "", "default") and not spec.installed and spec.derived_from:
+        base = get_spec(spec.derived_from)
+        if base.installed:
+            log.warning(
+                "default model %s is not made yet, using %s; run `pixcam models quantize`",
+                spec.name,
+                base.name,
+            )
+            spec = base
     verify(spec)
     return spec
 

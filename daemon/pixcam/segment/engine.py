@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ class Engine:
         (self._input,) = self._interp.get_input_details()
         self._outputs = {d["name"]: d for d in self._interp.get_output_details()}
         self.threads = threads
+        self.last_invoke_ms = 0.0  # the network alone, for `pixcam bench segment`
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -97,7 +99,9 @@ class Engine:
     def run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
         """Run on a [1,H,W,3] input; return the named outputs as float32 (dequantized)."""
         self._interp.set_tensor(self._input["index"], batch)
+        start = time.perf_counter()
         self._interp.invoke()
+        self.last_invoke_ms = (time.perf_counter() - start) * 1000.0
         results = []
         for name in names:
             detail = self._outputs[name]

@@ -37,12 +37,15 @@ def need(path: Path, what: str) -> Path:
 
 @pytest.fixture(scope="session")
 def models_installed() -> Path:
-    """The real models, installed from ../shared/models into this run's data folder."""
-    from pixcam import models
+    """The real models, installed from ../shared/models into this run's data folder, and the
+    int8 default made from them, as `setup.sh` does."""
+    from pixcam import models, quantize
 
     need(SHARED_MODELS, "shared models")
     lines = list(models.install(str(SHARED_MODELS)))
     assert not [line for line in lines if line.startswith(("FAILED", "missing"))], lines
+    if quantize.default_photo_dir() is not None:
+        list(quantize.quantize_installed(names=[models.default_model_name()]))
     return models.models_dir()
 
 

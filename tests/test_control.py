@@ -64,6 +64,35 @@ class FakeApp:
         if self.on_quit is not None:
             self.on_quit()
 
+    def pause(self) -> bool:
+        self.calls.append(("pause", None))
+        return True
+
+    def resume(self) -> bool:
+        self.calls.append(("resume", None))
+        return False
+
+
+class NoPauseApp(FakeApp):
+    """An app such as a plain pipeline runner, with no camera pause."""
+
+    pause = None  # type: ignore[assignment]
+    resume = None  # type: ignore[assignment]
+
+
+class SlowApp(FakeApp):
+    """`status` blocks until released, so a test can close the server mid-request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def status(self) -> dict[str, Any]:
+        self.entered.set()
+        self.release.wait()
+        return {"slow": True}
+
 
 @pytest.fixture
 def sock_path(tmp_path: Path) -> Path:
@@ -144,7 +173,9 @@ def test_bad_requests_get_error_replies_on_the_same_connection(server: ControlSe
     assert [r["ok"] for r in replies] == [False] * 7 + [True]
     assert errors[0].startswith("malformed request")
     assert errors[1].startswith("malformed request: expected a JSON object")
-    assert errors[2] == "unknown command 'explode'; commands: status, set, toggle, reload, quit"
+    assert errors[2] == (
+        "unknown command 'explode'; commands: status, set, toggle, reload, quit, pause, resume"
+    )
     assert errors[3].startswith("unknown command None")
     assert errors[4].startswith('set needs "key"') and errors[5].startswith('set needs "key"')
     assert errors[6].startswith("malformed request")
@@ -176,6 +207,94 @@ def test_quit_that_closes_the_server_still_answers(sock_path: Path) -> None:
     assert not sock_path.exists()
     with pytest.raises(PixcamError, match="pixcam is not running"):
         send_command("status", path=sock_path)
+
+
+def test_pause_and_resume(server: ControlServer) -> None:
+    app: FakeApp = server.app  # type: ignore[assignment]
+    assert send_command("pause", path=server.path) == {"ok": True, "paused": True}
+    assert send_command("resume", path=server.path) == {"ok": True, "paused": False}
+    assert app.calls == [("pause", None), ("resume", None)]
+
+
+def test_pause_without_a_pause_concept_is_a_clear_error(sock_path: Path) -> None:
+    with ControlServer(NoPauseApp(), sock_path):
+        reply = send_command("pause", path=sock_path)
+    assert reply == {"ok": False, "error": "pause: this pixcam has no camera pause"}
+
+
+def _send_in_thread(path: Path, cmd: str) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+
+    def target() -> None:
+        try:
+            result.append(send_command(cmd, path=path, timeout=60))
+        except PixcamError as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def _wait_gone(path: Path) -> None:
+    for _ in range(3000):  # only a hang guard: the socket goes as soon as close() starts
+        if not path.exists():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{path} still exists")
+
+
+def test_close_lets_a_request_in_flight_answer(sock_path: Path) -> None:
+    app = SlowApp()
+    srv = ControlServer(app, sock_path).start()
+    client, result = _send_in_thread(sock_path, "status")
+    assert app.entered.wait(60)
+    closer = threading.Thread(target=srv.close, daemon=True)
+    closer.start()
+    _wait_gone(sock_path)
+    # Give an eager close() the chance to hang up first; the fixed one waits for the reply.
+    closer.join(0.5)
+    app.release.set()
+    client.join(60)
+    closer.join(60)
+    assert result == [{"ok": True, "status": {"slow": True}}]
+    assert not closer.is_alive()
+
+
+def test_close_gives_up_on_a_stuck_request_after_the_grace_period(sock_path: Path) -> None:
+    app = SlowApp()
+    srv = ControlServer(app, sock_path, close_grace=0.05).start()
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    idle.settimeout(60)
+    idle.connect(str(sock_path))
+    # One answered request first, so the connection is surely accepted; then it idles.
+    idle.sendall(b'{"cmd": "toggle"}\n')
+    assert json.loads(idle.makefile("rb").readline()) == {"ok": True, "enabled": False}
+    client, result = _send_in_thread(sock_path, "status")
+    assert app.entered.wait(60)
+    try:
+        srv.close()  # returns although `status` never does
+        assert idle.recv(100) == b""  # the idle connection was let go
+    finally:
+        idle.close()
+        app.release.set()
+    client.join(60)
+    assert len(result) == 1 and isinstance(result[0], PixcamError)
+    assert "without answering" in str(result[0])
+
+
+def test_close_answers_clients_still_in_the_backlog(tmp_path: Path) -> None:
+    path = tmp_path / "backlog.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(4)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(path))  # never accepted
+            client.sendall(b'{"cmd": "status"}\n')
+            ControlServer._refuse_backlog(listener)
+            client.settimeout(60)
+            reply = client.makefile("rb").readline()
+    assert json.loads(reply) == {"ok": False, "error": "pixcam is shutting down"}
 
 
 # ------------------------------------------------------------------- socket and instances
@@ -328,10 +447,14 @@ def test_cli_ctl(server: ControlServer, capsys: pytest.CaptureFixture[str]) -> N
 
     assert main(["ctl", "toggle", *sock]) == 0
     assert main(["ctl", "reload", *sock]) == 0
+    assert main(["ctl", "pause", *sock]) == 0
+    assert main(["ctl", "resume", *sock]) == 0
     assert main(["ctl", "quit", *sock]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "effects off",
         "configuration reloaded",
+        "camera paused",
+        "camera no longer paused",
         "pixcam is shutting down",
     ]
 
@@ -369,7 +492,10 @@ class App:
 app = App()
 install_signal_handlers(app)
 app.say("ready")
-app.done.wait()
+# Timed, like the daemon's main loop: Python runs handlers only on the main thread, and a
+# signal the kernel hands to another thread doesn't wake an untimed wait.
+while not app.done.wait(0.1):
+    pass
 app.say("bye")
 """
 

@@ -195,6 +195,54 @@ def test_user_pause_overrides_a_viewer(running: Running) -> None:
         _wait(lambda: running.state() == "running", what="resumed")
 
 
+def test_ctl_pause_and_resume(running: Running) -> None:
+    with viewer(running.node):
+        _wait(lambda: running.state() == "running", what="camera on")
+        assert running.ctl("pause") == {"ok": True, "paused": True}
+        _wait(lambda: running.state() == "paused", what="paused from ctl")
+        status = running.status()
+        assert status["paused"] is True and status["state"] == "paused"
+        assert running.daemon.camera_paused  # the tray's check mark follows
+        assert running.ctl("resume") == {"ok": True, "paused": False}
+        _wait(lambda: running.state() == "running", what="resumed from ctl")
+        assert running.status()["paused"] is False
+
+
+def test_a_set_is_applied_exactly_once(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    applied: list[Any] = []
+    apply = Daemon._apply
+
+    def counting(self: Daemon, cfg: Any) -> None:
+        applied.append(cfg.effects.blur_strength)
+        apply(self, cfg)
+
+    monkeypatch.setattr(Daemon, "_apply", counting)
+    assert running.ctl("set", key="effects.blur_strength", value=77)["ok"]
+    watcher = running.daemon._watcher
+    assert watcher is not None
+    watcher.check()  # the poll that used to apply the written file a second time
+    assert applied == [77]
+    assert watcher.current == running.daemon.config
+
+
+def test_setting_a_bad_edit_back_clears_the_error(running: Running) -> None:
+    text = running.cfg.read_text()
+    running.cfg.write_text(text.replace('"none"', '"blurr"'))
+    _wait(lambda: running.status()["config_error"], what="config error reported")
+    # the running value: the settings don't change, but the file is good again
+    assert running.ctl("set", key="effects.background", value="none")["ok"]
+    assert running.status()["config_error"] is None
+
+
+def test_changes_are_refused_once_quitting(running: Running) -> None:
+    running.daemon.quit()
+    with pytest.raises(PixcamError, match="shutting down"):
+        running.daemon.set("effects.mirror", True)
+    with pytest.raises(PixcamError, match="shutting down"):
+        running.daemon.pause()
+    assert load_config(running.cfg).effects.mirror is False
+
+
 def test_ctl_set_toggle_and_bad_values(running: Running) -> None:
     assert running.ctl("set", key="effects.blur_strength", value=55)["ok"]
     assert running.status()["settings"]["effects.blur_strength"] == 55
@@ -225,3 +273,19 @@ def test_second_instance_is_refused(running: Running, tmp_path: Path) -> None:
     with pytest.raises(PixcamError, match="already running"):
         other.run()
     assert running.status()["pipeline"]["state"] == "paused"  # the first one is untouched
+
+
+def test_a_late_watcher_callback_does_not_undo_a_newer_set(tmp_path: Path) -> None:
+    # The watcher calls on_change outside its lock: a poll's callback can arrive after a
+    # set() that wrote a newer value. The daemon must end at the newest config, not the late one.
+    daemon = Daemon(tmp_path / "config.toml", tray=False)
+    old = load_config(tmp_path / "config.toml")
+    new = old.with_values({"effects.blur_strength": 90})
+
+    class Watcher:
+        current = new
+
+    daemon._watcher = Watcher()  # type: ignore[assignment]
+    daemon._on_config(new)
+    daemon._on_config(old)  # the late one
+    assert daemon.config == new

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_MODELS, need
 from pixcam import doctor, models, v4l2caps
 from pixcam.cli import main
 from pixcam.doctor import Env, Status
@@ -194,6 +195,22 @@ def test_missing_configured_model_fails(tmp_path: Path, monkeypatch: pytest.Monk
     assert "--name selfie-general" in c.fix
 
 
+def test_unmade_int8_default_is_a_warning_when_its_float_original_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need(SHARED_MODELS, "shared models")
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path))
+    default = models.get_spec(None)
+    assert default.derived_from, "the default is the int8 model made by `models quantize`"
+    list(models.install(str(SHARED_MODELS), names=[default.derived_from]))
+    [check] = [c for c in doctor.check_models(None) if default.name in c.detail]
+    assert check.status is Status.WARN and "serves instead" in check.detail
+    assert check.fix == "pixcam models quantize"
+    assert models.resolve(None).name == default.derived_from
+    [named] = [c for c in doctor.check_models(default.name) if default.name in c.detail]
+    assert named.status is Status.FAIL
+
+
 def test_installed_models_pass(models_installed: Path) -> None:
     checks = doctor.check_models(None)
     assert checks and all(c.status is Status.OK for c in checks), checks
@@ -251,3 +268,21 @@ def test_query_of_a_non_v4l2_file_raises(tmp_path: Path) -> None:
     with pytest.raises(OSError) as exc:
         v4l2caps.query(str(f))
     assert v4l2caps.explain_oserror(exc.value) == "not a V4L2 device"
+
+
+def test_instance_check_sees_a_running_pixcam(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pixcam.control import ControlServer
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    (check,) = doctor.check_instance()
+    assert (check.status, check.detail) == (Status.OK, "no other pixcam is running")
+
+    class App:  # the probe only connects; nothing is asked
+        pass
+
+    with ControlServer(App()):  # type: ignore[arg-type]
+        (check,) = doctor.check_instance()
+    assert check.status is Status.INFO
+    assert check.detail.startswith("pixcam is running (control socket ")

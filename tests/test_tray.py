@@ -30,6 +30,7 @@ from pixcam.errors import PixcamError
 from pixcam.tray import (
     _COLOURS,
     BLUR_STEPS,
+    PRIVACY_CHOICES,
     RESOLUTIONS,
     Tray,
     background_choices,
@@ -131,6 +132,77 @@ def test_edit_config_creates_it_from_the_defaults_once(
     tray._open_backgrounds()
     folder = tmp_path / "data" / "pixcam" / "backgrounds"
     assert launched[-1] == ["xdg-open", str(folder)] and folder.is_dir()
+
+
+class _FakePystray:
+    """Just enough of pystray to build the menu and click its items without a display."""
+
+    class MenuItem:
+        def __init__(self, text: str, action: Any, checked: Any = None, **kw: Any) -> None:
+            self.text, self.action, self._checked, self.kw = text, action, checked, kw
+
+        @property
+        def checked(self) -> bool:
+            return bool(self._checked and self._checked(self))
+
+        def click(self) -> None:
+            self.action(None, self)
+
+    class Menu:
+        SEPARATOR = object()
+
+        def __init__(self, *items: Any) -> None:
+            self.items = [i for i in items if i is not _FakePystray.Menu.SEPARATOR]
+
+        def item(self, text: str) -> Any:
+            return next(i for i in self.items if i.text == text)
+
+
+class _SetApp:
+    """Records `set()` calls and applies them to its Config, like the daemon's set path."""
+
+    def __init__(self) -> None:
+        self.config = Config()
+        self.calls: list[tuple[str, Any]] = []
+        self.camera_paused = False
+
+    def set(self, key: str, value: Any) -> None:
+        self.calls.append((key, value))
+        self.config = self.config.with_values({key: value})
+
+    def toggle(self) -> bool:
+        raise AssertionError("not clicked in this test")
+
+    pause_camera = quit = toggle
+
+
+def test_body_parts_menu_sets_view_and_privacy_through_set() -> None:
+    app = _SetApp()
+    tray = Tray(app)  # type: ignore[arg-type]
+
+    def parts_menu() -> Any:
+        return tray._menu(_FakePystray).item("Body parts").action
+
+    menu = parts_menu()
+    labels = [i.text for i in menu.items]
+    assert labels == ["Show coloured parts"] + [label for label, _m, _p in PRIVACY_CHOICES]
+    assert [i.text for i in menu.items if i.checked] == ["No privacy effect"]
+
+    menu.item("Blur face and hands").click()
+    # the parts first, then the effect: it never shows on the old parts
+    assert app.calls == [("parts.privacy_parts", ("face", "hands")), ("parts.privacy", "blur")]
+    menu = parts_menu()
+    assert [i.text for i in menu.items if i.checked] == ["Blur face and hands"]
+
+    menu.item("Pixelate face").click()
+    menu.item("Show coloured parts").click()
+    parts = app.config.parts
+    assert (parts.privacy, parts.privacy_parts, parts.view) == ("pixelate", ("face",), True)
+    menu = parts_menu()
+    checked = [i.text for i in menu.items if i.checked]
+    assert checked == ["Show coloured parts", "Pixelate face"]
+    menu.item("No privacy effect").click()
+    assert app.config.parts.privacy == "none" and app.calls[-1] == ("parts.privacy", "none")
 
 
 def test_launch_without_the_helper_is_a_user_error() -> None:
@@ -416,7 +488,7 @@ class TrayDriver:
 
 
 # Menu positions (separators skipped), as built by pixcam.tray.Tray._menu.
-EFFECTS, BACKGROUND, BLUR, QUALITY, MIRROR, PAUSE, OPEN_FOLDER, EDIT, QUIT = range(9)
+EFFECTS, BACKGROUND, BLUR, QUALITY, PARTS, MIRROR, PAUSE, OPEN_FOLDER, EDIT, QUIT = range(10)
 
 
 @pytest.mark.parametrize("backend", ["gtk", "appindicator"])
@@ -489,6 +561,12 @@ def test_tray_menu_drives_the_running_daemon(
         tray.choose(QUALITY, n_models + [v for v, _l in RESOLUTIONS].index(256))
         wait_setting("model.internal_resolution", 256)
         assert load_config(cfg).model.internal_resolution == 256
+
+        # Body parts ▸ Pixelate face (item 0 is the coloured-parts checkbox)
+        pixelate = [label for label, _m, _p in PRIVACY_CHOICES].index("Pixelate face")
+        tray.choose(PARTS, 1 + pixelate)
+        wait_setting("parts.privacy", "pixelate")
+        assert load_config(cfg).parts.privacy == "pixelate"
 
         # Open backgrounds folder / Edit configuration: xdg-open on the right paths
         tray.choose(OPEN_FOLDER)

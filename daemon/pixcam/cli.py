@@ -204,6 +204,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument(
         "--internal-resolution", type=int, default=0, help="network input long side (0: model's)"
     )
+    pipe.add_argument(
+        "--parts",
+        metavar="EFFECTS",
+        help="also time body-part effects against the plain pipeline: comma-separated "
+        "view, blur-face, pixelate-face, blur-face-hands, or all",
+    )
     pipe.set_defaults(handler=_cmd_bench_pipeline)
 
 
@@ -281,6 +287,8 @@ def _add_ctl(sub: argparse._SubParsersAction) -> None:
     csub.add_parser("toggle", parents=[common], help="switch the effects on/off")
     csub.add_parser("reload", parents=[common], help="re-read the config file")
     csub.add_parser("quit", parents=[common], help="stop the running pixcam")
+    csub.add_parser("pause", parents=[common], help="switch the camera off until resume")
+    csub.add_parser("resume", parents=[common], help="undo pause")
     p.set_defaults(handler=_cmd_ctl)
 
 

@@ -481,9 +481,6 @@ NEW_FILE_HEADER = (
 )
 
 
-_NEW_FILE_HEADER = NEW_FILE_HEADER  # the old private name, still used by tray.py
-
-
 def parse_value(text: str, key: str | None = None) -> Any:
     """VALUE of `pixcam ctl set KEY VALUE`: a TOML literal when it is one, else the string.
 

@@ -8,6 +8,7 @@ Protocol: one JSON object per line each way, on `$XDG_RUNTIME_DIR/pixcam/control
                                                -> {"ok": true}
     {"cmd": "toggle"}                          -> {"ok": true, "enabled": false}
     {"cmd": "reload"} / {"cmd": "quit"}        -> {"ok": true}
+    {"cmd": "pause"} / {"cmd": "resume"}       -> {"ok": true, "paused": true}
     anything wrong                             -> {"ok": false, "error": "one line"}
 
 The server only parses and dispatches; the daemon implements `App`. Signals: SIGHUP reloads,
@@ -33,6 +34,7 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -47,7 +49,9 @@ PathLike = str | os.PathLike[str]
 MAX_REQUEST_BYTES = 64 * 1024  # a request is a few dozen bytes; anything huge is garbage
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 MAX_CONNECTIONS = 16  # a stuck or hostile client can't pile up threads
-COMMANDS = ("status", "set", "toggle", "reload", "quit")
+COMMANDS = ("status", "set", "toggle", "reload", "quit", "pause", "resume")
+# How long close() lets requests in flight finish their reply before hanging up on them.
+CLOSE_GRACE_S = 5.0
 
 
 class App(Protocol):
@@ -64,7 +68,8 @@ class App(Protocol):
         ...
 
     def set(self, key: str, value: Any) -> None:
-        """Change a setting, e.g. via `config.set_value(path, key, value)` then apply it."""
+        """Change a setting and save it, e.g. `ConfigWatcher.set_value(key, value)`, which
+        writes the file and applies the result once."""
         ...
 
     def toggle(self) -> bool:
@@ -77,6 +82,15 @@ class App(Protocol):
 
     def quit(self) -> None:
         """Ask the daemon to shut down cleanly."""
+        ...
+
+    def pause(self) -> bool:
+        """Switch the camera off until `resume` (the tray's "pause camera"); returns the new
+        paused state. Optional: without it the server answers that there is no pause."""
+        ...
+
+    def resume(self) -> bool:
+        """Undo `pause`; returns the new paused state (False)."""
         ...
 
 
@@ -135,9 +149,6 @@ def is_alive(path: Path) -> bool:
         probe.close()
 
 
-_is_alive = is_alive  # the old private name, still used by doctor.py
-
-
 # ----------------------------------------------------------------------------- server
 def _reply(ok: bool, **fields: Any) -> bytes:
     # default=str: a status value we can't encode (a Path, an enum) still shows up as text.
@@ -152,12 +163,18 @@ class ControlServer:
     """Serves the control socket from a thread; `start()` it, `close()` it (or `with`)."""
 
     def __init__(
-        self, app: App, path: PathLike | None = None, *, idle_timeout: float = 60.0
+        self,
+        app: App,
+        path: PathLike | None = None,
+        *,
+        idle_timeout: float = 60.0,
+        close_grace: float = CLOSE_GRACE_S,
     ) -> None:
         self.app = app
         self._default_path = path is None
         self.path = Path(path) if path is not None else socket_path()
         self.idle_timeout = idle_timeout  # drop clients that connect and say nothing
+        self.close_grace = close_grace
         self._app_lock = threading.Lock()
         self._conn_lock = threading.Lock()
         self._conns: dict[threading.Thread, socket.socket] = {}
@@ -237,28 +254,63 @@ class ControlServer:
         self._listener = listener
 
     def close(self) -> None:
-        """Stop serving and remove the socket; safe from any thread, twice, or from `quit`."""
+        """Stop serving and remove the socket; safe from any thread, twice, or from `quit`.
+
+        Every request already received still gets its reply: idle connections end at once,
+        one mid-request may finish for up to `close_grace` seconds, and clients still
+        queued in the backlog are told that pixcam is shutting down.
+        """
         if self._closed:
             return
         self._closed = True
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
-        if self._thread is not None and self._thread is not threading.current_thread():
+        me = threading.current_thread()
+        if self._thread is not None and self._thread is not me:
             self._thread.join()
         if self._listener is not None:
+            self._refuse_backlog(self._listener)
             self._listener.close()
             # Only remove the socket if it is still ours (not a successor's).
             with contextlib.suppress(OSError):
                 if os.stat(self.path).st_ino == self._inode:
                     os.unlink(self.path)
         with self._conn_lock:
-            others = [c for t, c in self._conns.items() if t is not threading.current_thread()]
-        for conn in others:  # wake their recv(); the thread closes the socket itself
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+            inside = me in self._conns
+            others = [t for t in self._conns if t is not me]
+            # Shut the read side only: a blocked recv() sees EOF, but a reply being written
+            # still goes out. Under the lock: a connection is unlisted before it is closed.
+            self._shutdown_conns(socket.SHUT_RD)
+        # Called from a request (`quit`), we hold the app lock the others wait for: waiting
+        # would only stall them; they finish on their own once we return.
+        if not inside:
+            deadline = time.monotonic() + self.close_grace
+            for thread in others:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            with self._conn_lock:
+                self._shutdown_conns(socket.SHUT_RDWR)  # still stuck after the grace period
         self._release_lock()
         self._wake_r.close()
         self._wake_w.close()
+
+    def _shutdown_conns(self, how: int) -> None:
+        # Caller holds _conn_lock. The connection threads close their sockets themselves.
+        for thread, conn in self._conns.items():
+            if thread is not threading.current_thread():
+                with contextlib.suppress(OSError):
+                    conn.shutdown(how)
+
+    @staticmethod
+    def _refuse_backlog(listener: socket.socket) -> None:
+        """Answer clients that connected but were never accepted, instead of resetting them."""
+        listener.setblocking(False)
+        for _ in range(MAX_CONNECTIONS + 1):  # the backlog is MAX_CONNECTIONS deep
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # BlockingIOError: nobody left
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(_error("pixcam is shutting down"))
 
     # ---- serving
     def _serve(self) -> None:
@@ -357,6 +409,12 @@ class ControlServer:
         if cmd == "reload":
             self.app.reload()
             return _reply(True)
+        if cmd in ("pause", "resume"):
+            # Optional for apps: one without a pause concept still gets a clear answer.
+            method = getattr(self.app, cmd, None)
+            if method is None:
+                return _error(f"{cmd}: this pixcam has no camera pause")
+            return _reply(True, paused=bool(method()))
         self.app.quit()
         return _reply(True)
 
@@ -437,6 +495,8 @@ def format_reply(cmd: str, reply: dict[str, Any], request: dict[str, Any]) -> st
         return "effects on" if reply.get("enabled") else "effects off"
     if cmd == "reload":
         return "configuration reloaded"
+    if cmd in ("pause", "resume"):
+        return "camera paused" if reply.get("paused") else "camera no longer paused"
     return "pixcam is shutting down"
 
 

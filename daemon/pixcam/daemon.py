@@ -3,7 +3,7 @@
     config file ──ConfigWatcher──┐
     pixcam ctl ──ControlServer──┤
     signals ───SignalHandlers──┼──> Daemon.set()/apply ──> Pipeline.apply (next frame)
-    tray menu ─────Tray─────────┘                           config.set_value (persisted)
+    tray menu ─────Tray─────────┘                           ConfigWatcher.set_value (persisted)
     virtual camera watched? ──OnDemand──> Pipeline.resume()/pause()
 
 Threads: the main thread runs the tray's GLib loop (or just waits when headless); the
@@ -37,8 +37,8 @@ FAULT_STATES = ("camera_lost", "output_lost")
 
 
 class Daemon:
-    """Owns the parts; implements `control.App` (status/set/toggle/reload/quit) and the
-    few extras the tray needs (config, pause_camera, tray_state)."""
+    """Owns the parts; implements `control.App` (status/set/toggle/reload/quit/pause/resume)
+    and the few extras the tray needs (config, pause_camera, tray_state)."""
 
     def __init__(
         self,
@@ -68,6 +68,7 @@ class Daemon:
         self._exit_code = 0
         self._user_paused = False
         self._config_error: str | None = None
+        self._own_write = False  # set() is writing: the on_change that follows is ours
 
         self._pipeline: Any = None
         self._control: ControlServer | None = None
@@ -91,7 +92,9 @@ class Daemon:
         return self._user_paused
 
     def pause_camera(self, paused: bool) -> None:
-        """The user's pause switch: overrides on-demand and always_on; not persisted."""
+        """The user's pause switch (tray, `pixcam ctl pause`/`resume`): overrides on-demand
+        and always_on; not persisted, so a restart always brings the camera back."""
+        self._check_running()
         self._user_paused = paused
         log.info("camera %s by the user", "paused" if paused else "resumed")
         self._update_camera()
@@ -119,7 +122,7 @@ class Daemon:
             "config_file": str(self._config_path),
             "config_error": self._config_error,
             "state": self.tray_state()[0],
-            "camera_paused_by_user": self._user_paused,
+            "paused": self._user_paused,  # by the user; "state" also covers on-demand
             "tray": self._tray_status,
             "on_demand": od.status() if od is not None else None,
             "pipeline": self._pipeline.status() if self._pipeline is not None else None,
@@ -128,14 +131,41 @@ class Daemon:
 
     def set(self, key: str, value: Any) -> None:
         # Validated and written atomically first; only a stored value reaches the stream.
-        self._apply(config_mod.set_value(self._config_path, key, value))
+        self._check_running()
+        with self._apply_lock:
+            watcher = self._watcher
+            if watcher is None:
+                self._apply(config_mod.set_value(self._config_path, key, value))
+                return
+            # Through the watcher: it applies the change once (on_change, on this thread)
+            # and remembers the file's new content, so its next poll doesn't apply it again.
+            self._own_write = True
+            try:
+                watcher.set_value(key, value)
+            finally:
+                self._own_write = False
+            if self._config_error is not None:
+                # The file is valid again even if the running settings didn't change (a bad
+                # edit set back to the running value): no on_change comes to say so.
+                self._config_error = None
+                self._refresh_tray()
 
     def toggle(self) -> bool:
-        enabled = not self._cfg.effects.enabled
-        self.set("effects.enabled", enabled)
+        with self._apply_lock:  # read-modify-write against a concurrent toggle or set
+            enabled = not self._cfg.effects.enabled
+            self.set("effects.enabled", enabled)
         return enabled
 
+    def pause(self) -> bool:
+        self.pause_camera(True)
+        return True
+
+    def resume(self) -> bool:
+        self.pause_camera(False)
+        return False
+
     def reload(self) -> None:
+        self._check_running()
         if self._watcher is None:
             self._apply(config_mod.load_config(self._config_path))
             return
@@ -151,6 +181,12 @@ class Daemon:
         self._quit.set()
         if self._tray is not None:
             self._tray.stop()
+
+    def _check_running(self) -> None:
+        # The control socket answers until the very end of the shutdown: changes then would
+        # restart parts (on-demand, camera) that were just stopped.
+        if self._quit.is_set():
+            raise PixcamError("pixcam is shutting down")
 
     # ------------------------------------------------------------------ run
     def run(self) -> int:
@@ -208,8 +244,9 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self._quit.set()
-        # The control server last: `pixcam ctl quit` is still being answered right now, and
-        # ControlServer.close() hangs up on connections in flight.
+        # The control server last: it holds the single-instance lock, so a new pixcam can't
+        # start until the camera and the virtual camera are released; until then `pixcam
+        # ctl status` still answers (changes are refused, see _check_running).
         for stop in (
             self._stop_ondemand,
             self._watcher.stop if self._watcher else None,
@@ -261,9 +298,15 @@ class Daemon:
         self._refresh_tray()
 
     def _on_config(self, cfg: Config) -> None:
-        if cfg != self._cfg:  # our own set() writes come back here already applied
-            log.info("%s changed: applying", self._config_path)
-        self._apply(cfg)
+        with self._apply_lock:
+            watcher = self._watcher
+            # The watcher calls us outside its lock, so a slow callback may carry an older
+            # config than a set() that overtook it: its `current` is always the newest.
+            if watcher is not None:
+                cfg = watcher.current
+            if cfg != self._cfg and not self._own_write:
+                log.info("%s changed: applying", self._config_path)
+            self._apply(cfg)
 
     def _on_config_error(self, message: str) -> None:
         # The stream keeps the last good settings; the tray turns red until a fix.
@@ -288,7 +331,8 @@ class Daemon:
     def _update_ondemand(self) -> None:
         want = not self._cfg.daemon.always_on and self._on_demand_possible()
         with self._ondemand_lock:
-            if want and self._ondemand is None:
+            # Checked under the lock _stop_ondemand takes: nothing starts after the shutdown.
+            if want and self._ondemand is None and not self._quit.is_set():
                 device = (self._pipeline.status() or {}).get("sink")
                 if device:
                     self._start_ondemand(str(device))

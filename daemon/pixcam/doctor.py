@@ -188,11 +188,17 @@ def check_models(model_name: str | None) -> list[Check]:
         wanted = models.get_spec(model_name)
     except PixcamError as exc:
         return [Check("model", Status.FAIL, str(exc), "set [model] name to a listed model")]
+    by_default = model_name in (None, "", "default")
     checks = []
     for spec in models.list_models():
         is_wanted = spec.name == wanted.name
         if not spec.installed:
-            if is_wanted:
+            base = models.get_spec(spec.derived_from) if spec.derived_from else None
+            if is_wanted and by_default and base is not None and base.installed:
+                # models.resolve falls back to the float original, so pixcam still runs.
+                detail = f"{spec.name} (configured) is not made yet; {base.name} serves instead"
+                checks.append(Check("model", Status.WARN, detail, "pixcam models quantize"))
+            elif is_wanted:
                 checks.append(
                     Check(
                         "model",
@@ -550,7 +556,7 @@ def check_instance() -> list[Check]:
 
     path = control.socket_path()
     try:
-        alive = control._is_alive(path)  # the same probe the server uses to refuse a second one
+        alive = control.is_alive(path)  # the same probe the server uses to refuse a second one
     except PixcamError as exc:
         return [Check("instance", Status.WARN, str(exc))]
     if alive:

@@ -7,7 +7,12 @@ swaps it in between two frames, so the stream never stops.
 
 Faults never stop the virtual camera: when the camera fails or stalls, the last good frame is
 sent dimmed with "camera unavailable" while the camera is reopened with backoff; an exception
-in one frame is logged (rate-limited) and that frame goes out unprocessed.
+in one frame is logged (rate-limited) and that frame goes out unprocessed. When inference lags
+far behind (a very slow CPU), a keep-alive thread re-sends the last output frame at the output
+rate so the virtual camera's readers do not time out.
+
+Body-part effects (`partfx`: coloured parts, face/hand privacy) run after the background
+compose, on top of any background mode, and the part heatmaps are read only while one is on.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pixcam.sources import Source, SourceError, SourceSpec, open_source
 
 log = logging.getLogger("pixcam.pipeline")
 
-STAGES = ("segment", "refine", "compose", "sink", "total")
+STAGES = ("segment", "refine", "compose", "parts", "sink", "total")
 WINDOW = 60  # frames in the sliding window of the timings
 STALL_S = 2.0  # no frame for this long = camera lost
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 5.0)  # waits between reopen attempts, the last one repeats
@@ -38,6 +43,9 @@ SINK_RETRY_S = 2.0
 LOG_EVERY_S = 10.0  # the same frame error is logged at most once per this period
 WORK_DIVISOR = 4  # the segmenter's probability is requested at 1/4 of the frame size
 DEBUG_STATUS_EVERY_S = 5.0
+# Keep-alive: re-send the last output once nothing went out for this long (or 3 output frame
+# times, whichever is longer), so ordinary jitter never duplicates a frame.
+KEEPALIVE_AFTER_S = 0.25
 
 SegmenterLoader = Callable[..., Any]
 
@@ -169,15 +177,37 @@ def vars_of(section: Any) -> dict[str, Any]:
     return section.model_dump() if hasattr(section, "model_dump") else dict(vars(section))
 
 
+def parts_active(cfg: Any) -> bool:
+    """A body-part effect is on (coloured parts or part privacy)."""
+    p = cfg.parts
+    return bool(p.view) or str(p.privacy) != "none"
+
+
 def effects_active(cfg: Any) -> bool:
-    """Segmentation is needed at all (otherwise frames pass through untouched)."""
-    return bool(cfg.effects.enabled) and cfg.effects.background != "none"
+    """Segmentation is needed at all (otherwise frames pass through untouched).
+
+    A part effect counts with background "none" too: keep the background, blur the face."""
+    if not cfg.effects.enabled:
+        return False
+    return cfg.effects.background != "none" or parts_active(cfg)
 
 
 def _model_key(cfg: Any) -> tuple[Any, ...]:
     m = cfg.model
     name = None if m.name in ("", "default") else m.name
     return (name, int(m.threads), int(m.internal_resolution))
+
+
+def model_label(name: str | None) -> str:
+    """The model for logs: "default (its manifest name)" instead of None."""
+    if name is not None:
+        return name
+    try:
+        from pixcam import models
+
+        return f"default ({models.default_model_name()})"
+    except Exception:  # a broken manifest must not break a log line
+        return "default"
 
 
 def _default_loader(name: str | None, threads: int, internal_resolution: int) -> Any:
@@ -192,7 +222,8 @@ class Pipeline:
 
     `source_spec` overrides the camera of `cfg` (e.g. `--input FILE`); `frames` stops after
     that many frames sent. `start_paused` opens only the sink (on-demand mode waits for a
-    viewer before touching the camera).
+    viewer before touching the camera). `keepalive` re-sends the last frame while the worker
+    lags; None = only for a sink that is a live device (`reopenable`), never into a file.
     """
 
     def __init__(
@@ -207,6 +238,7 @@ class Pipeline:
         sink_opener: Callable[[SinkSpec, int, int, float], Sink] = open_sink,
         segmenter_loader: SegmenterLoader = _default_loader,
         idle_fps: float = 5.0,
+        keepalive: bool | None = None,
     ) -> None:
         self._cfg = cfg
         self._fixed_source = source_spec is not None
@@ -217,6 +249,7 @@ class Pipeline:
         self._open_sink_fn = sink_opener
         self._loader = segmenter_loader
         self._idle_fps = idle_fps
+        self._keepalive = keepalive
 
         self._lock = threading.Lock()
         self._pending: Any = None
@@ -232,6 +265,9 @@ class Pipeline:
         self._loading: threading.Thread | None = None
         self._refiner: Any = None
         self._compositor: Any = None
+        self._fx: Any = None  # partfx.PartEffects
+        self._parts_fed = False  # the part tracker saw the previous frame
+        self._parts_warned: tuple[Any, ...] | None = None  # model key warned about: no parts
 
         self._timings = Timings()
         self._ratelog = RateLimitedLog()
@@ -249,6 +285,13 @@ class Pipeline:
         self._out_fps = 30.0
         self._dims = (int(cfg.camera.width), int(cfg.camera.height))  # the sink's, once open
         self._failed_key: tuple[Any, ...] | None = None
+        # Sends come from the worker and the keep-alive thread: one at a time.
+        self._send_lock = threading.Lock()
+        self._last_sent: np.ndarray | None = None
+        self._last_send_t = 0.0
+        self._repeats = 0
+        self._keepalive_thread: threading.Thread | None = None
+        self._camera_fault = False  # the camera failed (not: closed for a pause or new settings)
 
     # ------------------------------------------------------------------ public API
     def start(self) -> None:
@@ -274,8 +317,17 @@ class Pipeline:
         self._dims = (self._sink.width, self._sink.height)
         self._state = "paused" if self._paused else "running"
         self._last_frame_t = time.monotonic()
+        self._last_send_t = time.monotonic()
         self._thread = threading.Thread(target=self._worker, name="pixcam pipeline", daemon=True)
         self._thread.start()
+        keepalive = self._keepalive
+        if keepalive is None:
+            keepalive = bool(getattr(self._sink, "reopenable", False))
+        if keepalive:
+            self._keepalive_thread = threading.Thread(
+                target=self._keepalive_loop, name="pixcam keepalive", daemon=True
+            )
+            self._keepalive_thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the worker to end (frame limit, end of file, stop()); re-raise its error."""
@@ -299,8 +351,9 @@ class Pipeline:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
+        for thread in (self._thread, self._keepalive_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5.0)
         self._close_source()
         if self._sink is not None:
             self._sink.close()
@@ -338,10 +391,12 @@ class Pipeline:
             "height": sink.height if sink is not None else None,
             "fps": self._timings.fps(),
             "frames": self._frames,
+            "repeated": self._repeats,
             "errors": self._errors,
             "last_error": self._last_error,
             "model": (self._segmenter_key[0] or "default") if self._segmenter_key else None,
             "effects": effects_active(self._cfg),
+            "parts": parts_active(self._cfg) and bool(self._cfg.effects.enabled),
             "stages_ms": self._timings.medians(),
         }
 
@@ -399,10 +454,21 @@ class Pipeline:
             frame = _fit(frame, width, height)
             seg = self._segmenter
             if not effects_active(cfg) or seg is None:
+                self._parts_fed = False
                 return frame  # pass-through: no inference at all
+            fx = self._fx
+            needs_parts = fx is not None and fx.needs_parts
+            if not needs_parts:
+                self._clear_parts_warning()  # turned on again later: say it again
+            want_parts = needs_parts and self._parts_available(seg)
+            if not want_parts:
+                self._parts_fed = False
+                if cfg.effects.background == "none":
+                    return frame  # only a part effect was asked for, and it cannot run
             h, w = frame.shape[:2]
             t = time.perf_counter()
-            out = seg.run(frame, parts=False)
+            # The 24 part channels are read (and decoded) only while an effect needs them.
+            out = seg.run(frame, parts=want_parts)
             # Same aspect as the frame (the refiner checks it); ~1/16 of the pixels.
             prob = out.person_probability(
                 size=(max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR))
@@ -415,17 +481,56 @@ class Pipeline:
             self._timings.add("segment", (t_seg - t) * 1e3)
             self._timings.add("refine", (t_ref - t_seg) * 1e3)
             self._timings.add("compose", (t_comp - t_ref) * 1e3)
+            if want_parts:
+                if not self._parts_fed:
+                    fx.reset()  # frames went by unseen: no smoothing against a stale state
+                # The compositor hands out a new array (except for "none", which returns the
+                # camera frame itself): draw into it rather than copying 2.7 MB again.
+                result = fx.apply(result, out, alpha, inplace=result is not frame)
+                self._parts_fed = True
+                self._timings.add("parts", (time.perf_counter() - t_comp) * 1e3)
             return result
         except Exception as exc:
             # One bad frame must not stop the stream: log (rate-limited), send it unprocessed.
             self._errors += 1
             self._last_error = f"frame: {type(exc).__name__}: {exc}"
             self._ratelog("frame", logging.ERROR, f"frame failed: {exc!r}", exc_info=True)
+            self._parts_fed = False
             return _fit(frame, width, height)
         finally:
             self._timings.add("total", (time.perf_counter() - t0) * 1e3)
 
-    def _send(self, frame: np.ndarray) -> bool:
+    def _parts_available(self, seg: Any) -> bool:
+        """Whether the model has part heads; says once per model when it has not."""
+        if getattr(seg, "has_parts", False):
+            self._clear_parts_warning()  # a model with parts came: the problem is gone
+            return True
+        key = self._segmenter_key
+        if self._parts_warned != key:
+            self._parts_warned = key
+            name = getattr(getattr(seg, "spec", None), "name", None) or model_label(
+                key[0] if key else None
+            )
+            msg = (
+                f"model {name} has no body parts: the part effects are off until a model with "
+                "parts is chosen (`pixcam models list`: person+parts)"
+            )
+            self._last_error = msg
+            log.warning("%s", msg)
+        return False
+
+    def _clear_parts_warning(self) -> None:
+        if self._parts_warned is None:
+            return
+        self._parts_warned = None
+        if self._last_error and "has no body parts" in self._last_error:
+            self._last_error = None
+
+    def _send(self, frame: np.ndarray, *, repeat: bool = False) -> bool:
+        with self._send_lock:
+            return self._send_locked(frame, repeat)
+
+    def _send_locked(self, frame: np.ndarray, repeat: bool) -> bool:
         now = time.monotonic()
         if self._sink is None:
             if now < self._sink_retry:
@@ -433,6 +538,8 @@ class Pipeline:
             try:
                 self._sink = self._reopen_sink()
                 log.warning("output %s is back", self._sink.name)
+                if self._state == "output_lost":
+                    self._state = self._live_state()
             except PixcamError as exc:
                 self._sink_retry = now + SINK_RETRY_S
                 self._ratelog("sink-open", logging.WARNING, f"output still unavailable: {exc}")
@@ -452,10 +559,44 @@ class Pipeline:
             self._state = "output_lost"
             self._sink_retry = now + SINK_RETRY_S
             return False
+        self._last_sent = frame
+        self._last_send_t = time.monotonic()
+        if repeat:
+            self._repeats += 1  # not a new frame: neither counted nor in the fps
+            return True
         self._timings.add("sink", (time.perf_counter() - t) * 1e3)
-        self._timings.frame_sent(time.monotonic())
+        self._timings.frame_sent(self._last_send_t)
         self._frames += 1
         return True
+
+    def _live_state(self) -> str:
+        if self._paused:
+            return "paused"
+        if self._source is not None:
+            return "running"
+        return "camera_lost" if self._camera_fault else "starting"
+
+    def _keepalive_loop(self) -> None:
+        """Re-send the last output at the output rate while the worker sends nothing.
+
+        The worker blocks in inference for a whole frame; on a very slow CPU (seconds per
+        frame) readers of the virtual camera would time out. Paused, the worker paces the
+        idle card itself at its own (lower) rate, so nothing is repeated then."""
+        period = 1.0 / max(1.0, self._out_fps)
+        after = max(KEEPALIVE_AFTER_S, 3 * period)
+        worker = self._thread
+        while not self._stop.wait(period):
+            if worker is None or not worker.is_alive():
+                return
+            frame = self._last_sent
+            if frame is None or self._paused or self._sink is None:
+                continue
+            if time.monotonic() - self._last_send_t < after:
+                continue
+            try:
+                self._send(frame, repeat=True)
+            except Exception as exc:  # never let the keep-alive take the stream down
+                self._ratelog("keepalive", logging.ERROR, f"repeating a frame failed: {exc!r}")
 
     def _reopen_sink(self) -> Sink:
         w, h = self._dims
@@ -470,12 +611,16 @@ class Pipeline:
         # it on the side so the placeholder starts flowing at once.
         self._close_source(wait=False)
         self._state = "camera_lost"
+        self._camera_fault = True
         self._placeholder = None
         self._attempt = 0
         self._next_retry = time.monotonic() + BACKOFF_S[0]
 
     def _fault_step(self) -> None:
-        """Placeholder out at the output rate; reopen the camera when the backoff says so."""
+        """Placeholder out at the output rate; reopen the camera when the backoff says so.
+
+        Also the way the camera is (re)opened on resume and on new camera settings (state
+        "starting"): only a failure there is a fault worth a warning."""
         now = time.monotonic()
         if now >= self._next_retry:
             try:
@@ -484,15 +629,37 @@ class Pipeline:
                 self._attempt += 1
                 wait = BACKOFF_S[min(self._attempt, len(BACKOFF_S) - 1)]
                 self._next_retry = time.monotonic() + wait
-                self._ratelog("reopen", logging.WARNING, f"camera still unavailable: {exc}")
+                if self._camera_fault:
+                    self._ratelog("reopen", logging.WARNING, f"camera still unavailable: {exc}")
+                else:  # a resume or a settings change that failed: now it is a fault
+                    self._errors += 1
+                    self._last_error = str(exc)
+                    self._state = "camera_lost"
+                    self._camera_fault = True
+                    self._placeholder = None
+                    log.warning("camera unavailable: %s; showing a placeholder and retrying", exc)
             else:
-                log.warning("camera %s is back", self._source.name)
+                if self._camera_fault:
+                    log.warning("camera %s is back", self._source.name)
+                else:
+                    log.info("camera %s opened", self._source.name)
+                self._camera_fault = False
                 self._state = "running"
                 self._last_frame_t = time.monotonic()
-                if self._refiner is not None and hasattr(self._refiner, "reset"):
-                    self._refiner.reset()
+                self._reset_tracking()
                 return
-        self._emit_card("placeholder")
+        if self._camera_fault:
+            self._emit_card("placeholder")
+        else:  # not reached (a planned reopen is due at once); never spin regardless
+            self._stop.wait(0.01)
+
+    def _reset_tracking(self) -> None:
+        """Forget the temporal state of the refiner and the part effects (new scene)."""
+        if self._refiner is not None and hasattr(self._refiner, "reset"):
+            self._refiner.reset()
+        if self._fx is not None:
+            self._fx.reset()
+        self._parts_fed = False
 
     def _idle_step(self) -> None:
         if self._source is not None:
@@ -532,7 +699,8 @@ class Pipeline:
             paused = self._paused
         if not paused and self._state == "paused":
             # resume(): reopen the camera right away through the fault path's opener.
-            self._state = "camera_lost"
+            self._state = "starting"
+            self._camera_fault = False
             self._next_retry = 0.0
             self._attempt = 0
             self._placeholder = None
@@ -563,17 +731,22 @@ class Pipeline:
             if self._source is not None:
                 log.info("camera settings changed: reopening")
                 self._close_source()
-                self._state = "camera_lost"
+                self._state = "starting"
+                self._camera_fault = False
                 self._next_retry = 0.0
+                self._attempt = 0
         if str(cfg.output.device) != self._sink_spec.device and not self._sink_spec.path:
             log.warning("output device change takes effect at the next start of pixcam")
 
     def _build_stages(self, cfg: Any) -> None:
         from pixcam.compose import Compositor
+        from pixcam.partfx import PartEffects, PartSettings
         from pixcam.refine import Refiner
 
+        # Every settings object first: an invalid one must leave all stages as they were.
         refine = refine_settings_from(cfg)
         compose = compose_settings_from(cfg)
+        parts = PartSettings.from_config(cfg)
         if self._refiner is None:
             self._refiner = Refiner(refine)
         elif refine != self._refiner.settings:
@@ -583,6 +756,10 @@ class Pipeline:
                 self._compositor.update(compose)
             else:
                 self._compositor = Compositor(compose)
+        if self._fx is None:
+            self._fx = PartEffects(parts)
+        elif parts != self._fx.settings:
+            self._fx.update(parts)
 
     def _load_segmenter_async(self, key: tuple[Any, ...]) -> None:
         """Load the new model beside the running one; swap it in between two frames."""
@@ -593,11 +770,14 @@ class Pipeline:
             except Exception as exc:
                 self._last_error = f"model: {exc}"
                 self._failed_key = key  # do not retry the same failing choice every frame
-                log.error("model %s not loaded, keeping the current one: %s", key[0], exc)
+                log.error(
+                    "model %s not loaded, keeping the current one: %s", model_label(key[0]), exc
+                )
                 return
             # One reference assignment each: the worker reads them between frames.
             self._segmenter, self._segmenter_key = seg, key
-            log.info("model %s loaded", key[0] or "default")
+            resolved = getattr(getattr(seg, "spec", None), "name", None)
+            log.info("model %s loaded", resolved or model_label(key[0]))
 
         self._loading = threading.Thread(target=load, name="pixcam model load", daemon=True)
         self._loading.start()

@@ -34,6 +34,13 @@ STATES = ("active", "paused", "off", "error")
 BLUR_STEPS = (("Light", 15), ("Medium", 40), ("Strong", 70), ("Maximum", 100))
 RESOLUTIONS = ((0, "Model's own size"), (256, "256 px (fastest)"), (384, "384 px"))
 RESOLUTIONS += ((512, "512 px"), (640, "640 px (sharpest)"))
+# Body parts ▸ privacy: (label, parts.privacy, parts.privacy_parts); "none" keeps the parts.
+PRIVACY_CHOICES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
+    ("No privacy effect", "none", None),
+    ("Blur face", "blur", ("face",)),
+    ("Pixelate face", "pixelate", ("face",)),
+    ("Blur face and hands", "blur", ("face", "hands")),
+)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 SYSTEM_BACKGROUNDS = Path("/usr/share/backgrounds")
 MAX_SYSTEM_IMAGES = 40  # a menu of hundreds of wallpapers is unusable
@@ -171,9 +178,9 @@ def default_config_text() -> str:
     for candidate in (REPO_ROOT / "config" / "default.toml",):
         with contextlib.suppress(OSError):
             return candidate.read_text(encoding="utf-8")
-    from pixcam.config import _NEW_FILE_HEADER
+    from pixcam.config import NEW_FILE_HEADER
 
-    return _NEW_FILE_HEADER
+    return NEW_FILE_HEADER
 
 
 def ensure_config_file(path: Path) -> Path:
@@ -401,6 +408,7 @@ class Tray:
                 ),
             ),
             Item("Quality", Menu(*self._quality_items(pystray))),
+            Item("Body parts", Menu(*self._parts_items(pystray))),
             Item(
                 "Mirror",
                 self._set(("effects.mirror", not fx.mirror)),
@@ -445,6 +453,22 @@ class Tray:
         yield pystray.Menu.SEPARATOR
         for value, label in RESOLUTIONS:
             yield self._radio(pystray, label, "model.internal_resolution", value)
+
+    def _parts_items(self, pystray: Any) -> Iterator[Any]:
+        parts = self.app.config.parts
+        yield pystray.MenuItem(
+            "Show coloured parts",
+            self._set(("parts.view", not parts.view)),
+            checked=lambda _i: parts.view,
+        )
+        yield pystray.Menu.SEPARATOR
+        for label, mode, chosen in PRIVACY_CHOICES:
+            if chosen is None:
+                yield self._radio(pystray, label, "parts.privacy", mode)
+            else:  # the parts are set first, so the effect never shows on the old ones
+                yield self._radio(
+                    pystray, label, "parts.privacy", mode, ("parts.privacy_parts", chosen)
+                )
 
     # ---- desktop helpers
     def _open_backgrounds(self) -> None:

@@ -27,7 +27,9 @@ def shrink(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     target, then a bilinear step for the rest (0.5 ms together, mean difference < 1 level).
     """
     h, w = frame.shape[:2]
-    factor = min(w // width, h // height)
+    most = min(w // width, h // height)
+    # Only a factor that divides both sides exactly takes the fast path.
+    factor = next((k for k in range(most, 1, -1) if w % k == 0 and h % k == 0), 1)
     if factor >= 2:
         frame = cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)

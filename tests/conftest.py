@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,3 +59,16 @@ def dev_data() -> Path:
 @pytest.fixture
 def video_path() -> Path:
     return need(VIDEOS / "doctor-desk-960x540.mp4", "test video")
+
+
+def read_video(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    """All frames of a video file (or the first `limit`), decoded with OpenCV."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while limit is None or len(frames) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import VIDEOS, need
+from conftest import VIDEOS, need, read_video
 from pixcam import pipeline as pl
 from pixcam import sources
 from pixcam.cli import main
@@ -26,18 +26,6 @@ W, H = 64, 48
 
 def cfg_with(**sections: dict[str, Any]) -> Any:
     return with_overrides(load_run_config(None), sections)
-
-
-def read_video(path: Path, limit: int = 10**6) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def wait_for(cond: Any, what: str, timeout: float = 30.0) -> None:

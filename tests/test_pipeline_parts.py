@@ -19,11 +19,10 @@ from test_pipeline import (
     FlakySegmenter,
     SinkFactory,
     cfg_with,
-    read_video,
     wait_for,
 )
 
-from conftest import VIDEOS, need
+from conftest import VIDEOS, need, read_video
 from pixcam import pipeline as pl
 from pixcam.parts import part_ids
 from pixcam.pipeline import Pipeline

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import VIDEOS, need
+from conftest import VIDEOS, need, read_video
 from pixcam import sources
 from pixcam.errors import PixcamError
 from pixcam.sources import Source, SourceError, SourceSpec, open_source
@@ -21,20 +21,8 @@ def small_video() -> Path:
     return need(VIDEOS / "walking-640x360.mp4", "test video")
 
 
-def _decode_all(path: Path, limit: int | None = None) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
-
-
 def test_file_source_every_frame_in_order_then_eof(small_video: Path) -> None:
-    expected = _decode_all(small_video)
+    expected = read_video(small_video)
     with open_source(SourceSpec(path=str(small_video), loop=False, realtime=False)) as src:
         assert (src.width, src.height) == (640, 360)
         assert 1 <= src.fps <= 240
@@ -50,8 +38,8 @@ def test_file_source_every_frame_in_order_then_eof(small_video: Path) -> None:
 
 
 def test_file_source_loops(small_video: Path) -> None:
-    n = len(_decode_all(small_video))
-    first = _decode_all(small_video, 1)[0]
+    n = len(read_video(small_video))
+    first = read_video(small_video, 1)[0]
     with open_source(SourceSpec(path=str(small_video), loop=True, realtime=False)) as src:
         frames = [src.read(timeout=5.0) for _ in range(n + 1)]
     assert all(f is not None for f in frames)
@@ -60,7 +48,7 @@ def test_file_source_loops(small_video: Path) -> None:
 
 def test_realtime_file_source_drops_old_frames(small_video: Path) -> None:
     """A paced source keeps running while nobody reads; the reader gets the newest frame."""
-    expected = _decode_all(small_video, 40)
+    expected = read_video(small_video, 40)
     with open_source(SourceSpec(path=str(small_video), loop=True, realtime=True)) as src:
         assert src.read(timeout=5.0) is not None
         deadline = time.monotonic() + 30.0

@@ -3,7 +3,7 @@
 The daemon runs as a subprocess (`pixcam daemon --input clip --output file`), so no camera or
 v4l2loopback is needed. The test clicks the icon and the menu like a user, then checks the
 running settings (through `pixcam ctl status`), the config file on disk, and the icon's
-colour on screen. The X fixture follows /work/shared/notes/tray (tested set-up).
+colour on screen. The X fixture follows ../shared/notes/tray (tested set-up).
 """
 
 from __future__ import annotations

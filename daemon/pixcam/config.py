@@ -720,10 +720,7 @@ class ConfigWatcher:
         with self._lock:
             data = _read(self.path)
             config = Config() if data is None else parse_config(data, self.path)
-            self._stat, self._digest = self._stat_key(), _digest(data)
-            self._pending = self._reported = None
-            changed = config != self._current
-            self._current = config
+            changed = self._adopt(config, data)
         if changed:
             self._on_change(config)
         return config
@@ -733,13 +730,18 @@ class ConfigWatcher:
         away on the calling thread, so the change applies once, not again when polled."""
         with self._lock:
             config = set_value(self.path, key, value)
-            self._stat, self._digest = self._stat_key(), _digest(_read(self.path))
-            self._pending = self._reported = None
-            changed = config != self._current
-            self._current = config
+            changed = self._adopt(config, _read(self.path))
         if changed:
             self._on_change(config)
         return config
+
+    def _adopt(self, config: Config, data: bytes | None) -> bool:
+        """Make `config` (read from `data`) current, under the lock; True when it changed."""
+        self._stat, self._digest = self._stat_key(), _digest(data)
+        self._pending = self._reported = None
+        changed = config != self._current
+        self._current = config
+        return changed
 
     def _stat_key(self) -> tuple[int, ...] | None:
         try:

@@ -28,7 +28,8 @@ from pixcam.errors import PixcamError
 
 MODES = ("blur", "image", "video", "color", "none")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-REPO_BACKGROUNDS = Path(__file__).resolve().parents[2] / "backgrounds"
+# Shipped inside the package (the repo's backgrounds/ links here), so a wheel has them too.
+BUNDLED_BACKGROUNDS = Path(__file__).resolve().parent / "backgrounds"
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def parse_color(text: str) -> tuple[int, int, int]:
 def background_dirs() -> list[Path]:
     """Where bare background names are looked up: the user's folder first, then the repo's."""
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return [data_home / "pixcam" / "backgrounds", REPO_BACKGROUNDS]
+    return [data_home / "pixcam" / "backgrounds", BUNDLED_BACKGROUNDS]
 
 
 def find_background(name: str) -> Path:

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,7 +45,6 @@ PRIVACY_CHOICES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 SYSTEM_BACKGROUNDS = Path("/usr/share/backgrounds")
 MAX_SYSTEM_IMAGES = 40  # a menu of hundreds of wallpapers is unusable
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_POLL_S = 1.0  # how often the icon follows camera faults and on-demand changes
 
 
@@ -174,10 +174,10 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def default_config_text() -> str:
-    """The documented default config (config/default.toml) for a new user config file."""
-    for candidate in (REPO_ROOT / "config" / "default.toml",):
-        with contextlib.suppress(OSError):
-            return candidate.read_text(encoding="utf-8")
+    """The documented default config (config/default.toml, shipped in the package) for a new
+    user config file."""
+    with contextlib.suppress(OSError):
+        return resources.files("pixcam").joinpath("default.toml").read_text(encoding="utf-8")
     from pixcam.config import NEW_FILE_HEADER
 
     return NEW_FILE_HEADER

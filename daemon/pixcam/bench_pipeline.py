@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pixcam import models
 from pixcam.errors import PixcamError
 from pixcam.pipeline import WORK_DIVISOR, compose_settings_from, refine_settings_from
 from pixcam.runconfig import load_run_config, with_overrides
@@ -230,8 +231,9 @@ def run(args: argparse.Namespace) -> int:
             result["decode"] = decode if frames is frames720 else (float("nan"), float("nan"))
             columns.append((f"{label} {t}t", result))
 
-    model = cfg.model.name
-    res = cfg.model.internal_resolution or "model default"
+    spec = models.resolve(cfg.model.name)
+    model = spec.name
+    res = cfg.model.internal_resolution or spec.default_resolution
     print(
         f"pixcam bench pipeline: {video.name}, model {model} (internal resolution {res}), "
         f"background {args.background}, "

@@ -394,11 +394,18 @@ class Pipeline:
             "repeated": self._repeats,
             "errors": self._errors,
             "last_error": self._last_error,
-            "model": (self._segmenter_key[0] or "default") if self._segmenter_key else None,
+            "model": self._model_name(),
             "effects": effects_active(self._cfg),
             "parts": parts_active(self._cfg) and bool(self._cfg.effects.enabled),
             "stages_ms": self._timings.medians(),
         }
+
+    def _model_name(self) -> str | None:
+        """The loaded model's own name (what "default" resolved to), when there is one."""
+        if self._segmenter_key is None:
+            return None
+        spec = getattr(self._segmenter, "spec", None)
+        return getattr(spec, "name", None) or self._segmenter_key[0] or "default"
 
     # ------------------------------------------------------------------ worker
     def _worker(self) -> None:

@@ -289,3 +289,14 @@ def test_a_late_watcher_callback_does_not_undo_a_newer_set(tmp_path: Path) -> No
     daemon._on_config(new)
     daemon._on_config(old)  # the late one
     assert daemon.config == new
+
+
+def test_tray_tooltip_names_the_part_effects(running: Running) -> None:
+    with viewer(running.node):
+        _wait(lambda: running.state() == "running", what="camera on")
+        reply = running.ctl("set", key="parts.privacy", value="blur")
+        assert reply["ok"], reply
+        assert running.daemon.tray_state() == ("active", "pixcam: none background, blur face")
+        assert running.ctl("set", key="parts.view", value=True)["ok"]
+        tooltip = running.daemon.tray_state()[1]
+        assert tooltip == "pixcam: none background, coloured parts, blur face"

@@ -112,7 +112,12 @@ class Daemon:
             return "paused", "pixcam: camera off until an app uses the virtual camera"
         if not effects_active(self._cfg):
             return "off", "pixcam: effects off"
-        return "active", f"pixcam: {self._cfg.effects.background} background"
+        effects = [f"{self._cfg.effects.background} background"]
+        if self._cfg.parts.view:
+            effects.append("coloured parts")
+        if self._cfg.parts.privacy != "none":
+            effects.append(f"{self._cfg.parts.privacy} {', '.join(self._cfg.parts.privacy_parts)}")
+        return "active", "pixcam: " + ", ".join(effects)
 
     # ------------------------------------------------------------------ control.App
     def status(self) -> dict[str, Any]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -72,3 +75,18 @@ def read_video(path: Path, limit: int | None = None) -> list[np.ndarray]:
         frames.append(frame)
     cap.release()
     return frames
+
+
+T = TypeVar("T")
+
+
+def wait_until(pred: Callable[[], T | None], what: str = "condition", timeout: float = 20.0) -> T:
+    """Poll `pred` until it returns something truthy, and return that. The deadline only
+    guards against a hang; it is not a speed test."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")

@@ -13,15 +13,15 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from conftest import wait_until
 from pixcam.config import load_config
 from pixcam.control import send_command
 from pixcam.daemon import Daemon
@@ -29,18 +29,6 @@ from pixcam.errors import PixcamError
 from pixcam.pipeline import Pipeline
 from pixcam.sinks import Sink, SinkSpec
 from pixcam.sources import SourceSpec
-
-T = TypeVar("T")
-
-
-def _wait(pred: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 class NodeSink(Sink):
@@ -116,7 +104,7 @@ def running(tmp_path: Path, clip: Path) -> Iterator[Running]:
     thread.start()
     # wait for the inotify watch: the probes below come from this very process, which the
     # /proc seed skips, so only opens after the watch exists are seen
-    _wait(
+    wait_until(
         lambda: sock.exists() and (daemon.status()["on_demand"] or {}).get("watching"),
         what="daemon started",
     )
@@ -158,11 +146,11 @@ def test_camera_runs_only_while_watched(running: Running) -> None:
     assert status["pipeline"]["state"] == "paused"  # our own writer does not count
     assert status["on_demand"]["watchers"] == 0
     with viewer(running.node):  # an application starts using the camera
-        _wait(lambda: running.state() == "running", what="camera on")
+        wait_until(lambda: running.state() == "running", what="camera on")
         frames = running.status()["pipeline"]["frames"]
-        _wait(lambda: running.status()["pipeline"]["frames"] > frames + 3, what="frames flow")
+        wait_until(lambda: running.status()["pipeline"]["frames"] > frames + 3, what="frames flow")
         assert running.status()["state"] == "off"  # streaming, background "none"
-    _wait(lambda: running.state() == "paused", what="camera off after the hold time")
+    wait_until(lambda: running.state() == "paused", what="camera off after the hold time")
 
 
 def test_probes_leave_the_camera_off(running: Running) -> None:
@@ -170,7 +158,7 @@ def test_probes_leave_the_camera_off(running: Running) -> None:
     for _ in range(10):  # a browser enumerating devices
         fd = os.open(running.node, os.O_RDONLY)
         os.close(fd)
-    _wait(lambda: running.events() >= before + 20, what="probe events handled")
+    wait_until(lambda: running.events() >= before + 20, what="probe events handled")
     # 20 events, each pair microseconds apart: far below the 0.5 s start delay
     assert running.state() == "paused"
     assert not running.status()["on_demand"]["active"]
@@ -179,32 +167,32 @@ def test_probes_leave_the_camera_off(running: Running) -> None:
 def test_always_on_switches_live_and_is_persisted(running: Running) -> None:
     assert running.ctl("set", key="daemon.always_on", value=True)["ok"]
     assert load_config(running.cfg).daemon.always_on is True
-    _wait(lambda: running.state() == "running", what="camera on without a viewer")
+    wait_until(lambda: running.state() == "running", what="camera on without a viewer")
     assert running.status()["on_demand"] is None
     assert running.ctl("set", key="daemon.always_on", value=False)["ok"]
-    _wait(lambda: running.state() == "paused", what="back to on demand")
+    wait_until(lambda: running.state() == "paused", what="back to on demand")
 
 
 def test_user_pause_overrides_a_viewer(running: Running) -> None:
     with viewer(running.node):
-        _wait(lambda: running.state() == "running", what="camera on")
+        wait_until(lambda: running.state() == "running", what="camera on")
         running.daemon.pause_camera(True)
-        _wait(lambda: running.state() == "paused", what="paused by the user")
+        wait_until(lambda: running.state() == "paused", what="paused by the user")
         assert running.status()["state"] == "paused"
         running.daemon.pause_camera(False)
-        _wait(lambda: running.state() == "running", what="resumed")
+        wait_until(lambda: running.state() == "running", what="resumed")
 
 
 def test_ctl_pause_and_resume(running: Running) -> None:
     with viewer(running.node):
-        _wait(lambda: running.state() == "running", what="camera on")
+        wait_until(lambda: running.state() == "running", what="camera on")
         assert running.ctl("pause") == {"ok": True, "paused": True}
-        _wait(lambda: running.state() == "paused", what="paused from ctl")
+        wait_until(lambda: running.state() == "paused", what="paused from ctl")
         status = running.status()
         assert status["paused"] is True and status["state"] == "paused"
         assert running.daemon.camera_paused  # the tray's check mark follows
         assert running.ctl("resume") == {"ok": True, "paused": False}
-        _wait(lambda: running.state() == "running", what="resumed from ctl")
+        wait_until(lambda: running.state() == "running", what="resumed from ctl")
         assert running.status()["paused"] is False
 
 
@@ -228,7 +216,7 @@ def test_a_set_is_applied_exactly_once(running: Running, monkeypatch: pytest.Mon
 def test_setting_a_bad_edit_back_clears_the_error(running: Running) -> None:
     text = running.cfg.read_text()
     running.cfg.write_text(text.replace('"none"', '"blurr"'))
-    _wait(lambda: running.status()["config_error"], what="config error reported")
+    wait_until(lambda: running.status()["config_error"], what="config error reported")
     # the running value: the settings don't change, but the file is good again
     assert running.ctl("set", key="effects.background", value="none")["ok"]
     assert running.status()["config_error"] is None
@@ -257,14 +245,14 @@ def test_ctl_set_toggle_and_bad_values(running: Running) -> None:
 def test_invalid_edit_keeps_last_good_settings_and_reports(running: Running) -> None:
     text = running.cfg.read_text()
     running.cfg.write_text(text + "\n[effects2]\n")
-    _wait(lambda: running.status()["config_error"], what="config error reported")
+    wait_until(lambda: running.status()["config_error"], what="config error reported")
     status = running.status()
     assert status["state"] == "error"
     assert "effects2" in status["config_error"]
     reply = running.ctl("reload")
     assert not reply["ok"] and "effects2" in reply["error"]
     running.cfg.write_text(text.replace('"none"', '"color"'))
-    _wait(lambda: running.status()["settings"]["effects.background"] == "color", what="fixed")
+    wait_until(lambda: running.status()["settings"]["effects.background"] == "color", what="fixed")
     assert running.status()["config_error"] is None
 
 
@@ -293,7 +281,7 @@ def test_a_late_watcher_callback_does_not_undo_a_newer_set(tmp_path: Path) -> No
 
 def test_tray_tooltip_names_the_part_effects(running: Running) -> None:
     with viewer(running.node):
-        _wait(lambda: running.state() == "running", what="camera on")
+        wait_until(lambda: running.state() == "running", what="camera on")
         reply = running.ctl("set", key="parts.privacy", value="blur")
         assert reply["ok"], reply
         assert running.daemon.tray_state() == ("active", "pixcam: none background, blur face")

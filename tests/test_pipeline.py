@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import VIDEOS, need, read_video
+from conftest import VIDEOS, need, read_video, wait_until
 from pixcam import pipeline as pl
 from pixcam import sources
 from pixcam.cli import main
@@ -29,12 +28,7 @@ def cfg_with(**sections: dict[str, Any]) -> Any:
 
 
 def wait_for(cond: Any, what: str, timeout: float = 30.0) -> None:
-    """Poll `cond` (a generous deadline only guards against a hang; it is not a speed test)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    wait_until(cond, what, timeout)
 
 
 # ------------------------------------------------------------ real model, real video

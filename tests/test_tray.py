@@ -16,14 +16,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from conftest import wait_until
 from pixcam.config import Config, load_config
 from pixcam.control import send_command
 from pixcam.errors import PixcamError
@@ -40,7 +41,6 @@ from pixcam.tray import (
     system_background_choices,
 )
 
-T = TypeVar("T")
 NEEDED = ["Xvfb", "dbus-daemon", "trayer", "xdotool", "import"]
 REPO = Path(__file__).resolve().parents[1]
 
@@ -218,7 +218,7 @@ def test_headless_daemon_says_so_once_and_obeys_ctl(tmp_path: Path, clip: Path) 
     sock = tmp_path / "ctl.sock"
     proc = _start_daemon(env, cfg, clip, tmp_path, sock)
     try:
-        _wait(lambda: (_status(sock) or {}).get("tray") == "headless", what="headless")
+        wait_until(lambda: (_status(sock) or {}).get("tray") == "headless", what="headless")
         send_command("set", path=sock, key="effects.mirror", value=True)
         assert _status(sock)["settings"]["effects.mirror"] is True
         assert load_config(cfg).effects.mirror is True
@@ -231,14 +231,6 @@ def test_headless_daemon_says_so_once_and_obeys_ctl(tmp_path: Path, clip: Path) 
 
 
 # ------------------------------------------------------------------------------ helpers
-def _wait(pred: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +343,7 @@ def xsession(tmp_path: Path) -> Iterator[dict[str, str]]:
         d = Xlib.display.Display(display)
         try:
             sel = d.intern_atom("_NET_SYSTEM_TRAY_S0")
-            _wait(lambda: d.get_selection_owner(sel) != 0, what="tray host")
+            wait_until(lambda: d.get_selection_owner(sel) != 0, what="tray host")
         finally:
             d.close()
         yield env
@@ -432,17 +424,17 @@ class TrayDriver:
             found = _icon_window(self.env["DISPLAY"], "pixcam")
             return found if found and found[2] > 8 and found[3] > 8 else None
 
-        self.x, self.y, self.w, self.h = _wait(sized, what="embedded tray icon")
+        self.x, self.y, self.w, self.h = wait_until(sized, what="embedded tray icon")
 
     def open_menu(self) -> None:
         # gtk: right click = menu (left = default action); appindicator: any click = menu
-        _wait(lambda: _popups(self.env["DISPLAY"]) == 0, what="menus closed")
+        wait_until(lambda: _popups(self.env["DISPLAY"]) == 0, what="menus closed")
         # A click that lands while the backend swaps in a rebuilt menu (after each change)
         # can be lost; like a user, click again.
         for _attempt in range(3):
             _xdo(self.env, "mousemove", str(self.x), str(self.y), "click", "3")
             try:
-                _wait(lambda: _popups(self.env["DISPLAY"]) >= 1, timeout=4, what="menu open")
+                wait_until(lambda: _popups(self.env["DISPLAY"]) >= 1, timeout=4, what="menu open")
                 break
             except TimeoutError:
                 continue
@@ -456,7 +448,7 @@ class TrayDriver:
         _xdo(self.env, "key", *["Down"] * (index + 1))
         if sub_index is not None:
             _xdo(self.env, "key", "Right")
-            _wait(lambda: _popups(self.env["DISPLAY"]) >= 2, what="submenu open")
+            wait_until(lambda: _popups(self.env["DISPLAY"]) >= 2, what="submenu open")
             time.sleep(0.1)
             # Right opens the submenu with its first item selected
             if sub_index:
@@ -525,16 +517,16 @@ def test_tray_menu_drives_the_running_daemon(
     assert "bokeh-lights.png" in images
     proc = _start_daemon(env, cfg, clip, tmp_path, sock)
     try:
-        _wait(lambda: _status(sock), what="daemon control socket")
+        wait_until(lambda: _status(sock), what="daemon control socket")
         tray = TrayDriver(env, backend, tmp_path)
 
         def setting(key: str) -> Any:
             return _status(sock)["settings"][key]  # type: ignore[index]
 
         def wait_setting(key: str, value: Any) -> None:
-            _wait(lambda: setting(key) == value, what=f"{key} = {value!r}")
+            wait_until(lambda: setting(key) == value, what=f"{key} = {value!r}")
 
-        _wait(lambda: tray.icon_state() == "off", what="icon shows effects off")
+        wait_until(lambda: tray.icon_state() == "off", what="icon shows effects off")
 
         # Background ▸ Bokeh lights: 3 fixed entries (blur, colour, none) come first
         tray.choose(BACKGROUND, 3 + images.index("bokeh-lights.png"))
@@ -543,9 +535,9 @@ def test_tray_menu_drives_the_running_daemon(
         saved = load_config(cfg).effects
         assert (saved.background, saved.image) == ("image", "bokeh-lights.png")
         assert "keep this comment" in cfg.read_text()
-        _wait(lambda: tray.icon_state() == "active", what="icon shows active")
+        wait_until(lambda: tray.icon_state() == "active", what="icon shows active")
         if have_model:  # the new background goes through real BodyPix inference
-            _wait(
+            wait_until(
                 lambda: "segment" in _status(sock)["pipeline"]["stages_ms"],  # type: ignore[index]
                 timeout=60,
                 what="segmentation running",
@@ -571,10 +563,10 @@ def test_tray_menu_drives_the_running_daemon(
         # Open backgrounds folder / Edit configuration: xdg-open on the right paths
         tray.choose(OPEN_FOLDER)
         folder = Path(env["XDG_DATA_HOME"]) / "pixcam" / "backgrounds"
-        _wait(lambda: opened.exists() and str(folder) in opened.read_text(), what="xdg-open")
+        wait_until(lambda: opened.exists() and str(folder) in opened.read_text(), what="xdg-open")
         assert folder.is_dir()
         tray.choose(EDIT)
-        _wait(lambda: str(cfg) in opened.read_text(), what="xdg-open config")
+        wait_until(lambda: str(cfg) in opened.read_text(), what="xdg-open config")
 
         # Mirror (checkbox)
         tray.choose(MIRROR)
@@ -583,10 +575,10 @@ def test_tray_menu_drives_the_running_daemon(
 
         # Pause camera: the pipeline idles and the icon turns grey; again to resume
         tray.choose(PAUSE)
-        _wait(lambda: _status(sock)["pipeline"]["state"] == "paused", what="pipeline paused")
-        _wait(lambda: tray.icon_state() == "paused", what="icon shows paused")
+        wait_until(lambda: _status(sock)["pipeline"]["state"] == "paused", what="pipeline paused")
+        wait_until(lambda: tray.icon_state() == "paused", what="icon shows paused")
         tray.choose(PAUSE)
-        _wait(lambda: _status(sock)["pipeline"]["state"] != "paused", what="pipeline resumed")
+        wait_until(lambda: _status(sock)["pipeline"]["state"] != "paused", what="pipeline resumed")
 
         # Effects checkbox (gtk: also the left-click default action)
         if backend == "gtk":
@@ -595,19 +587,19 @@ def test_tray_menu_drives_the_running_daemon(
             tray.choose(EFFECTS)
         wait_setting("effects.enabled", False)
         assert load_config(cfg).effects.enabled is False
-        _wait(lambda: tray.icon_state() == "off", what="icon shows effects off")
+        wait_until(lambda: tray.icon_state() == "off", what="icon shows effects off")
 
         # an invalid edit by hand: the tray turns red, the stream keeps the last good config
         frames = _status(sock)["pipeline"]["frames"]  # type: ignore[index]
         cfg.write_text(cfg.read_text().replace("blur_strength = 70", "blur_strength = 700"))
-        _wait(lambda: tray.icon_state() == "error", what="icon shows the config error")
+        wait_until(lambda: tray.icon_state() == "error", what="icon shows the config error")
         status = _status(sock)
         assert status is not None and "blur_strength" in status["config_error"]
         assert status["settings"]["effects.blur_strength"] == 70
-        _wait(lambda: _status(sock)["pipeline"]["frames"] > frames, what="stream goes on")
+        wait_until(lambda: _status(sock)["pipeline"]["frames"] > frames, what="stream goes on")
         cfg.write_text(cfg.read_text().replace("blur_strength = 700", "blur_strength = 30"))
         wait_setting("effects.blur_strength", 30)
-        _wait(lambda: tray.icon_state() == "off", what="icon back to normal")
+        wait_until(lambda: tray.icon_state() == "off", what="icon back to normal")
 
         tray.open_menu()
         tray.shot(f"menu-{backend}.png")  # for a human to look at
@@ -630,7 +622,7 @@ def test_sigterm_with_the_tray_running_shuts_down_cleanly(
     proc = _start_daemon(env, _write_config(tmp_path), clip, tmp_path, sock)
     try:
         # "running": the tray's loop is up and our SIGINT handler is back in place
-        _wait(lambda: (_status(sock) or {}).get("tray") == "running", what="tray running")
+        wait_until(lambda: (_status(sock) or {}).get("tray") == "running", what="tray running")
         TrayDriver(env, "gtk", tmp_path)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0

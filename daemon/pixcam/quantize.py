@@ -27,8 +27,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
-import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from pixcam.errors import PixcamError
+from pixcam.segment.engine import native_stderr_to_log
 
 INPUT_NAME = "sub_2"
 KEEP_OUTPUTS = ("float_segments", "float_part_heatmaps")
@@ -296,28 +295,17 @@ def quantize_bytes(
         raise PixcamError("quantizing needs at least one calibration photo")
     samples = calibration_samples(calibration_images, size)
     qt = quantizer.Quantizer(bytearray(prepare_float_model(float_bytes)), recipe.static_wi8_ai8())
-    # The quantizer prints progress and a size summary to stdout; keep the CLI's output ours.
-    with contextlib.redirect_stdout(io.StringIO()), _quiet_native_stderr():
+    # The quantizer prints progress and a size summary to stdout (dropped) and progress bars,
+    # warnings and LiteRT notes to stderr (kept in the debug log): the CLI's output stays ours.
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+        native_stderr_to_log(),
+    ):
+        warnings.simplefilter("ignore")
         qsvs = qt.calibrate({SIGNATURE_KEY: samples}, num_threads=threads)
         quantized = qt.quantize(settle_ranges(qsvs)).quantized_model
     return float_interface(bytes(quantized))
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence fd 2 (LiteRT's "Created XNNPACK delegate" notes, tqdm bars, warnings)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as null:
-        os.dup2(null.fileno(), 2)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def quantize_model(float_path: Path, out_path: Path, calibration_images: list[Path]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,16 +20,18 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def _native_stderr_to_log() -> Iterator[None]:
+def native_stderr_to_log() -> Iterator[None]:
     """The runtime's C++ side prints notes such as "INFO: Created TensorFlow Lite XNNPACK
     delegate" straight to fd 2; route them to the debug log so the terminal shows only our
     own one-line messages."""
+    sys.stderr.flush()  # what Python already buffered belongs before the redirect
     with tempfile.TemporaryFile() as sink:
         saved = os.dup(2)
         os.dup2(sink.fileno(), 2)
         try:
             yield
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
@@ -61,7 +64,7 @@ class Engine:
     def __init__(self, path: Path, threads: int = 1) -> None:
         cls = interpreter_class()
         try:
-            with _native_stderr_to_log():
+            with native_stderr_to_log():
                 self._interp: Any = cls(model_path=str(path), num_threads=threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:

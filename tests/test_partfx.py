@@ -255,12 +255,13 @@ def test_inplace_and_no_effect_paths() -> None:
 
 def test_settings_from_the_config_file() -> None:
     from pixcam.config import parse_config
+    from pixcam.effects import EffectsSettings
 
     cfg = parse_config(
         '[refine]\nsmoothing = 0.3\n[parts]\nview = true\nopacity = 0.4\nprivacy = "pixelate"\n'
         'privacy_parts = ["hands", "left_face"]\n'
     )
-    s = PartSettings.from_config(cfg)
+    s = EffectsSettings.from_config(cfg).parts
     assert (s.view, s.opacity, s.privacy, s.smoothing) == (True, 0.4, "pixelate", 0.3)
     assert s.privacy_ids == sorted([*part_ids(["hands"]), PART_NAMES.index("left_face")])
-    assert not PartEffects(PartSettings.from_config(parse_config(""))).needs_parts
+    assert not PartEffects(EffectsSettings.from_config(parse_config("")).parts).needs_parts

@@ -11,20 +11,23 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
+from pixcam import outlet
 from pixcam import pipeline as pl
 from pixcam import sources
 from pixcam.cli import main
 from pixcam.errors import PixcamError
 from pixcam.pipeline import Pipeline
-from pixcam.runconfig import load_run_config, with_overrides
+from pixcam.config import Config, load_config
 from pixcam.sinks import Sink, SinkError, SinkSpec
 from pixcam.sources import Source, SourceError, SourceSpec
+from pixcam.timings import RateLimitedLog
 
 W, H = 64, 48
 
 
-def cfg_with(**sections: dict[str, Any]) -> Any:
-    return with_overrides(load_run_config(None), sections)
+def cfg_with(**sections: dict[str, Any]) -> Config:
+    values = {f"{s}.{k}": v for s, keys in sections.items() for k, v in keys.items()}
+    return load_config(None).with_values(values)
 
 
 def wait_for(cond: Any, what: str, timeout: float = 30.0) -> None:
@@ -230,7 +233,7 @@ class SinkFactory:
 def fast_faults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pl, "BACKOFF_S", (0.01, 0.02, 0.05))
     monkeypatch.setattr(pl, "STALL_S", 0.3)
-    monkeypatch.setattr(pl, "SINK_RETRY_S", 0.01)
+    monkeypatch.setattr(outlet, "SINK_RETRY_S", 0.01)
 
 
 def _pipeline(cams: Any, sinks: SinkFactory, **kw: Any) -> Pipeline:
@@ -318,7 +321,7 @@ def test_exception_in_one_frame_does_not_stop_the_stream(
 
 
 def test_exceptions_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
-    ratelog = pl.RateLimitedLog(period=3600)
+    ratelog = RateLimitedLog(period=3600)
     for _ in range(50):
         ratelog("frame", 40, "frame failed: boom")
     assert len(caplog.records) == 1
@@ -479,19 +482,19 @@ def test_run_options_become_config_overrides() -> None:
     from pixcam.cli import build_parser
     from pixcam.run import overrides_from_args
 
-    def over(*argv: str) -> dict[str, dict[str, Any]]:
+    def over(*argv: str) -> dict[str, Any]:
         return overrides_from_args(build_parser().parse_args(["run", *argv]))
 
     assert over() == {}
-    assert over("--color", "#123456") == {"effects": {"color": "#123456", "background": "color"}}
-    assert over("--background", "none", "--blur", "9")["effects"]["background"] == "none"
-    assert over("--image", "a.png")["effects"] == {"image": "a.png", "background": "image"}
+    assert over("--color", "#123456") == {"effects.color": "#123456", "effects.background": "color"}
+    assert over("--background", "none", "--blur", "9")["effects.background"] == "none"
+    assert over("--image", "a.png") == {"effects.image": "a.png", "effects.background": "image"}
     got = over("--mirror", "--model", "m", "--device", "2", "--output-device", "/dev/video9")
     assert got == {
-        "effects": {"mirror": True},
-        "model": {"name": "m"},
-        "camera": {"device": 2},
-        "output": {"device": "/dev/video9"},
+        "effects.mirror": True,
+        "model.name": "m",
+        "camera.device": 2,
+        "output.device": "/dev/video9",
     }
-    cfg = with_overrides(load_run_config(None), got | {"model": {"name": "default"}})
+    cfg = load_config(None).with_values(got | {"model.name": "default"})
     assert cfg.output.device == "/dev/video9" and cfg.effects.mirror is True

@@ -11,6 +11,8 @@ the video's own size: for every frame the plain chain and each effect's chain (r
 heads, refine, compose, `PartEffects.apply`) run one after the other, in a rotating order, and
 the added cost is the median of the per-frame differences, so load changes on a shared machine
 hit both sides alike.
+
+Every chain here is `effects.Effects`, the object the pipeline runs, with its own stage timings.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import cv2
 import numpy as np
 
 from pixcam import models
+from pixcam.config import Config, load_config
+from pixcam.effects import Effects, EffectsSettings, Segmenter
 from pixcam.errors import PixcamError
-from pixcam.pipeline import WORK_DIVISOR, compose_settings_from, refine_settings_from
-from pixcam.runconfig import load_run_config, with_overrides
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/presenter-1280x720.mp4"
 WARMUP = 5
@@ -37,11 +39,12 @@ STAGES = ("decode", "segment", "refine", "compose", "total", "sink (BGR→I420)"
 TARGET_MS = {720: 8.0, 1080: 16.0}
 # `--parts` names → [parts] settings.
 PART_EFFECTS: dict[str, dict[str, Any]] = {
-    "view": {"view": True},
-    "blur-face": {"privacy": "blur", "privacy_parts": ["face"]},
-    "pixelate-face": {"privacy": "pixelate", "privacy_parts": ["face"]},
-    "blur-face-hands": {"privacy": "blur", "privacy_parts": ["face", "hands"]},
+    "view": {"parts.view": True},
+    "blur-face": {"parts.privacy": "blur", "parts.privacy_parts": ["face"]},
+    "pixelate-face": {"parts.privacy": "pixelate", "parts.privacy_parts": ["face"]},
+    "blur-face-hands": {"parts.privacy": "blur", "parts.privacy_parts": ["face", "hands"]},
 }
+NAN = (float("nan"), float("nan"))
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -68,31 +71,48 @@ def decode_frames(path: Path, count: int) -> tuple[list[np.ndarray], list[float]
     return frames, wall, cpu
 
 
-def bench_setting(cfg: Any, frames: list[np.ndarray], threads: int) -> dict[str, tuple]:
-    """Median (wall ms, cpu ms) per stage for one resolution and thread count."""
-    from pixcam.compose import Compositor
-    from pixcam.refine import Refiner
+def load_model(cfg: Config, threads: int) -> Segmenter:
     from pixcam.segment import load_segmenter
 
     name = None if cfg.model.name in ("", "default") else cfg.model.name
-    seg = load_segmenter(name, threads=threads, internal_resolution=cfg.model.internal_resolution)
-    refiner = Refiner(refine_settings_from(cfg))
-    compositor = Compositor(compose_settings_from(cfg))
-    h, w = frames[0].shape[:2]
-    small = (w // WORK_DIVISOR, h // WORK_DIVISOR)
+    return load_segmenter(name, threads=threads, internal_resolution=cfg.model.internal_resolution)
+
+
+class StageClock:
+    """An `on_stage` hook for `Effects.process` that also takes each stage's process CPU time
+    (the CPU since the previous stage ended, or since `start()`)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, tuple[float, float]] = {}
+        self._cpu = 0.0
+
+    def start(self) -> None:
+        self.stages = {}
+        self._cpu = time.process_time()
+
+    def __call__(self, stage: str, wall_ms: float) -> None:
+        cpu = time.process_time()
+        self.stages[stage] = (wall_ms, (cpu - self._cpu) * 1e3)
+        self._cpu = cpu
+
+
+def bench_setting(cfg: Config, frames: list[np.ndarray], threads: int) -> dict[str, tuple]:
+    """Median (wall ms, cpu ms) per stage for one resolution and thread count."""
+    effects = Effects(EffectsSettings.from_config(cfg), load_model(cfg, threads))
+    clock = StageClock()
     samples: dict[str, list[tuple[float, float]]] = {s: [] for s in STAGES[1:]}
     for i, frame in enumerate(frames):
-        prob, ws, cs = _timed(lambda f=frame: seg.run(f, parts=False).person_probability(small))
-        alpha, wr, cr = _timed(lambda f=frame, p=prob: refiner.refine(f, p))
-        out, wc, cc = _timed(lambda f=frame, a=alpha: compositor.compose(f, a))
+        clock.start()
+        out = effects.process(frame, on_stage=clock)
         _, wk, ck = _timed(lambda o=out: cv2.cvtColor(o, cv2.COLOR_BGR2YUV_I420))
         if i < WARMUP:
             continue
-        samples["segment"].append((ws, cs))
-        samples["refine"].append((wr, cr))
-        samples["compose"].append((wc, cc))
-        samples["total"].append((ws + wr + wc, cs + cr + cc))
+        chain = [clock.stages.get(s, NAN) for s in ("segment", "refine", "compose")]
+        for stage, value in zip(("segment", "refine", "compose"), chain, strict=True):
+            samples[stage].append(value)
+        samples["total"].append((sum(w for w, _ in chain), sum(c for _, c in chain)))
         samples["sink (BGR→I420)"].append((wk, ck))
+    effects.close()
     return {
         k: (statistics.median(x for x, _ in v), statistics.median(y for _, y in v))
         for k, v in samples.items()
@@ -119,50 +139,36 @@ def _median(values: list[float]) -> float:
 
 
 def bench_parts(
-    cfg: Any, frames: list[np.ndarray], threads: int, names: list[str]
+    cfg: Config, frames: list[np.ndarray], threads: int, names: list[str]
 ) -> dict[str, dict[str, tuple[float, float]]]:
     """Per variant ("plain" and each part effect): median (wall, cpu) ms of the whole chain
     ("total"), of the part stage ("parts"), and the median per-frame difference to the plain
     chain on the same frame ("added")."""
-    from pixcam.compose import Compositor
-    from pixcam.partfx import PartEffects, PartSettings
-    from pixcam.refine import Refiner
-    from pixcam.segment import load_segmenter
-
-    name = None if cfg.model.name in ("", "default") else cfg.model.name
-    seg = load_segmenter(name, threads=threads, internal_resolution=cfg.model.internal_resolution)
+    seg = load_model(cfg, threads)
     if not seg.has_parts:
         raise PixcamError(f"model {seg.spec.name} has no body parts; pick one with --model")
-    h, w = frames[0].shape[:2]
-    small = (w // WORK_DIVISOR, h // WORK_DIVISOR)
-    variants: list[tuple[str, Any]] = [("plain", None)]
-    for n in names:
-        part_cfg = with_overrides(cfg, {"parts": PART_EFFECTS[n]})
-        variants.append((n, PartEffects(PartSettings.from_config(part_cfg))))
     # Each variant keeps its own temporal state, as a stream would.
-    stages = {
-        n: (Refiner(refine_settings_from(cfg)), Compositor(compose_settings_from(cfg)))
-        for n, _ in variants
-    }
+    variants: dict[str, Effects] = {"plain": Effects(EffectsSettings.from_config(cfg), seg)}
+    for n in names:
+        settings = EffectsSettings.from_config(cfg.with_values(PART_EFFECTS[n]))
+        variants[n] = Effects(settings, seg)
+    clock = StageClock()
 
-    def chain(label: str, fx: Any, frame: np.ndarray) -> tuple[float, float, float, float]:
-        refiner, compositor = stages[label]
+    def chain(effects: Effects, frame: np.ndarray) -> tuple[float, float, float, float]:
         w0, c0 = time.perf_counter(), time.process_time()
-        out = seg.run(frame, parts=fx is not None)
-        alpha = refiner.refine(frame, out.person_probability(small))
-        result = compositor.compose(frame, alpha)
+        clock.start()
+        effects.process(frame, on_stage=clock)
         w1, c1 = time.perf_counter(), time.process_time()
-        if fx is not None:
-            fx.apply(result, out, alpha, inplace=result is not frame)
-        w2, c2 = time.perf_counter(), time.process_time()
-        return (w2 - w0) * 1e3, (c2 - c0) * 1e3, (w2 - w1) * 1e3, (c2 - c1) * 1e3
+        pw, pc = clock.stages.get("parts", (0.0, 0.0))
+        return (w1 - w0) * 1e3, (c1 - c0) * 1e3, pw, pc
 
-    total: dict[str, list[tuple[float, float]]] = {n: [] for n, _ in variants}
-    stage: dict[str, list[tuple[float, float]]] = {n: [] for n, _ in variants}
-    added: dict[str, list[tuple[float, float]]] = {n: [] for n, _ in variants}
+    order = list(variants)
+    total: dict[str, list[tuple[float, float]]] = {n: [] for n in order}
+    stage: dict[str, list[tuple[float, float]]] = {n: [] for n in order}
+    added: dict[str, list[tuple[float, float]]] = {n: [] for n in order}
     for i, frame in enumerate(frames):
-        k = i % len(variants)  # rotate who goes first: no variant always gets a warm cache
-        got = {label: chain(label, fx, frame) for label, fx in variants[k:] + variants[:k]}
+        k = i % len(order)  # rotate who goes first: no variant always gets a warm cache
+        got = {label: chain(variants[label], frame) for label in order[k:] + order[:k]}
         if i < WARMUP:
             continue
         pw, pc = got["plain"][:2]
@@ -175,8 +181,7 @@ def bench_parts(
         return _median([x for x, _ in v]), _median([y for _, y in v])
 
     return {
-        n: {"total": med(total[n]), "parts": med(stage[n]), "added": med(added[n])}
-        for n, _ in variants
+        n: {"total": med(total[n]), "parts": med(stage[n]), "added": med(added[n])} for n in order
     }
 
 
@@ -207,11 +212,13 @@ def run(args: argparse.Namespace) -> int:
     video = Path(args.video) if args.video else DEFAULT_VIDEO
     if not video.is_file():
         raise PixcamError(f"benchmark video {video} not found; pass --video FILE")
-    overrides: dict[str, dict[str, Any]] = {"effects": {"background": args.background}}
-    overrides["model"] = {"internal_resolution": args.internal_resolution}
+    overrides: dict[str, Any] = {
+        "effects.background": args.background,
+        "model.internal_resolution": args.internal_resolution,
+    }
     if args.model:
-        overrides["model"]["name"] = args.model
-    cfg = with_overrides(load_run_config(None), overrides)
+        overrides["model.name"] = args.model
+    cfg = load_config(None).with_values(overrides)
     threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     parts = parse_parts(getattr(args, "parts", None))
     frames720, dec_wall, dec_cpu = decode_frames(video, args.frames + WARMUP)

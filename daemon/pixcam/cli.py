@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pixcam.errors import PixcamError
+from pixcam.modes import BACKGROUNDS
 
 log = logging.getLogger("pixcam")
 
@@ -144,7 +145,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", metavar="FILE", help="write an .mp4 instead of the virtual camera")
     p.add_argument("--device", help="camera: auto, an index or /dev/videoN")
     p.add_argument("--output-device", help="v4l2loopback device to write (default: auto)")
-    p.add_argument("--background", choices=["blur", "image", "video", "color", "none"])
+    p.add_argument("--background", choices=BACKGROUNDS)
     p.add_argument("--image", help="background image (implies --background image)")
     p.add_argument("--color", help='background colour "#rrggbb" (implies --background color)')
     p.add_argument("--blur", type=int, metavar="1..100", help="blur strength (implies blur)")
@@ -200,7 +201,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument("--model", help="model name (default: the configured one)")
     pipe.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     pipe.add_argument("--frames", type=int, default=40, help="timed frames per setting")
-    pipe.add_argument("--background", default="blur", help="blur|image|video|color|none")
+    pipe.add_argument("--background", default="blur", choices=BACKGROUNDS)
     pipe.add_argument(
         "--internal-resolution", type=int, default=0, help="network input long side (0: model's)"
     )

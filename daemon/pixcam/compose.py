@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 
 from pixcam.errors import PixcamError
+from pixcam.modes import BACKGROUNDS
 
-MODES = ("blur", "image", "video", "color", "none")
+MODES = BACKGROUNDS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # Shipped inside the package (the repo's backgrounds/ links here), so a wheel has them too.
 BUNDLED_BACKGROUNDS = Path(__file__).resolve().parent / "backgrounds"

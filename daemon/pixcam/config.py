@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import tomlkit
 import tomlkit.exceptions
@@ -46,6 +46,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pixcam.errors import PixcamError
+from pixcam.modes import BACKGROUNDS, PRIVACY_MODES, BackgroundMode, PrivacyMode
 from pixcam.parts import PART_GROUPS, PART_NAMES
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ PathLike = str | os.PathLike[str]
 # A config file is a few kB; refuse anything absurd instead of reading it into memory.
 MAX_CONFIG_BYTES = 1 << 20
 
-BACKGROUNDS = ("blur", "image", "video", "color", "none")
-PRIVACY_EFFECTS = ("none", "blur", "pixelate")
 PART_CHOICES: tuple[str, ...] = (*PART_GROUPS, *PART_NAMES)
 
 
@@ -134,7 +133,7 @@ class RefineConfig(_Section):
 
 class EffectsConfig(_Section):
     enabled: bool = _field(True, "true or false")
-    background: Literal["blur", "image", "video", "color", "none"] = _field(
+    background: BackgroundMode = _field(
         "blur", ", ".join(f'"{b}"' for b in BACKGROUNDS)
     )
     blur_strength: int = _field(40, "an integer 1..100", ge=1, le=100)
@@ -161,9 +160,7 @@ class EffectsConfig(_Section):
 class PartsConfig(_Section):
     view: bool = _field(False, "true or false")
     opacity: float = _field(0.7, "a number 0..1", ge=0.0, le=1.0)
-    privacy: Literal["none", "blur", "pixelate"] = _field(
-        "none", ", ".join(f'"{p}"' for p in PRIVACY_EFFECTS)
-    )
+    privacy: PrivacyMode = _field("none", ", ".join(f'"{p}"' for p in PRIVACY_MODES))
     privacy_parts: tuple[str, ...] = _field(("face",), "a list of: " + ", ".join(PART_CHOICES))
 
     @field_validator("privacy_parts", mode="before")

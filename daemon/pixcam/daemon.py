@@ -26,7 +26,8 @@ from pixcam.config import Config, ConfigWatcher
 from pixcam.control import ControlServer, SignalHandlers, install_signal_handlers
 from pixcam.errors import PixcamError
 from pixcam.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
-from pixcam.pipeline import Pipeline, effects_active
+from pixcam.effects import effects_active
+from pixcam.pipeline import Pipeline
 from pixcam.sinks import SinkSpec
 from pixcam.sources import SourceSpec
 

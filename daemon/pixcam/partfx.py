@@ -30,11 +30,11 @@ import cv2
 import numpy as np
 
 from pixcam.errors import PixcamError
+from pixcam.modes import PRIVACY_MODES
 from pixcam.overlay import to_colored_part_mask
 from pixcam.parts import PART_NAMES, RAINBOW, part_ids
 from pixcam.segment.output import GridMapping, SegmentationOutput
 
-PRIVACY_MODES = ("none", "blur", "pixelate")
 Palette = tuple[tuple[int, int, int], ...]
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
 
@@ -51,7 +51,9 @@ _PIXEL_FRAC = 1 / 32  # pixelate block size as a fraction of the frame height (2
 
 @dataclass(frozen=True)
 class PartSettings:
-    """What to draw on the body parts; mirrors `[parts]` (plus `[refine]` smoothing/feather)."""
+    """What to draw on the body parts; mirrors `[parts]` (plus `[refine]` smoothing/feather).
+
+    Built from a `Config` by `effects.EffectsSettings.from_config`."""
 
     view: bool = False  # draw the 24 coloured parts over the person
     opacity: float = 0.7  # of the coloured parts, 0..1
@@ -85,19 +87,6 @@ class PartSettings:
     @property
     def privacy_ids(self) -> list[int]:
         return part_ids(self.privacy_parts)
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> PartSettings:
-        """From a whole `Config` (its `[parts]` and `[refine]` sections)."""
-        p, r = cfg.parts, cfg.refine
-        return cls(
-            view=bool(p.view),
-            opacity=float(p.opacity),
-            privacy=str(p.privacy),
-            privacy_parts=tuple(p.privacy_parts),
-            smoothing=float(r.smoothing),
-            feather=float(r.feather),
-        )
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -8,44 +8,43 @@ import signal
 import threading
 from typing import Any
 
+from pixcam.config import load_config
 from pixcam.pipeline import Pipeline
-from pixcam.runconfig import load_run_config, with_overrides
 from pixcam.sinks import SinkSpec
 from pixcam.sources import SourceSpec
 
 log = logging.getLogger("pixcam.run")
 
 
-def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Only the options the user gave; everything else comes from the config."""
-    effects: dict[str, Any] = {}
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the options the user gave, as {"section.key": value}; the rest is the config's."""
+    out: dict[str, Any] = {}
     if args.background is not None:
-        effects["background"] = args.background
-    if args.image is not None:
-        effects["image"] = args.image
-        effects.setdefault("background", "image")
-    if args.color is not None:
-        effects["color"] = args.color
-        effects.setdefault("background", "color")
-    if args.blur is not None:
-        effects["blur_strength"] = args.blur
-        effects.setdefault("background", "blur")
+        out["effects.background"] = args.background
+    # A background's own option implies that background, unless --background says otherwise.
+    for option, key, background in (
+        (args.image, "effects.image", "image"),
+        (args.color, "effects.color", "color"),
+        (args.blur, "effects.blur_strength", "blur"),
+    ):
+        if option is not None:
+            out[key] = option
+            out.setdefault("effects.background", background)
     if args.mirror is not None:
-        effects["mirror"] = args.mirror
-    out: dict[str, dict[str, Any]] = {"effects": effects}
+        out["effects.mirror"] = args.mirror
     if args.model is not None:
-        out["model"] = {"name": args.model}
+        out["model.name"] = args.model
     if args.device is not None:
         # The config takes a camera index as an integer ("2" would be an invalid path).
         device = args.device.strip()
-        out["camera"] = {"device": int(device) if device.isdigit() else device}
+        out["camera.device"] = int(device) if device.isdigit() else device
     if args.output_device is not None:
-        out["output"] = {"device": args.output_device}
-    return {k: v for k, v in out.items() if v}
+        out["output.device"] = args.output_device
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = with_overrides(load_run_config(args.config), overrides_from_args(args))
+    cfg = load_config(args.config).with_values(overrides_from_args(args))
     source = None
     if args.input:
         # Into a file: every frame once, in order, then stop (offline rendering). Into the

@@ -1,0 +1,279 @@
+"""The frame chain, once: mirror → segment → refine → compose → part effects.
+
+`EffectsSettings.from_config` is the one translation from the user's `Config` to the stage
+settings (`RefineSettings`, `ComposeSettings`, `PartSettings`, the model choice); `Effects`
+runs the chain on one frame, synchronously, with no threads or clocks of its own. The
+pipeline (`pipeline.py`) runs it on a live stream and every bench runs the very same object,
+so what is measured is what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import cv2
+import numpy as np
+
+from pixcam.compose import ComposeSettings, Compositor
+from pixcam.config import Config
+from pixcam.partfx import PartEffects, PartSettings
+from pixcam.refine import Refiner, RefineSettings
+from pixcam.segment.output import SegmentationOutput
+
+log = logging.getLogger("pixcam.effects")
+
+WORK_DIVISOR = 4  # the segmenter's probability is requested at 1/4 of the frame size
+
+# Called after each stage with its name ("segment", "refine", "compose", "parts") and its
+# wall-clock milliseconds.
+StageHook = Callable[[str, float], None]
+
+
+class _StageClock:
+    """Tells `on_stage` each stage's wall time, measured from the end of the one before."""
+
+    __slots__ = ("_hook", "_t")
+
+    def __init__(self, hook: StageHook | None) -> None:
+        self._hook = hook
+        self._t = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        if self._hook is not None:
+            now = time.perf_counter()
+            self._hook(stage, (now - self._t) * 1e3)
+            self._t = time.perf_counter()  # the hook's own time counts for no stage
+
+
+class Segmenter(Protocol):
+    """What the chain needs of a model (`segment.base.Segmenter` and the tests' fakes)."""
+
+    @property
+    def has_parts(self) -> bool: ...
+
+    def run(self, frame_bgr: np.ndarray, parts: bool = True) -> SegmentationOutput: ...
+
+
+class ModelChoice(NamedTuple):
+    """Which model to load and how: `segment.load_segmenter(*choice)`."""
+
+    name: str | None  # None: the manifest's default
+    threads: int
+    internal_resolution: int
+
+
+def model_label(name: str | None) -> str:
+    """The model for logs: "default (its manifest name)" instead of None."""
+    if name is not None:
+        return name
+    try:
+        from pixcam import models
+
+        return f"default ({models.default_model_name()})"
+    except Exception:  # a broken manifest must not break a log line
+        return "default"
+
+
+def segmenter_name(seg: object, choice: ModelChoice | None) -> str:
+    """The loaded model's own name (what "default" resolved to), else what was asked for."""
+    spec = getattr(seg, "spec", None)
+    name = getattr(spec, "name", None)
+    return str(name) if name else model_label(choice.name if choice else None)
+
+
+@dataclass(frozen=True)
+class EffectsSettings:
+    """Everything the chain needs, translated and validated once from a `Config`."""
+
+    enabled: bool
+    mirror: bool
+    background: str
+    model: ModelChoice
+    refine: RefineSettings
+    compose: ComposeSettings
+    parts: PartSettings
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> EffectsSettings:
+        """PixcamError when a stage refuses a value the schema let through."""
+        e, r, p, m = cfg.effects, cfg.refine, cfg.parts, cfg.model
+        refine = RefineSettings(
+            smoothing=float(r.smoothing),
+            feather=float(r.feather),
+            edge_aware=bool(r.edge_aware),
+            threshold=float(m.threshold),
+        )
+        compose = ComposeSettings(
+            background=e.background,
+            blur_strength=e.blur_strength,
+            image=e.image,
+            video=e.video,
+            color=e.color,
+            # The chain mirrors the camera frame before segmentation (so pass-through mirrors
+            # too); the compositor must not flip it a second time.
+            mirror=False,
+        )
+        parts = PartSettings(
+            view=bool(p.view),
+            opacity=float(p.opacity),
+            privacy=str(p.privacy),
+            privacy_parts=tuple(p.privacy_parts),
+            smoothing=float(r.smoothing),
+            feather=float(r.feather),
+        )
+        name = None if m.name in ("", "default") else m.name
+        model = ModelChoice(name, int(m.threads), int(m.internal_resolution))
+        return cls(bool(e.enabled), bool(e.mirror), e.background, model, refine, compose, parts)
+
+    @property
+    def parts_on(self) -> bool:
+        """A body-part effect is asked for (coloured parts or part privacy)."""
+        return self.parts.view or self.parts.privacy != "none"
+
+    @property
+    def active(self) -> bool:
+        """Segmentation is needed at all (otherwise frames pass through untouched).
+
+        A part effect counts with background "none" too: keep the background, blur the face."""
+        return self.enabled and (self.background != "none" or self.parts_on)
+
+
+def effects_active(cfg: Config) -> bool:
+    """`EffectsSettings.active` straight from a `Config` (the tray's and status' question)."""
+    e, p = cfg.effects, cfg.parts
+    return e.enabled and (e.background != "none" or p.view or p.privacy != "none")
+
+
+class Effects:
+    """The stages with their temporal state; not thread-safe: one caller at a time.
+
+    `notice` is a standing problem worth showing (a part effect asked of a model without part
+    heads), None when there is none; it is logged once per model.
+    """
+
+    def __init__(self, settings: EffectsSettings, segmenter: Segmenter | None = None) -> None:
+        self._settings = settings
+        self._refiner = Refiner(settings.refine)
+        self._compositor = Compositor(settings.compose)
+        self._fx = PartEffects(settings.parts)
+        self._segmenter = segmenter
+        self._model: ModelChoice | None = settings.model if segmenter is not None else None
+        self._parts_fed = False  # the part tracker saw the previous frame
+        self._warned: ModelChoice | None = None  # the model the notice was logged for
+        self.notice: str | None = None
+
+    @property
+    def settings(self) -> EffectsSettings:
+        return self._settings
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        return self._segmenter
+
+    @property
+    def model(self) -> ModelChoice | None:
+        """The choice the current segmenter was loaded for (None: no segmenter)."""
+        return self._model
+
+    @property
+    def model_name(self) -> str | None:
+        """The loaded model's own name (what "default" resolved to); None: no model."""
+        if self._model is None:
+            return None
+        spec = getattr(self._segmenter, "spec", None)
+        return getattr(spec, "name", None) or self._model.name or "default"
+
+    def update(self, settings: EffectsSettings) -> None:
+        """New settings for the next frame; the stages keep their state where they can.
+
+        PixcamError (e.g. a background image that cannot be read) leaves the settings as they
+        were for what decides the chain's shape."""
+        if settings.refine != self._refiner.settings:
+            self._refiner.update(settings.refine)
+        if settings.compose != self._compositor.settings:
+            self._compositor.update(settings.compose)
+        if settings.parts != self._fx.settings:
+            self._fx.update(settings.parts)
+        self._settings = settings
+
+    def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
+        self._segmenter, self._model = segmenter, model
+
+    def reset(self) -> None:
+        """Forget the temporal state of the refiner and the part effects (a new scene)."""
+        self._refiner.reset()
+        self._fx.reset()
+        self._parts_fed = False
+
+    def mirror(self, frame: np.ndarray) -> np.ndarray:
+        """The frame as the chain sees it (flipped when mirroring is on)."""
+        return cv2.flip(frame, 1) if self._settings.mirror else frame
+
+    def process(self, frame: np.ndarray, on_stage: StageHook | None = None) -> np.ndarray:
+        """One BGR frame through the chain; the frame itself when nothing is to be done."""
+        try:
+            return self._process(frame, on_stage)
+        except BaseException:
+            self._parts_fed = False  # the part tracker missed this frame
+            raise
+
+    def _process(self, frame: np.ndarray, on_stage: StageHook | None) -> np.ndarray:
+        s = self._settings
+        frame = self.mirror(frame)
+        seg = self._segmenter
+        if not s.active or seg is None:
+            self._parts_fed = False
+            return frame  # pass-through: no inference at all
+        needs_parts = self._fx.needs_parts
+        if not needs_parts:
+            self._clear_notice()  # turned on again later: say it again
+        want_parts = needs_parts and self._parts_available(seg)
+        if not want_parts:
+            self._parts_fed = False
+            if s.background == "none":
+                return frame  # only a part effect was asked for, and it cannot run
+        h, w = frame.shape[:2]
+        clock = _StageClock(on_stage)
+        # The 24 part channels are read (and decoded) only while an effect needs them.
+        out = seg.run(frame, parts=want_parts)
+        # Same aspect as the frame (the refiner checks it); ~1/16 of the pixels.
+        prob = out.person_probability(size=(max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR)))
+        clock.done("segment")
+        alpha = self._refiner.refine(frame, prob)
+        clock.done("refine")
+        result = self._compositor.compose(frame, alpha)
+        clock.done("compose")
+        if want_parts:
+            if not self._parts_fed:
+                self._fx.reset()  # frames went by unseen: no smoothing against a stale state
+            # The compositor hands out a new array (except for "none", which returns the
+            # camera frame itself): draw into it rather than copying 2.7 MB again.
+            result = self._fx.apply(result, out, alpha, inplace=result is not frame)
+            self._parts_fed = True
+            clock.done("parts")
+        return result
+
+    def close(self) -> None:
+        self._compositor.close()
+
+    def _parts_available(self, seg: Segmenter) -> bool:
+        """Whether the model has part heads; says once per model when it has not."""
+        if seg.has_parts:
+            self._clear_notice()  # a model with parts came: the problem is gone
+            return True
+        if self._warned != self._model or self.notice is None:
+            self._warned = self._model
+            self.notice = (
+                f"model {segmenter_name(seg, self._model)} has no body parts: the part effects "
+                "are off until a model with parts is chosen (`pixcam models list`: person+parts)"
+            )
+            log.warning("%s", self.notice)
+        return False
+
+    def _clear_notice(self) -> None:
+        self._warned = None
+        self.notice = None

@@ -1,0 +1,12 @@
+"""The named choices several layers share, said once: the schema, the stages, the CLI and the
+tray all take them from here (no heavy imports, so the CLI can build its parser cheaply)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+BackgroundMode = Literal["blur", "image", "video", "color", "none"]
+PrivacyMode = Literal["none", "blur", "pixelate"]
+
+BACKGROUNDS: tuple[str, ...] = get_args(BackgroundMode)
+PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)

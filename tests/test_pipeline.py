@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
-from pixcam import outlet
+from pixcam import outlet, sources
 from pixcam import pipeline as pl
-from pixcam import sources
 from pixcam.cli import main
+from pixcam.config import Config, load_config
 from pixcam.errors import PixcamError
 from pixcam.pipeline import Pipeline
-from pixcam.config import Config, load_config
 from pixcam.sinks import Sink, SinkError, SinkSpec
 from pixcam.sources import Source, SourceError, SourceSpec
 from pixcam.timings import RateLimitedLog

@@ -133,9 +133,7 @@ class RefineConfig(_Section):
 
 class EffectsConfig(_Section):
     enabled: bool = _field(True, "true or false")
-    background: BackgroundMode = _field(
-        "blur", ", ".join(f'"{b}"' for b in BACKGROUNDS)
-    )
+    background: BackgroundMode = _field("blur", ", ".join(f'"{b}"' for b in BACKGROUNDS))
     blur_strength: int = _field(40, "an integer 1..100", ge=1, le=100)
     image: str = _field("studio-grey.png", "a path, or a file name in backgrounds/")
     video: str = _field("", 'a path to a video file, or "" for none')

@@ -24,9 +24,9 @@ from typing import Any
 from pixcam import config as config_mod
 from pixcam.config import Config, ConfigWatcher
 from pixcam.control import ControlServer, SignalHandlers, install_signal_handlers
+from pixcam.effects import effects_active
 from pixcam.errors import PixcamError
 from pixcam.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
-from pixcam.effects import effects_active
 from pixcam.pipeline import Pipeline
 from pixcam.sinks import SinkSpec
 from pixcam.sources import SourceSpec

@@ -574,17 +574,25 @@ def test_watcher_thread_follows_real_edits(user_file: Path) -> None:
         assert rec.configs[-1].effects.background == "color"
 
 
-def test_watcher_set_value_applies_once(user_file: Path) -> None:
+def test_watcher_reports_only_outside_edits(user_file: Path) -> None:
     rec = _Recorder()
     watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error)
-    cfg = watcher.set_value("effects.mirror", True)
-    assert rec.configs == [cfg] and cfg.effects.mirror is True
+    # Two keys, one write: valid only together (an image background needs the image first).
+    before = user_file.stat().st_ino
+    cfg = watcher.set_values({"effects.background": "video", "effects.video": "/tmp/x.mp4"})
+    assert (cfg.effects.background, cfg.effects.video) == ("video", "/tmp/x.mp4")
+    assert user_file.stat().st_ino != before  # replaced atomically, once
     assert watcher.current is cfg
     watcher.check()
-    assert rec.configs == [cfg]  # the poll sees our own write: no second reload
+    assert rec.configs == []  # the caller applies its own write; the poll reports nothing
     with pytest.raises(PixcamError, match="effects.mirror: 2 is not true or false"):
-        watcher.set_value("effects.mirror", 2)
+        watcher.set_values({"effects.mirror": 2, "effects.blur_strength": 50})
     assert watcher.current is cfg and rec.errors == []
+    assert load_config(user_file) == cfg  # a refused change writes nothing
+    _rewrite(user_file, user_file.read_text().replace("mirror = false", "mirror = true"))
+    assert watcher.reload().effects.mirror is True and rec.configs == []
+    watcher.check()
+    assert rec.configs == []  # reload() told the caller already
 
 
 def test_watcher_callback_exception_does_not_stop_it(user_file: Path) -> None:

@@ -8,11 +8,11 @@ it, which inotify reports exactly as for a device node. No camera, model or X ne
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import wait_until
-from pixcam.config import load_config
+from pixcam.config import Config, load_config
 from pixcam.control import send_command
 from pixcam.daemon import Daemon
 from pixcam.errors import PixcamError
@@ -56,10 +56,26 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class RecordingPipeline(Pipeline):
+    """The real pipeline, writing to `NodeSink`, remembering every configuration handed in."""
+
+    made: list[RecordingPipeline] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, sink_opener=_node_sink, **kwargs)
+        self.applied: list[Config] = []
+        RecordingPipeline.made.append(self)
+
+    def apply(self, cfg: Config) -> None:
+        self.applied.append(cfg)
+        super().apply(cfg)
+
+
 class Running:
     def __init__(self, daemon: Daemon, sock: Path, node: Path, cfg: Path) -> None:
         self.daemon, self.sock, self.node, self.cfg = daemon, sock, node, cfg
         self.result: list[Any] = []
+        self.pipeline = RecordingPipeline.made[-1] if RecordingPipeline.made else None
 
     def status(self) -> dict[str, Any]:
         reply = send_command("status", path=self.sock, timeout=5)
@@ -89,9 +105,10 @@ def running(tmp_path: Path, clip: Path) -> Iterator[Running]:
         sink=SinkSpec(device=str(node)),
         socket_path=sock,
         tray=False,
-        pipeline_factory=functools.partial(Pipeline, sink_opener=_node_sink),
+        pipeline_factory=RecordingPipeline,
         ondemand_delays=(0.5, 0.3),
     )
+    RecordingPipeline.made.clear()
     run = Running(daemon, sock, node, cfg)
 
     def target() -> None:
@@ -108,6 +125,7 @@ def running(tmp_path: Path, clip: Path) -> Iterator[Running]:
         lambda: sock.exists() and (daemon.status()["on_demand"] or {}).get("watching"),
         what="daemon started",
     )
+    run.pipeline = RecordingPipeline.made[-1]
     try:
         yield run
     finally:
@@ -196,21 +214,18 @@ def test_ctl_pause_and_resume(running: Running) -> None:
         assert running.status()["paused"] is False
 
 
-def test_a_set_is_applied_exactly_once(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
-    applied: list[Any] = []
-    apply = Daemon._apply
-
-    def counting(self: Daemon, cfg: Any) -> None:
-        applied.append(cfg.effects.blur_strength)
-        apply(self, cfg)
-
-    monkeypatch.setattr(Daemon, "_apply", counting)
+def test_a_change_is_written_once_and_applied_once(running: Running) -> None:
+    pipeline = running.pipeline
+    assert pipeline is not None and pipeline.applied == []
     assert running.ctl("set", key="effects.blur_strength", value=77)["ok"]
-    watcher = running.daemon._watcher
-    assert watcher is not None
-    watcher.check()  # the poll that used to apply the written file a second time
-    assert applied == [77]
-    assert watcher.current == running.daemon.config
+    # The tray's "image" choice: two keys, valid only together, one write and one apply.
+    image = running.cfg.parent / "bg.png"
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    running.daemon.set_many({"effects.image": str(image), "effects.background": "image"})
+    time.sleep(3 * 0.5)  # a few of the watcher's polls: they must not apply our writes again
+    assert [c.effects.blur_strength for c in pipeline.applied] == [77, 77]
+    assert [c.effects.background for c in pipeline.applied] == ["none", "image"]
+    assert load_config(running.cfg) == running.daemon.config == pipeline.applied[-1]
 
 
 def test_setting_a_bad_edit_back_clears_the_error(running: Running) -> None:

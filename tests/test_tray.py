@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -159,16 +159,16 @@ class _FakePystray:
 
 
 class _SetApp:
-    """Records `set()` calls and applies them to its Config, like the daemon's set path."""
+    """Records `set_many()` calls and applies them to its Config, like the daemon's set path."""
 
     def __init__(self) -> None:
         self.config = Config()
-        self.calls: list[tuple[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
         self.camera_paused = False
 
-    def set(self, key: str, value: Any) -> None:
-        self.calls.append((key, value))
-        self.config = self.config.with_values({key: value})
+    def set_many(self, values: Mapping[str, Any]) -> None:
+        self.calls.append(dict(values))
+        self.config = self.config.with_values(values)
 
     def toggle(self) -> bool:
         raise AssertionError("not clicked in this test")
@@ -189,8 +189,8 @@ def test_body_parts_menu_sets_view_and_privacy_through_set() -> None:
     assert [i.text for i in menu.items if i.checked] == ["No privacy effect"]
 
     menu.item("Blur face and hands").click()
-    # the parts first, then the effect: it never shows on the old parts
-    assert app.calls == [("parts.privacy_parts", ("face", "hands")), ("parts.privacy", "blur")]
+    # the parts and the effect in one change: it never shows on the old parts
+    assert app.calls == [{"parts.privacy_parts": ("face", "hands"), "parts.privacy": "blur"}]
     menu = parts_menu()
     assert [i.text for i in menu.items if i.checked] == ["Blur face and hands"]
 
@@ -202,7 +202,7 @@ def test_body_parts_menu_sets_view_and_privacy_through_set() -> None:
     checked = [i.text for i in menu.items if i.checked]
     assert checked == ["Show coloured parts", "Pixelate face"]
     menu.item("No privacy effect").click()
-    assert app.config.parts.privacy == "none" and app.calls[-1] == ("parts.privacy", "none")
+    assert app.config.parts.privacy == "none" and app.calls[-1] == {"parts.privacy": "none"}
 
 
 def test_launch_without_the_helper_is_a_user_error() -> None:

@@ -9,12 +9,13 @@ Public API:
 - `config_path()`: `$XDG_CONFIG_HOME/pixcam/config.toml` (default `~/.config/...`);
 - `load_config(path) -> Config`: a missing file gives the defaults; any problem raises one
   `PixcamError` with one `file:line key: what is wrong; allowed: ...` line per error;
-- `set_value(path, "effects.background", "image") -> Config`: validate, then rewrite the file
-  atomically keeping the user's comments and layout;
+- `set_values(path, {"effects.image": "x.png", "effects.background": "image"}) -> Config`
+  (`set_value` for one key): validate, then rewrite the file once, atomically, keeping the
+  user's comments and layout;
 - `parse_value(text, key)`: what `pixcam ctl set KEY VALUE` makes of VALUE;
 - `ConfigWatcher`: hot reload; an invalid edit keeps the last good config and reports a line.
-  The daemon routes every change through it: file edits (polled), `reload()` (SIGHUP, ctl)
-  and `set_value()` (tray, ctl) all end in the one `on_change(config)` callback.
+  `on_change` reports only edits made outside; the daemon's own writes (`set_values()`) and
+  `reload()` return the new Config to the caller, who applies it.
 """
 
 from __future__ import annotations
@@ -503,14 +504,19 @@ def _toml_value(value: Any) -> Any:
 
 
 def set_value(path: PathLike | None, key: str, value: Any) -> Config:
-    """Set one key in the config file, validated, atomically, keeping comments and layout.
+    """`set_values` for one key."""
+    return set_values(path, {key: value})
+
+
+def set_values(path: PathLike | None, values: Mapping[str, Any]) -> Config:
+    """Set keys in the config file, validated together, in one atomic write that keeps the
+    user's comments and layout.
 
     Returns the new Config. On any error the file is left exactly as it was. Errors about the
-    key being set read `key: ...`; errors elsewhere in the file keep their `file:line`.
+    keys being set read `key: ...`; errors elsewhere in the file keep their `file:line`.
     """
     path = Path(path) if path is not None else config_path()
-    section, name = split_key(key)
-    value = _toml_value(value)
+    changes = {split_key(key): _toml_value(value) for key, value in values.items()}
     with _write_lock:
         # Write through a symlink (dotfile managers) instead of replacing the link.
         real = Path(os.path.realpath(path))
@@ -518,34 +524,39 @@ def set_value(path: PathLike | None, key: str, value: Any) -> Config:
         old_text = _decode(data, path) if data is not None else NEW_FILE_HEADER
         doc = _parse_document(old_text, path)
         plain = _plain(doc, path)
-        if section in plain and not isinstance(plain[section], dict):
-            parse_config(old_text, path)  # raises the file:line error for the section
-        plain.setdefault(section, {})[name] = value
+        for (section, name), value in changes.items():
+            if section in plain and not isinstance(plain[section], dict):
+                parse_config(old_text, path)  # raises the file:line error for the section
+            plain.setdefault(section, {})[name] = value
         try:
             expected = Config.model_validate(plain)
         except ValidationError as exc:
-            raise PixcamError(_set_errors(exc, path, old_text, (section, name))) from None
+            raise PixcamError(_set_errors(exc, path, old_text, set(changes))) from None
+        keys = ", ".join(key_text(k) for k in changes)
         try:
-            if section not in doc:
-                doc[section] = tomlkit.table()
-            doc[section][name] = value  # type: ignore[index]
+            for (section, name), value in changes.items():
+                if section not in doc:
+                    doc[section] = tomlkit.table()
+                doc[section][name] = value  # type: ignore[index]
             new_text = doc.as_string()
         except (tomlkit.exceptions.TOMLKitError, ValueError, TypeError) as exc:
-            raise PixcamError(f"{key}: can't be written as TOML: {exc}") from None
+            raise PixcamError(f"{keys}: can't be written as TOML: {exc}") from None
         # Belt and braces: what lands on disk must read back as what we validated.
         if parse_config(new_text, path) != expected:
-            raise PixcamError(f"{key}: internal error writing {path}; file left unchanged")
+            raise PixcamError(f"{keys}: internal error writing {path}; file left unchanged")
         if data is None or new_text != old_text:
             _atomic_write(real, new_text)
     return expected
 
 
-def _set_errors(exc: ValidationError, path: PathLike, old_text: str, key: tuple[str, str]) -> str:
+def _set_errors(
+    exc: ValidationError, path: PathLike, old_text: str, keys: set[tuple[str, str]]
+) -> str:
     lines = key_lines(old_text)
     found: dict[str, None] = {}
     for error in exc.errors(include_url=False):
         loc, what = _describe(error)
-        if loc == key:
+        if loc in keys:
             found[f"{key_text(loc)}: {what}"] = None
         else:
             found[f"{path}:{_line_of(lines, loc)} {key_text(loc)}: {what}"] = None
@@ -707,7 +718,8 @@ class ConfigWatcher:
                 self._on_error(message)
 
     def reload(self) -> Config:
-        """Re-read now (SIGHUP, `pixcam ctl reload`): the Config, or PixcamError.
+        """Re-read now (SIGHUP, `pixcam ctl reload`): the Config for the caller to apply, or
+        PixcamError. Not reported to `on_change`, so it is applied once.
 
         On an error the last good config stays current and `on_error` is not called: the
         caller reports it (the ctl reply, the daemon's log).
@@ -715,28 +727,22 @@ class ConfigWatcher:
         with self._lock:
             data = _read(self.path)
             config = Config() if data is None else parse_config(data, self.path)
-            changed = self._adopt(config, data)
-        if changed:
-            self._on_change(config)
+            self._adopt(config, data)
         return config
 
-    def set_value(self, key: str, value: Any) -> Config:
-        """`set_value` on the watched file (tray, `pixcam ctl set`), then `on_change` right
-        away on the calling thread, so the change applies once, not again when polled."""
+    def set_values(self, values: Mapping[str, Any]) -> Config:
+        """`set_values` on the watched file (tray, `pixcam ctl set`): one write, and the Config
+        for the caller to apply; the next poll knows the content and reports nothing."""
         with self._lock:
-            config = set_value(self.path, key, value)
-            changed = self._adopt(config, _read(self.path))
-        if changed:
-            self._on_change(config)
+            config = set_values(self.path, values)
+            self._adopt(config, _read(self.path))
         return config
 
-    def _adopt(self, config: Config, data: bytes | None) -> bool:
-        """Make `config` (read from `data`) current, under the lock; True when it changed."""
+    def _adopt(self, config: Config, data: bytes | None) -> None:
+        """Make `config` (read from `data`) current, under the lock."""
         self._stat, self._digest = self._stat_key(), _digest(data)
         self._pending = self._reported = None
-        changed = config != self._current
         self._current = config
-        return changed
 
     def _stat_key(self) -> tuple[int, ...] | None:
         try:

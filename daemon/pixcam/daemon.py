@@ -1,9 +1,10 @@
 """`pixcam` with no sub-command: the long-running daemon. It only wires things together.
 
-    config file ──ConfigWatcher──┐
-    pixcam ctl ──ControlServer──┤
-    signals ───SignalHandlers──┼──> Daemon.set()/apply ──> Pipeline.apply (next frame)
-    tray menu ─────Tray─────────┘                           ConfigWatcher.set_value (persisted)
+    pixcam ctl ──ControlServer──┐
+    signals ───SignalHandlers──┼──> Daemon.set_many() ── validate + write once ──┐
+    tray menu ─────Tray─────────┘                                                 ├─> apply
+    outside edits of the file ──ConfigWatcher (reports only those) ───────────────┘
+    apply ──> Pipeline.apply (before the next frame)
     virtual camera watched? ──OnDemand──> Pipeline.resume()/pause()
 
 Threads: the main thread runs the tray's GLib loop (or just waits when headless); the
@@ -17,7 +18,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +63,13 @@ class Daemon:
         self._ondemand_delays = ondemand_delays
 
         self._cfg: Config = Config()
-        self._apply_lock = threading.RLock()  # one config change at a time, whoever asks
+        self._apply_lock = threading.Lock()  # one config change at a time, whoever asks
         self._camera_lock = threading.Lock()
         self._ondemand_lock = threading.Lock()
         self._quit = threading.Event()
         self._exit_code = 0
         self._user_paused = False
         self._config_error: str | None = None
-        self._own_write = False  # set() is writing: the on_change that follows is ours
 
         self._pipeline: Any = None
         self._control: ControlServer | None = None
@@ -136,30 +136,28 @@ class Daemon:
         }
 
     def set(self, key: str, value: Any) -> None:
-        # Validated and written atomically first; only a stored value reaches the stream.
+        self.set_many({key: value})
+
+    def set_many(self, values: Mapping[str, Any]) -> None:
+        """Validate the keys together, write the file once, apply once (e.g. the tray's
+        "image X": the image and the background). Only a stored value reaches the stream."""
         self._check_running()
         with self._apply_lock:
-            watcher = self._watcher
-            if watcher is None:
-                self._apply(config_mod.set_value(self._config_path, key, value))
-                return
-            # Through the watcher: it applies the change once (on_change, on this thread)
-            # and remembers the file's new content, so its next poll doesn't apply it again.
-            self._own_write = True
-            try:
-                watcher.set_value(key, value)
-            finally:
-                self._own_write = False
-            if self._config_error is not None:
-                # The file is valid again even if the running settings didn't change (a bad
-                # edit set back to the running value): no on_change comes to say so.
-                self._config_error = None
-                self._refresh_tray()
+            self._set_locked(values)
+
+    def _set_locked(self, values: Mapping[str, Any]) -> None:
+        watcher = self._watcher
+        if watcher is None:
+            cfg = config_mod.set_values(self._config_path, values)
+        else:  # it remembers the new content, so its next poll does not report our write
+            cfg = watcher.set_values(values)
+        self._apply_locked(cfg)
 
     def toggle(self) -> bool:
+        self._check_running()
         with self._apply_lock:  # read-modify-write against a concurrent toggle or set
             enabled = not self._cfg.effects.enabled
-            self.set("effects.enabled", enabled)
+            self._set_locked({"effects.enabled": enabled})
         return enabled
 
     def pause(self) -> bool:
@@ -172,16 +170,17 @@ class Daemon:
 
     def reload(self) -> None:
         self._check_running()
-        if self._watcher is None:
-            self._apply(config_mod.load_config(self._config_path))
-            return
-        try:
-            self._watcher.reload()  # on_change applies it
-        except PixcamError as exc:
-            self._on_config_error(str(exc))
-            raise
-        self._config_error = None
-        self._refresh_tray()
+        with self._apply_lock:
+            watcher = self._watcher
+            try:
+                if watcher is None:
+                    cfg = config_mod.load_config(self._config_path)
+                else:
+                    cfg = watcher.reload()
+            except PixcamError as exc:
+                self._on_config_error(str(exc))
+                raise
+            self._apply_locked(cfg)
 
     def quit(self) -> None:
         self._quit.set()
@@ -286,33 +285,32 @@ class Daemon:
             self.quit()
 
     # ------------------------------------------------------------------ config changes
-    def _apply(self, cfg: Config) -> None:
-        with self._apply_lock:
-            self._config_error = None  # a valid configuration is running again
-            if cfg == self._cfg:
-                self._refresh_tray()
-                return
-            old, self._cfg = self._cfg, cfg
+    def _apply_locked(self, cfg: Config) -> None:
+        """Run with `cfg` (a valid, stored configuration); the caller holds `_apply_lock`."""
+        self._config_error = None  # a valid configuration is running again
+        old, self._cfg = self._cfg, cfg
+        if cfg != old:
             if self._pipeline is not None:
                 self._pipeline.apply(cfg)  # applied by the worker before the next frame
             if old.daemon.always_on != cfg.daemon.always_on:
                 self._update_ondemand()
             if old.daemon.tray != cfg.daemon.tray:
                 log.info("daemon.tray takes effect at the next start of pixcam")
-        changed = [k for k, v in cfg.flat().items() if old.flat()[k] != v]
-        log.info("settings changed: %s", ", ".join(changed))
+            changed = [k for k, v in cfg.flat().items() if old.flat()[k] != v]
+            log.info("settings changed: %s", ", ".join(changed))
         self._refresh_tray()
 
     def _on_config(self, cfg: Config) -> None:
+        """An edit of the file made outside pixcam (the watcher reports nothing else)."""
         with self._apply_lock:
             watcher = self._watcher
             # The watcher calls us outside its lock, so a slow callback may carry an older
             # config than a set() that overtook it: its `current` is always the newest.
             if watcher is not None:
                 cfg = watcher.current
-            if cfg != self._cfg and not self._own_write:
+            if cfg != self._cfg:
                 log.info("%s changed: applying", self._config_path)
-            self._apply(cfg)
+            self._apply_locked(cfg)
 
     def _on_config_error(self, message: str) -> None:
         # The stream keeps the last good settings; the tray turns red until a fix.

@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,7 +64,9 @@ class TrayApp(Protocol):
         """The user's "pause camera" switch (not the on-demand state)."""
         ...
 
-    def set(self, key: str, value: Any) -> None: ...
+    def set_many(self, values: Mapping[str, Any]) -> None:
+        """Several keys validated together, written once, applied once."""
+        ...
 
     def toggle(self) -> bool: ...
 
@@ -371,16 +373,12 @@ class Tray:
         return action
 
     def _set(self, *pairs: tuple[str, Any]) -> Callable[[Any, Any], None]:
-        def run() -> None:
-            for key, value in pairs:
-                self.app.set(key, value)
-
-        return self._act(run)
+        return self._act(lambda: self.app.set_many(dict(pairs)))
 
     def _radio(self, pystray: Any, text: str, key: str, value: Any, *more: tuple[str, Any]) -> Any:
         cfg = self.app.config
         checked = cfg.get(key) == value and all(cfg.get(k) == v for k, v in more)
-        # more keys first: e.g. the image name before switching the background to "image"
+        # e.g. the image name and the background "image": one change
         return pystray.MenuItem(
             text, self._set(*more, (key, value)), checked=lambda _i: checked, radio=True
         )

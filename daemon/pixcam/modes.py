@@ -10,3 +10,5 @@ PrivacyMode = Literal["none", "blur", "pixelate"]
 
 BACKGROUNDS: tuple[str, ...] = get_args(BackgroundMode)
 PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)
+# What a background image may be: looked up by name (compose) and listed in the tray's menu.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

@@ -8,7 +8,6 @@ read errors); the pipeline then shows a placeholder and reopens with backoff.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pixcam.devices import holders
 from pixcam.errors import PixcamError
 
 log = logging.getLogger("pixcam.sources")
@@ -172,30 +172,6 @@ def list_cameras(dev: Path = Path("/dev"), sysfs: Path = SYSFS_V4L) -> list[str]
         key=lambda n: int(n[5:]),
     )
     return [str(dev / n) for n in nodes if not is_loopback(n, sysfs)]
-
-
-def holders(path: str) -> list[str]:
-    """Other processes holding `path` open, as "name (pid)", for a "busy" hint (like fuser)."""
-    found = []
-    try:
-        target = os.stat(path).st_rdev
-    except OSError:
-        return found
-    me = os.getpid()
-    for pid_dir in Path("/proc").glob("[0-9]*"):
-        if int(pid_dir.name) == me:
-            continue
-        try:
-            for fd in (pid_dir / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    st = os.stat(fd)
-                    if st.st_rdev == target and os.path.realpath(fd) == os.path.realpath(path):
-                        comm = (pid_dir / "comm").read_text().strip()
-                        found.append(f"{comm} ({pid_dir.name})")
-                        break
-        except OSError:
-            continue
-    return found
 
 
 def _fourcc_str(value: float) -> str:

@@ -86,7 +86,7 @@ class VideoNode:
 
 
 def list_video_nodes(sysfs: Path = SYSFS_V4L, dev: Path = Path("/dev")) -> list[VideoNode]:
-    nodes = []
+    nodes: list[VideoNode] = []
     if not sysfs.is_dir():
         return nodes
     for entry in sysfs.iterdir():

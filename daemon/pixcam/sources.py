@@ -300,7 +300,7 @@ class FileSource(Source):
                         return
                     # Reopen rather than seek: seeking to 0 is unreliable for some containers.
                     self._cap.release()
-                    self._cap = cv2.VideoCapture(self.spec.path)
+                    self._cap = cv2.VideoCapture(self.name)
                     ok, frame = self._cap.read()
                     if not ok or frame is None:
                         self._fail(f"input {self.name} could not be read again")

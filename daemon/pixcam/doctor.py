@@ -197,7 +197,7 @@ def check_models(model_name: str | None) -> list[Check]:
             if is_wanted and by_default and base is not None and base.installed:
                 # models.resolve falls back to the float original, so pixcam still runs.
                 detail = f"{spec.name} (configured) is not made yet; {base.name} serves instead"
-                checks.append(Check("model", Status.WARN, detail, "pixcam models quantize"))
+                checks.append(Check("model", Status.WARN, detail, "pixcam models install"))
             elif is_wanted:
                 checks.append(
                     Check(

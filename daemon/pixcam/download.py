@@ -252,7 +252,7 @@ def _download_once(url: str, part: Path, timeout: float, bar: Progress) -> None:
         total = resumed + int(length) if length is not None else None
         bar.start(url, total, resumed)
         with part.open("ab" if resumed else "wb") as out:
-            while chunk := resp.read(CHUNK):
+            while chunk := resp.read1(CHUNK):  # what has arrived: a timeout loses nothing
                 out.write(chunk)
                 bar.advance(len(chunk))
     if total is not None and part.stat().st_size < total:

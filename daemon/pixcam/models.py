@@ -76,6 +76,15 @@ class ModelSpec:
             caps.append("parts")
         return caps
 
+    @property
+    def obtained(self) -> str:
+        """How `pixcam models install` gets this model, in a word or three."""
+        if self.derived_from:
+            return f"made from {self.derived_from}"
+        if self.build:
+            return f"built from {Path(self.source).suffix.lstrip('.').upper()} download"
+        return "download" if self.url else "--from DIR only"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -87,6 +96,8 @@ class ModelSpec:
             "output_stride": self.output_stride,
             "capabilities": self.capabilities,
             "installed": self.installed,
+            "url": self.url,
+            "obtained": self.obtained,
         }
 
 
@@ -228,10 +239,8 @@ def _install_one(spec: ModelSpec, source: str | None, policy: download.Policy) -
             raise Skipped(f"made from {base.name}, which is not installed")
         try:
             data = quantize.derive(spec, base.path)
-        except PixcamError as exc:
-            if "needs ai-edge-quantizer" in str(exc):
-                raise Skipped(f"{exc} (until then {base.name} serves)") from None
-            raise
+        except quantize.QuantizerMissing as exc:
+            raise Skipped(f"{exc} (until then {base.name} serves)") from None
         _check(spec, data, f"quantizing {base.name}")
         quantize.write_atomic(spec.path, data)
         return f"quantized from {base.name} with the shipped calibration ranges"
@@ -333,7 +342,7 @@ def record_origin(spec: ModelSpec, origin: str) -> None:
 
 def format_table(specs: list[ModelSpec]) -> str:
     default = default_model_name()
-    rows = [("name", "family", "weights", "stride", "can do", "installed")]
+    rows = [("name", "family", "weights", "stride", "can do", "installed by", "installed")]
     for s in specs:
         mark = " (default)" if s.name == default else ""
         rows.append(
@@ -343,10 +352,14 @@ def format_table(specs: list[ModelSpec]) -> str:
                 s.weights,
                 str(s.output_stride),
                 "+".join(s.capabilities),
+                s.obtained,
                 "yes" if s.installed else "no",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for s in specs:
+        if not s.url and not s.derived_from:
+            lines.append(f"{s.name}: no public download; in {s.found_in}")
     lines.append(f"model folder: {models_dir()}")
     return "\n".join(lines)

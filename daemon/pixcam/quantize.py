@@ -261,11 +261,15 @@ def calibration_frames(
 
 
 # ------------------------------------------------------------------------------ quantize
+class QuantizerMissing(PixcamError):
+    """ai-edge-quantizer is not installed."""
+
+
 def _quantizer_module() -> tuple[ModuleType, ModuleType]:
     try:
         from ai_edge_quantizer import quantizer, recipe
     except ImportError as exc:
-        raise PixcamError(
+        raise QuantizerMissing(
             "making the int8 models needs ai-edge-quantizer 0.10.0: "
             "pip install 'ai-edge-quantizer==0.10.0'"
         ) from exc

@@ -258,7 +258,9 @@ def test_registry_only_model_says_how(served: Mirror) -> None:
 def test_fresh_home_installs_everything_from_the_mirror_then_runs(
     mirror: Mirror, tmp_path: Path
 ) -> None:
-    """A new user's machine: fresh $HOME and XDG folders, only the mirror; then pixcam runs."""
+    """A new user's machine: fresh $HOME and XDG folders, only the mirror (no ../shared, no
+    photos); every model with a URL is downloaded or built from a download, the int8 models
+    are made from them, each with the manifest's sha256; then pixcam runs."""
     video = need(VIDEOS / "doctor-desk-960x540.mp4", "test video")
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PIXCAM_"))}
@@ -267,15 +269,6 @@ def test_fresh_home_installs_everything_from_the_mirror_then_runs(
     res = subprocess.run([*pixcam, "models", "install"], env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     installed = {line.split()[1] for line in res.stdout.splitlines() if line.startswith("install")}
-    try:
-        models.builder("onnx2tflite")
-    except ImportError:  # until the converter lands, the float files come from a copy
-        res = subprocess.run(
-            [*pixcam, "models", "install", "--from", str(SHARED_MODELS)],
-            env=env, capture_output=True, text=True,
-        )  # fmt: skip
-        assert res.returncode == 0, res.stdout + res.stderr
-        installed |= {line.split()[1] for line in res.stdout.splitlines() if "installed" in line}
     expected = {s.name for s in models.list_models() if s.url or s.derived_from}
     assert expected <= installed, res.stdout
     folder = home / ".local/share/pixcam/models"

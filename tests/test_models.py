@@ -54,7 +54,9 @@ def test_altered_source_is_not_installed(private_models: Path, tmp_path: Path) -
     (bad_source / spec.source).write_bytes(bytes(data))
     with pytest.raises(PixcamError, match="could not be installed"):
         list(models.install(str(bad_source), names=["selfie-general"]))
-    lines = list(models.install(str(bad_source)))
+    lines: list[str] = []
+    with pytest.raises(PixcamError, match="could not be installed"):
+        lines.extend(models.install(str(bad_source)))
     assert any(line.startswith("FAILED   selfie-general") for line in lines)
     assert not spec.installed
 

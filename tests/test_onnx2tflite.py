@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import IMAGES, SHARED_MODELS, need
-from pixcam import onnx2tflite, quantize
+from pixcam import models, onnx2tflite, quantize
 from pixcam.errors import PixcamError
 from pixcam.segment.engine import interpreter_class
 
@@ -149,9 +149,9 @@ def test_quantizes_like_the_tensorflow_conversion(converted, staged, stride) -> 
     sigs = _read(pruned).signatureDefs
     assert [len(s.outputs) for s in sigs] == [len(quantize.KEEP_OUTPUTS)]
     # ... and the int8 model is the one the staged file gives, minus TensorFlow's metadata.
-    photos = sorted(need(IMAGES, "test photos").glob("*.jpg"))
-    mine = quantize.quantize_bytes(converted, photos)
-    theirs = quantize.quantize_bytes(staged, photos)
+    ranges = quantize.load_ranges(models.get_spec(f"bodypix-050-s{stride}-int8").recipe["ranges"])
+    mine = quantize.quantize_bytes(converted, ranges)
+    theirs = quantize.quantize_bytes(staged, ranges)
     assert _pack(_read(mine)) == _pack(_without_tensorflow_metadata(_read(theirs)))
 
 

@@ -57,7 +57,6 @@ class ModelSpec:
     found_in: str = ""  # where a file without a public URL can be found
     source_sha256: str = ""  # the fetched file's hash when `build` turns it into another
     build: str = ""  # how the fetched file becomes the model file (see BUILDERS)
-    prebuilt: str = ""  # a --from DIR path of the built file, used when the builder is absent
     derived_from: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
 
@@ -249,9 +248,7 @@ def _install_one(spec: ModelSpec, source: str | None, policy: download.Policy) -
     try:
         build = builder(spec.build)
     except ImportError as exc:
-        if source is None or not spec.prebuilt:
-            raise Skipped(f"needs the `{spec.build}` builder ({exc})") from None
-        return _obtain(spec, source, Want(spec.prebuilt, "", spec.sha256), spec.path, policy)
+        raise Skipped(f"needs the `{spec.build}` builder ({exc})") from None
     fetched = spec.path.with_name(f".{spec.file}{Path(spec.source).suffix}")
     where = _obtain(spec, source, Want(spec.source, spec.url, spec.source_sha256), fetched, policy)
     data = build(fetched.read_bytes())
@@ -295,7 +292,8 @@ def install(
     models_dir().mkdir(parents=True, exist_ok=True)
     failures = 0
     for spec in _ordered(specs, wanted):
-        if spec.installed and not force and sha256_of(spec.path) == spec.sha256:
+        forced = force and (wanted is None or spec.name in wanted)  # not the bases pulled in
+        if spec.installed and not forced and sha256_of(spec.path) == spec.sha256:
             yield f"ok       {spec.name} (already installed)"
             continue
         started = time.monotonic()

@@ -6,10 +6,13 @@ Recipe (reproducible, seconds on two cores):
    feed ``float_segments`` and ``float_part_heatmaps`` (the pose heads cost compute and are never
    used), drop the unused tensors and buffers, and add a ``serving_default`` SignatureDef, which
    ``ai-edge-quantizer`` needs and the converted files lack.
-2. Calibrate with ``ai-edge-quantizer`` (min/max of every activation) on real photos of people,
-   preprocessed like the pipeline does: RGB, x/127.5-1, aspect kept, padded bottom/right with
-   0.0 (the segmenter's pad value). The input's range is set to exactly [-1, 1] and the other
-   ranges are rounded (``settle_ranges``) so the bytes, and so the sha256, reproduce.
+2. Activation ranges (min/max of every activation, ``ai-edge-quantizer``'s calibration), measured
+   once by a developer (``bench/calibrate_int8.py``) on licensed images, the Pixabay photos and
+   video frames of ``../shared/data``, preprocessed like the pipeline does: RGB, x/127.5-1,
+   aspect kept, padded bottom/right with 0.0 (the segmenter's pad value). The input's range is
+   set to exactly [-1, 1] and the others rounded to 1/1024 (``settle_ranges``), and the numbers
+   ship in the package (``calibration/*.json``): users quantize from them at install time
+   without any photos, and get the same bytes (the sha256 in models.toml) on every machine.
 3. Quantize with the a8w8 recipe: int8 per-channel symmetric weights, int8 per-tensor asymmetric
    activations, int32 biases.
 
@@ -18,8 +21,8 @@ output): the BodyPix segmenter then feeds the int8 model exactly like the float 
 x/127.5-1 input, same logit outputs, same manifest fields). Measured against the same model with
 int8 I/O, the three extra ops cost ~0.1 ms (≤2 %) at 353×481 and the IoU is the same.
 
-Only the quantize step needs ``ai-edge-quantizer`` (the ``quantize`` extra); the result runs on
-plain LiteRT and still accepts any input size through ``resize_tensor_input``.
+Only making the model needs ``ai-edge-quantizer`` (pinned: the bytes depend on its version); the
+result runs on plain LiteRT and still accepts any input size through ``resize_tensor_input``.
 """
 
 from __future__ import annotations

@@ -173,35 +173,24 @@ def fetch(
         where = urllib.request.url2pathname(urllib.parse.urlparse(where).path)
     label = label or dest.name
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if not is_url(where):
-        _copy_verified(Path(where), dest, sha256, label)
-        return where
     part = part_path(dest)
-    _download(where, part, policy or Policy(), progress(label), label)
+    if is_url(where):
+        _download(where, part, policy or Policy(), progress(label), label)
+        advice = f"Try again later, or {OFFLINE_HINT}"
+    elif Path(where).is_file():
+        shutil.copyfile(where, part)
+        advice = "use an intact copy"
+    else:
+        raise DownloadError(f"{label}: {where} not found")
     found = sha256_of(part)
     if found != sha256:
         part.unlink(missing_ok=True)
         raise DownloadError(
             f"{label}: the bytes from {where} are wrong (sha256 {found[:12]}…, expected "
-            f"{sha256[:12]}…); not installed. Try again later, or {OFFLINE_HINT}"
+            f"{sha256[:12]}…); not installed. {advice}"
         )
     part.replace(dest)
     return where
-
-
-def _copy_verified(src: Path, dest: Path, sha256: str, label: str) -> None:
-    if not src.is_file():
-        raise DownloadError(f"{label}: {src} not found")
-    part = part_path(dest)
-    shutil.copyfile(src, part)
-    found = sha256_of(part)
-    if found != sha256:
-        part.unlink(missing_ok=True)
-        raise DownloadError(
-            f"{label}: {src} has the wrong bytes (sha256 {found[:12]}…, expected "
-            f"{sha256[:12]}…); not installed"
-        )
-    part.replace(dest)
 
 
 def _download(url: str, part: Path, policy: Policy, bar: Progress, label: str) -> None:

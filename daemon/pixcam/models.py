@@ -12,6 +12,7 @@ before the interpreter sees it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -201,25 +202,22 @@ def _obtain(
 
     Returns where it came from. `--from` sources are used as given, without the mirror.
     """
-    relpath, url, sha256 = want.relpath, want.url, want.sha256
     if source is None:
-        if not url:
+        if not want.url:
             where = f" ({spec.found_in})" if spec.found_in else ""
             raise Skipped(
                 f"no public download{where}; install it with "
                 f"`pixcam models install --from DIR --name {spec.name}`"
             )
-        return download.fetch(url, dest, sha256, label=spec.name, policy=policy)
+        return download.fetch(want.url, dest, want.sha256, label=spec.name, policy=policy)
     if download.is_url(source):
-        full = f"{source.rstrip('/')}/{relpath}"
-        return download.fetch(full, dest, sha256, label=spec.name, policy=policy, mirror="")
-    src = Path(source).expanduser().resolve() / relpath
-    return download.fetch(str(src), dest, sha256, label=spec.name, mirror="")
+        url = f"{source.rstrip('/')}/{want.relpath}"
+        return download.fetch(url, dest, want.sha256, label=spec.name, policy=policy, mirror="")
+    src = Path(source).expanduser().resolve() / want.relpath
+    return download.fetch(str(src), dest, want.sha256, label=spec.name, mirror="")
 
 
 def _check(spec: ModelSpec, data: bytes, how: str) -> None:
-    import hashlib
-
     found = hashlib.sha256(data).hexdigest()
     if found != spec.sha256:
         raise PixcamError(
@@ -250,11 +248,14 @@ def _install_one(spec: ModelSpec, source: str | None, policy: download.Policy) -
     except ImportError as exc:
         raise Skipped(f"needs the `{spec.build}` builder ({exc})") from None
     fetched = spec.path.with_name(f".{spec.file}{Path(spec.source).suffix}")
-    where = _obtain(spec, source, Want(spec.source, spec.url, spec.source_sha256), fetched, policy)
-    data = build(fetched.read_bytes())
+    try:
+        want = Want(spec.source, spec.url, spec.source_sha256)
+        where = _obtain(spec, source, want, fetched, policy)
+        data = build(fetched.read_bytes())
+    finally:
+        fetched.unlink(missing_ok=True)
     _check(spec, data, f"building from {where}")
     quantize.write_atomic(spec.path, data)
-    fetched.unlink(missing_ok=True)
     return f"built by {spec.build} from {where}"
 
 

@@ -204,10 +204,11 @@ def _download(url: str, part: Path, policy: Policy, bar: Progress, label: str) -
             if exc.code == 416:  # asked to resume past the end: the .part is stale
                 part.unlink(missing_ok=True)
                 reason = "the partial file does not fit the server's; starting over"
-            elif exc.code < 500 and exc.code != 429:
+            elif exc.code < 500 and exc.code != 429:  # the request itself is refused
+                gone = exc.code in (404, 410)
+                why = " (moved upstream, or missing from the mirror)" if gone else ""
                 raise DownloadError(
-                    f"{label}: {url} answered HTTP {exc.code} {exc.reason}; the file is not "
-                    f"there (moved upstream, or missing from the mirror); {OFFLINE_HINT}"
+                    f"{label}: {url} answered HTTP {exc.code} {exc.reason}{why}; {OFFLINE_HINT}"
                 ) from None
             else:
                 reason = f"HTTP {exc.code} {exc.reason}"

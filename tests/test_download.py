@@ -69,6 +69,10 @@ class MirrorHandler(BaseHTTPRequestHandler):
         if fault == "404" or not file.is_file():
             self.send_error(404, "Not Found")
             return
+        if fault == "503":  # a passing server error: retried after a pause
+            del self.server.faults[Path(path).name]
+            self.send_error(503, "Service Unavailable")
+            return
         data = file.read_bytes()
         if fault == "flip":
             data = data[:1000] + bytes([data[1000] ^ 0xFF]) + data[1001:]
@@ -184,6 +188,12 @@ def test_cut_connection_is_resumed_with_range(served: Mirror) -> None:
     (_, first), (_, second) = served.requests
     half = (spec.path.stat().st_size) // 2
     assert first is None and second == f"bytes={half}-"
+
+
+def test_server_error_is_retried(served: Mirror) -> None:
+    served.faults[Path(models.get_spec(SELFIE).url).name] = "503"
+    lines = list(models.install(names=[SELFIE], policy=FAST))
+    assert lines[0].startswith(f"installed {SELFIE}") and len(served.requests) == 2
 
 
 def test_404_is_one_clear_line(served: Mirror, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,10 @@
 #   bash setup.sh            install, then run pixcam (camera -> virtual camera, or the demo)
 #   bash setup.sh --no-run   install only
 #
-# Models come from ../shared/models when that folder exists (PIXCAM_MODEL_SOURCE overrides it:
-# a folder or an https URL prefix); every file is checked against its sha256.
+# Models come from ../shared/models when that folder exists (offline, as CI and developers run;
+# PIXCAM_MODEL_SOURCE overrides it: a folder or an https URL prefix), else they are downloaded
+# from their pinned public origins (or $PIXCAM_MODEL_MIRROR/HOST/PATH). Every file is checked
+# against its sha256; the int8 default is made from the float weights on the way.
 set -euo pipefail
 cd "$(dirname "$0")"
 run=1
@@ -20,7 +22,7 @@ fi
 VPY=.venv/bin/python
 "$VPY" -m pip install -q --upgrade pip
 say "installing pixcam and its dependencies"
-"$VPY" -m pip install -q -e '.[test,quantize]'
+"$VPY" -m pip install -q -e '.[test]'
 # The tray needs PyGObject, which builds against the system's GObject libraries; without
 # them pixcam still runs, headless.
 if ! "$VPY" -c 'import gi' 2>/dev/null; then
@@ -28,15 +30,14 @@ if ! "$VPY" -c 'import gi' 2>/dev/null; then
     || say "PyGObject did not build (needs libgirepository1.0-dev libcairo2-dev); no tray icon"
 fi
 
-source=${PIXCAM_MODEL_SOURCE:-../shared/models}
-if [ -d "$source" ] || [[ "$source" == http* ]]; then
+source=${PIXCAM_MODEL_SOURCE:-}
+if [ -z "$source" ] && [ -d ../shared/models ]; then source=../shared/models; fi
+if [ -n "$source" ]; then
+  say "installing the models from $source"
   .venv/bin/pixcam models install --from "$source"
-  # The int8 default is made here from the float weights (a few seconds); without the
-  # calibration photos the float model serves instead.
-  .venv/bin/pixcam models quantize \
-    || say "int8 models not made (see above); pixcam uses the float model instead"
 else
-  say "no model source: set PIXCAM_MODEL_SOURCE to a folder or URL with the model files"
+  say "downloading the models${PIXCAM_MODEL_MIRROR:+ through $PIXCAM_MODEL_MIRROR}"
+  .venv/bin/pixcam models install
 fi
 
 [ "$run" = 1 ] || exit 0

@@ -3,7 +3,7 @@
     .venv/bin/python bench/quantize_bench.py [--rounds 15] [--per 10] [--no-iou]
 
 Needs the float models installed and the int8 ones made (`pixcam models install --from DIR`,
-then `pixcam models quantize`).
+which also makes the int8 ones).
 
 Speed: `invoke()` only (the network, not pre/post-processing), at webcam-like network inputs of
 stride·k+1 pixels. The machine is shared, so every (model, threads, size) interpreter runs in

@@ -179,7 +179,7 @@ def test_broken_model_hash_is_reported_with_the_reinstall_fix(
     fails = [c for c in checks if c.status is Status.FAIL]
     assert len(fails) == 1, checks
     assert spec.name in fails[0].detail and "damaged or altered" in fails[0].detail
-    assert fails[0].fix == f"pixcam models install --from DIR_OR_URL --name {spec.name} --force"
+    assert fails[0].fix == f"pixcam models install --name {spec.name} --force"
     assert main(["doctor"]) == 1
     line = f"FAIL  model          {spec.name}: model file {spec.path} is damaged"
     assert line in capsys.readouterr().out
@@ -187,7 +187,9 @@ def test_broken_model_hash_is_reported_with_the_reinstall_fix(
 
 def test_missing_configured_model_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "empty"))
-    [c] = doctor.check_models("selfie-general")
+    c, others = doctor.check_models("selfie-general")
+    assert others.status is Status.INFO and others.fix == "pixcam models install"
+    assert others.detail.startswith("not installed: bodypix-050-s16-float, ")
     assert (
         c.status is Status.FAIL
         and "selfie-general (the configured model) is not installed" in c.detail
@@ -201,11 +203,11 @@ def test_unmade_int8_default_is_a_warning_when_its_float_original_serves(
     need(SHARED_MODELS, "shared models")
     monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path))
     default = models.get_spec(None)
-    assert default.derived_from, "the default is the int8 model made by `models quantize`"
+    assert default.derived_from, "the default is the int8 model made by `models install`"
     list(models.install(str(SHARED_MODELS), names=[default.derived_from]))
     [check] = [c for c in doctor.check_models(None) if default.name in c.detail]
     assert check.status is Status.WARN and "serves instead" in check.detail
-    assert check.fix == "pixcam models quantize"
+    assert check.fix == "pixcam models install"
     assert models.resolve(None).name == default.derived_from
     [named] = [c for c in doctor.check_models(default.name) if default.name in c.detail]
     assert named.status is Status.FAIL
@@ -215,6 +217,10 @@ def test_installed_models_pass(models_installed: Path) -> None:
     checks = doctor.check_models(None)
     assert checks and all(c.status is Status.OK for c in checks), checks
     assert sum("(configured)" in c.detail for c in checks) == 1
+    # Where each came from, as recorded at install time.
+    [default] = [c for c in checks if "(configured)" in c.detail]
+    assert "sha256 ok, from quantized from bodypix-050-s16-float" in default.detail
+    assert all("origin not recorded" not in c.detail for c in checks)
 
 
 # --------------------------------------------------------------------------- config

@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -163,3 +164,28 @@ def test_installed_files_pass_the_official_validators(
     path.write_text(inst.render(name, inst.pixcam_command()))
     res = subprocess.run([*tool, str(path)], capture_output=True, text=True, check=False)
     assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
+
+
+def test_models_are_a_step_while_the_default_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "models"))
+    lines: list[str] = []
+    assert inst.run(dry_run=True, out=lines.append) == 0
+    [step] = [line for line in lines if "download the models" in line]
+    assert "`pixcam models install`" in step
+    # No network (a port nobody listens on): one line that says how to get them later.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("PIXCAM_MODEL_MIRROR", f"http://127.0.0.1:{sock.getsockname()[1]}")
+    action = inst._models_step(lines.append)
+    assert action is not None
+    action()
+    assert lines[-1].startswith("models not installed: cannot reach 127.0.0.1")
+    assert lines[-1].endswith("run `pixcam models install` later")
+
+
+def test_no_models_step_once_the_default_is_installed(models_installed: Path) -> None:
+    lines: list[str] = []
+    assert inst.run(dry_run=True, out=lines.append) == 0
+    assert not [line for line in lines if "models install" in line]

@@ -54,7 +54,9 @@ def test_altered_source_is_not_installed(private_models: Path, tmp_path: Path) -
     (bad_source / spec.source).write_bytes(bytes(data))
     with pytest.raises(PixcamError, match="could not be installed"):
         list(models.install(str(bad_source), names=["selfie-general"]))
-    lines = list(models.install(str(bad_source)))
+    lines: list[str] = []
+    with pytest.raises(PixcamError, match="could not be installed"):
+        lines.extend(models.install(str(bad_source)))
     assert any(line.startswith("FAILED   selfie-general") for line in lines)
     assert not spec.installed
 
@@ -127,3 +129,21 @@ def test_install_from_file_url(private_models: Path) -> None:
     lines = list(models.install(SHARED_MODELS.as_uri(), names=["selfie-landscape"]))
     assert lines[0].startswith("installed selfie-landscape")
     shutil.rmtree(private_models)
+
+
+@pytest.mark.parametrize("command", ["segment", "run"])
+def test_first_run_without_models_says_how_in_one_line(
+    private_models: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = need(SHARED_MODELS.parent / "data" / "images" / "doctor-5871743_640.jpg", "photo")
+    out = private_models.parent / "out"
+    argv = {
+        "segment": ["segment", str(image), "--out", f"{out}.png"],
+        "run": ["run", "--input", str(image), "--output", f"{out}.mp4", "--frames", "1"],
+    }[command]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    default = models.default_model_name()
+    assert f"model {default} is not installed" in err[0]
+    assert err[0].endswith("install it with `pixcam models install`")

@@ -37,7 +37,7 @@ def _cmd_models_install(args: argparse.Namespace) -> int:
     from pixcam import models
 
     for line in models.install(args.source, names=args.name or None, force=args.force):
-        print(line)
+        print(line, flush=True)
     return 0
 
 
@@ -57,47 +57,29 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _cmd_models_quantize(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from pixcam import quantize
-
-    photos = Path(args.photos).expanduser() if args.photos else None
-    for line in quantize.quantize_installed(photos, names=args.name or None, force=args.force):
-        print(line)
-    return 0
-
-
-def _add_models_quantize(msub: argparse._SubParsersAction) -> None:
-    q = msub.add_parser(
-        "quantize",
-        help="make the int8 models from the installed float ones (needs pixcam[quantize])",
-    )
-    q.add_argument(
-        "--from",
-        dest="photos",
-        metavar="DIR",
-        help="calibration photos of people (default: the dev photos in ../shared)",
-    )
-    q.add_argument("--name", action="append", help="make only this model (repeatable)")
-    q.add_argument("--force", action="store_true", help="quantize again even if installed")
-    q.set_defaults(handler=_cmd_models_quantize)
-
-
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, install and verify models")
     msub = p.add_subparsers(dest="models_cmd", required=True)
     ls = msub.add_parser("list", help="show the known models and whether each is installed")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(handler=_cmd_models_list)
-    ins = msub.add_parser("install", help="install models from a folder or URL, checking sha256")
-    ins.add_argument("--from", dest="source", required=True, metavar="DIR_OR_URL")
+    ins = msub.add_parser(
+        "install",
+        help="download the models from their pinned public origins (or copy them with "
+        "--from), check each sha256, and make the int8 models",
+    )
+    ins.add_argument(
+        "--from",
+        dest="source",
+        metavar="DIR_OR_URL",
+        help="an offline copy: a folder or URL prefix laid out like ../shared/models "
+        "(default: upstream, or $PIXCAM_MODEL_MIRROR/HOST/PATH when that is set)",
+    )
     ins.add_argument("--name", action="append", help="install only this model (repeatable)")
-    ins.add_argument("--force", action="store_true", help="copy again even if installed")
+    ins.add_argument("--force", action="store_true", help="fetch again even if installed")
     ins.set_defaults(handler=_cmd_models_install)
     ver = msub.add_parser("verify", help="check the sha256 of every installed model")
     ver.set_defaults(handler=_cmd_models_verify)
-    _add_models_quantize(msub)
 
 
 # -------------------------------------------------------------------------- segment

@@ -181,6 +181,7 @@ def check_config(env: Env) -> tuple[list[Check], Any]:
 
 # --------------------------------------------------------------------------- models
 def check_models(model_name: str | None) -> list[Check]:
+    """Which models are installed, whether each file is intact, and where it came from."""
     from pixcam import models
 
     try:
@@ -188,7 +189,8 @@ def check_models(model_name: str | None) -> list[Check]:
     except PixcamError as exc:
         return [Check("model", Status.FAIL, str(exc), "set [model] name to a listed model")]
     by_default = model_name in (None, "", "default")
-    checks = []
+    origins = models.origins()
+    checks, absent = [], []
     for spec in models.list_models():
         is_wanted = spec.name == wanted.name
         if not spec.installed:
@@ -196,7 +198,7 @@ def check_models(model_name: str | None) -> list[Check]:
             if is_wanted and by_default and base is not None and base.installed:
                 # models.resolve falls back to the float original, so pixcam still runs.
                 detail = f"{spec.name} (configured) is not made yet; {base.name} serves instead"
-                checks.append(Check("model", Status.WARN, detail, "pixcam models quantize"))
+                checks.append(Check("model", Status.WARN, detail, "pixcam models install"))
             elif is_wanted:
                 checks.append(
                     Check(
@@ -204,21 +206,27 @@ def check_models(model_name: str | None) -> list[Check]:
                         Status.FAIL,
                         f"{spec.name} (the configured model) is not installed in "
                         f"{models.models_dir()}",
-                        f"pixcam models install --from DIR_OR_URL --name {spec.name}",
+                        f"pixcam models install --name {spec.name}",
                     )
                 )
+            else:
+                absent.append(spec.name)
             continue
         try:
             models.verify(spec)
         except PixcamError as exc:
             # A damaged spare model only matters once someone picks it.
             status = Status.FAIL if is_wanted else Status.WARN
-            fix = f"pixcam models install --from DIR_OR_URL --name {spec.name} --force"
+            fix = f"pixcam models install --name {spec.name} --force"
             detail = f"{spec.name}: {str(exc).split('; reinstall')[0]}"
             checks.append(Check("model", status, detail, fix))
             continue
         mark = " (configured)" if is_wanted else ""
-        checks.append(Check("model", Status.OK, f"{spec.name}{mark}: sha256 ok"))
+        origin = origins.get(spec.name, {}).get("origin", "origin not recorded")
+        checks.append(Check("model", Status.OK, f"{spec.name}{mark}: sha256 ok, from {origin}"))
+    if absent:
+        detail = f"not installed: {', '.join(absent)}"
+        checks.append(Check("model", Status.INFO, detail, "pixcam models install"))
     return checks
 
 

@@ -146,7 +146,10 @@ def plan_install(
     can_load: bool = True,
     start: bool = True,
     command: Sequence[str] | None = None,
+    install_models: Callable[[], None] | None = None,
 ) -> list[Step]:
+    """The install steps; `install_models` (when the default model is missing) runs before
+    the service starts, so the daemon finds its model."""
     command = list(command or pixcam_command())
     steps: list[Step] = []
     for src, dest in ETC_FILES.items():
@@ -190,6 +193,14 @@ def plan_install(
             action=_write_file(desktop, render(DESKTOP_NAME, command)),
         )
     )
+    if install_models is not None:
+        steps.append(
+            Step(
+                "download the models from their public origins, check them, make the int8 "
+                "default (`pixcam models install`)",
+                action=install_models,
+            )
+        )
     if systemd:
         steps.append(
             Step("reload the systemd user manager", ("systemctl", "--user", "daemon-reload"))
@@ -296,6 +307,28 @@ def _confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
 
 
+def _models_step(out: Callable[[str], None]) -> Callable[[], None] | None:
+    """`pixcam models install` as a best-effort step, or None when the default is in place.
+
+    Best effort: without a network the system integration is still worth having, and the
+    report says how to get the models later.
+    """
+    from pixcam import models
+
+    default = models.get_spec(None)
+    if default.installed and models.sha256_of(default.path) == default.sha256:
+        return None
+
+    def action() -> None:
+        try:
+            for line in models.install():
+                out(line)
+        except PixcamError as exc:
+            out(f"models not installed: {exc}; run `pixcam models install` later")
+
+    return action
+
+
 def run(
     *,
     uninstall: bool = False,
@@ -311,7 +344,13 @@ def run(
     steps = (
         plan_uninstall(systemd=systemd, loaded=loaded, can_load=can_load)
         if uninstall
-        else plan_install(systemd=systemd, loaded=loaded, can_load=can_load, start=start)
+        else plan_install(
+            systemd=systemd,
+            loaded=loaded,
+            can_load=can_load,
+            start=start,
+            install_models=_models_step(out),
+        )
     )
     if not steps:
         out("nothing to do: pixcam's system files are not installed")

@@ -1,33 +1,39 @@
 """The model manifest, model installation with sha256 checks, and model lookup.
 
-Model files never ship with pixcam: `install()` copies them from a folder (or downloads them
-from a URL prefix) into the user's data directory, and every load checks the hash again so a
-truncated or altered file is caught before the interpreter sees it.
+Model files never ship with pixcam. `install()` puts each into the user's data directory in one
+of three ways, as models.toml says: downloaded from its pinned upstream URL (or the same path
+below `PIXCAM_MODEL_MIRROR`, or copied from a `--from DIR_OR_URL` copy), built from a fetched
+file (`build`), or derived from an installed model with shipped numbers (the int8 models,
+quantized from their float originals with the calibration ranges in the package). Every file is
+checked against its sha256 before it is renamed into place, the origin is recorded for
+`pixcam doctor`, and every load checks the hash again so a truncated or altered file is caught
+before the interpreter sees it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-import shutil
-import tempfile
+import time
 import tomllib
-import urllib.parse
-import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pixcam import download
+from pixcam.download import sha256_of
 from pixcam.errors import PixcamError
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "models.toml"
-INSTALL_HINT = "install it with `pixcam models install --from DIR_OR_URL`"
+INSTALL_HINT = "install it with `pixcam models install`"
+ORIGINS = "origins.json"  # in the model folder: where each installed file came from
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,10 @@ class ModelSpec:
     outputs: dict[str, str]
     licence: str
     segments_are_probabilities: bool = False
+    url: str = ""  # the same file as `source`, at its public origin pinned to a git commit
+    found_in: str = ""  # where a file without a public URL can be found
+    source_sha256: str = ""  # the fetched file's hash when `build` turns it into another
+    build: str = ""  # how the fetched file becomes the model file (see BUILDERS)
     derived_from: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +76,15 @@ class ModelSpec:
             caps.append("parts")
         return caps
 
+    @property
+    def obtained(self) -> str:
+        """How `pixcam models install` gets this model, in a word or three."""
+        if self.derived_from:
+            return f"made from {self.derived_from}"
+        if self.build:
+            return f"built from {Path(self.source).suffix.lstrip('.').upper()} download"
+        return "download" if self.url else "--from DIR only"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -77,6 +96,8 @@ class ModelSpec:
             "output_stride": self.output_stride,
             "capabilities": self.capabilities,
             "installed": self.installed,
+            "url": self.url,
+            "obtained": self.obtained,
         }
 
 
@@ -111,14 +132,6 @@ def get_spec(name: str | None) -> ModelSpec:
     raise PixcamError(f"unknown model {wanted!r}; known models: {known}")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify(spec: ModelSpec) -> Path:
     """The installed file's path, after checking it exists and its sha256 matches."""
     path = spec.path
@@ -129,7 +142,7 @@ def verify(spec: ModelSpec) -> Path:
         raise PixcamError(
             f"model file {path} is damaged or altered: sha256 {found[:12]}… but expected "
             f"{spec.sha256[:12]}…; reinstall it with "
-            f"`pixcam models install --from DIR_OR_URL --name {spec.name} --force`"
+            f"`pixcam models install --name {spec.name} --force`"
         )
     return path
 
@@ -137,15 +150,15 @@ def verify(spec: ModelSpec) -> Path:
 def resolve(name: str | None) -> ModelSpec:
     """The spec for `name`, with its installed file verified.
 
-    When the default is a derived (quantized) model that has not been made yet, its float
-    original serves instead, so a fresh install without calibration photos still runs.
+    When the default is a derived (quantized) model that has not been made yet (no
+    ai-edge-quantizer), its float original serves instead, so pixcam still runs.
     """
     spec = get_spec(name)
     if name in (None, "", "default") and not spec.installed and spec.derived_from:
         base = get_spec(spec.derived_from)
         if base.installed:
             log.warning(
-                "default model %s is not made yet, using %s; run `pixcam models quantize`",
+                "default model %s is not made yet, using %s; run `pixcam models install`",
                 spec.name,
                 base.name,
             )
@@ -154,80 +167,179 @@ def resolve(name: str | None) -> ModelSpec:
     return spec
 
 
-def _is_url(source: str) -> bool:
-    return urllib.parse.urlparse(source).scheme in ("http", "https", "file")
+# ------------------------------------------------------------------------------ install
+class Skipped(Exception):
+    """A model that cannot be installed this way; not an error (the message says why)."""
 
 
-def _fetch(source: str, relpath: str, dest: Path) -> None:
-    """Copy or download one file to `dest` (a temporary name beside the final one)."""
-    if _is_url(source):
-        url = source.rstrip("/") + "/" + urllib.parse.quote(relpath)
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as out:
-                shutil.copyfileobj(resp, out)
-        except OSError as exc:
-            raise PixcamError(f"cannot download {url}: {exc}") from None
-    else:
-        src = Path(source).expanduser() / relpath
-        if not src.is_file():
-            raise FileNotFoundError(src)
-        shutil.copyfile(src, dest)
+# Builders turn a fetched file into the model file: "module:function", imported when needed.
+BUILDERS = {"onnx2tflite": "pixcam.onnx2tflite:convert_onnx"}
 
 
-def install(source: str, names: Iterable[str] | None = None, force: bool = False) -> Iterator[str]:
-    """Install models from a folder or URL prefix; yields one report line per model.
+def builder(name: str) -> Callable[[bytes], bytes]:
+    """The build function `name`; ImportError when it (or what it needs, e.g. onnx) is absent."""
+    import importlib
 
-    Files go to a temporary name first and are renamed into place only after the hash
-    matches, so a failed copy never leaves a half-written model behind.
+    module, _, function = BUILDERS[name].partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+@dataclass(frozen=True)
+class Want:
+    """One file to fetch: its path below a `--from` source, its upstream URL, its sha256."""
+
+    relpath: str
+    url: str
+    sha256: str
+
+
+def _obtain(
+    spec: ModelSpec, source: str | None, want: Want, dest: Path, policy: download.Policy
+) -> str:
+    """Put the wanted file from `source` (from upstream when None) at `dest`, verified.
+
+    Returns where it came from. `--from` sources are used as given, without the mirror.
     """
-    if not _is_url(source) and not Path(source).expanduser().is_dir():
+    if source is None:
+        if not want.url:
+            where = f" ({spec.found_in})" if spec.found_in else ""
+            raise Skipped(
+                f"no public download{where}; install it with "
+                f"`pixcam models install --from DIR --name {spec.name}`"
+            )
+        return download.fetch(want.url, dest, want.sha256, label=spec.name, policy=policy)
+    if download.is_url(source):
+        url = f"{source.rstrip('/')}/{want.relpath}"
+        return download.fetch(url, dest, want.sha256, label=spec.name, policy=policy, mirror="")
+    src = Path(source).expanduser().resolve() / want.relpath
+    return download.fetch(str(src), dest, want.sha256, label=spec.name, mirror="")
+
+
+def _check(spec: ModelSpec, data: bytes, how: str) -> None:
+    found = hashlib.sha256(data).hexdigest()
+    if found != spec.sha256:
+        raise PixcamError(
+            f"{spec.name}: {how} gives sha256 {found[:12]}…, expected {spec.sha256[:12]}… "
+            "(another tool version?); not installed"
+        )
+
+
+def _install_one(spec: ModelSpec, source: str | None, policy: download.Policy) -> str:
+    """Install one model file; returns its origin (for origins.json and the report)."""
+    from pixcam import quantize
+
+    if spec.derived_from is not None:
+        base = get_spec(spec.derived_from)
+        if not base.installed or sha256_of(base.path) != base.sha256:
+            raise Skipped(f"made from {base.name}, which is not installed")
+        try:
+            data = quantize.derive(spec, base.path)
+        except quantize.QuantizerMissing as exc:
+            raise Skipped(f"{exc} (until then {base.name} serves)") from None
+        _check(spec, data, f"quantizing {base.name}")
+        quantize.write_atomic(spec.path, data)
+        return f"quantized from {base.name} with the shipped calibration ranges"
+    if not spec.build:
+        return _obtain(spec, source, Want(spec.source, spec.url, spec.sha256), spec.path, policy)
+    try:
+        build = builder(spec.build)
+    except ImportError as exc:
+        raise Skipped(f"needs the `{spec.build}` builder ({exc})") from None
+    fetched = spec.path.with_name(f".{spec.file}{Path(spec.source).suffix}")
+    try:
+        want = Want(spec.source, spec.url, spec.source_sha256)
+        where = _obtain(spec, source, want, fetched, policy)
+        data = build(fetched.read_bytes())
+    finally:
+        fetched.unlink(missing_ok=True)
+    _check(spec, data, f"building from {where}")
+    quantize.write_atomic(spec.path, data)
+    return f"built by {spec.build} from {where}"
+
+
+def _ordered(specs: list[ModelSpec], wanted: set[str] | None) -> list[ModelSpec]:
+    """The models to install, each base before the models derived from it."""
+    if wanted:
+        bases = {s.derived_from for s in specs if s.name in wanted and s.derived_from}
+        specs = [s for s in specs if s.name in wanted | bases]
+    return sorted(specs, key=lambda s: s.derived_from is not None)
+
+
+def install(
+    source: str | None = None,
+    names: Iterable[str] | None = None,
+    force: bool = False,
+    policy: download.Policy | None = None,
+) -> Iterator[str]:
+    """Install models (from upstream, or from a folder / URL prefix); yields one line each.
+
+    Raises PixcamError after the report when a model failed, and at once when the network
+    is missing (every other download would fail the same way).
+    """
+    policy = policy or download.Policy()
+    local = source is not None and not download.is_url(source)
+    if local and not Path(str(source)).expanduser().is_dir():
         raise PixcamError(f"model source {source} is not a folder or an http(s) URL")
-    wanted = set(names) if names else None
     specs = list_models()
+    wanted = set(names) if names else None
     if wanted:
         unknown = wanted - {s.name for s in specs}
         if unknown:
             raise PixcamError(
                 f"unknown model(s) {', '.join(sorted(unknown))}; see `pixcam models list`"
             )
-        specs = [s for s in specs if s.name in wanted]
-    target = models_dir()
-    target.mkdir(parents=True, exist_ok=True)
+    models_dir().mkdir(parents=True, exist_ok=True)
     failures = 0
-    for spec in specs:
-        if spec.derived_from is not None:
-            yield f"skipped  {spec.name}: made from {spec.derived_from} by `pixcam models quantize`"
-            continue
-        if spec.installed and not force and sha256_of(spec.path) == spec.sha256:
+    for spec in _ordered(specs, wanted):
+        forced = force and (wanted is None or spec.name in wanted)  # not the bases pulled in
+        if spec.installed and not forced and sha256_of(spec.path) == spec.sha256:
             yield f"ok       {spec.name} (already installed)"
             continue
-        fd, tmp_name = tempfile.mkstemp(dir=target, prefix=f".{spec.file}.")
-        os.close(fd)
-        tmp = Path(tmp_name)
+        started = time.monotonic()
         try:
-            _fetch(source, spec.source, tmp)
-            found = sha256_of(tmp)
-            if found != spec.sha256:
-                failures += 1
-                yield (
-                    f"FAILED   {spec.name}: {spec.source} has sha256 {found[:12]}…, "
-                    f"expected {spec.sha256[:12]}…; not installed"
-                )
-                continue
-            tmp.replace(spec.path)
-            yield f"installed {spec.name} -> {spec.path}"
-        except FileNotFoundError as exc:
+            origin = _install_one(spec, source, policy)
+        except Skipped as why:
+            yield f"skipped  {spec.name}: {why}"
+            continue
+        except download.NoNetworkError:
+            raise
+        except PixcamError as exc:
             failures += 1
-            yield f"missing  {spec.name}: {exc.filename} not found in the source"
-        finally:
-            tmp.unlink(missing_ok=True)
-    if failures and wanted:
+            yield f"FAILED   {exc}"
+            continue
+        record_origin(spec, origin)
+        took = time.monotonic() - started
+        yield f"installed {spec.name} ({took:.1f} s, {origin})"
+    if failures:
         raise PixcamError(f"{failures} model(s) could not be installed (see above)")
+
+
+# ------------------------------------------------------------------------------ origins
+def origins() -> dict[str, dict[str, str]]:
+    """What `install` recorded per model: origin, sha256, when."""
+    try:
+        data = json.loads((models_dir() / ORIGINS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record_origin(spec: ModelSpec, origin: str) -> None:
+    data = origins()
+    data[spec.name] = {
+        "origin": origin,
+        "sha256": spec.sha256,
+        "installed": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    path = models_dir() / ORIGINS
+    tmp = path.with_name(f".{ORIGINS}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def format_table(specs: list[ModelSpec]) -> str:
     default = default_model_name()
-    rows = [("name", "family", "weights", "stride", "can do", "installed")]
+    rows = [("name", "family", "weights", "stride", "can do", "installed by", "installed")]
     for s in specs:
         mark = " (default)" if s.name == default else ""
         rows.append(
@@ -237,10 +349,14 @@ def format_table(specs: list[ModelSpec]) -> str:
                 s.weights,
                 str(s.output_stride),
                 "+".join(s.capabilities),
+                s.obtained,
                 "yes" if s.installed else "no",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for s in specs:
+        if not s.url and not s.derived_from:
+            lines.append(f"{s.name}: no public download; in {s.found_in}")
     lines.append(f"model folder: {models_dir()}")
     return "\n".join(lines)

@@ -6,10 +6,13 @@ Recipe (reproducible, seconds on two cores):
    feed ``float_segments`` and ``float_part_heatmaps`` (the pose heads cost compute and are never
    used), drop the unused tensors and buffers, and add a ``serving_default`` SignatureDef, which
    ``ai-edge-quantizer`` needs and the converted files lack.
-2. Calibrate with ``ai-edge-quantizer`` (min/max of every activation) on real photos of people,
-   preprocessed like the pipeline does: RGB, x/127.5-1, aspect kept, padded bottom/right with
-   0.0 (the segmenter's pad value). The input's range is set to exactly [-1, 1] and the other
-   ranges are rounded (``settle_ranges``) so the bytes, and so the sha256, reproduce.
+2. Activation ranges (min/max of every activation, ``ai-edge-quantizer``'s calibration), measured
+   once by a developer (``bench/calibrate_int8.py``) on licensed images, the Pixabay photos and
+   video frames of ``../shared/data``, preprocessed like the pipeline does: RGB, x/127.5-1,
+   aspect kept, padded bottom/right with 0.0 (the segmenter's pad value). The input's range is
+   set to exactly [-1, 1] and the others rounded to 1/1024 (``settle_ranges``), and the numbers
+   ship in the package (``calibration/*.json``): users quantize from them at install time
+   without any photos, and get the same bytes (the sha256 in models.toml) on every machine.
 3. Quantize with the a8w8 recipe: int8 per-channel symmetric weights, int8 per-tensor asymmetric
    activations, int32 biases.
 
@@ -18,17 +21,18 @@ output): the BodyPix segmenter then feeds the int8 model exactly like the float 
 x/127.5-1 input, same logit outputs, same manifest fields). Measured against the same model with
 int8 I/O, the three extra ops cost ~0.1 ms (≤2 %) at 353×481 and the IoU is the same.
 
-Only the quantize step needs ``ai-edge-quantizer`` (the ``quantize`` extra); the result runs on
-plain LiteRT and still accepts any input size through ``resize_tensor_input``.
+Only making the model needs ``ai-edge-quantizer`` (pinned: the bytes depend on its version); the
+result runs on plain LiteRT and still accepts any input size through ``resize_tensor_input``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
+import json
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -43,7 +47,8 @@ KEEP_OUTPUTS = ("float_segments", "float_part_heatmaps")
 SIGNATURE_KEY = "serving_default"
 # Network input (height, width) used for calibration: a webcam-like 3:4 size of stride*k+1.
 CALIBRATION_SIZE = (353, 481)
-CALIBRATION_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Frames taken from each calibration video (see calibration_frames).
+FRAMES_PER_VIDEO = 8
 # Calibrated ranges are rounded to multiples of 1/RANGE_GRID (see settle_ranges).
 RANGE_GRID = 1024.0
 
@@ -227,42 +232,64 @@ def letterbox_input(image_bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return batch
 
 
-def calibration_samples(
-    images: Iterable[Path], size: tuple[int, int] = CALIBRATION_SIZE
-) -> list[dict[str, np.ndarray]]:
-    """One signature input per photo, in the given order."""
+def calibration_frames(
+    data_dir: Path, frames_per_video: int = FRAMES_PER_VIDEO
+) -> list[np.ndarray]:
+    """The licensed calibration set: every Pixabay photo in ``images/`` and
+    ``frames_per_video`` evenly spaced frames of every video in ``video/`` (BGR, sorted order).
+
+    Pixabay content may be used freely, so the ranges made from it can ship with pixcam.
+    """
     import cv2
 
-    samples = []
-    for path in images:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
+    frames = []
+    for path in sorted((data_dir / "images").glob("*.jpg")):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
             raise PixcamError(f"cannot read calibration image {path}")
-        samples.append({INPUT_NAME: letterbox_input(img, size)})
-    return samples
-
-
-def default_calibration_images(folder: Path, count: int = 32) -> list[Path]:
-    """A fixed subset of a photo folder: every k-th file in sorted order, ``count`` at most.
-
-    Sorted and evenly strided so the choice is deterministic and spans the whole folder.
-    """
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in CALIBRATION_IMAGE_SUFFIXES)
-    if not files:
-        raise PixcamError(f"no calibration photos (*.jpg, *.png) in {folder}")
-    step = max(1, len(files) // count)
-    return files[::step][:count]
+        frames.append(image)
+    for path in sorted((data_dir / "video").glob("*.mp4")):
+        cap = cv2.VideoCapture(str(path))
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        for i in range(frames_per_video):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, (2 * i + 1) * count // (2 * frames_per_video))
+            ok, frame = cap.read()
+            if not ok:
+                raise PixcamError(f"cannot read frame {i} of calibration video {path}")
+            frames.append(frame)
+        cap.release()
+    if not frames:
+        raise PixcamError(f"no calibration photos or videos in {data_dir}/images, /video")
+    return frames
 
 
 # ------------------------------------------------------------------------------ quantize
+class QuantizerMissing(PixcamError):
+    """ai-edge-quantizer is not installed."""
+
+
 def _quantizer_module() -> tuple[ModuleType, ModuleType]:
     try:
         from ai_edge_quantizer import quantizer, recipe
     except ImportError as exc:
-        raise PixcamError(
-            "quantizing needs ai-edge-quantizer: pip install 'pixcam[quantize]'"
+        raise QuantizerMissing(
+            "making the int8 models needs ai-edge-quantizer 0.10.0: "
+            "pip install 'ai-edge-quantizer==0.10.0'"
         ) from exc
     return quantizer, recipe
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # The quantizer prints progress and a size summary to stdout (dropped) and progress bars,
+    # warnings and LiteRT notes to stderr (kept in the debug log): the CLI's output stays ours.
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        warnings.catch_warnings(),
+        native_stderr_to_log(),
+    ):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def settle_ranges(qsvs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
@@ -270,8 +297,8 @@ def settle_ranges(qsvs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str,
 
     - The input's range is known, not measured: x/127.5-1 of any uint8 pixel is in [-1, 1].
     - Every other min/max is rounded to 1/1024. That is ~30x finer than one int8 step of any
-      tensor here, so accuracy is unchanged, but last-bit float differences between CPUs or
-      XNNPACK builds no longer change the model's bytes (the sha256 must reproduce).
+      tensor here, so accuracy is unchanged, and the numbers print exactly in the shipped
+      ranges file.
     """
     settled = {}
     for name, qsv in qsvs.items():
@@ -283,107 +310,68 @@ def settle_ranges(qsvs: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str,
     return settled
 
 
-def quantize_bytes(
+def calibrate(
     float_bytes: bytes,
-    calibration_images: Sequence[Path],
+    frames: Sequence[np.ndarray],
     size: tuple[int, int] = CALIBRATION_SIZE,
     threads: int = 2,
-) -> bytes:
-    """The int8 model as bytes (see the module docstring for the recipe)."""
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per-tensor activation ranges of the pruned float model over ``frames`` (settled)."""
     quantizer, recipe = _quantizer_module()
-    if not calibration_images:
-        raise PixcamError("quantizing needs at least one calibration photo")
-    samples = calibration_samples(calibration_images, size)
+    if not frames:
+        raise PixcamError("calibrating needs at least one image")
+    samples = [{INPUT_NAME: letterbox_input(f, size)} for f in frames]
     qt = quantizer.Quantizer(bytearray(prepare_float_model(float_bytes)), recipe.static_wi8_ai8())
-    # The quantizer prints progress and a size summary to stdout (dropped) and progress bars,
-    # warnings and LiteRT notes to stderr (kept in the debug log): the CLI's output stays ours.
-    with (
-        contextlib.redirect_stdout(io.StringIO()),
-        warnings.catch_warnings(),
-        native_stderr_to_log(),
-    ):
-        warnings.simplefilter("ignore")
+    with _quiet():
         qsvs = qt.calibrate({SIGNATURE_KEY: samples}, num_threads=threads)
-        quantized = qt.quantize(settle_ranges(qsvs)).quantized_model
+    return settle_ranges(qsvs)
+
+
+def ranges_to_json(ranges: dict[str, dict[str, np.ndarray]], about: dict[str, Any]) -> str:
+    """The shipped ranges file: ``about`` (how it was made) and per tensor [min, max]."""
+    rows = [
+        f"  {json.dumps(name)}: [{float(r['min'].item())!r}, {float(r['max'].item())!r}]"
+        for name, r in ranges.items()
+    ]
+    body = ",\n".join(rows)
+    return f'{{\n "about": {json.dumps(about)},\n "tensors": {{\n{body}\n }}\n}}\n'
+
+
+def load_ranges(resource: str) -> dict[str, dict[str, np.ndarray]]:
+    """A ranges file shipped in the package (path relative to the ``pixcam`` package)."""
+    try:
+        text = resources.files("pixcam").joinpath(resource).read_text(encoding="utf-8")
+        tensors = json.loads(text)["tensors"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise PixcamError(f"calibration ranges {resource} missing or unreadable: {exc}") from None
+    shape = (1, 1, 1, 1)  # per-tensor ranges, as the quantizer keeps them
+    return {
+        name: {"min": np.full(shape, lo, np.float32), "max": np.full(shape, hi, np.float32)}
+        for name, (lo, hi) in tensors.items()
+    }
+
+
+def quantize_bytes(float_bytes: bytes, ranges: dict[str, dict[str, np.ndarray]]) -> bytes:
+    """The int8 model as bytes, from the float model and its activation ranges (no images)."""
+    quantizer, recipe = _quantizer_module()
+    qt = quantizer.Quantizer(bytearray(prepare_float_model(float_bytes)), recipe.static_wi8_ai8())
+    with _quiet():
+        try:
+            quantized = qt.quantize(ranges).quantized_model
+        except (ValueError, KeyError, RuntimeError) as exc:  # ranges from another graph
+            raise PixcamError(f"calibration ranges do not fit this float model: {exc}") from None
     return float_interface(bytes(quantized))
 
 
-def quantize_model(float_path: Path, out_path: Path, calibration_images: list[Path]) -> str:
-    """Write the int8 model of ``float_path`` to ``out_path``; return its sha256 (hex).
-
-    Written atomically (temp file + rename) so a crash never leaves half a model behind.
-    """
-    try:
-        float_bytes = Path(float_path).read_bytes()
-    except OSError as exc:
-        raise PixcamError(f"cannot read float model {float_path}: {exc.strerror}") from exc
-    data = quantize_bytes(float_bytes, calibration_images)
-    _write_atomic(Path(out_path), data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary name and a rename, so a crash never leaves half a model behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
 
 
-# ------------------------------------------------------------------- `pixcam models quantize`
-def default_photo_dir() -> Path | None:
-    """The dev photos beside the source checkout (or `$PIXCAM_DEV_DATA`), if present."""
-    from pixcam import evaluate
-
-    data = evaluate.default_data_dir()
-    return data / "images" if data is not None else None
-
-
-def quantize_installed(
-    photos: Path | None = None, names: Iterable[str] | None = None, force: bool = False
-) -> Iterator[str]:
-    """Make the manifest's derived int8 models from their installed float models.
-
-    Yields one report line per model. The result goes into the model folder only when its
-    sha256 is the manifest's, so a different photo set or quantizer version can't slip an
-    unverified model in (the loader would refuse it anyway).
-    """
-    from pixcam import models
-
-    specs = [s for s in models.list_models() if s.derived_from is not None]
-    if names:
-        unknown = set(names) - {s.name for s in specs}
-        if unknown:
-            raise PixcamError(
-                f"no derived model named {', '.join(sorted(unknown))}; "
-                f"these can be quantized: {', '.join(s.name for s in specs)}"
-            )
-        specs = [s for s in specs if s.name in set(names)]
-    photos = photos or default_photo_dir()
-    if photos is None or not Path(photos).is_dir():
-        raise PixcamError(
-            "no calibration photos: pass --from DIR with photos of people "
-            "(the recipe uses ../shared/data/segmentation/dev/images)"
-        )
-    failures = 0
-    for spec in specs:
-        if not force and spec.installed and models.sha256_of(spec.path) == spec.sha256:
-            yield f"ok       {spec.name} (already installed)"
-            continue
-        base = models.resolve(spec.derived_from)  # installed and verified, else a clear error
-        count = int(spec.recipe.get("calibration_images", 32))
-        size = tuple(spec.recipe.get("calibration_size", CALIBRATION_SIZE))
-        images = default_calibration_images(Path(photos), count)
-        data = quantize_bytes(base.path.read_bytes(), images, size=size)  # type: ignore[arg-type]
-        found = hashlib.sha256(data).hexdigest()
-        if found != spec.sha256:
-            failures += 1
-            yield (
-                f"FAILED   {spec.name}: result has sha256 {found[:12]}…, the recipe's is "
-                f"{spec.sha256[:12]}… (other photos than {photos}, or another "
-                "ai-edge-quantizer version?); not installed"
-            )
-            continue
-        _write_atomic(spec.path, data)
-        yield f"quantized {spec.name} from {base.name} ({len(images)} photos) -> {spec.path}"
-    if failures:
-        raise PixcamError(f"{failures} model(s) could not be quantized (see above)")
+def derive(spec: Any, base_path: Path) -> bytes:
+    """The bytes of the derived model ``spec`` made from its installed float model."""
+    ranges = load_ranges(str(spec.recipe["ranges"]))
+    return quantize_bytes(base_path.read_bytes(), ranges)

@@ -1,0 +1,81 @@
+"""Make the calibration ranges the int8 BodyPix models are quantized from at install time.
+
+    .venv/bin/python bench/calibrate_int8.py [--data ../shared/data] [--no-iou]
+
+For every derived model in models.toml: run its installed float model over the licensed
+calibration set (the Pixabay photos and evenly spaced frames of the Pixabay videos in
+`../shared/data`, see `quantize.calibration_frames`), write the per-tensor activation ranges to
+the package file named by the recipe (`daemon/pixcam/calibration/*.json`, numbers only, no
+images), quantize from that file as `pixcam models install` does, and print the result's sha256
+and size (to pin in models.toml) and the mean person-mask IoU of float and int8 on the dev photos
+(internal resolution 481, 1 thread), which must stay within 0.5 point.
+
+Developer tool: users never need the photos; they get the ranges file with pixcam.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from pixcam import evaluate, models, quantize
+from pixcam.segment.bodypix import BodyPixSegmenter
+from pixcam.segment.engine import Engine
+
+PACKAGE = Path(quantize.__file__).resolve().parent
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def mean_iou(spec: models.ModelSpec, model_bytes: bytes, samples: list[evaluate.Sample]) -> float:
+    tmp = models.models_dir() / f".iou-{spec.file}"
+    tmp.write_bytes(model_bytes)
+    try:
+        seg = BodyPixSegmenter(spec, Engine(tmp, threads=1), internal_resolution=481)
+        return float(np.mean([s for _, s in evaluate.sample_ious(seg, samples)]))
+    finally:
+        tmp.unlink()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with images/, video/")
+    ap.add_argument("--no-iou", action="store_true", help="skip the dev-photo IoU check")
+    args = ap.parse_args()
+    frames = quantize.calibration_frames(args.data)
+    dev = None if args.no_iou else evaluate.default_data_dir()
+    samples = evaluate.load_samples(dev) if dev else []
+    for spec in models.list_models():
+        if spec.derived_from is None:
+            continue
+        base = models.resolve(spec.derived_from)
+        float_bytes = base.path.read_bytes()
+        size = tuple(spec.recipe["calibration_size"])
+        ranges = quantize.calibrate(float_bytes, frames, size=size)  # type: ignore[arg-type]
+        about = {
+            "model": spec.name,
+            "float_model": base.name,
+            "float_sha256": base.sha256,
+            "images": f"{len(frames)}: {spec.recipe['calibration']}",
+            "size": list(size),
+            "made_by": "bench/calibrate_int8.py",
+        }
+        out = PACKAGE / spec.recipe["ranges"]
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(quantize.ranges_to_json(ranges, about), encoding="utf-8")
+        data = quantize.derive(spec, base.path)
+        line = (
+            f"{spec.name}: {len(ranges)} ranges -> {out.relative_to(PACKAGE.parents[1])}; "
+            f"sha256 {hashlib.sha256(data).hexdigest()} ({len(data)} bytes)"
+        )
+        if samples:
+            f_iou = mean_iou(base, float_bytes, samples)
+            q_iou = mean_iou(spec, data, samples)
+            line += f"; dev IoU float {f_iou:.4f} int8 {q_iou:.4f} ({len(samples)} photos)"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Model downloads from pinned upstream URLs, through a mirror served on 127.0.0.1 and broken
+on purpose: 404, a connection cut half-way (resumed with Range), a wrong byte, a slow server,
+no server at all. Never the internet."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import SHARED_MODELS, VIDEOS, need
+from pixcam import cli, download, models
+from pixcam.errors import PixcamError
+
+SELFIE = "selfie-general"
+FAST = download.Policy(timeout=0.5, attempts=3, backoff=0.01)
+
+
+def build_mirror(root: Path) -> Path:
+    """A mirror tree with upstream's layout (HOST/PATH of every url), from ../shared/models."""
+    need(SHARED_MODELS, "shared models")
+    for spec in models.list_models():
+        if spec.url:
+            parts = urllib.parse.urlparse(spec.url)
+            dest = root / parts.netloc / parts.path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(SHARED_MODELS / spec.source)
+    return root
+
+
+class Mirror(ThreadingHTTPServer):
+    """Serves a folder with Range support; `faults` maps a file name to what goes wrong."""
+
+    daemon_threads = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(("127.0.0.1", 0), MirrorHandler)
+        self.root = root
+        self.faults: dict[str, str] = {}
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class MirrorHandler(BaseHTTPRequestHandler):
+    server: Mirror
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet test output
+        pass
+
+    def do_GET(self) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlparse(self.path).path).lstrip("/")
+        self.server.requests.append((path, self.headers.get("Range")))
+        file = self.server.root / path
+        fault = self.server.faults.get(Path(path).name, "")
+        if fault == "404" or not file.is_file():
+            self.send_error(404, "Not Found")
+            return
+        if fault == "503":  # a passing server error: retried after a pause
+            del self.server.faults[Path(path).name]
+            self.send_error(503, "Service Unavailable")
+            return
+        data = file.read_bytes()
+        if fault == "flip":
+            data = data[:1000] + bytes([data[1000] ^ 0xFF]) + data[1001:]
+        start = 0
+        ranged = self.headers.get("Range", "")
+        if ranged.startswith("bytes="):
+            start = int(ranged[6:].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if fault == "cut":  # half the file, then the connection drops; next time it works
+            del self.server.faults[Path(path).name]
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "slow":
+            self.wfile.write(body[:100])
+            self.wfile.flush()
+            time.sleep(3)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
+    server = Mirror(build_mirror(tmp_path_factory.mktemp("mirror")))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def served(mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Mirror:
+    """The mirror, set as PIXCAM_MODEL_MIRROR, with a fresh model folder and no faults."""
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv(download.MIRROR_ENV, mirror.url)
+    mirror.faults.clear()
+    mirror.requests.clear()
+    return mirror
+
+
+def _selfie_url() -> str:
+    return download.mirrored(models.get_spec(SELFIE).url)
+
+
+# ------------------------------------------------------------------------------ no network
+def test_mirror_maps_host_and_path(tmp_path: Path) -> None:
+    url = "https://raw.githubusercontent.com/o/r/0123abc/dir/a%20b.onnx"
+    assert download.mirrored(url, "http://m.example:8080/models/") == (
+        "http://m.example:8080/models/raw.githubusercontent.com/o/r/0123abc/dir/a%20b.onnx"
+    )
+    assert download.mirrored(url, str(tmp_path)) == str(
+        tmp_path / "raw.githubusercontent.com/o/r/0123abc/dir/a b.onnx"
+    )
+    assert download.mirrored(url, "") == url
+
+
+def test_every_url_is_pinned_to_a_commit_of_a_source_repository() -> None:
+    for spec in models.list_models():
+        if spec.derived_from:
+            continue
+        if not spec.url:
+            assert spec.found_in, f"{spec.name}: no url and no word on where it is found"
+            continue
+        parts = urllib.parse.urlparse(spec.url)
+        assert parts.scheme == "https" and parts.netloc == "raw.githubusercontent.com"
+        commit = parts.path.split("/")[3]
+        assert len(commit) == 40 and int(commit, 16) >= 0, spec.url
+
+
+def test_progress_bar_on_a_terminal_and_lines_otherwise() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, log = Tty(), io.StringIO()
+    for stream in (tty, log):
+        bar = download.Progress("selfie-general", stream)
+        bar.start("http://x/y", 2_000_000, 0)
+        bar._drawn = -1.0  # draw now, whatever the clock says
+        bar.advance(1_000_000)
+        bar.finish()
+    assert "\r" in tty.getvalue() and "MB/s" in tty.getvalue() and "ETA" in tty.getvalue()
+    assert "1.0 MB/2.0 MB" in tty.getvalue()
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "downloading selfie-general from http://x/y (2.0 MB)"
+    assert lines[1].startswith("downloaded selfie-general: 1.0 MB in ")
+
+
+# ------------------------------------------------------------------------- mirror served here
+def test_install_downloads_through_the_mirror(served: Mirror) -> None:
+    spec = models.get_spec(SELFIE)
+    lines = list(models.install(names=[SELFIE], policy=FAST))
+    assert lines[0].startswith(f"installed {SELFIE}") and _selfie_url() in lines[0]
+    assert models.verify(spec) == spec.path
+    assert models.origins()[SELFIE]["origin"] == _selfie_url()
+    assert served.requests == [(urllib.parse.urlparse(_selfie_url()).path.lstrip("/"), None)]
+    assert not list(spec.path.parent.glob(".*part"))
+
+
+def test_cut_connection_is_resumed_with_range(served: Mirror) -> None:
+    spec = models.get_spec(SELFIE)
+    served.faults[Path(spec.url).name] = "cut"
+    lines = list(models.install(names=[SELFIE], policy=FAST))
+    assert lines[0].startswith(f"installed {SELFIE}"), lines
+    assert models.verify(spec) == spec.path
+    (_, first), (_, second) = served.requests
+    half = (spec.path.stat().st_size) // 2
+    assert first is None and second == f"bytes={half}-"
+
+
+def test_server_error_is_retried(served: Mirror) -> None:
+    served.faults[Path(models.get_spec(SELFIE).url).name] = "503"
+    lines = list(models.install(names=[SELFIE], policy=FAST))
+    assert lines[0].startswith(f"installed {SELFIE}") and len(served.requests) == 2
+
+
+def test_404_is_one_clear_line(served: Mirror, capsys: pytest.CaptureFixture[str]) -> None:
+    served.faults[Path(models.get_spec(SELFIE).url).name] = "404"
+    assert cli.main(["models", "install", "--name", SELFIE]) == 1
+    captured = capsys.readouterr()
+    failed = [line for line in captured.out.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "HTTP 404" in failed[0] and _selfie_url() in failed[0]
+    assert "--from DIR" in failed[0]
+    assert "Traceback" not in captured.err and len(served.requests) == 1  # no retries
+    assert not models.get_spec(SELFIE).installed
+
+
+def test_wrong_byte_is_refused(served: Mirror) -> None:
+    spec = models.get_spec(SELFIE)
+    served.faults[Path(spec.url).name] = "flip"
+    with pytest.raises(PixcamError, match="could not be installed"):
+        for line in models.install(names=[SELFIE], policy=FAST):
+            assert line.startswith("FAILED") and "wrong" in line and spec.sha256[:12] in line
+    assert not spec.installed and not list(spec.path.parent.glob(".*part"))
+
+
+def test_slow_server_times_out_and_keeps_the_part(served: Mirror) -> None:
+    spec = models.get_spec(SELFIE)
+    served.faults[Path(spec.url).name] = "slow"
+    policy = download.Policy(timeout=0.3, attempts=2, backoff=0.01)
+    lines: list[str] = []
+    with pytest.raises(PixcamError):
+        lines.extend(models.install(names=[SELFIE], policy=policy))
+    assert "timed out" in lines[0] and "failed 2 times" in lines[0]
+    # Each attempt kept the 100 bytes that came before the stall, and the retry resumed.
+    assert [r for _, r in served.requests] == [None, "bytes=100-"]
+    assert download.part_path(spec.path).stat().st_size == 200
+    served.faults.clear()
+    assert list(models.install(names=[SELFIE], policy=FAST))[0].startswith("installed")
+    assert served.requests[-1][1] == "bytes=200-" and models.verify(spec)
+
+
+def test_no_network_stops_at_once_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv(download.MIRROR_ENV, f"http://127.0.0.1:{port}")
+    assert cli.main(["models", "install"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach 127.0.0.1" in err[0] and "--from DIR" in err[0]
+    assert not [line for line in captured.out.splitlines() if line.startswith("installed")]
+
+
+def test_folder_mirror(mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv(download.MIRROR_ENV, str(mirror.root))
+    lines = list(models.install(names=[SELFIE]))
+    assert lines[0].startswith(f"installed {SELFIE}") and str(mirror.root) in lines[0]
+
+
+def test_registry_only_model_says_how(served: Mirror) -> None:
+    lines = list(models.install(names=["selfie-landscape"], policy=FAST))
+    assert lines == [
+        "skipped  selfie-landscape: no public download (npm package @mediapipe/"
+        "selfie_segmentation 0.1.1675465747, file package/selfie_segmentation_landscape.tflite);"
+        " install it with `pixcam models install --from DIR --name selfie-landscape`"
+    ]
+
+
+# ------------------------------------------------------------------------------- done when
+@pytest.mark.slow
+def test_fresh_home_installs_everything_from_the_mirror_then_runs(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    """A new user's machine: fresh $HOME and XDG folders, only the mirror (no ../shared, no
+    photos); every model with a URL is downloaded or built from a download, the int8 models
+    are made from them, each with the manifest's sha256; then pixcam runs."""
+    video = need(VIDEOS / "doctor-desk-960x540.mp4", "test video")
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PIXCAM_"))}
+    env |= {"HOME": str(home), download.MIRROR_ENV: mirror.url}
+    pixcam = [sys.executable, "-m", "pixcam"]
+    res = subprocess.run([*pixcam, "models", "install"], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    installed = {line.split()[1] for line in res.stdout.splitlines() if line.startswith("install")}
+    expected = {s.name for s in models.list_models() if s.url or s.derived_from}
+    assert expected <= installed, res.stdout
+    folder = home / ".local/share/pixcam/models"
+    for spec in models.list_models():
+        if spec.name in expected:
+            assert download.sha256_of(folder / spec.file) == spec.sha256, spec.name
+    out = tmp_path / "out.mp4"
+    res = subprocess.run(
+        [*pixcam, "run", "--input", str(video), "--output", str(out), "--frames", "30"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    cap.release()

@@ -80,7 +80,7 @@ def load_model(cfg: Config, threads: int) -> Segmenter:
     return load_segmenter(name, threads=threads, internal_resolution=resolution)
 
 
-class StageClock:
+class StageCpuTimes:
     """An `on_stage` hook for `Effects.process` that also takes each stage's process CPU time
     (the CPU since the previous stage ended, or since `start()`)."""
 
@@ -101,7 +101,7 @@ class StageClock:
 def bench_setting(cfg: Config, frames: list[np.ndarray], threads: int) -> dict[str, tuple]:
     """Median (wall ms, cpu ms) per stage for one resolution and thread count."""
     effects = Effects(EffectsSettings.from_config(cfg), load_model(cfg, threads))
-    clock = StageClock()
+    clock = StageCpuTimes()
     samples: dict[str, list[tuple[float, float]]] = {s: [] for s in STAGES[1:]}
     for i, frame in enumerate(frames):
         clock.start()
@@ -155,7 +155,7 @@ def bench_parts(
     for n in names:
         settings = EffectsSettings.from_config(cfg.with_values(PART_EFFECTS[n]))
         variants[n] = Effects(settings, seg)
-    clock = StageClock()
+    clock = StageCpuTimes()
 
     def chain(effects: Effects, frame: np.ndarray) -> tuple[float, float, float, float]:
         w0, c0 = time.perf_counter(), time.process_time()
@@ -264,6 +264,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, res in columns:
         wall, cpu = res["total"]
+        if np.isnan(cpu):
+            print(f"  {name}: no effect to run (background none): frames pass through")
+            continue
         target = TARGET_MS[1080] if name.startswith("1080") else TARGET_MS[720]
         verdict = "meets" if cpu <= target else "misses"
         no_inf = res["refine"][1] + res["compose"][1]

@@ -24,6 +24,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from pixcam import images
 from pixcam.errors import PixcamError
 
 MODES = ("blur", "image", "video", "color", "none")
@@ -111,11 +112,8 @@ def cover_fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def load_image(name: str) -> np.ndarray:
-    path = find_background(name)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise PixcamError(f"cannot read background image {path}: use a PNG or JPEG file")
-    return img
+    # The header's size is checked first: a decompression bomb must not stall the stream.
+    return images.read_image(find_background(name), "background image", cv2.IMREAD_COLOR)
 
 
 # ------------------------------------------------------------------------------ blend

@@ -182,21 +182,26 @@ def model_choices() -> list[tuple[str, str]]:
     return [(f"Default ({default})", "default")] + others
 
 
-def indicator_typelib() -> str | None:
-    """The AppIndicator namespace whose typelib is installed, None without one (or without
-    PyGObject). Looks only: nothing is loaded, so pystray can still choose later."""
+def tray_backend() -> str | None:
+    """The pystray backend the tray will get: "appindicator" (StatusNotifier hosts, and
+    XEmbed trays through its fallback), "gtk" (XEmbed trays only), or None without PyGObject
+    or the Gtk 3 typelib (no tray). Looks at the typelibs only, loads nothing."""
     try:
         import gi
 
         repo = gi.Repository.get_default()
-        return next((ns for ns in INDICATOR_NAMESPACES if repo.enumerate_versions(ns)), None)
+        if "3.0" not in repo.enumerate_versions("Gtk"):
+            return None
+        if any(repo.enumerate_versions(ns) for ns in INDICATOR_NAMESPACES):
+            return "appindicator"
+        return "gtk"
     except Exception:  # ImportError, a broken gi
         return None
 
 
 def import_pystray() -> Any:
     """`import pystray`, on its gtk backend when no AppIndicator typelib is installed."""
-    if "PYSTRAY_BACKEND" not in os.environ and indicator_typelib() is None:
+    if "PYSTRAY_BACKEND" not in os.environ and tray_backend() == "gtk":
         # pystray would raise ValueError from gi.require_version instead of falling back.
         log.warning(
             "no AyatanaAppIndicator3 typelib: using the gtk tray icon (XEmbed trays only); "

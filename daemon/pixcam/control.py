@@ -412,8 +412,7 @@ class ControlServer:
                 if newline < 0:
                     if len(buffer) > MAX_REQUEST_BYTES:
                         # No way to find the next request boundary safely: answer and hang up.
-                        conn.settimeout(self.request_timeout)
-                        conn.sendall(_error(f"request too large (over {MAX_REQUEST_BYTES} bytes)"))
+                        self._last_word(conn, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
                         return
                     # The deadline is per request, not per recv: dripping bytes doesn't extend it.
                     if buffer:
@@ -422,12 +421,10 @@ class ControlServer:
                         left = state.waiting_since + self.idle_timeout - time.monotonic()
                     if left <= 0:
                         if buffer:
-                            conn.settimeout(self.request_timeout)
-                            conn.sendall(
-                                _error(
-                                    f"request not completed within {self.request_timeout:g} s "
-                                    "(one JSON object and a newline)"
-                                )
+                            self._last_word(
+                                conn,
+                                f"request not completed within {self.request_timeout:g} s "
+                                "(one JSON object and a newline)",
                             )
                         return
                     conn.settimeout(left)
@@ -444,8 +441,7 @@ class ControlServer:
                 line, buffer = buffer[:newline], buffer[newline + 1 :]
                 first_byte = time.monotonic()  # what follows the line is a new request
                 if len(line) > MAX_REQUEST_BYTES:
-                    conn.settimeout(self.request_timeout)
-                    conn.sendall(_error(f"request too large (over {MAX_REQUEST_BYTES} bytes)"))
+                    self._last_word(conn, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
                     return
                 if not line.strip():
                     continue  # blank lines don't restart the idle clock
@@ -466,6 +462,11 @@ class ControlServer:
                 self._conns.pop(threading.current_thread(), None)
             conn.close()
             self._slots.release()
+
+    def _last_word(self, conn: socket.socket, message: str) -> None:
+        """An error reply before hanging up; a client that doesn't read it can't hold us."""
+        conn.settimeout(self.request_timeout)
+        conn.sendall(_error(message))
 
     def handle_line(self, line: bytes) -> bytes:
         """One request line in, one reply line out; never raises."""

@@ -435,6 +435,12 @@ def cli_cases(f: dict[str, Path], clip: Path) -> list[tuple[list[str], str]]:
     return seg + runs + daemons
 
 
+def _quit_daemon(argv: list[str]) -> None:
+    if argv[0] == "daemon":
+        with contextlib.suppress(PixcamError):
+            send_command("quit", path=argv[argv.index("--socket") + 1], timeout=5)
+
+
 def test_bad_command_lines_get_one_clear_line(
     models_installed: Path,
     bad_files: dict[str, Path],
@@ -443,12 +449,17 @@ def test_bad_command_lines_get_one_clear_line(
 ) -> None:
     cat = "command line: bad inputs"
     for argv, expected in cli_cases(bad_files, video_file):
+        # A daemon that wrongly starts would run on: stop it through the socket it took.
+        stopper = threading.Timer(20.0, _quit_daemon, args=(argv,))
+        stopper.start()
         try:
             code = main(argv)
         except BaseException as exc:  # noqa: BLE001 - an escaped exception is the failure
             capfd.readouterr()
             record(cat, False, f"{argv}: {type(exc).__name__}: {exc}")
             continue
+        finally:
+            stopper.cancel()
         err = capfd.readouterr().err  # file-descriptor level: FFmpeg's own lines too
         lines = err.strip().splitlines()
         good = code != 0 and len(lines) == 1 and lines[0].startswith("pixcam: ")

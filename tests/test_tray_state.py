@@ -127,10 +127,10 @@ def test_pause_check_follows_ctl_pause(pystray: Any) -> None:
     tray, icon = _started(app)
     app.camera_paused = True  # `pixcam ctl pause`: daemon state, no settings change
     app.state = ("paused", "pixcam: camera paused")
-    tray.poll()
+    tray.refresh(menu=False)  # what the daemon asks for after a pause: "the icon"
     assert icon.builds and _checked(icon.builds[-1], "Pause camera") is True
     app.camera_paused = False
-    tray.poll()
+    tray.poll()  # or the tray's own once-a-second look
     assert _checked(icon.builds[-1], "Pause camera") is False
 
 

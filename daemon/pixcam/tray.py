@@ -380,8 +380,8 @@ class Tray:
 
     def poll(self) -> None:
         """Follow what changes without a settings change: camera faults and on-demand (the
-        icon) and `pixcam ctl pause` (the icon and the "Pause camera" check)."""
-        self.refresh(menu=self._menu_pending or self.app.camera_paused != self._shown_paused)
+        icon), `pixcam ctl pause` (the icon and the "Pause camera" check)."""
+        self.refresh(menu=False)
 
     # ---- updates
     def _current_state(self) -> tuple[str, str]:
@@ -397,7 +397,8 @@ class Tray:
         return shorten_title(state[1])
 
     def refresh(self, menu: bool = True) -> None:
-        """Follow the app's state: icon and tooltip when they change, the menu on request.
+        """Follow the app's state: icon and tooltip when they change, the menu on request
+        and whenever the pause switch differs from its check mark or a rebuild waits.
 
         Thread-safe: pystray's gtk backends schedule these on the GLib main loop.
         """
@@ -412,6 +413,8 @@ class Tray:
                 icon.title = self._title(state)
                 self._state = state
             self._set_attention(icon, state[0] == "error")
+            # `pixcam ctl pause` changes no setting: the daemon asks for the icon only.
+            menu = menu or self._menu_pending or self.app.camera_paused != self._shown_paused
             if not menu:
                 return
             self._menu_pending = _menu_open(icon)  # poll() rebuilds it once it closes

@@ -102,6 +102,18 @@ def test_images_within_the_limit_still_load(tmp_path: Path) -> None:
         assert images.read_image(path).shape[:2] == (50, 60), name
 
 
+def test_a_large_colour_image_is_decoded_only_as_large_as_needed(tmp_path: Path) -> None:
+    path = tmp_path / "large.jpg"
+    rng = np.random.default_rng(2)
+    assert cv2.imwrite(str(path), rng.integers(0, 255, (1200, 2000, 3), np.uint8))
+    image = images.read_image(path, flags=cv2.IMREAD_COLOR, cover=(480, 270))
+    assert image.shape == (300, 500, 3)  # 1/4: still covers 480×270; 1/8 would not
+    assert images.read_image(path, flags=cv2.IMREAD_COLOR, cover=(1920, 1080)).shape[:2] == (
+        1200,
+        2000,
+    )
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

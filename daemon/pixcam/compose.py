@@ -111,9 +111,14 @@ def cover_fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(scaled[y : y + h, x : x + w])
 
 
+# A background never needs more than this: it is scaled to the frame, at most 4K.
+BACKGROUND_COVER = (3840, 2160)
+
+
 def load_image(name: str) -> np.ndarray:
     # The header's size is checked first: a decompression bomb must not stall the stream.
-    return images.read_image(find_background(name), "background image", cv2.IMREAD_COLOR)
+    path = find_background(name)
+    return images.read_image(path, "background image", cv2.IMREAD_COLOR, cover=BACKGROUND_COVER)
 
 
 # ------------------------------------------------------------------------------ blend

@@ -75,21 +75,39 @@ def check_size(path: Path, what: str = "image", max_pixels: int = MAX_PIXELS) ->
     return w, h
 
 
+_REDUCED_COLOUR = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4))
+_REDUCED_COLOUR += ((2, cv2.IMREAD_REDUCED_COLOR_2),)
+
+
+def _reduced_colour(width: int, height: int, cover: tuple[int, int]) -> int:
+    for factor, flag in _REDUCED_COLOUR:
+        if width // factor >= cover[0] and height // factor >= cover[1]:
+            return flag
+    return cv2.IMREAD_COLOR
+
+
 def read_image(
     path: Path,
     what: str = "image",
     flags: int = cv2.IMREAD_UNCHANGED,
     max_pixels: int = MAX_PIXELS,
+    cover: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Decode `path` with OpenCV after checking its header size; one-line PixcamError on any
-    problem (missing, not a file, empty, not an image, too large, damaged)."""
+    problem (missing, not a file, empty, not an image, too large, damaged).
+
+    With `cover=(w, h)` (colour only) a large image is decoded at 1/2, 1/4 or 1/8 scale as
+    long as it still covers w×h: a JPEG then decodes that much faster and smaller.
+    """
     if not path.exists():
         raise PixcamError(f"{what} {path} does not exist")
     if not path.is_file():
         raise PixcamError(f"{what} {path} is not a file")
     if path.stat().st_size == 0:
         raise PixcamError(f"{what} {path} is empty")
-    check_size(path, what, max_pixels)
+    width, height = check_size(path, what, max_pixels)
+    if cover is not None and flags == cv2.IMREAD_COLOR:
+        flags = _reduced_colour(width, height, cover)
     try:
         image = cv2.imread(str(path), flags)
     except cv2.error:

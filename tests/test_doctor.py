@@ -259,6 +259,7 @@ def test_no_display_is_a_warning_not_a_failure() -> None:
         ("appindicator", True, False, Status.OK, "StatusNotifier host"),
         ("gtk", True, False, Status.WARN, "gir1.2-ayatanaappindicator3-0.1"),
         ("gtk", False, True, Status.OK, "XEmbed system tray"),
+        ("gtk", True, True, Status.OK, "XEmbed system tray"),
         (None, True, True, Status.WARN, "gir1.2-gtk-3.0"),
     ],
 )

@@ -566,7 +566,11 @@ def check_desktop(env: Env) -> list[Check]:
                 f"sudo apt install gir1.2-gtk-3.0 {tray.INDICATOR_PACKAGE}",
             )
         )
-    elif sni and backend == "gtk" and not xembed:
+    elif sni and backend == "appindicator":
+        checks.append(Check("tray", Status.OK, "StatusNotifier host on the session bus"))
+    elif xembed:
+        checks.append(Check("tray", Status.OK, "XEmbed system tray on the display"))
+    elif sni:  # the gtk backend docks only in an XEmbed tray
         checks.append(
             Check(
                 "tray",
@@ -576,10 +580,6 @@ def check_desktop(env: Env) -> list[Check]:
                 f"sudo apt install {tray.INDICATOR_PACKAGE}",
             )
         )
-    elif sni:
-        checks.append(Check("tray", Status.OK, "StatusNotifier host on the session bus"))
-    elif xembed:
-        checks.append(Check("tray", Status.OK, "XEmbed system tray on the display"))
     elif sni is None and xembed is None:
         checks.append(Check("tray", Status.INFO, "cannot tell whether a tray host runs"))
     else:

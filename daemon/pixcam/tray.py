@@ -613,10 +613,13 @@ class Tray:
 
 def _menu_open(icon: Any) -> bool:
     """Is the icon's menu on screen? Known only for menus GTK draws itself (the gtk
-    backend's popup); an SNI host draws the appindicator menu, and says nothing."""
+    backend's popup); an SNI host draws the appindicator menu, and says nothing.
+
+    Mapped, not visible: pystray `show_all()`s every menu it builds, popped up or not.
+    """
     handle = getattr(icon, "_menu_handle", None)
     with contextlib.suppress(Exception):
-        return bool(handle is not None and handle.get_visible())
+        return bool(handle is not None and handle.get_mapped())
     return False
 
 

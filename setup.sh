@@ -27,7 +27,13 @@ say "installing pixcam and its dependencies"
 # them pixcam still runs, headless.
 if ! "$VPY" -c 'import gi' 2>/dev/null; then
   "$VPY" -m pip install -q -e '.[tray]' 2>/dev/null \
-    || say "PyGObject did not build (needs libgirepository1.0-dev libcairo2-dev); no tray icon"
+    || say "PyGObject did not build (needs libgirepository1.0-dev libcairo2-dev; the icon also" \
+           "needs gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1); no tray icon"
+fi
+# pystray's StatusNotifier backend needs the AyatanaAppIndicator3 typelib; without it the
+# icon shows only in XEmbed trays, not in GNOME's or KDE's panels.
+if "$VPY" -c 'import sys; from pixcam.tray import tray_backend; sys.exit(tray_backend() != "gtk")'; then
+  say "for the tray icon in GNOME/KDE panels: sudo apt install gir1.2-ayatanaappindicator3-0.1"
 fi
 
 source=${PIXCAM_MODEL_SOURCE:-}

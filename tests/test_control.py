@@ -413,6 +413,83 @@ def test_not_running(sock_path: Path) -> None:
         send_command("status", path=sock_path)
 
 
+def test_a_regular_file_at_the_socket_path_is_never_removed(sock_path: Path) -> None:
+    sock_path.parent.mkdir(parents=True)
+    sock_path.write_text("[effects]\nblur_strength = 77\n")  # e.g. --socket config.toml
+    with pytest.raises(PixcamError, match=r"exists and is not a socket; pixcam won't replace"):
+        ControlServer(FakeApp(), sock_path).start()
+    assert sock_path.read_text() == "[effects]\nblur_strength = 77\n"
+    with ControlServer(FakeApp(), sock_path.with_name("other.sock")):  # the lock was let go
+        pass
+
+
+def test_a_directory_at_the_socket_path_is_one_clear_line(sock_path: Path) -> None:
+    sock_path.mkdir(parents=True)
+    (sock_path / "keep").write_text("x")
+    with pytest.raises(PixcamError, match=r"is a directory; give --socket a file path"):
+        ControlServer(FakeApp(), sock_path).start()
+    assert (sock_path / "keep").read_text() == "x"
+
+
+def _connect(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(str(path))
+    return sock
+
+
+def test_idle_connections_do_not_lock_other_clients_out(sock_path: Path) -> None:
+    with ControlServer(FakeApp(), sock_path, idle_timeout=600) as srv:
+        idle = [_connect(srv.path) for _ in range(control.MAX_CONNECTIONS + 4)]
+        try:
+            for _ in range(3):
+                assert send_command("status", path=srv.path, timeout=30)["ok"] is True
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_slow_drip_connections_do_not_lock_other_clients_out(sock_path: Path) -> None:
+    with ControlServer(FakeApp(), sock_path, request_timeout=30) as srv:
+        drips = [_connect(srv.path) for _ in range(control.MAX_CONNECTIONS)]
+        try:
+            for sock in drips:
+                sock.sendall(b"{")  # a request begun, never finished
+            assert send_command("status", path=srv.path, timeout=30)["ok"] is True
+        finally:
+            for sock in drips:
+                sock.close()
+
+
+def test_a_slow_drip_request_is_cut_off_at_its_deadline(sock_path: Path) -> None:
+    with ControlServer(FakeApp(), sock_path, request_timeout=0.5) as srv, _connect(srv.path) as s:
+        reply = b""
+        for byte in b'{"cmd": "status"}':  # one byte every 0.1 s: each recv is quick
+            try:
+                s.sendall(bytes([byte]))
+            except OSError:
+                break
+            threading.Event().wait(0.1)
+        reply = s.makefile("rb").readline()
+    assert json.loads(reply) == {
+        "ok": False,
+        "error": "request not completed within 0.5 s (one JSON object and a newline)",
+    }
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"[" * 5000, b"{" + b'"a":{' * 5000, b'{"cmd": "set", "key": "x", "value": ' + b"[" * 5000],
+)
+def test_deeply_nested_json_gets_an_error_reply(server: ControlServer, payload: bytes) -> None:
+    (reply,) = _raw(server.path, payload + b"\n")
+    assert reply == {
+        "ok": False,
+        "error": "malformed request: nested too deeply; send a flat JSON object",
+    }
+    assert send_command("status", path=server.path)["ok"] is True
+
+
 # --------------------------------------------------------------------------------- cli
 def test_cli_ctl(server: ControlServer, capsys: pytest.CaptureFixture[str]) -> None:
     app: FakeApp = server.app  # type: ignore[assignment]

@@ -299,7 +299,7 @@ def test_tray_tooltip_names_the_part_effects(running: Running) -> None:
         wait_until(lambda: running.state() == "running", what="camera on")
         reply = running.ctl("set", key="parts.privacy", value="blur")
         assert reply["ok"], reply
-        assert running.daemon.tray_state() == ("active", "pixcam: none background, blur face")
+        assert running.daemon.tray_state() == ("active", "pixcam: background: none, blur face")
         assert running.ctl("set", key="parts.view", value=True)["ok"]
         tooltip = running.daemon.tray_state()[1]
-        assert tooltip == "pixcam: none background, coloured parts, blur face"
+        assert tooltip == "pixcam: background: none, coloured parts, blur face"

@@ -259,6 +259,38 @@ def test_no_display_is_a_warning_not_a_failure() -> None:
     assert doctor.exit_code(checks) == 0
 
 
+@pytest.mark.parametrize(
+    ("backend", "sni", "xembed", "status", "words"),
+    [
+        ("appindicator", True, False, Status.OK, "StatusNotifier host"),
+        ("gtk", True, False, Status.WARN, "gir1.2-ayatanaappindicator3-0.1"),
+        ("gtk", False, True, Status.OK, "XEmbed system tray"),
+        ("gtk", True, True, Status.OK, "XEmbed system tray"),
+        (None, True, True, Status.WARN, "gir1.2-gtk-3.0"),
+    ],
+)
+def test_tray_line_tells_whether_the_icon_can_show(
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str | None,
+    sni: bool,
+    xembed: bool,
+    status: Status,
+    words: str,
+) -> None:
+    from pixcam import tray
+
+    monkeypatch.setattr(tray, "tray_backend", lambda: backend)
+    monkeypatch.setattr(doctor, "_dbus_has_name", lambda _name: sni)
+    monkeypatch.setattr(doctor, "_xembed_tray", lambda _display: xembed)
+    env = Env(environ={"DISPLAY": ":5", "DBUS_SESSION_BUS_ADDRESS": "unix:path=/x"})
+    (line,) = [c for c in doctor.check_desktop(env) if c.name == "tray"]
+    assert line.status is status and words in line.line(), line.line()
+    if backend == "gtk":
+        check = doctor._tray_backend_check()
+        assert check.status is Status.WARN
+        assert check.fix == "sudo apt install gir1.2-ayatanaappindicator3-0.1"
+
+
 # --------------------------------------------------------------------------- ioctls
 def test_v4l2_ioctl_numbers_match_videodev2_h() -> None:
     # Values from <linux/videodev2.h> on x86-64 (`_IOR('V', 0, struct v4l2_capability)`).

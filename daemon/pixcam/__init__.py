@@ -1,3 +1,12 @@
 """pixcam: a virtual webcam that blurs or replaces the background with BodyPix."""
 
+import os
+
 __version__ = "0.1.0"
+
+# FFmpeg (inside OpenCV) prints its own complaints straight to stderr, hundreds of lines for
+# one damaged video, and OpenCV adds its own log lines, all around pixcam's one-line error.
+# OpenCV reads these when it first logs or opens a video, so setting them here, before any
+# cv2 use, silences both (-8 = AV_LOG_QUIET); set the variables yourself to see them again.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")

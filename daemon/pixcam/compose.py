@@ -23,7 +23,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from pixcam import paths
+from pixcam import images, paths
 from pixcam.errors import PixcamError
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 
@@ -109,12 +109,14 @@ def cover_fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(scaled[y : y + h, x : x + w])
 
 
+# A background never needs more than this: it is scaled to the frame, at most 4K.
+BACKGROUND_COVER = (3840, 2160)
+
+
 def load_image(name: str) -> np.ndarray:
+    # The header's size is checked first: a decompression bomb must not stall the stream.
     path = find_background(name)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise PixcamError(f"cannot read background image {path}: use a PNG or JPEG file")
-    return img
+    return images.read_image(path, "background image", cv2.IMREAD_COLOR, cover=BACKGROUND_COVER)
 
 
 # ------------------------------------------------------------------------------ blend

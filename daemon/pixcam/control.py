@@ -35,6 +35,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -48,6 +49,10 @@ PathLike = str | os.PathLike[str]
 MAX_REQUEST_BYTES = 64 * 1024  # a request is a few dozen bytes; anything huge is garbage
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 MAX_CONNECTIONS = 16  # a stuck or hostile client can't pile up threads
+LISTEN_BACKLOG = 64  # clients queued while a newcomer evicts an idle one
+# A request must arrive whole this long after its first byte (a slow drip is cut off), and
+# its reply must be taken within it; `pixcam ctl` sends and reads at once.
+REQUEST_TIMEOUT_S = 5.0
 COMMANDS = ("status", "set", "toggle", "reload", "quit", "pause", "resume")
 # How long close() lets requests in flight finish their reply before hanging up on them.
 CLOSE_GRACE_S = 5.0
@@ -157,8 +162,24 @@ def _error(message: str) -> bytes:
     return _reply(False, error=message)
 
 
+@dataclass
+class _Conn:
+    """One client connection, as the server thread sees it (changed under `_conn_lock`)."""
+
+    sock: socket.socket
+    waiting_since: float  # when it began owing its next request (accept or last reply)
+    busy: bool = False  # a request of it is being answered: never evicted then
+    evicted: bool = False
+
+
 class ControlServer:
-    """Serves the control socket from a thread; `start()` it, `close()` it (or `with`)."""
+    """Serves the control socket from a thread; `start()` it, `close()` it (or `with`).
+
+    Fair to every client: a request has `request_timeout` seconds from its first byte to
+    arrive whole, and when all `MAX_CONNECTIONS` slots are taken a newcomer evicts the
+    connection that has owed a request the longest, so idle or slow clients can't lock
+    others out.
+    """
 
     def __init__(
         self,
@@ -166,16 +187,18 @@ class ControlServer:
         path: PathLike | None = None,
         *,
         idle_timeout: float = 60.0,
+        request_timeout: float = REQUEST_TIMEOUT_S,
         close_grace: float = CLOSE_GRACE_S,
     ) -> None:
         self.app = app
         self._default_path = path is None
         self.path = Path(path) if path is not None else socket_path()
         self.idle_timeout = idle_timeout  # drop clients that connect and say nothing
+        self.request_timeout = request_timeout
         self.close_grace = close_grace
         self._app_lock = threading.Lock()
         self._conn_lock = threading.Lock()
-        self._conns: dict[threading.Thread, socket.socket] = {}
+        self._conns: dict[threading.Thread, _Conn] = {}
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._listener: socket.socket | None = None
         self._lock_fd: int | None = None
@@ -233,7 +256,26 @@ class ControlServer:
             self._lock_fd = None
 
     def _bind(self) -> None:
-        if os.path.lexists(self.path):
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise PixcamError(
+                f"can't use {self.path} as the control socket: {exc.strerror}"
+            ) from None
+        if mode is not None:
+            # Only ever remove a socket: any other file there is someone's data.
+            if stat.S_ISDIR(mode):
+                raise PixcamError(
+                    f"{self.path} is a directory; give --socket a file path such as "
+                    f"{self.path / 'control.sock'}"
+                )
+            if not stat.S_ISSOCK(mode):
+                raise PixcamError(
+                    f"{self.path} exists and is not a socket; pixcam won't replace it: "
+                    "choose another --socket path"
+                )
             if is_alive(self.path):  # an instance that predates or ignores the lock
                 raise self._already_running()
             log.info("removing stale control socket %s", self.path)
@@ -244,7 +286,7 @@ class ControlServer:
             listener.bind(str(self.path))
             # The directory is private already; 0600 also protects a --socket elsewhere.
             os.chmod(self.path, 0o600)
-            listener.listen(MAX_CONNECTIONS)
+            listener.listen(LISTEN_BACKLOG)
             self._inode = os.stat(self.path).st_ino
         except OSError as exc:
             listener.close()
@@ -296,13 +338,13 @@ class ControlServer:
         for thread, conn in self._conns.items():
             if thread is not threading.current_thread():
                 with contextlib.suppress(OSError):
-                    conn.shutdown(how)
+                    conn.sock.shutdown(how)
 
     @staticmethod
     def _refuse_backlog(listener: socket.socket) -> None:
         """Answer clients that connected but were never accepted, instead of resetting them."""
         listener.setblocking(False)
-        for _ in range(MAX_CONNECTIONS + 1):  # the backlog is MAX_CONNECTIONS deep
+        for _ in range(LISTEN_BACKLOG + 1):
             try:
                 conn, _ = listener.accept()
             except OSError:  # BlockingIOError: nobody left
@@ -324,53 +366,112 @@ class ControlServer:
                     conn, _ = self._listener.accept()
                 except OSError:
                     continue
-                if not self._slots.acquire(blocking=False):
+                if not self._take_slot():
                     with contextlib.suppress(OSError):
-                        conn.sendall(_error("too many connections; try again"))
+                        conn.sendall(_error("too many requests in progress; try again"))
                     conn.close()
                     continue
+                state = _Conn(conn, time.monotonic())
                 thread = threading.Thread(
-                    target=self._connection, args=(conn,), name="pixcam-ctl", daemon=True
+                    target=self._connection, args=(state,), name="pixcam-ctl", daemon=True
                 )
                 with self._conn_lock:
-                    self._conns[thread] = conn
+                    self._conns[thread] = state
                 thread.start()
 
-    def _connection(self, conn: socket.socket) -> None:
-        """Answer requests on one connection until EOF, idle timeout or a bad frame."""
+    def _take_slot(self) -> bool:
+        """A connection slot, evicting the client that has owed a request the longest if all
+        are taken; False only when every slot is answering a request right now."""
+        if self._slots.acquire(blocking=False):
+            return True
+        with self._conn_lock:
+            waiting = [c for c in self._conns.values() if not c.busy and not c.evicted]
+            if not waiting:
+                return False
+            victim = min(waiting, key=lambda c: c.waiting_since)
+            victim.evicted = True
+            with contextlib.suppress(OSError):
+                victim.sock.send(
+                    _error("disconnected: too many connections, this one waited longest"),
+                    socket.MSG_DONTWAIT,
+                )
+            with contextlib.suppress(OSError):
+                victim.sock.shutdown(socket.SHUT_RDWR)  # its thread sees EOF and frees the slot
+        return self._slots.acquire(timeout=self.request_timeout)
+
+    def _connection(self, state: _Conn) -> None:
+        """Answer requests on one connection until EOF, a timeout, eviction or a bad frame."""
+        conn = state.sock
         try:
-            conn.settimeout(self.idle_timeout)
             buffer = b""
+            first_byte = 0.0  # when the pending part of a request began to arrive
             while True:
                 newline = buffer.find(b"\n")
                 if newline < 0:
                     if len(buffer) > MAX_REQUEST_BYTES:
                         # No way to find the next request boundary safely: answer and hang up.
-                        conn.sendall(_error(f"request too large (over {MAX_REQUEST_BYTES} bytes)"))
+                        self._last_word(conn, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
                         return
-                    chunk = conn.recv(65536)
+                    # The deadline is per request, not per recv: dripping bytes doesn't extend it.
+                    if buffer:
+                        left = first_byte + self.request_timeout - time.monotonic()
+                    else:
+                        left = state.waiting_since + self.idle_timeout - time.monotonic()
+                    if left <= 0:
+                        if buffer:
+                            self._last_word(
+                                conn,
+                                f"request not completed within {self.request_timeout:g} s "
+                                "(one JSON object and a newline)",
+                            )
+                        return
+                    conn.settimeout(left)
+                    try:
+                        chunk = conn.recv(65536)
+                    except TimeoutError:
+                        continue  # the deadline check above answers or hangs up
                     if not chunk:
                         return
+                    if not buffer:
+                        first_byte = time.monotonic()
                     buffer += chunk
                     continue
                 line, buffer = buffer[:newline], buffer[newline + 1 :]
+                first_byte = time.monotonic()  # what follows the line is a new request
                 if len(line) > MAX_REQUEST_BYTES:
-                    conn.sendall(_error(f"request too large (over {MAX_REQUEST_BYTES} bytes)"))
+                    self._last_word(conn, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
                     return
-                if line.strip():
-                    conn.sendall(self.handle_line(line))
+                if not line.strip():
+                    continue  # blank lines don't restart the idle clock
+                with self._conn_lock:
+                    if state.evicted:
+                        return
+                    state.busy = True
+                reply = self.handle_line(line)
+                conn.settimeout(self.request_timeout)  # a client that never reads its reply
+                conn.sendall(reply)
+                with self._conn_lock:
+                    state.busy = False
+                    state.waiting_since = time.monotonic()
         except OSError:
-            pass  # client went away or idled out: nothing to answer
+            pass  # client went away, idled out or was evicted: nothing to answer
         finally:
             with self._conn_lock:
                 self._conns.pop(threading.current_thread(), None)
             conn.close()
             self._slots.release()
 
+    def _last_word(self, conn: socket.socket, message: str) -> None:
+        """An error reply before hanging up; a client that doesn't read it can't hold us."""
+        conn.settimeout(self.request_timeout)
+        conn.sendall(_error(message))
+
     def handle_line(self, line: bytes) -> bytes:
         """One request line in, one reply line out; never raises."""
         try:
             request = json.loads(line.decode("utf-8"))
+        except RecursionError:
+            return _error("malformed request: nested too deeply; send a flat JSON object")
         except (UnicodeDecodeError, ValueError):
             return _error(
                 'malformed request: expected one JSON object per line, e.g. {"cmd": "status"}'

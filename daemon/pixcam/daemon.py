@@ -113,7 +113,7 @@ class Daemon:
             return "paused", "pixcam: camera off until an app uses the virtual camera"
         if not effects_active(self._cfg):
             return "off", "pixcam: effects off"
-        effects = [f"{self._cfg.effects.background} background"]
+        effects = [f"background: {self._cfg.effects.background}"]
         if self._cfg.parts.view:
             effects.append("coloured parts")
         if self._cfg.parts.privacy != "none":

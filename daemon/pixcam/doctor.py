@@ -151,7 +151,30 @@ def check_packages() -> list[Check]:
         )
     else:
         checks.append(Check("gi", Status.OK, _dist_version("PyGObject", "pygobject") or "?"))
+        checks.append(_tray_backend_check())
     return checks
+
+
+def _tray_backend_check() -> Check:
+    from pixcam import tray
+
+    backend = tray.tray_backend()
+    if backend == "appindicator":
+        return Check("tray backend", Status.OK, "appindicator (StatusNotifier and XEmbed trays)")
+    if backend == "gtk":
+        return Check(
+            "tray backend",
+            Status.WARN,
+            "no AyatanaAppIndicator3 typelib: the icon uses the gtk backend, which only "
+            "XEmbed trays show (not GNOME's or KDE's StatusNotifier panels)",
+            f"sudo apt install {tray.INDICATOR_PACKAGE}",
+        )
+    return Check(
+        "tray backend",
+        Status.WARN,
+        "no Gtk 3 typelib: no tray icon",
+        f"sudo apt install gir1.2-gtk-3.0 {tray.INDICATOR_PACKAGE}",
+    )
 
 
 # --------------------------------------------------------------------------- config
@@ -488,10 +511,32 @@ def check_desktop(env: Env) -> list[Check]:
         ]
     checks = [Check("display", Status.OK, f"DISPLAY={display!r} WAYLAND_DISPLAY={wayland!r}")]
     sni, xembed = tray_host(env.environ)
-    if sni:
+    from pixcam import tray
+
+    backend = tray.tray_backend()
+    if backend is None:
+        checks.append(
+            Check(
+                "tray",
+                Status.WARN,
+                "no tray icon: PyGObject or the Gtk 3 typelib is missing (see above)",
+                f"sudo apt install gir1.2-gtk-3.0 {tray.INDICATOR_PACKAGE}",
+            )
+        )
+    elif sni and backend == "appindicator":
         checks.append(Check("tray", Status.OK, "StatusNotifier host on the session bus"))
     elif xembed:
         checks.append(Check("tray", Status.OK, "XEmbed system tray on the display"))
+    elif sni:  # the gtk backend docks only in an XEmbed tray
+        checks.append(
+            Check(
+                "tray",
+                Status.WARN,
+                "a StatusNotifier host runs, but without the AyatanaAppIndicator3 typelib "
+                "the icon can only dock in an XEmbed tray: it will not show",
+                f"sudo apt install {tray.INDICATOR_PACKAGE}",
+            )
+        )
     elif sni is None and xembed is None:
         checks.append(Check("tray", Status.INFO, "cannot tell whether a tray host runs"))
     else:

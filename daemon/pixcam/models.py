@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator

@@ -10,14 +10,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pixcam import overlay
+from pixcam import images, overlay
 from pixcam.errors import PixcamError
 from pixcam.segment import Segmenter, load_segmenter
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
-MAX_PIXELS = 64_000_000  # beyond this the float maps alone need gigabytes
+MAX_PIXELS = images.MAX_PIXELS
 
 
 def to_bgr8(image: np.ndarray, path: Path) -> np.ndarray:
@@ -43,22 +43,8 @@ def to_bgr8(image: np.ndarray, path: Path) -> np.ndarray:
 
 
 def read_image(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise PixcamError(f"{path} does not exist")
-    if not path.is_file():
-        raise PixcamError(f"{path} is not a file")
-    if path.stat().st_size == 0:
-        raise PixcamError(f"{path} is empty")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise PixcamError(f"{path} is not an image OpenCV can read (or it is damaged)")
-    h, w = image.shape[:2]
-    if h * w > MAX_PIXELS:
-        raise PixcamError(
-            f"{path} is {w}×{h} pixels, over the {MAX_PIXELS // 1_000_000} megapixel limit; "
-            "scale it down first"
-        )
-    return to_bgr8(image, path)
+    # The header's size is checked before decoding: a small file can declare gigapixels.
+    return to_bgr8(images.read_image(path, "input", max_pixels=MAX_PIXELS), path)
 
 
 def render(
@@ -109,6 +95,17 @@ def _video_frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
         yield frame
 
 
+def _check_video_outputs(path: Path, args: argparse.Namespace) -> None:
+    """A video's masks go into videos: an image path would silently hold one frame."""
+    for key in ("out", "overlay", "probabilities"):
+        target = getattr(args, key, None)
+        if target and Path(target).suffix.lower() in IMAGE_SUFFIXES | {".gif"}:
+            raise PixcamError(
+                f"{path} is a video, so --{key} needs a video path such as "
+                f"{Path(target).with_suffix('.mp4').name} (not {target})"
+            )
+
+
 def _segment_video(path: Path, segmenter: Segmenter, args: argparse.Namespace) -> int:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
@@ -145,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists():
         raise PixcamError(f"{path} does not exist")
     is_video = path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file()
+    if is_video:
+        _check_video_outputs(path, args)
     frame = None if is_video else read_image(path)
     segmenter = load_segmenter(args.model, args.threads, args.internal_resolution or 0)
     _check_args(args, segmenter)

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pixcam import images
 from pixcam.devices import holders
 from pixcam.errors import PixcamError
 
@@ -34,6 +35,8 @@ SYSFS_V4L = Path("/sys/class/video4linux")
 MAX_READ_FAILURES = 30
 # How long the first frame may take: a busy or broken device never delivers one.
 FIRST_FRAME_TIMEOUT_S = 5.0
+# Smaller frames leave nothing for the network and the blur's downscales to work on.
+MIN_FRAME_SIDE = 32
 
 
 class SourceError(PixcamError):
@@ -280,6 +283,8 @@ class FileSource(Source):
         self.name = spec.path
         if not os.path.isfile(spec.path):
             raise PixcamError(f"input video {spec.path} does not exist")
+        if Path(spec.path).suffix.lower() in images.STILL_SUFFIXES:
+            images.check_size(Path(spec.path), "input")  # before OpenCV decodes a bomb
         self._cap = cv2.VideoCapture(spec.path)
         ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
         if not ok or first is None:
@@ -287,6 +292,12 @@ class FileSource(Source):
             raise PixcamError(f"input {spec.path} is not a video OpenCV can decode")
         self._first: np.ndarray | None = first
         self.height, self.width = first.shape[:2]
+        if min(self.width, self.height) < MIN_FRAME_SIDE:
+            self._cap.release()
+            raise PixcamError(
+                f"input {spec.path} is {self.width}×{self.height} pixels; pixcam needs frames "
+                f"of at least {MIN_FRAME_SIDE}×{MIN_FRAME_SIDE}"
+            )
         fps = float(self._cap.get(cv2.CAP_PROP_FPS))
         self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
         self._lockstep = not spec.realtime

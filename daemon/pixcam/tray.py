@@ -7,7 +7,9 @@ running pipeline, which applies it before the next frame.
 pystray is imported lazily and any failure means "no tray": without a display, `import
 pystray` raises Xlib's DisplayNameError (not an ImportError); without PyGObject it silently
 falls back to its xorg backend, which has no menu and whose clicks never arrive (pystray
-0.19.5), so that counts as "no tray" too. The daemon then runs headless and says so once.
+0.19.5), so that counts as "no tray" too. Without the AyatanaAppIndicator3 typelib pystray's
+appindicator backend raises ValueError (it falls back only on ImportError): pixcam then asks
+for its gtk backend (XEmbed trays). The daemon then runs headless and says so once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
@@ -48,6 +51,10 @@ PRIVACY_CHOICES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
 SYSTEM_BACKGROUNDS = Path("/usr/share/backgrounds")
 MAX_SYSTEM_IMAGES = 40  # a menu of hundreds of wallpapers is unusable
 STATE_POLL_S = 1.0  # how often the icon follows camera faults and on-demand changes
+TITLE_MAX = 127  # tooltips longer than this are cut by some hosts
+# The SNI icon (libayatana-appindicator) needs one of these typelibs; Debian/Ubuntu package.
+INDICATOR_NAMESPACES = ("AyatanaAppIndicator3", "AppIndicator3")
+INDICATOR_PACKAGE = "gir1.2-ayatanaappindicator3-0.1"
 
 
 class TrayApp(Protocol):
@@ -169,7 +176,71 @@ def model_choices() -> list[tuple[str, str]]:
     except (PixcamError, OSError) as exc:  # a broken manifest must not kill the tray
         log.error("tray: can't list models: %s", exc)
         return [("Default", "default")]
-    return [(f"Default ({default})", "default")] + [(name, name) for name in installed]
+    # The default's own name would be a second item selecting the very same model.
+    others = [(name, name) for name in installed if name != default]
+    return [(f"Default ({default})", "default")] + others
+
+
+def tray_backend() -> str | None:
+    """The pystray backend the tray will get: "appindicator" (StatusNotifier hosts, and
+    XEmbed trays through its fallback), "gtk" (XEmbed trays only), or None without PyGObject
+    or the Gtk 3 typelib (no tray). Looks at the typelibs only, loads nothing."""
+    try:
+        import gi
+
+        repo = gi.Repository.get_default()
+        if "3.0" not in repo.enumerate_versions("Gtk"):
+            return None
+        if any(repo.enumerate_versions(ns) for ns in INDICATOR_NAMESPACES):
+            return "appindicator"
+        return "gtk"
+    except Exception:  # ImportError, a broken gi
+        return None
+
+
+def import_pystray() -> Any:
+    """`import pystray`, on its gtk backend when no AppIndicator typelib is installed."""
+    if "PYSTRAY_BACKEND" not in os.environ and tray_backend() == "gtk":
+        # pystray would raise ValueError from gi.require_version instead of falling back.
+        log.warning(
+            "no AyatanaAppIndicator3 typelib: using the gtk tray icon (XEmbed trays only); "
+            "for StatusNotifier panels: sudo apt install %s",
+            INDICATOR_PACKAGE,
+        )
+        os.environ["PYSTRAY_BACKEND"] = "gtk"
+    try:
+        import pystray
+    except ValueError:
+        if os.environ.get("PYSTRAY_BACKEND") == "gtk":
+            raise
+        # A typelib that is listed but does not load: the same fallback, then again.
+        os.environ["PYSTRAY_BACKEND"] = "gtk"
+        for name in [m for m in sys.modules if m == "pystray" or m.startswith("pystray.")]:
+            del sys.modules[name]
+        import pystray
+    return pystray
+
+
+def shorten_title(text: str, limit: int = TITLE_MAX) -> str:
+    """`text` within `limit` characters, cut only between words: the start and as much of
+    the end as fits (a config error's hint is at its end), joined by "…"."""
+    if len(text) <= limit:
+        return text
+    words = text.split(" ")
+    head, tail = [words[0]], []
+    room = limit - len(words[0]) - 2  # " …"
+    for word in reversed(words[1:]):
+        if len(word) + 1 > room:
+            break
+        tail.insert(0, word)
+        room -= len(word) + 1
+    for word in words[1 : len(words) - len(tail)]:
+        if len(word) + 1 > room:
+            break
+        head.append(word)
+        room -= len(word) + 1
+    short = " ".join([*head, "…", *tail])
+    return short if len(short) <= limit else text[: limit - 1] + "…"  # one huge word
 
 
 def default_config_text() -> str:
@@ -225,6 +296,9 @@ class Tray:
         self._icon: Any = None
         self._state: tuple[str, str] | None = None
         self._menu_key: tuple[Any, ...] | None = None
+        self._shown_paused: bool | None = None  # the "Pause camera" check as last built
+        self._attention: bool | None = None  # the SNI status last set
+        self._menu_pending = False  # a rebuild waits for the open menu to close
         self._action_error: str | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -240,7 +314,7 @@ class Tray:
 
             GLib.set_prgname(APP_ID)
         try:
-            import pystray
+            pystray = import_pystray()
         except Exception as exc:  # Xlib DisplayNameError/DisplayConnectionError, ImportError
             log.warning(
                 "no tray icon (%s: %s); running headless, control it with `pixcam ctl`",
@@ -257,7 +331,8 @@ class Tray:
             )
             return False
         self._pystray, self._icon, self._state = pystray, icon, state
-        self._menu_key = self._menu_state()
+        self._menu_key = self._menu_signature(icon.menu)
+        self._shown_paused = self.app.camera_paused
         return True
 
     def run(self) -> None:
@@ -300,7 +375,12 @@ class Tray:
 
     def _follow_state(self) -> None:
         while not self._stopping.wait(STATE_POLL_S):
-            self.refresh(menu=False)
+            self.poll()
+
+    def poll(self) -> None:
+        """Follow what changes without a settings change: camera faults and on-demand (the
+        icon), `pixcam ctl pause` (the icon and the "Pause camera" check)."""
+        self.refresh(menu=False)
 
     # ---- updates
     def _current_state(self) -> tuple[str, str]:
@@ -313,10 +393,11 @@ class Tray:
 
     @staticmethod
     def _title(state: tuple[str, str]) -> str:
-        return state[1][:127]  # tooltips are truncated by some hosts anyway
+        return shorten_title(state[1])
 
     def refresh(self, menu: bool = True) -> None:
-        """Follow the app's state: icon and tooltip when they change, the menu on request.
+        """Follow the app's state: icon and tooltip when they change, the menu on request
+        and whenever the pause switch differs from its check mark or a rebuild waits.
 
         Thread-safe: pystray's gtk backends schedule these on the GLib main loop.
         """
@@ -330,24 +411,62 @@ class Tray:
                     icon.icon = icon_image(state[0])
                 icon.title = self._title(state)
                 self._state = state
-            if menu:
-                # Rebuild only on a real change: each swap briefly leaves the icon without
-                # a menu on some backends, and a click at that moment is lost.
-                key = self._menu_state()
-                if key != self._menu_key:
-                    self._menu_key = key
-                    icon.menu = self._menu(self._pystray)
+            self._set_attention(icon, state[0] == "error")
+            # `pixcam ctl pause` changes no setting: the daemon asks for the icon only.
+            menu = menu or self._menu_pending or self.app.camera_paused != self._shown_paused
+            if not menu:
+                return
+            self._menu_pending = _menu_open(icon)  # poll() rebuilds it once it closes
+            if self._menu_pending:
+                return
+            # pystray can only swap the whole menu, which closes it if open and briefly
+            # leaves the icon without one (a click then is lost): swap only when something
+            # the menu shows (a label, a check mark) really changed.
+            self._shown_paused = self.app.camera_paused
+            new = self._menu(self._pystray)
+            key = self._menu_signature(new)
+            if key != self._menu_key:
+                self._menu_key = key
+                icon.menu = new
+
+    def _set_attention(self, icon: Any, attention: bool) -> None:
+        """SNI Status NeedsAttention in the error state, so hosts highlight the item.
+
+        Only the appindicator backend has an SNI status (libayatana-appindicator's
+        ATTENTION, with the red icon as its attention icon); the gtk (XEmbed) one has none.
+        """
+        indicator = getattr(icon, "_appindicator", None)
+        backend = sys.modules.get(type(icon).__module__)
+        if attention == self._attention or indicator is None or backend is None:
+            return
+        self._attention = attention
+        status = backend.AppIndicator.IndicatorStatus
+
+        def apply() -> bool:
+            # Queued after pystray's own icon update, so _icon_path is the red icon already.
+            if attention:
+                indicator.set_attention_icon_full(icon._icon_path, "pixcam error")
+            if icon.visible:
+                indicator.set_status(status.ATTENTION if attention else status.ACTIVE)
+            return False
+
+        from gi.repository import GLib
+
+        GLib.idle_add(apply)
 
     # ---- menu
-    def _menu_state(self) -> tuple[Any, ...]:
-        """Everything the menu shows; the menu is rebuilt when this changes."""
-        return (
-            self.app.config,
-            self.app.camera_paused,
-            tuple(background_choices()),
-            tuple(system_background_choices()),
-            tuple(model_choices()),
-        )
+    @classmethod
+    def _menu_signature(cls, menu: Any) -> tuple[Any, ...]:
+        """Everything `menu` shows: each item's text and check mark, submenus included."""
+        rows: list[Any] = []
+        for item in getattr(menu, "items", ()):
+            sub = item.submenu if hasattr(item, "submenu") else None
+            if sub is None and hasattr(getattr(item, "action", None), "items"):
+                sub = item.action  # test fakes keep a submenu as the action
+            text = getattr(item, "text", None)
+            checked = getattr(item, "checked", None)
+            rows.append((text, checked, cls._menu_signature(sub) if sub is not None else None))
+        return tuple(rows)
 
     def _act(self, fn: Callable[[], object]) -> Callable[[Any, Any], None]:
         """A menu callback: run `fn`, show a failure as the error state, refresh."""
@@ -365,6 +484,7 @@ class Tray:
                 self._action_error = None
             if self._action_error:
                 self._menu_key = None  # GTK already flipped the clicked item: rebuild it back
+            self._shown_paused = None  # a click may have flipped the pause check: rebuild
             self.refresh()
 
         return action
@@ -443,8 +563,19 @@ class Tray:
             )
 
     def _quality_items(self, pystray: Any) -> Iterator[Any]:
+        from pixcam import models
+
+        chosen = self.app.config.get("model.name")
+        with contextlib.suppress(PixcamError, OSError):
+            if chosen == models.default_model_name():
+                chosen = "default"  # the same model: its one item gets the check mark
         for label, name in model_choices():
-            yield self._radio(pystray, label, "model.name", name)
+            yield pystray.MenuItem(
+                label,
+                self._set(("model.name", name)),
+                checked=lambda _i, on=name == chosen: on,
+                radio=True,
+            )
         yield pystray.Menu.SEPARATOR
         for value, label in RESOLUTIONS:
             yield self._radio(pystray, label, "model.internal_resolution", value)
@@ -473,3 +604,16 @@ class Tray:
 
     def _edit_config(self) -> None:
         self._launch(["xdg-open", str(ensure_config_file(self.app.config_path))])
+
+
+def _menu_open(icon: Any) -> bool:
+    """Is the icon's menu on screen? Known only for menus GTK draws itself (the gtk
+    backend's popup); an SNI host draws the appindicator menu, and says nothing.
+
+    Mapped, not visible: pystray `show_all()`s every menu it builds, popped up or not.
+    """
+    handle = getattr(icon, "_menu_handle", None)
+    with contextlib.suppress(Exception):
+        return bool(handle is not None and handle.get_mapped())
+    return False
+

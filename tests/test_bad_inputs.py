@@ -1,0 +1,125 @@
+"""Bad inputs to `pixcam segment` and `pixcam run`, in a real subprocess (so FFmpeg's native
+stderr is seen too): one line from pixcam, a non-zero exit, nothing else (issue 15, faults 2,
+10, 11 and 12)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_images import png_bomb
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pixcam(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pixcam", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def one_line(proc: subprocess.CompletedProcess[str], expected: str) -> None:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0, proc.stdout
+    assert len(lines) == 1 and lines[0].startswith("pixcam: "), proc.stderr
+    assert expected in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return png_bomb(tmp_path_factory.mktemp("bombs") / "bomb.png", 9000, 9000)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short, sound video: 12 frames of a moving gradient."""
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (320, 192))
+    ramp = np.tile(np.arange(320, dtype=np.uint8), (192, 1))
+    for i in range(12):
+        writer.write(cv2.merge([ramp + 8 * i, ramp.T[:192, :192].repeat(2, 1)[:, :320], ramp]))
+    writer.release()
+    return path
+
+
+def test_segment_refuses_a_bomb_from_its_header(bomb: Path, tmp_path: Path) -> None:
+    proc = pixcam("segment", str(bomb), "--out", str(tmp_path / "m.png"))
+    one_line(proc, "is 9000×9000 pixels, over the 64 megapixel limit")
+
+
+def test_segment_over_two_to_the_30_pixels_is_one_line(tmp_path: Path) -> None:
+    giga = png_bomb(tmp_path / "giga.png", 40000, 30000, whole=False)
+    proc = pixcam("segment", str(giga), "--out", str(tmp_path / "m.png"))
+    one_line(proc, "over the 64 megapixel limit")
+
+
+def test_run_refuses_a_bomb_background(
+    models_installed: Path, bomb: Path, clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "o.mp4"
+    proc = pixcam("run", "--input", str(clip), "--output", str(out), "--image", str(bomb))
+    one_line(proc, "over the 64 megapixel limit")
+
+
+@pytest.mark.parametrize(("height", "width"), [(3, 2), (1, 1), (31, 640)])
+def test_run_on_a_tiny_image_names_the_minimum_size(
+    tmp_path: Path, height: int, width: int
+) -> None:
+    tiny = tmp_path / "tiny.png"
+    assert cv2.imwrite(str(tiny), np.full((height, width, 3), 128, np.uint8))
+    proc = pixcam("run", "--input", str(tiny), "--output", str(tmp_path / "o.mp4"), "--frames", "3")
+    one_line(proc, f"is {width}×{height} pixels; pixcam needs frames of at least 32×32")
+
+
+@pytest.mark.parametrize("option", ["--out", "--overlay", "--probabilities"])
+def test_segment_of_a_video_into_an_image_is_refused(
+    clip: Path, tmp_path: Path, option: str
+) -> None:
+    image = tmp_path / "mask.png"
+    args = ["--out", str(tmp_path / "m.mp4")] if option != "--out" else []
+    proc = pixcam("segment", str(clip), *args, option, str(image))
+    one_line(proc, f"is a video, so {option} needs a video path such as mask.mp4")
+    assert not image.exists()
+
+
+def _damaged(clip: Path, out: Path, keep: float = 1.0) -> Path:
+    data = bytearray(clip.read_bytes())
+    rng = random.Random(7)
+    index = data.rfind(b"moov")  # OpenCV writes the container's index last
+    for _ in range(60):  # scribble over the frames, keep the header and the index
+        i = rng.randrange(len(data) // 5, index - 32)
+        data[i : i + 16] = bytes(rng.randrange(256) for _ in range(16))
+    out.write_bytes(data[: int(len(data) * keep)])
+    return out
+
+
+def test_ffmpeg_messages_stay_off_stderr(
+    models_installed: Path, clip: Path, tmp_path: Path
+) -> None:
+    bad = _damaged(clip, tmp_path / "bad.mp4")
+    # Proof that FFmpeg has plenty to say about this file when asked to speak...
+    loud = pixcam(
+        "segment", str(bad), "--out", str(tmp_path / "m1.mp4"),
+        env={**os.environ, "OPENCV_FFMPEG_LOGLEVEL": "16"},
+    )  # fmt: skip
+    assert "FFMPEG" in loud.stdout + loud.stderr
+    # ...and by default none of it reaches the user.
+    quiet = pixcam("segment", str(bad), "--out", str(tmp_path / "m2.mp4"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    # A file FFmpeg can't open at all: pixcam's line only.
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[:400])
+    proc = pixcam("segment", str(cut), "--out", str(tmp_path / "m3.mp4"))
+    one_line(proc, "is neither an image nor a video")

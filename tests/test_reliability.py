@@ -1,0 +1,468 @@
+"""A bounded reliability suite: the control socket and the command line abused the way a
+careless user or a buggy script would (issue 15). Every loop has a fixed count or deadline;
+the file runs in a minute or two and stops by itself.
+
+Each case is tallied per category (tried, failed); the table is printed at the end and, with
+`PIXCAM_RELIABILITY_REPORT=FILE`, written there as Markdown (docs/reliability.md quotes a run).
+A failure is anything but the promised answer: for the socket, a legitimate client not
+answered within 2 s, or a reply that is not one JSON object with a boolean "ok"; for the
+command line, an exit status of 0, an uncaught exception, or stderr other than one line
+"pixcam: ..." saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from test_images import png_bomb
+
+from pixcam import control
+from pixcam.cli import main
+from pixcam.config import Config
+from pixcam.control import ControlServer, send_command
+from pixcam.errors import PixcamError
+
+LIVE_S = 2.0  # a legitimate request must be answered within this, whatever else goes on
+TALLY: dict[str, list[int]] = {}
+FAILURES: dict[str, list[str]] = {}
+
+
+def record(category: str, ok: bool, detail: str = "") -> None:
+    tried_failed = TALLY.setdefault(category, [0, 0])
+    tried_failed[0] += 1
+    if not ok:
+        tried_failed[1] += 1
+        FAILURES.setdefault(category, []).append(detail)
+
+
+def failures(category: str) -> list[str]:
+    return FAILURES.get(category, [])[:5]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report() -> Iterator[None]:
+    yield
+    rows = ["| category | cases tried | failures |", "|---|---:|---:|"]
+    rows += [f"| {cat} | {tried} | {failed} |" for cat, (tried, failed) in TALLY.items()]
+    total = [sum(v[0] for v in TALLY.values()), sum(v[1] for v in TALLY.values())]
+    rows.append(f"| **all** | {total[0]} | {total[1]} |")
+    print("\n" + "\n".join(rows))
+    out = os.environ.get("PIXCAM_RELIABILITY_REPORT")
+    if out:
+        Path(out).write_text("\n".join(rows) + "\n")
+
+
+# ------------------------------------------------------------------------------ socket
+class ConfigApp:
+    """Validates `set` with the real config schema, like the daemon, without a pipeline."""
+
+    def __init__(self) -> None:
+        self.config = Config()
+        self.enabled = True
+        self.paused = False
+
+    def status(self) -> dict[str, Any]:
+        return {"effects": {"enabled": self.enabled}, "settings": self.config.flat()}
+
+    def set(self, key: str, value: Any) -> None:
+        self.config = self.config.with_values({key: value})
+
+    def toggle(self) -> bool:
+        self.enabled = not self.enabled
+        return self.enabled
+
+    def reload(self) -> None:
+        pass
+
+    def quit(self) -> None:
+        pass  # the abuse must not stop the server
+
+    def pause(self) -> bool:
+        self.paused = True
+        return True
+
+    def resume(self) -> bool:
+        self.paused = False
+        return False
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ControlServer]:
+    srv = ControlServer(ConfigApp(), tmp_path / "ctl.sock", idle_timeout=30)
+    srv.request_timeout = 1.0  # a slow drip is cut off after a second
+    srv.start()
+    yield srv
+    srv.close()
+
+
+def live(path: Path, category: str) -> None:
+    """One legitimate `status`, answered in time."""
+    t0 = time.monotonic()
+    try:
+        ok = send_command("status", path=path, timeout=LIVE_S * 2)["ok"] is True
+        took = time.monotonic() - t0
+        record(category, ok and took < LIVE_S, f"status took {took:.2f} s")
+    except PixcamError as exc:
+        record(category, False, f"status: {exc}")
+
+
+def connect(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    for _ in range(50):  # the backlog may be momentarily full under a flood
+        try:
+            sock.connect(str(path))
+            return sock
+        except BlockingIOError:
+            time.sleep(0.05)
+    sock.connect(str(path))
+    return sock
+
+
+def one_reply(sock: socket.socket) -> dict[str, Any] | None:
+    """The next reply line as an object, None if the server hung up without one."""
+    data = b""
+    while b"\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    reply = json.loads(data.split(b"\n", 1)[0])
+    assert isinstance(reply, dict) and isinstance(reply.get("ok"), bool), reply
+    return reply
+
+
+def test_idle_and_slow_drip_clients_lock_nobody_out(server: ControlServer) -> None:
+    cat = "socket: idle and slow-drip clients"
+    idle = [connect(server.path) for _ in range(3 * control.MAX_CONNECTIONS)]
+    drips = [connect(server.path) for _ in range(control.MAX_CONNECTIONS)]
+    try:
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            for sock in drips:
+                with contextlib.suppress(OSError):  # cut off (deadline, eviction): fine
+                    sock.send(b" ")  # one byte at a time, never a whole request
+            live(server.path, cat)
+            time.sleep(0.2)
+    finally:
+        for sock in idle + drips:
+            sock.close()
+    live(server.path, cat)
+    assert not failures(cat), failures(cat)
+
+
+@pytest.mark.parametrize("size", [control.MAX_REQUEST_BYTES + 1, 1 << 20, 8 << 20])
+def test_huge_requests_get_an_answer_and_nothing_else_suffers(
+    server: ControlServer, size: int
+) -> None:
+    cat = "socket: huge requests"
+    for newline in (b"", b"\n"):
+        with connect(server.path) as sock:
+            with contextlib.suppress(OSError):  # it hung up after answering: read that
+                sock.sendall(b'{"cmd": "status", "x": "' + b"y" * size + b'"}' + newline)
+            try:
+                reply = one_reply(sock)
+                good = reply is None or (not reply["ok"] and "too large" in reply["error"])
+                record(cat, good, f"{size}: {reply}")
+            except (OSError, AssertionError, ValueError) as exc:
+                record(cat, False, f"{size}: {exc!r}")
+        live(server.path, cat)
+    assert not failures(cat), failures(cat)
+
+
+NESTINGS: list[Callable[[int], bytes]] = [
+    lambda n: b"[" * n,
+    lambda n: b"[" * n + b"]" * n,
+    lambda n: b'{"a":' * n + b"1" + b"}" * n,
+    lambda n: b'{"cmd": "set", "key": "effects.blur_strength", "value": ' + b"[" * n,
+    lambda n: b'{"cmd": "set", "key": "effects.color", "value": ' + b"[" * n + b"]" * n + b"}",
+]
+
+
+@pytest.mark.parametrize("depth", [10, 900, 5000, 60000])
+def test_deeply_nested_json_is_answered(server: ControlServer, depth: int) -> None:
+    cat = "socket: nested JSON"
+    for make in NESTINGS:
+        with connect(server.path) as sock:
+            try:
+                with contextlib.suppress(OSError):  # too large: answered, then hung up
+                    sock.sendall(make(depth) + b"\n")
+                reply = one_reply(sock)
+                record(cat, reply is not None and reply["ok"] is False, f"{depth}: {reply}")
+            except (OSError, AssertionError, ValueError) as exc:
+                record(cat, False, f"{depth}: {exc!r}")
+    live(server.path, cat)
+    assert not failures(cat), failures(cat)
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(8 if depth < 3 else 5)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, False])
+    if kind == 2:
+        return rng.choice([0, -1, 1, 40, 101, 2**63, -(2**70), 0.5, 1e308, -0.0])
+    if kind == 3:
+        return "".join(rng.choice("ab#0é\u202e\x00 \\\"'") for _ in range(rng.randrange(12)))
+    if kind == 4:
+        return rng.choice(["blur", "image", "none", "#2e7d32", "studio-grey.png", "", "~"])
+    if kind == 5:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {str(_random_value(rng, 3)): _random_value(rng, depth + 1) for _ in range(3)}
+
+
+KEYS = [
+    "effects.background",
+    "effects.blur_strength",
+    "effects.image",
+    "effects.color",
+    "effects.mirror",
+    "effects.enabled",
+    "model.name",
+    "model.internal_resolution",
+    "parts.privacy",
+    "parts.privacy_parts",
+    "camera.device",
+    "camera.fps",
+    "nosuch.key",
+    "effects",
+    "",
+]
+
+
+def _garbage(rng: random.Random) -> bytes:
+    kind = rng.randrange(4)
+    if kind == 0:  # binary noise
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 2048))).replace(b"\n", b"")
+    if kind == 1:  # a JSON value of any type
+        return json.dumps(_random_value(rng)).encode()
+    cmd = rng.choice([*control.COMMANDS, "", "STATUS", None, 7, ["status"]])
+    request: dict[str, Any] = {"cmd": cmd}
+    if kind == 2:  # a set with a random key and value
+        request |= {"cmd": "set", "key": rng.choice(KEYS), "value": _random_value(rng)}
+    text = json.dumps(request).encode()
+    if rng.random() < 0.3:  # damaged on the way
+        i = rng.randrange(len(text))
+        text = text[:i] + bytes([rng.randrange(256)]) + text[i + 1 :]
+    return text.replace(b"\n", b"")
+
+
+def test_garbage_and_random_requests_always_get_a_reply(server: ControlServer) -> None:
+    cat = "socket: binary garbage and random requests"
+    rng = random.Random(15)
+    for round_ in range(60):
+        with connect(server.path) as sock:
+            for _ in range(10):
+                payload = _garbage(rng)
+                if quit_request(payload) or not payload.strip():
+                    continue
+                try:
+                    sock.sendall(payload + b"\n")
+                    reply = one_reply(sock)
+                    good = reply is not None and "internal error" not in str(reply.get("error"))
+                    record(cat, good, f"{payload[:80]!r}: {reply}")
+                except (OSError, AssertionError, ValueError) as exc:
+                    record(cat, False, f"{payload[:80]!r}: {exc!r}")
+                    break
+        if round_ % 10 == 0:
+            live(server.path, cat)
+    live(server.path, cat)
+    assert not failures(cat), failures(cat)
+
+
+def quit_request(payload: bytes) -> bool:
+    try:
+        return json.loads(payload).get("cmd") == "quit"
+    except (ValueError, AttributeError, RecursionError, UnicodeDecodeError):
+        return False
+
+
+def test_many_clients_at_once_are_all_answered(server: ControlServer) -> None:
+    cat = "socket: many clients at once"
+    results: list[tuple[bool, str]] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        for i in range(20):
+            cmd, fields = [
+                ("status", {}),
+                ("toggle", {}),
+                ("set", {"key": "effects.blur_strength", "value": 1 + (n * 20 + i) % 100}),
+                ("pause", {}),
+                ("resume", {}),
+            ][(n + i) % 5]
+            try:
+                reply = send_command(cmd, path=server.path, timeout=10, **fields)
+                outcome = (reply["ok"] is True, f"{cmd}: {reply}")
+            except PixcamError as exc:
+                outcome = (False, f"{cmd}: {exc}")
+            with lock:
+                results.append(outcome)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(3 * 16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for ok, detail in results:
+        record(cat, ok, detail)
+    assert len(results) == 3 * 16 * 20
+    assert not failures(cat), failures(cat)
+
+
+def test_server_threads_settle_after_the_abuse(tmp_path: Path) -> None:
+    cat = "socket: threads settle afterwards"
+    before = threading.active_count()
+    srv = ControlServer(ConfigApp(), tmp_path / "t.sock", idle_timeout=0.5)
+    srv.request_timeout = 0.5
+    srv.start()
+    socks = [connect(srv.path) for _ in range(40)]
+    for sock in socks[::2]:
+        sock.send(b"{")
+    time.sleep(1.5)  # past both deadlines: every connection thread has ended
+    live(srv.path, cat)
+    for sock in socks:
+        sock.close()
+    srv.close()
+    after = threading.active_count()
+    record(cat, after <= before, f"threads {before} -> {after}")
+    assert not failures(cat), failures(cat)
+
+
+# -------------------------------------------------------------------------- command line
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory, video_file: Path) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad")
+    files = {
+        "empty.png": b"",
+        "text.png": b"not a picture\n",
+        "damaged.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 64,
+        "zero.mp4": b"",
+        "noise.mp4": bytes(random.Random(1).randrange(256) for _ in range(50_000)),
+        "cut.mp4": video_file.read_bytes()[: video_file.stat().st_size // 2],
+        "notes.txt": b"hello\n",
+    }
+    out = {name: d / name for name in files}
+    for name, data in files.items():
+        out[name].write_bytes(data)
+    out["bomb.png"] = png_bomb(d / "bomb.png", 9000, 9000)
+    out["giga.png"] = png_bomb(d / "giga.png", 40000, 30000, whole=False)
+    for name, shape in [
+        ("tiny.png", (3, 2, 3)),
+        ("dot.png", (1, 1, 3)),
+        ("strip.png", (4, 640, 3)),
+    ]:
+        out[name] = d / name
+        cv2.imwrite(str(out[name]), np.full(shape, 100, np.uint8))
+    out["folder.png"] = d / "folder.png"
+    out["folder.png"].mkdir()
+    out["fifo.png"] = d / "fifo.png"
+    os.mkfifo(out["fifo.png"])
+    out["config.toml"] = d / "config.toml"
+    out["config.toml"].write_text("[effects]\nblur_strength = 77\n")
+    out["dir"] = d
+    return out
+
+
+@pytest.fixture(scope="module")
+def video_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, (160, 96))
+    for i in range(6):
+        writer.write(np.full((96, 160, 3), 20 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def cli_cases(f: dict[str, Path], clip: Path) -> list[tuple[list[str], str]]:
+    o = str(f["dir"] / "out.png")
+    ov = str(f["dir"] / "out.mp4")
+    seg = [
+        (["segment", str(f["dir"] / "missing.png"), "--out", o], "does not exist"),
+        (["segment", str(f["empty.png"]), "--out", o], "is empty"),
+        (["segment", str(f["text.png"]), "--out", o], "not an image"),
+        (["segment", str(f["damaged.png"]), "--out", o], "not an image"),
+        (["segment", str(f["folder.png"]), "--out", o], "not a file"),
+        (["segment", str(f["fifo.png"]), "--out", o], "not a file"),
+        (["segment", str(f["bomb.png"]), "--out", o], "64 megapixel limit"),
+        (["segment", str(f["giga.png"]), "--out", o], "64 megapixel limit"),
+        (["segment", str(f["zero.mp4"]), "--out", ov], "neither an image nor a video"),
+        (["segment", str(f["noise.mp4"]), "--out", ov], "neither an image nor a video"),
+        (["segment", str(f["cut.mp4"]), "--out", ov], "neither an image nor a video"),
+        (["segment", str(f["notes.txt"]), "--out", ov], "neither an image nor a video"),
+        (["segment", str(clip), "--out", o], "is a video, so --out needs a video path"),
+        (["segment", str(clip), "--out", ov, "--overlay", o], "--overlay needs a video path"),
+        (["segment", str(f["tiny.png"]), "--out", o, "--threshold", "2"], "--threshold"),
+        (["segment", str(f["tiny.png"]), "--out", o, "--opacity", "-1"], "--opacity"),
+        (["segment", str(f["tiny.png"]), "--out", o, "--model", "nosuch"], "unknown model"),
+        (["segment", str(f["tiny.png"]), "--out", str(f["dir"] / "no" / "m.png")], "cannot write"),
+    ]
+    run = ["run", "--frames", "2", "--output", ov]
+    runs = [
+        ([*run, "--input", str(f["dir"] / "missing.mp4")], "does not exist"),
+        ([*run, "--input", str(f["tiny.png"])], "at least 32×32"),
+        ([*run, "--input", str(f["dot.png"])], "at least 32×32"),
+        ([*run, "--input", str(f["strip.png"])], "at least 32×32"),
+        ([*run, "--input", str(f["bomb.png"])], "64 megapixel limit"),
+        ([*run, "--input", str(f["noise.mp4"])], "not a video OpenCV can decode"),
+        ([*run, "--input", str(f["cut.mp4"])], "not a video OpenCV can decode"),
+        ([*run, "--input", str(clip), "--image", str(f["bomb.png"])], "64 megapixel limit"),
+        ([*run, "--input", str(clip), "--image", str(f["giga.png"])], "64 megapixel limit"),
+        ([*run, "--input", str(clip), "--image", str(f["text.png"])], "not an image"),
+        ([*run, "--input", str(clip), "--image", str(f["dir"] / "x.png")], "not found"),
+        ([*run, "--input", str(clip), "--color", "red"], "effects.color"),
+        ([*run, "--input", str(clip), "--blur", "500"], "blur"),
+        ([*run, "--input", str(clip), "--model", "nosuch"], "unknown model"),
+    ]
+    daemon = ["daemon", "--no-tray", "--input", str(clip), "--output", ov, "--socket"]
+    daemons = [
+        ([*daemon, str(f["config.toml"])], "is not a socket"),
+        ([*daemon, str(f["dir"])], "is a directory"),
+    ]
+    return seg + runs + daemons
+
+
+def _quit_daemon(argv: list[str]) -> None:
+    if argv[0] == "daemon":
+        with contextlib.suppress(PixcamError):
+            send_command("quit", path=argv[argv.index("--socket") + 1], timeout=5)
+
+
+def test_bad_command_lines_get_one_clear_line(
+    models_installed: Path,
+    bad_files: dict[str, Path],
+    video_file: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    cat = "command line: bad inputs"
+    for argv, expected in cli_cases(bad_files, video_file):
+        # A daemon that wrongly starts would run on: stop it through the socket it took.
+        stopper = threading.Timer(20.0, _quit_daemon, args=(argv,))
+        stopper.start()
+        try:
+            code = main(argv)
+        except BaseException as exc:  # noqa: BLE001 - an escaped exception is the failure
+            capfd.readouterr()
+            record(cat, False, f"{argv}: {type(exc).__name__}: {exc}")
+            continue
+        finally:
+            stopper.cancel()
+        err = capfd.readouterr().err  # file-descriptor level: FFmpeg's own lines too
+        lines = err.strip().splitlines()
+        good = code != 0 and len(lines) == 1 and lines[0].startswith("pixcam: ")
+        record(cat, good and expected in err, f"{argv[:2]}… -> {code}: {err.strip()[:300]}")
+    assert bad_files["config.toml"].read_text() == "[effects]\nblur_strength = 77\n"
+    assert not failures(cat), failures(cat)

@@ -110,9 +110,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="run BodyPix on images, folders or a video")
     p.add_argument("input", nargs="+", help="image or video file, or several images/folders")
     file_or_flag = {"nargs": "?", "const": "", "metavar": "FILE"}
-    p.add_argument(
-        "--out", "-o", **file_or_flag, help="mask output (image, or video for a video)"
-    )
+    p.add_argument("--out", "-o", **file_or_flag, help="mask output (image, or video for a video)")
     p.add_argument(
         "--alpha",
         **file_or_flag,
@@ -143,9 +141,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         help="colour the background (true) or the person (false) in the mask image",
     )
     p.add_argument("--parts", action="store_true", help="colour the 24 body parts")
-    p.add_argument(
-        "--probabilities", **file_or_flag, help="also write the probability map (8-bit)"
-    )
+    p.add_argument("--probabilities", **file_or_flag, help="also write the probability map (8-bit)")
     p.set_defaults(handler=_cmd_segment)
 
 

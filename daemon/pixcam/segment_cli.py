@@ -157,7 +157,8 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             )
             if not images:
-                raise PixcamError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+                raise PixcamError(f"folder {path} holds no images ({kinds})")
             paths += images
         else:
             paths.append(path)

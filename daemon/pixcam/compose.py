@@ -44,7 +44,9 @@ class ComposeSettings:
     color: str = "#2e7d32"  # "#rrggbb"
     mirror: bool = False  # flip the picture horizontally (the background image is not)
     # Replace the old background's colour in the soft edge with the person's (fgcolor.py).
-    edge_colour: bool = True
+    # Off: with today's alpha it does not lower the edge colour error (bench/band_colour.py,
+    # docs/cut.md); the error there comes from where the alpha is, not from colour mixing.
+    edge_colour: bool = False
 
     def __post_init__(self) -> None:
         if self.background not in MODES:

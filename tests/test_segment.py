@@ -154,3 +154,29 @@ def test_iou_definition() -> None:
     assert evaluate.iou(a, b) == pytest.approx(4 / 12)
     assert evaluate.iou(a, a) == 1.0
     assert evaluate.iou(np.zeros_like(a), np.zeros_like(a)) == 1.0
+
+
+def test_quality_presets(models_installed, dev_data) -> None:
+    """fast = smaller input, best = BodyPix and the selfie model averaged (parts from BodyPix),
+    and on the dev photos best beats balanced (docs/cut.md: 0.884 → 0.893 mean IoU)."""
+    samples = evaluate.load_samples(dev_data)
+    fast = load_segmenter(None, 1, quality="fast")
+    assert fast.internal_resolution < load_segmenter(None, 1).internal_resolution
+    assert (
+        load_segmenter(None, 1, internal_resolution=481, quality="fast").internal_resolution == 481
+    )
+    best = load_segmenter(None, 1, quality="best")
+    balanced = load_segmenter(None, 1)
+    selfie = load_segmenter("selfie-general", 1)
+    image, _ = evaluate.read_pair(samples[0])
+    out = best.run(image, parts=True)
+    assert best.has_parts and out.part_heatmaps is not None
+    mean = (
+        0.5 * balanced.run(image).person_probability()
+        + 0.5 * selfie.run(image).person_probability()
+    )
+    np.testing.assert_allclose(out.person_probability(), mean, atol=1e-4)
+    assert load_segmenter("selfie-general", 1, quality="best").spec.name == "selfie-general"
+    with pytest.raises(PixcamError, match="unknown quality"):
+        load_segmenter(None, 1, quality="ultra")
+    assert evaluate.accuracy(best, samples).mean_iou > evaluate.accuracy(balanced, samples).mean_iou

@@ -75,7 +75,7 @@ def bench_setting(cfg: Any, frames: list[np.ndarray], threads: int) -> dict[str,
     from pixcam.segment import load_segmenter
 
     name = None if cfg.model.name in ("", "default") else cfg.model.name
-    seg = load_segmenter(name, threads=threads, internal_resolution=cfg.model.internal_resolution)
+    seg = load_segmenter(name, threads, cfg.model.internal_resolution, cfg.model.quality)
     refiner = Refiner(refine_settings_from(cfg))
     compositor = Compositor(compose_settings_from(cfg))
     h, w = frames[0].shape[:2]
@@ -130,7 +130,7 @@ def bench_parts(
     from pixcam.segment import load_segmenter
 
     name = None if cfg.model.name in ("", "default") else cfg.model.name
-    seg = load_segmenter(name, threads=threads, internal_resolution=cfg.model.internal_resolution)
+    seg = load_segmenter(name, threads, cfg.model.internal_resolution, cfg.model.quality)
     if not seg.has_parts:
         raise PixcamError(f"model {seg.spec.name} has no body parts; pick one with --model")
     h, w = frames[0].shape[:2]
@@ -211,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
     overrides["model"] = {"internal_resolution": args.internal_resolution}
     if args.model:
         overrides["model"]["name"] = args.model
+    if getattr(args, "quality", None):
+        overrides["model"]["quality"] = args.quality
     cfg = with_overrides(load_run_config(None), overrides)
     threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     parts = parse_parts(getattr(args, "parts", None))
@@ -234,8 +236,17 @@ def run(args: argparse.Namespace) -> int:
     spec = models.resolve(cfg.model.name)
     model = spec.name
     res = cfg.model.internal_resolution or spec.default_resolution
+    if (
+        cfg.model.quality == "fast"
+        and spec.family == "bodypix"
+        and not cfg.model.internal_resolution
+    ):
+        from pixcam.segment import FAST_RESOLUTION
+
+        res = FAST_RESOLUTION
     print(
-        f"pixcam bench pipeline: {video.name}, model {model} (internal resolution {res}), "
+        f"pixcam bench pipeline: {video.name}, model {model} (internal resolution {res}, "
+        f"quality {cfg.model.quality}), "
         f"background {args.background}, "
         f"{args.frames} timed frames after {WARMUP} warm-up; median ms, wall / CPU"
     )

@@ -131,6 +131,9 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="long side of the network input in pixels (default: the configured one)",
     )
+    p.add_argument(
+        "--quality", choices=["fast", "balanced", "best"], help="default: the configured one"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--overlay", **file_or_flag, help="also write the mask drawn over the input")
     p.add_argument("--opacity", type=float, default=0.7, help="overlay opacity 0..1")
@@ -213,6 +216,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument("--video", help="input video (default ../shared presenter-1280x720.mp4)")
     pipe.add_argument("--model", help="model name (default: the configured one)")
     pipe.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    pipe.add_argument("--quality", choices=["fast", "balanced", "best"], help="[model] quality")
     pipe.add_argument("--frames", type=int, default=40, help="timed frames per setting")
     pipe.add_argument("--background", default="blur", help="blur|image|video|color|none")
     pipe.add_argument(

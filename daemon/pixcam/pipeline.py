@@ -195,7 +195,7 @@ def effects_active(cfg: Any) -> bool:
 def _model_key(cfg: Any) -> tuple[Any, ...]:
     m = cfg.model
     name = None if m.name in ("", "default") else m.name
-    return (name, int(m.threads), int(m.internal_resolution))
+    return (name, int(m.threads), int(m.internal_resolution), str(m.quality))
 
 
 def model_label(name: str | None) -> str:
@@ -210,10 +210,12 @@ def model_label(name: str | None) -> str:
         return "default"
 
 
-def _default_loader(name: str | None, threads: int, internal_resolution: int) -> Any:
+def _default_loader(
+    name: str | None, threads: int, internal_resolution: int, quality: str = "balanced"
+) -> Any:
     from pixcam.segment import load_segmenter
 
-    return load_segmenter(name, threads=threads, internal_resolution=internal_resolution)
+    return load_segmenter(name, threads, internal_resolution, quality)
 
 
 # ----------------------------------------------------------------------------- pipeline

@@ -230,7 +230,7 @@ def _settings(args: argparse.Namespace) -> tuple[Config, RefineSettings]:
 def _load(args: argparse.Namespace, cfg: Config) -> Segmenter:
     name = args.model or (None if cfg.model.name in ("", "default") else cfg.model.name)
     resolution = args.internal_resolution or int(cfg.model.internal_resolution)
-    return load_segmenter(name, args.threads, resolution)
+    return load_segmenter(name, args.threads, resolution, args.quality or cfg.model.quality)
 
 
 def _segment_batch(

@@ -35,6 +35,8 @@ STATES = ("active", "paused", "off", "error")
 BLUR_STEPS = (("Light", 15), ("Medium", 40), ("Strong", 70), ("Maximum", 100))
 RESOLUTIONS = ((0, "Model's own size"), (256, "256 px (fastest)"), (384, "384 px"))
 RESOLUTIONS += ((512, "512 px"), (640, "640 px (sharpest)"))
+# Quality ▸ presets (`[model] quality`), after the resolutions.
+PRESETS = (("fast", "Preset: fast"), ("balanced", "Preset: balanced"), ("best", "Preset: best"))
 # Body parts ▸ privacy: (label, parts.privacy, parts.privacy_parts); "none" keeps the parts.
 PRIVACY_CHOICES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("No privacy effect", "none", None),
@@ -453,6 +455,9 @@ class Tray:
         yield pystray.Menu.SEPARATOR
         for value, label in RESOLUTIONS:
             yield self._radio(pystray, label, "model.internal_resolution", value)
+        yield pystray.Menu.SEPARATOR
+        for value, label in PRESETS:
+            yield self._radio(pystray, label, "model.quality", value)
 
     def _parts_items(self, pystray: Any) -> Iterator[Any]:
         parts = self.app.config.parts

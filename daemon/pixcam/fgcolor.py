@@ -16,6 +16,10 @@ F0 and B0 are "push-pull" fills (a cheap multi-level scheme in the spirit of Ger
 2021, "Fast multi-level foreground estimation"): the colours of confident person
 (background) pixels, averaged down an area pyramid and pulled back up into the pixels that
 have none, so every edge pixel gets the nearest confident colours on its own side.
+
+Measured (docs/cut.md): on an exact soft edge it removes 64 % of the band's colour error, but
+on real photos the error comes from a misplaced alpha, not from the mix, and it costs ~10 ms
+per 720p frame; so `ComposeSettings.edge_colour` is off by default.
 """
 
 from __future__ import annotations

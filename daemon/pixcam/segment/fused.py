@@ -3,8 +3,8 @@
 The two networks fail differently: BodyPix (stride 16) is blocky and claims bright background
 structures beside the body, the selfie model (full-resolution output, trained on
 webcam framing) follows the outline more closely but drops parts of a body further from the
-camera. On the dev photos the mean of both beats either one alone (docs/cut.md). Body parts
-come from BodyPix only.
+camera. On the dev photos a weighted mean of both beats either one alone (docs/cut.md). Body
+parts come from BodyPix only.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class FusedOutput(SegmentationOutput):
     """BodyPix's output whose person probability is blended with a second model's."""
 
     second: SegmentationOutput | None = None
-    weight: float = 0.5  # of BodyPix's probability; the second model gets the rest
+    weight: float = 0.6  # of BodyPix's probability; the second model gets the rest
 
     def person_probability(self, size: tuple[int, int] | None = None) -> np.ndarray:
         own = super().person_probability(size)
@@ -36,7 +36,10 @@ class FusedOutput(SegmentationOutput):
 class FusedSegmenter:
     """Looks like the main `Segmenter` (spec, parts, run) but runs both models."""
 
-    def __init__(self, main: Segmenter, second: Segmenter, weight: float = 0.5) -> None:
+    # 0.6 rather than an even mean: where the two disagree outright (1 vs 0) the pixel
+    # then follows BodyPix instead of sitting exactly on the 0.5 threshold; on the dev photos
+    # mean IoU 0.893 (0.5) → 0.900 (0.6), 0.900 (0.7) (docs/cut.md).
+    def __init__(self, main: Segmenter, second: Segmenter, weight: float = 0.6) -> None:
         self.main = main
         self.second = second
         self.weight = weight

@@ -82,7 +82,8 @@ def live_alpha(
     from pixcam.pipeline import WORK_DIVISOR
 
     h, w = frame.shape[:2]
-    out = out or segmenter.run(frame, parts=False)
+    if out is None:
+        out = segmenter.run(frame, parts=False)
     prob = out.person_probability(size=(max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR)))
     return Refiner(settings).refine(frame, prob)
 
@@ -91,7 +92,7 @@ def render(
     segmenter: Segmenter,
     frame: np.ndarray,
     args: argparse.Namespace,
-    refine: RefineSettings | None = None,
+    refine: RefineSettings,
 ) -> dict[str, np.ndarray]:
     """Everything asked for, for one frame: mask, alpha, overlay, probabilities."""
     out = segmenter.run(frame, parts=args.parts)
@@ -100,7 +101,7 @@ def render(
     images = {}
     if args.out is not None:
         images["out"] = person * np.uint8(255)
-    if args.alpha is not None and refine is not None:
+    if args.alpha is not None:
         images["alpha"] = live_alpha(segmenter, frame, refine, out)
     if args.overlay is not None:
         if args.parts:
@@ -129,7 +130,7 @@ def _check_outputs(args: argparse.Namespace, batch: bool) -> None:
     """Single image: every output is a file name. --out-dir: outputs are bare flags."""
     given = {k: getattr(args, k) for k in OUTPUTS if getattr(args, k) is not None}
     if batch or args.out_dir:
-        named = [f"--{'out' if k == 'out' else k}" for k, v in given.items() if v]
+        named = [f"--{k}" for k, v in given.items() if v]
         if not args.out_dir:
             raise PixcamError("several inputs or a folder need --out-dir DIR for the results")
         if named:
@@ -163,6 +164,10 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             paths.append(path)
     return paths
+
+
+def _written(args: argparse.Namespace) -> str:
+    return ", ".join(str(getattr(args, k)) for k in OUTPUTS if getattr(args, k))
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
@@ -212,8 +217,7 @@ def _segment_video(
             writer.release()
     if count == 0:
         raise PixcamError(f"{path} has no readable video frames")
-    written = ", ".join(str(getattr(args, k)) for k in OUTPUTS if getattr(args, k))
-    print(f"{count} frames segmented with {segmenter.spec.name} -> {written}")
+    print(f"{count} frames segmented with {segmenter.spec.name} -> {_written(args)}")
     return 0
 
 
@@ -277,6 +281,5 @@ def run(args: argparse.Namespace) -> int:
     for key, image in render(segmenter, frame, args, refine).items():
         _write_image(Path(getattr(args, key)), image)
     h, w = frame.shape[:2]
-    written = ", ".join(str(getattr(args, k)) for k in OUTPUTS if getattr(args, k))
-    print(f"{w}×{h} segmented with {segmenter.spec.name} -> {written}")
+    print(f"{w}×{h} segmented with {segmenter.spec.name} -> {_written(args)}")
     return 0

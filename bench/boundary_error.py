@@ -15,9 +15,12 @@ Probability sources (--source):
 - `model`: the real segmenter (`pixcam.segment.load_segmenter`, 1 thread).
 
 Rows: `raw-soft` (bilinear-upsampled probability used as alpha), `raw-thresh` (same,
-thresholded at 0.5), and the refiner with a few settings. Run:
+thresholded at 0.5), and the refiner with a few settings. With `--alphas DIR` (repeatable) the
+rows are instead the product's own alphas, as `pixcam segment --out-dir DIR --alpha` wrote
+them (DIR/NAME.alpha.png), e.g. for one preset or config each. Run:
 
     .venv/bin/python bench/boundary_error.py [--source model] [--work-scale 4] [--limit N]
+    .venv/bin/python bench/boundary_error.py --alphas out/balanced --alphas out/best
 """
 
 from __future__ import annotations
@@ -152,15 +155,27 @@ def evaluate(samples: list[Sample], source: Callable[[Sample], ProbFn], work_sca
     print_table(results, len(samples))
 
 
+def evaluate_dirs(samples: list[Sample], dirs: list[Path]) -> None:
+    results: dict[str, list[tuple[bool, dict[str, float]]]] = {d.name: [] for d in dirs}
+    for sample in samples:
+        for d in dirs:
+            alpha = cv2.imread(str(d / f"{sample.name}.alpha.png"), cv2.IMREAD_GRAYSCALE)
+            if alpha is None or alpha.shape != sample.truth.shape:
+                raise SystemExit(f"{d}/{sample.name}.alpha.png is missing or the wrong size")
+            results[d.name].append((sample.upper_body, scores(alpha, sample.truth)))
+    print_table(results, len(samples))
+
+
 def print_table(results: dict[str, list[tuple[bool, dict[str, float]]]], n: int) -> None:
     keys = ["MAE8", "MAE3%", "IoU", "bIoU", "halo8"]
     n_ub = sum(ub for ub, _ in next(iter(results.values())))
-    print(f"{'method':<20}" + "".join(f"{k:>8}" for k in keys) + " | upper-body subset")
-    print(f"{'(mean over images)':<20}" + f"{'all ' + str(n):>40} | {'n=' + str(n_ub):>8}")
+    width = max(20, *(len(k) + 1 for k in results))
+    print(f"{'method':<{width}}" + "".join(f"{k:>8}" for k in keys) + " | upper-body subset")
+    print(f"{'(mean over images)':<{width}}" + f"{'all ' + str(n):>40} | {'n=' + str(n_ub):>8}")
     for name, rows in results.items():
         all_means = [statistics.fmean(r[k] for _, r in rows) for k in keys]
         ub_means = [statistics.fmean(r[k] for ub, r in rows if ub) for k in keys] if n_ub else []
-        line = f"{name:<20}" + "".join(f"{v:8.4f}" for v in all_means)
+        line = f"{name:<{width}}" + "".join(f"{v:8.4f}" for v in all_means)
         print(line + " | " + "".join(f"{v:8.4f}" for v in ub_means))
 
 
@@ -169,12 +184,17 @@ def main() -> int:
     ap.add_argument("--source", choices=["degraded", "model"], default="degraded")
     ap.add_argument("--work-scale", type=int, default=4, help="frame / working-grid size ratio")
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos")
+    ap.add_argument("--alphas", type=Path, action="append", help="score DIR/NAME.alpha.png")
     args = ap.parse_args()
     if not DEV.is_dir():
         print(f"no dev photos at {DEV}", file=sys.stderr)
         return 1
     cv2.setNumThreads(1)
     samples = list(load_dev(args.limit))
+    if args.alphas:
+        print(f"alphas from {', '.join(map(str, args.alphas))}, photos={len(samples)}")
+        evaluate_dirs(samples, args.alphas)
+        return 0
     source = degraded_source if args.source == "degraded" else model_source()
     print(f"source={args.source} work-scale=1/{args.work_scale} photos={len(samples)}")
     evaluate(samples, source, args.work_scale)

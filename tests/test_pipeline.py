@@ -282,12 +282,12 @@ def test_apply_switches_effects_and_model_live() -> None:
         assert sinks.sinks[0].frames[-1].min() == 200
         p.apply(cfg_with(effects={"background": "color", "color": "#000000"}))
         wait_until(lambda: sinks.sinks[0].frames[-1][:, -5:].max() <= 5, "composed frames")
-        assert loaded == [(None, 2, 0)]
+        assert loaded == [(None, 2, 0, "balanced")]
         p.apply(cfg_with(effects={"background": "color"}, model={"name": "bodypix-050-s8-float"}))
         wait_until(lambda: p.status()["model"] == "bodypix-050-s8-float", "the new model")
         n = len(sinks.sinks[0].frames)
         wait_until(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the switch")
-        assert loaded[-1] == ("bodypix-050-s8-float", 2, 0)
+        assert loaded[-1] == ("bodypix-050-s8-float", 2, 0, "balanced")
     finally:
         p.stop()
 

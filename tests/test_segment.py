@@ -9,7 +9,13 @@ import pytest
 from conftest import IMAGES, need
 from pixcam import evaluate, models
 from pixcam.errors import PixcamError
-from pixcam.segment import GridMapping, load_segmenter, segment_parts, segment_person
+from pixcam.segment import (
+    FusedSegmenter,
+    GridMapping,
+    load_segmenter,
+    segment_parts,
+    segment_person,
+)
 from pixcam.segment.bodypix import sigmoid
 
 # Mean person-mask IoU on the 75 dev photos at each model's default internal resolution,
@@ -154,3 +160,31 @@ def test_iou_definition() -> None:
     assert evaluate.iou(a, b) == pytest.approx(4 / 12)
     assert evaluate.iou(a, a) == 1.0
     assert evaluate.iou(np.zeros_like(a), np.zeros_like(a)) == 1.0
+
+
+def test_quality_presets(models_installed, dev_data) -> None:
+    """fast = smaller input, best = BodyPix and the selfie model averaged (parts from BodyPix),
+    and on the dev photos best beats balanced (docs/cut.md)."""
+    samples = evaluate.load_samples(dev_data)
+    fast = load_segmenter(None, 1, quality="fast")
+    assert fast.internal_resolution < load_segmenter(None, 1).internal_resolution
+    assert (
+        load_segmenter(None, 1, internal_resolution=481, quality="fast").internal_resolution == 481
+    )
+    best = load_segmenter(None, 1, quality="best")
+    assert isinstance(best, FusedSegmenter) and 0 < best.weight < 1
+    balanced = load_segmenter(None, 1)
+    selfie = load_segmenter("selfie-general", 1)
+    image, _ = evaluate.read_pair(samples[0])
+    out = best.run(image, parts=True)
+    assert best.has_parts and out.part_heatmaps is not None
+    w = best.weight  # BodyPix's share
+    mean = (
+        w * balanced.run(image).person_probability()
+        + (1 - w) * selfie.run(image).person_probability()
+    )
+    np.testing.assert_allclose(out.person_probability(), mean, atol=1e-4)
+    assert load_segmenter("selfie-general", 1, quality="best").spec.name == "selfie-general"
+    with pytest.raises(PixcamError, match="unknown quality"):
+        load_segmenter(None, 1, quality="ultra")
+    assert evaluate.accuracy(best, samples).mean_iou > evaluate.accuracy(balanced, samples).mean_iou

@@ -97,7 +97,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
         "missing": (tmp / "nope.jpg", "does not exist"),
         "empty": (empty, "is empty"),
         "not an image": (text, "not an image"),
-        "folder": (folder, "not a file"),
+        "empty folder": (folder, "holds no images"),
         "huge": (huge, "megapixel limit"),
     }
 
@@ -125,6 +125,64 @@ def test_bad_options_give_one_clear_line(
     bad_out = str(tmp_path / "missing-dir" / "o.png")
     code, _, err = run_cli(["segment", str(photo_path), "--out", bad_out], capsys)
     assert code == 1 and "cannot write" in err
+
+
+def test_folder_to_out_dir_with_the_live_alpha(
+    models_installed, dev_data, tmp_path: Path, capsys
+) -> None:
+    """One command, one model load: masks and the alpha the pipeline composites with."""
+    samples = evaluate.load_samples(dev_data)[:2]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for sample in samples:
+        (photos / sample.image.name).symlink_to(sample.image)
+    (photos / "broken.jpg").write_text("not a photo\n")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, stdout, err = run_cli(
+        ["segment", str(photos), "--out-dir", str(out_dir), "--alpha", "--out"], capsys
+    )
+    # The broken file is named in one line and skipped; the others are written.
+    assert code == 1 and err.count("\n") == 1 and "broken.jpg" in err
+    assert "2 of 3 images" in stdout
+    for sample in samples:
+        mask = cv2.imread(str(out_dir / f"{sample.name}.mask.png"), cv2.IMREAD_GRAYSCALE)
+        alpha = cv2.imread(str(out_dir / f"{sample.name}.alpha.png"), cv2.IMREAD_GRAYSCALE)
+        _, truth = evaluate.read_pair(sample)
+        assert alpha.shape == truth.shape
+        assert evaluate.iou(alpha > 127, truth) > 0.85
+        assert ((alpha > 0) & (alpha < 255)).any()  # a soft edge, not a binary mask
+        assert evaluate.iou(alpha > 127, mask > 127) > 0.9
+
+
+def test_alpha_follows_the_configured_refine_settings(
+    models_installed, dev_data, tmp_path: Path, capsys
+) -> None:
+    image = str(evaluate.load_samples(dev_data)[0].image)
+    soft_cfg = tmp_path / "soft.toml"
+    soft_cfg.write_text("[refine]\nfeather = 40\n")
+    alphas = []
+    for extra in ([], ["--config", str(soft_cfg)]):
+        out = tmp_path / f"alpha{len(alphas)}.png"
+        assert run_cli(["segment", image, "--alpha", str(out), *extra], capsys)[0] == 0
+        alphas.append(cv2.imread(str(out), cv2.IMREAD_GRAYSCALE))
+    soft = [int(((a > 10) & (a < 245)).sum()) for a in alphas]
+    assert soft[1] > 2 * soft[0]
+
+
+def test_out_dir_option_mistakes_give_one_clear_line(
+    models_installed, photo_path: Path, tmp_path: Path, capsys
+) -> None:
+    cases = [
+        ([str(photo_path), str(photo_path), "--out", "m.png"], "need --out-dir"),
+        ([str(photo_path), "--out-dir", str(tmp_path), "--alpha", "a.png"], "without a file name"),
+        ([str(photo_path), "--alpha"], "needs a file name"),
+        ([str(photo_path)], "nothing to write"),
+        ([str(photo_path), "--out-dir", str(tmp_path / "nope")], "not a folder"),
+    ]
+    for argv, message in cases:
+        code, _, err = run_cli(["segment", *argv], capsys)
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, argv
 
 
 def test_video_in_video_out(models_installed, video_path: Path, tmp_path: Path, capsys) -> None:

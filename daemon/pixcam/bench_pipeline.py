@@ -76,8 +76,8 @@ def decode_frames(path: Path, count: int) -> tuple[list[np.ndarray], list[float]
 def load_model(cfg: Config, threads: int) -> Segmenter:
     from pixcam.segment import load_segmenter
 
-    name, _, resolution = EffectsSettings.from_config(cfg).model
-    return load_segmenter(name, threads=threads, internal_resolution=resolution)
+    choice = EffectsSettings.from_config(cfg).model._replace(threads=threads)
+    return load_segmenter(*choice)
 
 
 class StageCpuTimes:
@@ -222,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         overrides["model.name"] = args.model
     cfg = load_config(None).with_values(overrides)
+    if getattr(args, "quality", None):
+        overrides["model.quality"] = args.quality
     threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     parts = parse_parts(getattr(args, "parts", None))
     frames720, dec_wall, dec_cpu = decode_frames(video, args.frames + WARMUP)
@@ -244,8 +246,17 @@ def run(args: argparse.Namespace) -> int:
     spec = models.resolve(cfg.model.name)
     model = spec.name
     resolution = cfg.model.internal_resolution or spec.default_resolution
+    if (
+        cfg.model.quality == "fast"
+        and spec.family == "bodypix"
+        and not cfg.model.internal_resolution
+    ):
+        from pixcam.segment import FAST_RESOLUTION
+
+        resolution = FAST_RESOLUTION
     print(
-        f"pixcam bench pipeline: {video.name}, model {model} (internal resolution {resolution}), "
+        f"pixcam bench pipeline: {video.name}, model {model} (internal resolution {resolution}, "
+        f"quality {cfg.model.quality}), "
         f"background {args.background}, "
         f"{args.frames} timed frames after {WARMUP} warm-up; median ms, wall / CPU"
     )

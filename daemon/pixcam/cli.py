@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pixcam.errors import PixcamError
-from pixcam.modes import BACKGROUNDS
+from pixcam.modes import BACKGROUNDS, QUALITIES
 
 log = logging.getLogger("pixcam")
 
@@ -90,18 +90,35 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="run BodyPix on an image or a video")
-    p.add_argument("input", help="image or video file")
-    p.add_argument("--out", "-o", required=True, help="mask output (image, or video for a video)")
-    p.add_argument("--model", help="model name (see `pixcam models list`)")
-    p.add_argument("--threshold", type=float, default=0.5, help="person threshold 0..1")
+    p = sub.add_parser("segment", help="run BodyPix on images, folders or a video")
+    p.add_argument("input", nargs="+", help="image or video file, or several images/folders")
+    file_or_flag = {"nargs": "?", "const": "", "metavar": "FILE"}
+    p.add_argument("--out", "-o", **file_or_flag, help="mask output (image, or video for a video)")
+    p.add_argument(
+        "--alpha",
+        **file_or_flag,
+        help="the alpha the live pipeline composites with (segment + refine, configured)",
+    )
+    p.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write NAME.mask.png etc. here; give --out/--alpha/... without a file name",
+    )
+    p.add_argument("--config", metavar="FILE", help="config file (default: the user's)")
+    p.add_argument("--model", help="model name (default: the configured one)")
+    p.add_argument(
+        "--threshold", type=float, help="person threshold 0..1 (default: the configured one)"
+    )
     p.add_argument(
         "--internal-resolution",
         type=int,
-        help="long side of the network input in pixels (default: the model's own)",
+        help="long side of the network input in pixels (default: the configured one)",
+    )
+    p.add_argument(
+        "--quality", choices=QUALITIES, help="default: the configured one"
     )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--overlay", help="also write the mask drawn over the input here")
+    p.add_argument("--overlay", **file_or_flag, help="also write the mask drawn over the input")
     p.add_argument("--opacity", type=float, default=0.7, help="overlay opacity 0..1")
     p.add_argument(
         "--mask-background",
@@ -110,7 +127,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         help="colour the background (true) or the person (false) in the mask image",
     )
     p.add_argument("--parts", action="store_true", help="colour the 24 body parts")
-    p.add_argument("--probabilities", help="also write the probability map (8-bit) here")
+    p.add_argument("--probabilities", **file_or_flag, help="also write the probability map (8-bit)")
     p.set_defaults(handler=_cmd_segment)
 
 
@@ -182,6 +199,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument("--video", help="input video (default ../shared presenter-1280x720.mp4)")
     pipe.add_argument("--model", help="model name (default: the configured one)")
     pipe.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    pipe.add_argument("--quality", choices=QUALITIES, help="[model] quality")
     pipe.add_argument("--frames", type=int, default=40, help="timed frames per setting")
     pipe.add_argument("--background", default="blur", choices=BACKGROUNDS)
     pipe.add_argument(

@@ -25,6 +25,7 @@ import numpy as np
 
 from pixcam import images, paths
 from pixcam.errors import PixcamError
+from pixcam.fgcolor import remove_old_background
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 
 MODES = BACKGROUNDS
@@ -42,6 +43,10 @@ class ComposeSettings:
     video: str = ""  # likewise, for background = "video"
     color: str = "#2e7d32"  # "#rrggbb"
     mirror: bool = False  # flip the picture horizontally (the background image is not)
+    # Replace the old background's colour in the soft edge with the person's (fgcolor.py).
+    # Off: with today's alpha it does not lower the edge colour error (bench/band_colour.py,
+    # docs/cut.md); the error there comes from where the alpha is, not from colour mixing.
+    edge_colour: bool = False
 
     def __post_init__(self) -> None:
         if self.background not in MODES:
@@ -405,7 +410,10 @@ class Compositor:
             if alpha_u8.shape != frame_bgr.shape[:2]:
                 raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame_bgr.shape}")
             bg = background.get(frame_bgr, alpha_u8)
-            return blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
+            out = blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
+            if s.edge_colour:
+                remove_old_background(out, frame_bgr, alpha_u8)
+            return out
 
     def close(self) -> None:
         with self._lock:

@@ -48,7 +48,14 @@ from pydantic_core import PydanticCustomError
 
 from pixcam import paths
 from pixcam.errors import PixcamError
-from pixcam.modes import BACKGROUNDS, PRIVACY_MODES, BackgroundMode, PrivacyMode
+from pixcam.modes import (
+    BACKGROUNDS,
+    PRIVACY_MODES,
+    QUALITIES,
+    BackgroundMode,
+    PrivacyMode,
+    Quality,
+)
 from pixcam.parts import PART_GROUPS, PART_NAMES
 
 log = logging.getLogger(__name__)
@@ -110,6 +117,7 @@ class ModelConfig(_Section):
     )
     threshold: float = _field(0.5, "a number 0..1", ge=0.0, le=1.0)
     threads: int = _field(2, "an integer 1..64", ge=1, le=64)
+    quality: Quality = _field("balanced", ", ".join(f'"{q}"' for q in QUALITIES))
 
     @field_validator("name")
     @classmethod
@@ -129,7 +137,7 @@ class ModelConfig(_Section):
 
 class RefineConfig(_Section):
     smoothing: float = _field(0.5, "a number 0..0.95", ge=0.0, le=0.95)
-    feather: int = _field(6, "an integer 0..100 (pixels)", ge=0, le=100)
+    feather: int = _field(3, "an integer 0..100 (pixels)", ge=0, le=100)
     edge_aware: bool = _field(True, "true or false")
 
 

@@ -64,6 +64,7 @@ class ModelChoice(NamedTuple):
     name: str | None  # None: the manifest's default
     threads: int
     internal_resolution: int
+    quality: str = "balanced"  # the `[model] quality` preset (segment.load_segmenter)
 
 
 def model_label(name: str | None) -> str:
@@ -126,7 +127,7 @@ class EffectsSettings:
             feather=float(r.feather),
         )
         name = None if m.name in ("", "default") else m.name
-        model = ModelChoice(name, int(m.threads), int(m.internal_resolution))
+        model = ModelChoice(name, int(m.threads), int(m.internal_resolution), str(m.quality))
         return cls(bool(e.enabled), bool(e.mirror), e.background, model, refine, compose, parts)
 
     @property

@@ -75,8 +75,11 @@ def check_size(path: Path, what: str = "image", max_pixels: int = MAX_PIXELS) ->
     return w, h
 
 
-_REDUCED_COLOUR = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4))
-_REDUCED_COLOUR += ((2, cv2.IMREAD_REDUCED_COLOR_2),)
+_REDUCED_COLOUR: tuple[tuple[int, int], ...] = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
 
 
 def _reduced_colour(width: int, height: int, cover: tuple[int, int]) -> int:

@@ -178,13 +178,13 @@ def lower(model: Any) -> Graph:
             env[node.output[0]] = Value(conv.dst, nchw=True, channels=len(conv.bias))
         elif op == "Clip":
             x = value(node, 0)
-            conv = made_by.get(x.tensor)
+            producer = made_by.get(x.tensor)
             lo, hi = a.get("min"), a.get("max")
             if len(node.input) > 1 or (lo, hi) != (0.0, 6.0):
                 raise _fail(node, "only Clip(0, 6) (ReLU6) is supported")
-            if conv is None or conv.relu6 or uses[node.input[0]] != 1:
+            if producer is None or producer.relu6 or uses[node.input[0]] != 1:
                 raise _fail(node, "ReLU6 is supported only right after a conv it can fuse into")
-            conv.relu6 = True
+            producer.relu6 = True
             env[node.output[0]] = x
         elif op == "Min":
             x = value(node, 0)
@@ -220,13 +220,13 @@ def lower(model: Any) -> Graph:
             raise _fail(node, "unsupported op")
 
     for out in g.output:
-        x = env.get(out.name)
+        head = env.get(out.name)
         tflite_name = OUTPUT_NAMES.get(out.name)
-        if x is None or tflite_name is None:
+        if head is None or tflite_name is None:
             raise PixcamError(f"unexpected ONNX output {out.name!r}: not a BodyPix head")
-        if x.nchw:
+        if head.nchw:
             raise PixcamError(f"ONNX output {out.name!r} is not in NHWC layout")
-        graph.outputs[x.tensor] = tflite_name
+        graph.outputs[head.tensor] = tflite_name
     return graph
 
 

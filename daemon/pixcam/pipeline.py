@@ -37,7 +37,7 @@ STALL_S = 2.0  # no frame for this long = camera lost
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 5.0)  # waits between reopen attempts, the last one repeats
 DEBUG_STATUS_EVERY_S = 5.0
 
-SegmenterLoader = Callable[[str | None, int, int], Segmenter]
+SegmenterLoader = Callable[[str | None, int, int, str], Segmenter]
 
 
 class State(StrEnum):
@@ -58,10 +58,12 @@ def source_spec_from(cfg: Config) -> SourceSpec:
     )
 
 
-def _default_loader(name: str | None, threads: int, internal_resolution: int) -> Segmenter:
+def _default_loader(
+    name: str | None, threads: int, internal_resolution: int, quality: str = "balanced"
+) -> Segmenter:
     from pixcam.segment import load_segmenter
 
-    return load_segmenter(name, threads=threads, internal_resolution=internal_resolution)
+    return load_segmenter(name, threads, internal_resolution, quality)
 
 
 # ----------------------------------------------------------------------------- pipeline

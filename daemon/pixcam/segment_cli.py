@@ -1,9 +1,16 @@
-"""`pixcam segment`: BodyPix on an image or a video file, writing masks and overlays."""
+"""`pixcam segment`: BodyPix on images, folders or a video file, writing masks and overlays.
+
+`--alpha` writes the alpha the live pipeline would composite with: the probability at the
+pipeline's working size, refined in single-image mode (no temporal smoothing) with the
+configured `[refine]` settings. Several images or folders go through one model load; their
+outputs land in `--out-dir` as NAME.mask.png, NAME.alpha.png, NAME.overlay.png, NAME.prob.png.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,13 +18,17 @@ import cv2
 import numpy as np
 
 from pixcam import images, overlay
+from pixcam.config import Config, load_config
 from pixcam.errors import PixcamError
-from pixcam.segment import Segmenter, load_segmenter
+from pixcam.refine import Refiner, RefineSettings
+from pixcam.segment import SegmentationOutput, Segmenter, load_segmenter
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 MAX_PIXELS = images.MAX_PIXELS
+# Output option → file name suffix in --out-dir.
+OUTPUTS = {"out": "mask", "alpha": "alpha", "overlay": "overlay", "probabilities": "prob"}
 
 
 def to_bgr8(image: np.ndarray, path: Path) -> np.ndarray:
@@ -47,21 +58,44 @@ def read_image(path: Path) -> np.ndarray:
     return to_bgr8(images.read_image(path, "input", max_pixels=MAX_PIXELS), path)
 
 
+def live_alpha(
+    segmenter: Segmenter,
+    frame: np.ndarray,
+    settings: RefineSettings,
+    out: SegmentationOutput | None = None,
+) -> np.ndarray:
+    """The alpha the live pipeline composites `frame` with (first frame: no smoothing)."""
+    from pixcam.effects import WORK_DIVISOR
+
+    h, w = frame.shape[:2]
+    if out is None:
+        out = segmenter.run(frame, parts=False)
+    prob = out.person_probability(size=(max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR)))
+    return Refiner(settings).refine(frame, prob)
+
+
 def render(
-    segmenter: Segmenter, frame: np.ndarray, args: argparse.Namespace
+    segmenter: Segmenter,
+    frame: np.ndarray,
+    args: argparse.Namespace,
+    refine: RefineSettings,
 ) -> dict[str, np.ndarray]:
-    """Everything asked for, for one frame: mask, overlay, probabilities."""
+    """Everything asked for, for one frame: mask, alpha, overlay, probabilities."""
     out = segmenter.run(frame, parts=args.parts)
     prob = out.person_probability()
     person = (prob >= args.threshold).astype(np.uint8)
-    images = {"out": person * np.uint8(255)}
-    if args.overlay:
+    images = {}
+    if args.out is not None:
+        images["out"] = person * np.uint8(255)
+    if args.alpha is not None:
+        images["alpha"] = live_alpha(segmenter, frame, refine, out)
+    if args.overlay is not None:
         if args.parts:
             mask_rgba = overlay.to_colored_part_mask(out.part_ids(args.threshold))
         else:
             mask_rgba = overlay.to_mask(person, mask_background=args.mask_background)
         images["overlay"] = overlay.draw_mask(frame, mask_rgba, args.opacity)
-    if args.probabilities:
+    if args.probabilities is not None:
         images["probabilities"] = np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return images
 
@@ -76,6 +110,50 @@ def _check_args(args: argparse.Namespace, segmenter: Segmenter) -> None:
             f"model {segmenter.spec.name} has no body-part outputs; choose a model whose "
             "`pixcam models list` entry says person+parts"
         )
+
+
+def _check_outputs(args: argparse.Namespace, batch: bool) -> None:
+    """Single image: every output is a file name. --out-dir: outputs are bare flags."""
+    given = {k: getattr(args, k) for k in OUTPUTS if getattr(args, k) is not None}
+    if batch or args.out_dir:
+        named = [f"--{k}" for k, v in given.items() if v]
+        if not args.out_dir:
+            raise PixcamError("several inputs or a folder need --out-dir DIR for the results")
+        if named:
+            raise PixcamError(
+                f"with --out-dir give {', '.join(named)} without a file name "
+                "(files are named after each input)"
+            )
+        if not given:
+            args.out = ""  # nothing chosen: the mask
+        return
+    bare = [f"--{k}" for k, v in given.items() if v == ""]
+    if bare:
+        raise PixcamError(f"{', '.join(bare)} needs a file name (or use --out-dir DIR)")
+    if not given:
+        raise PixcamError("nothing to write: give --out FILE, --alpha FILE or --out-dir DIR")
+
+
+def _expand_inputs(inputs: list[str]) -> list[Path]:
+    """The files to segment: files as given, folders as their images (sorted, not nested)."""
+    paths: list[Path] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            images = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not images:
+                kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+                raise PixcamError(f"folder {path} holds no images ({kinds})")
+            paths += images
+        else:
+            paths.append(path)
+    return paths
+
+
+def _written(args: argparse.Namespace) -> str:
+    return ", ".join(str(getattr(args, k)) for k in OUTPUTS if getattr(args, k))
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
@@ -97,7 +175,7 @@ def _video_frames(capture: cv2.VideoCapture) -> Iterator[np.ndarray]:
 
 def _check_video_outputs(path: Path, args: argparse.Namespace) -> None:
     """A video's masks go into videos: an image path would silently hold one frame."""
-    for key in ("out", "overlay", "probabilities"):
+    for key in ("out", "alpha", "overlay", "probabilities"):
         target = getattr(args, key, None)
         if target and Path(target).suffix.lower() in IMAGE_SUFFIXES | {".gif"}:
             raise PixcamError(
@@ -106,7 +184,9 @@ def _check_video_outputs(path: Path, args: argparse.Namespace) -> None:
             )
 
 
-def _segment_video(path: Path, segmenter: Segmenter, args: argparse.Namespace) -> int:
+def _segment_video(
+    path: Path, segmenter: Segmenter, args: argparse.Namespace, refine: RefineSettings
+) -> int:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise PixcamError(f"{path} is neither an image nor a video OpenCV can read")
@@ -115,7 +195,8 @@ def _segment_video(path: Path, segmenter: Segmenter, args: argparse.Namespace) -
     count = 0
     try:
         for frame in _video_frames(capture):
-            for key, image in render(segmenter, frame, args).items():
+            # Each frame on its own, like the images (the live pipeline smooths over time).
+            for key, image in render(segmenter, frame, args, refine).items():
                 if key not in writers:
                     h, w = image.shape[:2]
                     target = str(getattr(args, key))
@@ -133,24 +214,71 @@ def _segment_video(path: Path, segmenter: Segmenter, args: argparse.Namespace) -
             writer.release()
     if count == 0:
         raise PixcamError(f"{path} has no readable video frames")
-    print(f"{count} frames segmented with {segmenter.spec.name} -> {args.out}")
+    print(f"{count} frames segmented with {segmenter.spec.name} -> {_written(args)}")
     return 0
 
 
+def _settings(args: argparse.Namespace) -> tuple[Config, RefineSettings]:
+    """The configuration (--config or the user's) and the refine settings it gives."""
+    from pixcam.effects import EffectsSettings
+
+    cfg = load_config(args.config)
+    if args.threshold is None:
+        args.threshold = float(cfg.model.threshold)
+    return cfg, EffectsSettings.from_config(cfg).refine
+
+
+def _load(args: argparse.Namespace, cfg: Config) -> Segmenter:
+    name = args.model or (None if cfg.model.name in ("", "default") else cfg.model.name)
+    resolution = args.internal_resolution or int(cfg.model.internal_resolution)
+    return load_segmenter(name, args.threads, resolution, args.quality or cfg.model.quality)
+
+
+def _segment_batch(
+    paths: list[Path], segmenter: Segmenter, args: argparse.Namespace, refine: RefineSettings
+) -> int:
+    """Every image into --out-dir; a bad file is reported in one line and skipped."""
+    out_dir = Path(args.out_dir)
+    if not out_dir.is_dir():
+        raise PixcamError(f"--out-dir {out_dir} is not a folder; create it first")
+    failed = 0
+    for path in paths:
+        try:
+            if path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file():
+                raise PixcamError(f"{path} is not an image; segment a video on its own with --out")
+            frame = read_image(path)
+            for key, image in render(segmenter, frame, args, refine).items():
+                _write_image(out_dir / f"{path.stem}.{OUTPUTS[key]}.png", image)
+        except PixcamError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            failed += 1
+    done = len(paths) - failed
+    print(f"{done} of {len(paths)} images segmented with {segmenter.spec.name} -> {out_dir}")
+    return 1 if failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.input)
+    paths = _expand_inputs(args.input)
+    batch = len(paths) > 1 or any(Path(p).is_dir() for p in args.input)
+    _check_outputs(args, batch)
+    cfg, refine = _settings(args)
+    if args.out_dir:
+        segmenter = _load(args, cfg)
+        _check_args(args, segmenter)
+        return _segment_batch(paths, segmenter, args, refine)
+    path = paths[0]
     if not path.exists():
         raise PixcamError(f"{path} does not exist")
     is_video = path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file()
     if is_video:
         _check_video_outputs(path, args)
     frame = None if is_video else read_image(path)
-    segmenter = load_segmenter(args.model, args.threads, args.internal_resolution or 0)
+    segmenter = _load(args, cfg)
     _check_args(args, segmenter)
     if frame is None:
-        return _segment_video(path, segmenter, args)
-    for key, image in render(segmenter, frame, args).items():
+        return _segment_video(path, segmenter, args, refine)
+    for key, image in render(segmenter, frame, args, refine).items():
         _write_image(Path(getattr(args, key)), image)
     h, w = frame.shape[:2]
-    print(f"{w}×{h} segmented with {segmenter.spec.name} -> {args.out}")
+    print(f"{w}×{h} segmented with {segmenter.spec.name} -> {_written(args)}")
     return 0

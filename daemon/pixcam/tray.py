@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from pixcam import paths
 from pixcam.desktop import tray_host
 from pixcam.errors import PixcamError
-from pixcam.modes import IMAGE_SUFFIXES
+from pixcam.modes import IMAGE_SUFFIXES, QUALITIES
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ STATES = ("active", "paused", "off", "error")
 BLUR_STEPS = (("Light", 15), ("Medium", 40), ("Strong", 70), ("Maximum", 100))
 RESOLUTIONS = ((0, "Model's own size"), (256, "256 px (fastest)"), (384, "384 px"))
 RESOLUTIONS += ((512, "512 px"), (640, "640 px (sharpest)"))
+# Quality ▸ presets (`[model] quality`), after the resolutions.
+PRESETS = tuple((q, f"Preset: {q}") for q in QUALITIES)
 # Body parts ▸ privacy: (label, parts.privacy, parts.privacy_parts); "none" keeps the parts.
 PRIVACY_CHOICES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("No privacy effect", "none", None),
@@ -579,6 +581,9 @@ class Tray:
         yield pystray.Menu.SEPARATOR
         for value, label in RESOLUTIONS:
             yield self._radio(pystray, label, "model.internal_resolution", value)
+        yield pystray.Menu.SEPARATOR
+        for value, label in PRESETS:
+            yield self._radio(pystray, label, "model.quality", value)
 
     def _parts_items(self, pystray: Any) -> Iterator[Any]:
         parts = self.app.config.parts

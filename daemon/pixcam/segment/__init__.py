@@ -7,21 +7,32 @@ parts = segment_parts(seg, frame_bgr)                     # .data int32, -1 or 0
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from pixcam import models
 from pixcam.errors import PixcamError
+from pixcam.modes import QUALITIES
 from pixcam.segment.base import Segmenter
 from pixcam.segment.bodypix import BodyPixSegmenter
 from pixcam.segment.engine import Engine
+from pixcam.segment.fused import FusedSegmenter
 from pixcam.segment.output import GridMapping, SegmentationOutput
 from pixcam.segment.selfie import SelfieSegmenter
 
 FAMILIES: dict[str, type[Segmenter]] = {"bodypix": BodyPixSegmenter, "selfie": SelfieSegmenter}
 
+# `[model] quality`: what each preset changes on a BodyPix model (measured in docs/cut.md).
+FAST_RESOLUTION = 321  # network input long side for "fast" (the default model's own is 417)
+BEST_PARTNER = "selfie-general"  # fused with BodyPix for "best"
+
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "QUALITIES",
+    "FusedSegmenter",
     "GridMapping",
     "PartSegmentation",
     "PersonSegmentation",
@@ -49,14 +60,35 @@ class PartSegmentation:
 
 
 def load_segmenter(
-    name: str | None = None, threads: int = 1, internal_resolution: int = 0
+    name: str | None = None,
+    threads: int = 1,
+    internal_resolution: int = 0,
+    quality: str = "balanced",
 ) -> Segmenter:
-    """A segmenter for an installed model (None or "default" = the project's default)."""
+    """A segmenter for an installed model (None or "default" = the project's default).
+
+    `quality` applies to BodyPix models: "fast" uses a smaller network input unless
+    `internal_resolution` is given, "best" adds the selfie model (FusedSegmenter) when it is
+    installed, "balanced" is the model as it is.
+    """
+    if quality not in QUALITIES:
+        raise PixcamError(f"unknown quality {quality!r}: use one of {', '.join(QUALITIES)}")
     spec = models.resolve(name)
     family = FAMILIES.get(spec.family)
     if family is None:
         raise PixcamError(f"model {spec.name} has unknown family {spec.family!r}")
-    return family(spec, Engine(spec.path, threads), internal_resolution)
+    bodypix = spec.family == "bodypix"
+    if bodypix and quality == "fast" and not internal_resolution:
+        internal_resolution = FAST_RESOLUTION
+    segmenter = family(spec, Engine(spec.path, threads), internal_resolution)
+    if not (bodypix and quality == "best"):
+        return segmenter
+    try:
+        partner = load_segmenter(BEST_PARTNER, threads)
+    except PixcamError as exc:
+        log.warning("quality best needs %s (%s); running %s alone", BEST_PARTNER, exc, spec.name)
+        return segmenter
+    return FusedSegmenter(segmenter, partner)  # type: ignore[return-value]
 
 
 def _check_frame(frame: np.ndarray) -> None:

@@ -280,8 +280,7 @@ def test_tray_line_tells_whether_the_icon_can_show(
     from pixcam import tray
 
     monkeypatch.setattr(tray, "tray_backend", lambda: backend)
-    monkeypatch.setattr(doctor, "_dbus_has_name", lambda _name: sni)
-    monkeypatch.setattr(doctor, "_xembed_tray", lambda _display: xembed)
+    monkeypatch.setattr(doctor, "tray_host", lambda _environ: (sni, xembed))
     env = Env(environ={"DISPLAY": ":5", "DBUS_SESSION_BUS_ADDRESS": "unix:path=/x"})
     (line,) = [c for c in doctor.check_desktop(env) if c.name == "tray"]
     assert line.status is status and words in line.line(), line.line()

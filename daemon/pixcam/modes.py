@@ -7,6 +7,8 @@ from typing import Literal, get_args
 
 BackgroundMode = Literal["blur", "image", "video", "color", "none"]
 PrivacyMode = Literal["none", "blur", "pixelate"]
+FramingMode = Literal["off", "auto"]
 
 BACKGROUNDS: tuple[str, ...] = get_args(BackgroundMode)
 PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)
+FRAMING_MODES: tuple[str, ...] = get_args(FramingMode)

@@ -1,0 +1,198 @@
+"""Auto-tune: step the chain's cost down when frames take longer than the output rate allows.
+
+`Controller` takes each frame's work time and answers with a level: 0 is the user's settings,
+level k applies the first k of the chain's applicable `STEPS` on top of them. It steps down
+after frames have been over budget for `DOWN_AFTER_S`, and up again only when the time at the
+level above (as measured when it was left, scaled by how busy the machine is now) would fit in
+`HEADROOM` of the budget for `UP_AFTER_S`; a step up that has to be undone soon doubles the
+wait before the next try, so it settles instead of oscillating.
+
+`tuned(settings, level, resolution)` is what a level means for `effects.EffectsSettings`. The
+order of `STEPS` was measured (`bench/autotune_steps.py`: ms saved per step on a 720p frame);
+the biggest saving for the least visible loss comes first.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pixcam.effects import EffectsSettings, ModelChoice
+
+DOWN_AFTER_S = 2.0  # over budget this long: one step down
+UP_AFTER_S = 6.0  # with headroom this long: one step up
+HEADROOM = 0.75  # stepping up needs the level above to fit in this share of the budget
+OVER = 1.0  # a frame over this share of the budget counts as late
+RETRY_AFTER_S = 20.0  # a step up undone within this time doubles the next wait
+MAX_UP_WAIT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    why: str  # what it gives up, for the status line
+    applies: Callable[[EffectsSettings], bool]
+    apply: Callable[[EffectsSettings, int], EffectsSettings]  # (settings, base resolution)
+
+
+def _stride16_name(name: str | None) -> str | None:
+    """The stride-16 sibling of a stride-8 BodyPix model, if the manifest has one."""
+    from pixcam import models
+
+    if name is None or "-s8-" not in name:
+        return None
+    sibling = name.replace("-s8-", "-s16-")
+    try:
+        known = {m.name for m in models.list_models()}
+    except Exception:  # a broken manifest: no such step
+        return None
+    return sibling if sibling in known else None
+
+
+def _with_resolution(s: EffectsSettings, base: int, share: float) -> EffectsSettings:
+    if not base:
+        return s
+    res = max(64, int(base * share) // 8 * 8 + 1)  # BodyPix likes 8k+1; any size works
+    return replace(s, model=s.model._replace(internal_resolution=res))
+
+
+def _with_stride16(s: EffectsSettings, _: int) -> EffectsSettings:
+    return replace(s, model=s.model._replace(name=_stride16_name(s.model.name)))
+
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        "stride 16",
+        "coarser mask grid",
+        lambda s: _stride16_name(s.model.name) is not None,
+        _with_stride16,
+    ),
+    Step(
+        "resolution 75 %",
+        "network input at 3/4 size",
+        lambda s: True,
+        lambda s, base: _with_resolution(s, base, 0.75),
+    ),
+    Step(
+        "blur coarse",
+        "background blur on a smaller image",
+        lambda s: s.background == "blur",
+        lambda s, _: replace(s, compose=replace(s.compose, coarse=True)),
+    ),
+    Step(
+        "edges plain",
+        "no edge-aware mask snapping",
+        lambda s: s.refine.edge_aware,
+        lambda s, _: replace(s, refine=replace(s.refine, edge_aware=False)),
+    ),
+    Step(
+        "resolution 50 %",
+        "network input at half size",
+        lambda s: True,
+        lambda s, base: _with_resolution(s, base, 0.5),
+    ),
+)
+
+
+def base_resolution(model: ModelChoice) -> int:
+    """The network input size the user asked for (the model's own default for 0)."""
+    if model.internal_resolution:
+        return model.internal_resolution
+    from pixcam import models
+
+    try:
+        return models.get_spec(model.name).default_resolution
+    except Exception:  # unknown model or broken manifest: the loader says so; no such step
+        return 0
+
+
+def applicable(settings: EffectsSettings) -> list[Step]:
+    """The steps that change something for these settings, in order."""
+    return [step for step in STEPS if step.applies(settings)]
+
+
+def tuned(settings: EffectsSettings, level: int, resolution: int) -> EffectsSettings:
+    """The settings at `level` (0: as given); `resolution` is the model's untuned input size."""
+    for step in applicable(settings)[:level]:
+        settings = step.apply(settings, resolution)
+    return settings
+
+
+class Controller:
+    """Frame work times in, a level out; `reason` says why the level is what it is."""
+
+    def __init__(self, fps: float, window: int = 15) -> None:
+        self.budget = 1.0 / max(1.0, fps)
+        self.level = 0
+        self.max_level = len(STEPS)
+        self.reason = "holding the frame rate"
+        self._times: deque[float] = deque(maxlen=window)
+        self._since: float | None = None  # start of the current over-budget or headroom run
+        self._changed = 0.0  # when the level last changed
+        self._at: dict[int, float] = {}  # median frame time measured at each level
+        self._up_wait = UP_AFTER_S
+        self._stepped_up = -1e9
+
+    def feed(self, work_s: float, now: float) -> int:
+        """One frame's work time (seconds); returns the level for the next frame."""
+        self._times.append(work_s)
+        if len(self._times) < self._times.maxlen:  # type: ignore[operator]
+            return self.level
+        med = statistics.median(self._times)
+        self._at[self.level] = med
+        if med > OVER * self.budget and self.level < self.max_level:
+            self._run(now, "down")
+            if now - self._since >= DOWN_AFTER_S:  # type: ignore[operator]
+                if now - self._stepped_up < RETRY_AFTER_S:  # the last step up did not hold
+                    self._up_wait = min(MAX_UP_WAIT_S, self._up_wait * 2)
+                self._set(self.level + 1, now, med, "down")
+        elif self.level > 0 and self._fits_above(med):
+            self._run(now, "up")
+            if now - self._since >= self._up_wait:  # type: ignore[operator]
+                self._stepped_up = now
+                self._set(self.level - 1, now, med, "up")
+        else:
+            self._since, self._dir = None, None
+            if self.level == 0:
+                self._up_wait = UP_AFTER_S
+        return self.level
+
+    def limit(self, levels: int) -> None:
+        """How many steps apply to the current settings (the chain changed)."""
+        self.max_level = levels
+        if self.level > levels:
+            self.level = levels
+
+    def reset(self) -> None:
+        """Start measuring afresh (new settings, a new camera): keep the level."""
+        self._times.clear()
+        self._since = None
+        self._at.clear()
+
+    def _fits_above(self, med: float) -> bool:
+        above = self._at.get(self.level - 1)
+        here = self._at.get(self.level)
+        if above is None or not here:
+            return med < HEADROOM * self.budget * 0.5  # no measurement: wait for lots of room
+        return med * above / here < HEADROOM * self.budget
+
+    _dir: str | None = None
+
+    def _run(self, now: float, direction: str) -> None:
+        if self._dir != direction or self._since is None:
+            self._since, self._dir = now, direction
+
+    def _set(self, level: int, now: float, med: float, direction: str) -> None:
+        ms, budget_ms = med * 1e3, self.budget * 1e3
+        if direction == "down":
+            self.reason = f"frames took {ms:.0f} ms, over the {budget_ms:.0f} ms budget"
+        else:
+            self.reason = f"headroom: frames take {ms:.0f} ms of {budget_ms:.0f} ms"
+        self.level = level
+        self._changed = now
+        self._since, self._dir = None, None
+        self._times.clear()  # judge the new level by its own frames

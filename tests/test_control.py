@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,7 @@ def test_default_path_is_in_a_private_runtime_dir(
 def test_fallback_without_xdg_runtime_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(control.tempfile, "tempdir", None)  # re-read TMPDIR
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     private = tmp_path / f"pixcam-{os.getuid()}"
     private.mkdir(mode=0o755)  # pre-existing but too open: tightened
     private.chmod(0o755)
@@ -332,7 +333,7 @@ def test_fallback_dir_that_is_a_symlink_is_refused(
 ) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(control.tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "tempdir", None)
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / f"pixcam-{os.getuid()}").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(PixcamError, match="is not a directory owned by you"):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pixcam.ondemand import Debouncer, Inotify, OnDemand, count_openers
+from pixcam.devices import count_openers
+from pixcam.ondemand import Debouncer, Inotify, OnDemand
 
 
 # ------------------------------------------------------------------------------ debounce

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pixcam import sinks
+from pixcam.devices import own_fds
 from pixcam.sinks import (
     MODPROBE_FIX,
     FileSink,
@@ -239,4 +240,4 @@ def test_failed_open_does_not_leak_the_descriptor(tmp_path: Path) -> None:
     for _ in range(3):
         with pytest.raises(SinkError):
             VirtualCameraSink(64, 48, 30, str(node), backend=factory, sysfs=tmp_path / "none")
-    assert sinks._fds_on(str(node)) == set()
+    assert own_fds(node) == set()

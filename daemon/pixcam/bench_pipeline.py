@@ -57,7 +57,9 @@ def decode_frames(path: Path, count: int) -> tuple[list[np.ndarray], list[float]
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise PixcamError(f"cannot open video {path}")
-    frames, wall, cpu = [], [], []
+    frames: list[np.ndarray] = []
+    wall: list[float] = []
+    cpu: list[float] = []
     while len(frames) < count:
         (ok, frame), w, c = _timed(cap.read)
         if not ok:
@@ -104,7 +106,7 @@ def bench_setting(cfg: Config, frames: list[np.ndarray], threads: int) -> dict[s
     for i, frame in enumerate(frames):
         clock.start()
         out = effects.process(frame, on_stage=clock)
-        _, wk, ck = _timed(lambda o=out: cv2.cvtColor(o, cv2.COLOR_BGR2YUV_I420))
+        _, wk, ck = _timed(lambda: cv2.cvtColor(out, cv2.COLOR_BGR2YUV_I420))  # noqa: B023
         if i < WARMUP:
             continue
         chain = [clock.stages.get(s, NAN) for s in ("segment", "refine", "compose")]
@@ -146,7 +148,8 @@ def bench_parts(
     chain on the same frame ("added")."""
     seg = load_model(cfg, threads)
     if not seg.has_parts:
-        raise PixcamError(f"model {seg.spec.name} has no body parts; pick one with --model")
+        name = getattr(getattr(seg, "spec", None), "name", cfg.model.name)
+        raise PixcamError(f"model {name} has no body parts; pick one with --model")
     # Each variant keeps its own temporal state, as a stream would.
     variants: dict[str, Effects] = {"plain": Effects(EffectsSettings.from_config(cfg), seg)}
     for n in names:
@@ -240,9 +243,9 @@ def run(args: argparse.Namespace) -> int:
 
     spec = models.resolve(cfg.model.name)
     model = spec.name
-    res = cfg.model.internal_resolution or spec.default_resolution
+    resolution = cfg.model.internal_resolution or spec.default_resolution
     print(
-        f"pixcam bench pipeline: {video.name}, model {model} (internal resolution {res}), "
+        f"pixcam bench pipeline: {video.name}, model {model} (internal resolution {resolution}), "
         f"background {args.background}, "
         f"{args.frames} timed frames after {WARMUP} warm-up; median ms, wall / CPU"
     )

@@ -13,7 +13,6 @@ Settings change live with `update()`; a missing or unreadable image or video rai
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +23,11 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from pixcam import paths
 from pixcam.errors import PixcamError
-from pixcam.modes import BACKGROUNDS
+from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 
 MODES = BACKGROUNDS
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # Shipped inside the package (the repo's backgrounds/ links here), so a wheel has them too.
 BUNDLED_BACKGROUNDS = Path(__file__).resolve().parent / "backgrounds"
 
@@ -70,8 +69,7 @@ def parse_color(text: str) -> tuple[int, int, int]:
 # ------------------------------------------------------------------------- file lookup
 def background_dirs() -> list[Path]:
     """Where bare background names are looked up: the user's folder first, then the repo's."""
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return [data_home / "pixcam" / "backgrounds", BUNDLED_BACKGROUNDS]
+    return [paths.backgrounds_dir(), BUNDLED_BACKGROUNDS]
 
 
 def find_background(name: str) -> Path:

@@ -46,6 +46,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pixcam import paths
 from pixcam.errors import PixcamError
 from pixcam.modes import (
     BACKGROUNDS,
@@ -282,10 +283,7 @@ def split_key(key: str) -> tuple[str, str]:
 
 def config_path() -> Path:
     """`$XDG_CONFIG_HOME/pixcam/config.toml`, `~/.config/pixcam/config.toml` by default."""
-    base = os.environ.get("XDG_CONFIG_HOME", "")
-    # The XDG spec says relative values are invalid and must be ignored.
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
-    return root / "pixcam" / "config.toml"
+    return paths.config_file()
 
 
 # ------------------------------------------------------------------------------ errors

@@ -32,7 +32,6 @@ import selectors
 import signal
 import socket
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -112,10 +111,9 @@ def _check_private_dir(path: Path) -> None:
 
 def runtime_dir() -> Path:
     """`$XDG_RUNTIME_DIR/pixcam`, or a private `pixcam-<uid>` in the temp dir without it."""
-    base = os.environ.get("XDG_RUNTIME_DIR", "")
-    if os.path.isabs(base) and os.path.isdir(base):
-        return Path(base) / "pixcam"
-    return Path(tempfile.gettempdir()) / f"pixcam-{os.getuid()}"
+    from pixcam import paths
+
+    return paths.runtime_dir()
 
 
 def socket_path() -> Path:

@@ -13,18 +13,17 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pixcam.desktop import tray_host
+from pixcam.devices import MODPROBE_OPTS
 from pixcam.errors import PixcamError
 
 SETUP_FIX = "run `pixcam setup`"
-MODPROBE_OPTS = "devices=1 video_nr=10 card_label=pixcam exclusive_caps=1"
 INSTALL_V4L2LOOPBACK = (
     "install v4l2loopback (Debian/Ubuntu: sudo apt install v4l2loopback-dkms; Fedora: sudo dnf "
     "install v4l2loopback; Arch: sudo pacman -S v4l2loopback-dkms), then `pixcam setup`"
@@ -466,51 +465,6 @@ def check_output_writable(out: str, nodes: list[Node], pixcam_running: bool) -> 
 
 
 # ----------------------------------------------------------------------- desktop/tray
-def _dbus_has_name(name: str) -> bool | None:
-    """Does the session bus have `name`? None when it cannot be asked."""
-    tool = shutil.which("dbus-send")
-    if tool is None:
-        return None
-    try:
-        res = subprocess.run(
-            [
-                tool,
-                "--session",
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus.NameHasOwner",
-                f"string:{name}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return None
-    if res.returncode != 0:
-        return None
-    return "boolean true" in res.stdout
-
-
-def _xembed_tray(display: str) -> bool | None:
-    """Is there an XEmbed system tray on `display`? None when python-xlib is missing."""
-    try:
-        from Xlib import display as xdisplay
-    except ImportError:
-        return None
-    try:
-        d = xdisplay.Display(display)
-    except Exception:
-        return False
-    try:
-        atom = d.intern_atom(f"_NET_SYSTEM_TRAY_S{d.get_default_screen()}")
-        return d.get_selection_owner(atom) != 0
-    finally:
-        d.close()
-
-
 def check_desktop(env: Env) -> list[Check]:
     display = env.environ.get("DISPLAY", "")
     wayland = env.environ.get("WAYLAND_DISPLAY", "")
@@ -525,12 +479,7 @@ def check_desktop(env: Env) -> list[Check]:
             )
         ]
     checks = [Check("display", Status.OK, f"DISPLAY={display!r} WAYLAND_DISPLAY={wayland!r}")]
-    sni = (
-        _dbus_has_name("org.kde.StatusNotifierWatcher")
-        if env.environ.get("DBUS_SESSION_BUS_ADDRESS")
-        else None
-    )
-    xembed = _xembed_tray(display) if display else None
+    sni, xembed = tray_host(env.environ)
     if sni:
         checks.append(Check("tray", Status.OK, "StatusNotifier host on the session bus"))
     elif xembed:

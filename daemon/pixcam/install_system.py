@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from pixcam import paths
 from pixcam.errors import PixcamError
 
 UNIT_NAME = "pixcam.service"
@@ -82,16 +83,12 @@ def render(name: str, command: Sequence[str]) -> str:
     return packaged(name).read_text(encoding="utf-8").replace(PLACEHOLDER, _exec_quote(command))
 
 
-def config_home() -> Path:
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-
-
 def unit_path() -> Path:
-    return config_home() / "systemd" / "user" / UNIT_NAME
+    return paths.config_home() / "systemd" / "user" / UNIT_NAME
 
 
 def desktop_path() -> Path:
-    return config_home() / "autostart" / DESKTOP_NAME
+    return paths.config_home() / "autostart" / DESKTOP_NAME
 
 
 def has_systemd_user() -> bool:

@@ -82,11 +82,9 @@ class ModelSpec:
 
 def models_dir() -> Path:
     """`$PIXCAM_MODELS_DIR`, else `$XDG_DATA_HOME/pixcam/models` (~/.local/share)."""
-    override = os.environ.get("PIXCAM_MODELS_DIR")
-    if override:
-        return Path(override)
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "pixcam" / "models"
+    from pixcam import paths
+
+    return paths.models_dir()
 
 
 @cache

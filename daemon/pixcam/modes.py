@@ -12,3 +12,5 @@ FramingMode = Literal["off", "auto"]
 BACKGROUNDS: tuple[str, ...] = get_args(BackgroundMode)
 PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)
 FRAMING_MODES: tuple[str, ...] = get_args(FramingMode)
+# What a background image may be: looked up by name (compose) and listed in the tray's menu.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

@@ -43,7 +43,8 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+from pixcam.devices import count_openers
 
 log = logging.getLogger(__name__)
 
@@ -120,32 +121,6 @@ class Inotify:
         fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
-
-
-def count_openers(
-    path: PathLike, proc: Path = Path("/proc"), exclude_pid: int | None = None
-) -> int:
-    """File descriptors on `path` held by other processes, from /proc/*/fd.
-
-    Counts fds, not file descriptions (a forked child sharing one counts twice), and only
-    sees processes we may inspect: good enough to seed and repair the inotify count.
-    """
-    exclude = os.getpid() if exclude_pid is None else exclude_pid
-    try:
-        target = os.stat(path)
-    except OSError:
-        return 0
-    count = 0
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == exclude:
-            continue
-        with contextlib.suppress(OSError):  # gone, or someone else's process
-            for fd in (entry / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    st = fd.stat()
-                    if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-                        count += 1
-    return count
 
 
 # ---------------------------------------------------------------------------- debouncer

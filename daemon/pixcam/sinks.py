@@ -24,11 +24,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from pixcam.devices import MODPROBE_OPTS, holders, own_fds
 from pixcam.errors import PixcamError
 
 log = logging.getLogger("pixcam.sinks")
 
-MODPROBE_FIX = "sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=pixcam"
+MODPROBE_FIX = f"sudo modprobe v4l2loopback {MODPROBE_OPTS}"
 SYSFS_V4L = Path("/sys/class/video4linux")
 SYSFS_MODULE = Path("/sys/module/v4l2loopback")
 HEALTH_CHECK_PERIOD_S = 1.0
@@ -85,7 +86,7 @@ class VideoNode:
 
 
 def list_video_nodes(sysfs: Path = SYSFS_V4L, dev: Path = Path("/dev")) -> list[VideoNode]:
-    nodes = []
+    nodes: list[VideoNode] = []
     if not sysfs.is_dir():
         return nodes
     for entry in sysfs.iterdir():
@@ -179,8 +180,6 @@ def _explain_open_error(device: str, exc: BaseException, is_loopback: bool) -> S
     # Under exclusive_caps=1 a loopback that already has a writer offers CAPTURE only, so
     # pyvirtualcam reports "not a video output device" for what is really a busy device.
     if "busy" in low or "already in use" in low or ("not a video output" in low and is_loopback):
-        from pixcam.sources import holders
-
         users = holders(device)
         who = f" ({', '.join(users)})" if users else ""
         return SinkError(
@@ -200,23 +199,6 @@ def _explain_open_error(device: str, exc: BaseException, is_loopback: bool) -> S
     return SinkError(f"virtual camera {device} could not be opened: {text}")
 
 
-def _fds_on(device: str, proc_fd: Path = Path("/proc/self/fd")) -> set[int]:
-    """Our own file descriptors open on `device` (pyvirtualcam keeps its fd private)."""
-    real = os.path.realpath(device)
-    fds = set()
-    try:
-        entries = list(proc_fd.iterdir())
-    except OSError:
-        return fds
-    for fd in entries:
-        try:
-            if os.readlink(fd) == real:
-                fds.add(int(fd.name))
-        except (OSError, ValueError):
-            continue
-    return fds
-
-
 class VirtualCameraSink(Sink):
     """v4l2loopback through pyvirtualcam, opened once and kept open for the process lifetime."""
 
@@ -234,7 +216,7 @@ class VirtualCameraSink(Sink):
         module: Path = SYSFS_MODULE,
     ) -> None:
         path = pick_output_device(device, sysfs, module)
-        before = _fds_on(path)
+        before = own_fds(path)
         try:
             self._cam: _Backend | None = backend(width, height, fps, path)
         except PixcamError:
@@ -242,7 +224,7 @@ class VirtualCameraSink(Sink):
         except Exception as exc:
             # pyvirtualcam does not close its fd when a check after open() fails; a sink
             # that is retried every few seconds would run out of descriptors.
-            for fd in _fds_on(path) - before:
+            for fd in own_fds(path) - before:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             raise _explain_open_error(path, exc, _is_loopback(path, sysfs)) from None
@@ -250,7 +232,7 @@ class VirtualCameraSink(Sink):
         # Remember the device number and our fd: a reloaded module makes a new node with the
         # same name, and the old fd then points at a deleted inode.
         self._rdev = _rdev(path)
-        self._fds = _fds_on(path) - before
+        self._fds = own_fds(path) - before
         log.debug("virtual camera %s: watching fd %s", path, sorted(self._fds) or "none found")
         for fd in self._fds:
             _claim_writer(fd)

@@ -8,7 +8,6 @@ read errors); the pipeline then shows a placeholder and reopens with backoff.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pixcam.devices import holders
 from pixcam.errors import PixcamError
 
 log = logging.getLogger("pixcam.sources")
@@ -174,30 +174,6 @@ def list_cameras(dev: Path = Path("/dev"), sysfs: Path = SYSFS_V4L) -> list[str]
     return [str(dev / n) for n in nodes if not is_loopback(n, sysfs)]
 
 
-def holders(path: str) -> list[str]:
-    """Other processes holding `path` open, as "name (pid)", for a "busy" hint (like fuser)."""
-    found = []
-    try:
-        target = os.stat(path).st_rdev
-    except OSError:
-        return found
-    me = os.getpid()
-    for pid_dir in Path("/proc").glob("[0-9]*"):
-        if int(pid_dir.name) == me:
-            continue
-        try:
-            for fd in (pid_dir / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    st = os.stat(fd)
-                    if st.st_rdev == target and os.path.realpath(fd) == os.path.realpath(path):
-                        comm = (pid_dir / "comm").read_text().strip()
-                        found.append(f"{comm} ({pid_dir.name})")
-                        break
-        except OSError:
-            continue
-    return found
-
-
 def _fourcc_str(value: float) -> str:
     v = int(value)
     return "".join(chr((v >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00") or "?"
@@ -324,7 +300,7 @@ class FileSource(Source):
                         return
                     # Reopen rather than seek: seeking to 0 is unreliable for some containers.
                     self._cap.release()
-                    self._cap = cv2.VideoCapture(self.spec.path)
+                    self._cap = cv2.VideoCapture(self.name)
                     ok, frame = self._cap.read()
                     if not ok or frame is None:
                         self._fail(f"input {self.name} could not be read again")

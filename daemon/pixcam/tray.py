@@ -25,7 +25,10 @@ from typing import Any, Protocol
 
 from PIL import Image, ImageDraw
 
+from pixcam import paths
+from pixcam.desktop import tray_host
 from pixcam.errors import PixcamError
+from pixcam.modes import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,6 @@ PRIVACY_CHOICES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("Pixelate face", "pixelate", ("face",)),
     ("Blur face and hands", "blur", ("face", "hands")),
 )
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 SYSTEM_BACKGROUNDS = Path("/usr/share/backgrounds")
 MAX_SYSTEM_IMAGES = 40  # a menu of hundreds of wallpapers is unusable
 STATE_POLL_S = 1.0  # how often the icon follows camera faults and on-demand changes
@@ -129,11 +131,6 @@ def _images_in(folder: Path) -> list[Path]:
     with contextlib.suppress(OSError):
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return []
-
-
-def user_backgrounds_dir() -> Path:
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "pixcam" / "backgrounds"
 
 
 def background_choices() -> list[tuple[str, str]]:
@@ -298,7 +295,7 @@ class Tray:
 
     def _warn_if_no_host(self) -> None:
         """gtk/appindicator dock later when a tray appears; say once that none is there now."""
-        if not _tray_host_present():
+        if not any(tray_host(os.environ)):
             log.warning("no system tray found yet; the icon appears when one starts")
 
     def _follow_state(self) -> None:
@@ -482,39 +479,9 @@ class Tray:
 
     # ---- desktop helpers
     def _open_backgrounds(self) -> None:
-        folder = user_backgrounds_dir()
+        folder = paths.backgrounds_dir()
         folder.mkdir(parents=True, exist_ok=True)
         self._launch(["xdg-open", str(folder)])
 
     def _edit_config(self) -> None:
         self._launch(["xdg-open", str(ensure_config_file(self.app.config_path))])
-
-
-def _tray_host_present() -> bool:
-    """An XEmbed tray (the _NET_SYSTEM_TRAY_S0 selection) or an SNI watcher on D-Bus."""
-    with contextlib.suppress(Exception):
-        import Xlib.display
-
-        display = Xlib.display.Display()
-        try:
-            if display.get_selection_owner(display.intern_atom("_NET_SYSTEM_TRAY_S0")) != 0:
-                return True
-        finally:
-            display.close()
-    with contextlib.suppress(Exception):
-        from gi.repository import Gio, GLib
-
-        bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
-        reply = bus.call_sync(
-            "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "NameHasOwner",
-            GLib.Variant("(s)", ("org.kde.StatusNotifierWatcher",)),
-            None,
-            Gio.DBusCallFlags.NONE,
-            1000,
-            None,
-        )
-        return bool(reply.unpack()[0])
-    return False

@@ -66,34 +66,28 @@ def _with_stride16(s: EffectsSettings, _: int) -> EffectsSettings:
 
 STEPS: tuple[Step, ...] = (
     Step(
-        "stride 16",
-        "coarser mask grid",
-        lambda s: _stride16_name(s.model.name) is not None,
-        _with_stride16,
-    ),
-    Step(
         "resolution 75 %",
         "network input at 3/4 size",
         lambda s: True,
         lambda s, base: _with_resolution(s, base, 0.75),
     ),
     Step(
-        "blur coarse",
-        "background blur on a smaller image",
-        lambda s: s.background == "blur",
-        lambda s, _: replace(s, compose=replace(s.compose, coarse=True)),
-    ),
-    Step(
-        "edges plain",
-        "no edge-aware mask snapping",
-        lambda s: s.refine.edge_aware,
-        lambda s, _: replace(s, refine=replace(s.refine, edge_aware=False)),
+        "stride 16",
+        "coarser mask grid",
+        lambda s: _stride16_name(s.model.name) is not None,
+        _with_stride16,
     ),
     Step(
         "resolution 50 %",
         "network input at half size",
         lambda s: True,
         lambda s, base: _with_resolution(s, base, 0.5),
+    ),
+    Step(
+        "edges plain",
+        "no edge-aware mask snapping",
+        lambda s: s.refine.edge_aware,
+        lambda s, _: replace(s, refine=replace(s.refine, edge_aware=False)),
     ),
 )
 

@@ -42,7 +42,6 @@ class ComposeSettings:
     video: str = ""  # likewise, for background = "video"
     color: str = "#2e7d32"  # "#rrggbb"
     mirror: bool = False  # flip the picture horizontally (the background image is not)
-    coarse: bool = False  # blur on a 2× smaller image (auto-tune's cheaper blur)
 
     def __post_init__(self) -> None:
         if self.background not in MODES:
@@ -203,9 +202,8 @@ class BlurBackground:
     MAX_FACTOR = 16
     fresh = True
 
-    def __init__(self, strength: int, coarse: bool = False) -> None:
+    def __init__(self, strength: int) -> None:
         self.strength = strength
-        self.coarse = coarse
 
     def sigma(self, short_side: int) -> float:
         """Gaussian sigma in full-resolution pixels: strength 100 = 1/16 of the short side
@@ -221,8 +219,6 @@ class BlurBackground:
             and short_side // (2 * f) >= 16
         ):
             f *= 2
-        if self.coarse and f < self.MAX_FACTOR and short_side // (2 * f) >= 16:
-            f *= 2  # the blur is under a pixel wide there: a little blockier, 4× fewer pixels
         return f
 
     def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -348,7 +344,7 @@ def make_background(
     """Build (load, open) the background for `settings`; None for mode "none"."""
     mode = settings.background
     if mode == "blur":
-        return BlurBackground(settings.blur_strength, settings.coarse)
+        return BlurBackground(settings.blur_strength)
     if mode == "image":
         return ImageBackground(settings.image)
     if mode == "video":
@@ -426,5 +422,5 @@ def _same_background(a: ComposeSettings, b: ComposeSettings) -> bool:
     if a.background == "color":
         return a.color == b.color
     if a.background == "blur":
-        return a.blur_strength == b.blur_strength and a.coarse == b.coarse
+        return a.blur_strength == b.blur_strength
     return True

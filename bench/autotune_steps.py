@@ -1,0 +1,92 @@
+"""What each auto-tune step saves, and what it changes in the picture: the measured order.
+
+For every step in `autotune.STEPS`, alone on top of the starting settings (stride-8 int8
+model, blur, face blur, so every step applies), runs the real chain (`effects.Effects`) on the
+same frames of a real video, interleaved with the untouched chain, and prints the median ms
+per frame saved and the mean absolute difference of the output picture from the untouched
+chain's (0..255 levels: the quality given up). Quote ratios from one run; the machine may be
+shared.
+
+    .venv/bin/python bench/autotune_steps.py [--frames 30] [--video FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "daemon"))
+
+from pixcam import autotune  # noqa: E402
+from pixcam.config import Config  # noqa: E402
+from pixcam.effects import Effects, EffectsSettings  # noqa: E402
+from pixcam.segment import load_segmenter  # noqa: E402
+
+VIDEO = REPO.parent / "shared" / "data" / "video" / "presenter-1280x720.mp4"
+
+
+def frames(path: Path, n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while len(out) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(frame)
+    cap.release()
+    return out
+
+
+def chain(settings: EffectsSettings) -> Effects:
+    m = settings.model
+    return Effects(settings, load_segmenter(m.name, m.threads, m.internal_resolution))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--video", default=str(VIDEO))
+    ap.add_argument("--model", default="bodypix-050-s8-int8")
+    args = ap.parse_args()
+    cfg = Config().with_values(
+        {"model.name": args.model, "parts.privacy": "blur", "effects.background": "blur"}
+    )
+    base = EffectsSettings.from_config(cfg)
+    res = autotune.base_resolution(base.model)
+    steps = autotune.applicable(base)
+    variants = {"untouched": base} | {s.name: s.apply(base, res) for s in steps}
+    chains = {name: chain(s) for name, s in variants.items()}
+    clip = frames(Path(args.video), args.frames)
+    ms: dict[str, list[float]] = {name: [] for name in chains}
+    diff: dict[str, list[float]] = {name: [] for name in chains}
+    for frame in clip:
+        ref = None
+        for name, fx in chains.items():  # interleaved: load changes hit every variant alike
+            t = time.perf_counter()
+            out = fx.process(frame)
+            ms[name].append((time.perf_counter() - t) * 1e3)
+            if ref is None:
+                ref = out
+            diff[name].append(float(cv2.absdiff(out, ref).mean()))
+    skip = min(5, len(clip) // 3)  # the temporal smoothing's first frames
+    base_ms = statistics.median(ms["untouched"][skip:])
+    print(f"{args.video}: {len(clip)} frames, {args.model} at {res} px, medians after {skip}")
+    print(f"{'step':24} {'ms/frame':>9} {'saved ms':>9} {'picture diff':>13} {'ms per level':>13}")
+    for name in chains:
+        m = statistics.median(ms[name][skip:])
+        d = statistics.mean(diff[name][skip:])
+        per = (base_ms - m) / d if d > 0 else float("nan")
+        print(f"{name:24} {m:9.1f} {base_ms - m:9.1f} {d:13.2f} {per:13.1f}")
+    for fx in chains.values():
+        fx.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ the biggest saving for the least visible loss comes first.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from collections.abc import Callable
@@ -124,33 +125,37 @@ class Controller:
         self.level = 0
         self.max_level = len(STEPS)
         self.reason = "holding the frame rate"
+        self._window = window
         self._times: deque[float] = deque(maxlen=window)
-        self._since: float | None = None  # start of the current over-budget or headroom run
-        self._changed = 0.0  # when the level last changed
-        self._at: dict[int, float] = {}  # median frame time measured at each level
+        # Since when the frames have been over budget ("down") or had headroom ("up").
+        self._run: tuple[str, float] | None = None
+        # Cost of level k over level k+1, measured across each step down: what a step up
+        # would cost relative to now, whatever the machine's load is meanwhile.
+        self._ratio: dict[int, float] = {}
+        self._left: tuple[int, float] | None = None  # (level, its median) just stepped down from
         self._up_wait = UP_AFTER_S
-        self._stepped_up = -1e9
+        self._stepped_up = -math.inf
 
     def feed(self, work_s: float, now: float) -> int:
         """One frame's work time (seconds); returns the level for the next frame."""
         self._times.append(work_s)
-        if len(self._times) < self._times.maxlen:  # type: ignore[operator]
+        if len(self._times) < self._window:
             return self.level
         med = statistics.median(self._times)
-        self._at[self.level] = med
+        if self._left is not None and self._left[0] == self.level - 1:
+            self._ratio[self.level - 1] = max(1.0, self._left[1] / med)
+        self._left = None
         if med > OVER * self.budget and self.level < self.max_level:
-            self._run(now, "down")
-            if now - self._since >= DOWN_AFTER_S:  # type: ignore[operator]
+            if self._lasted("down", now, DOWN_AFTER_S):
                 if now - self._stepped_up < RETRY_AFTER_S:  # the last step up did not hold
                     self._up_wait = min(MAX_UP_WAIT_S, self._up_wait * 2)
-                self._set(self.level + 1, now, med, "down")
+                self._set(self.level + 1, med)
         elif self.level > 0 and self._fits_above(med):
-            self._run(now, "up")
-            if now - self._since >= self._up_wait:  # type: ignore[operator]
+            if self._lasted("up", now, self._up_wait):
                 self._stepped_up = now
-                self._set(self.level - 1, now, med, "up")
+                self._set(self.level - 1, med)
         else:
-            self._since, self._dir = None, None
+            self._run = None
             if self.level == 0:
                 self._up_wait = UP_AFTER_S
         return self.level
@@ -158,35 +163,32 @@ class Controller:
     def limit(self, levels: int) -> None:
         """How many steps apply to the current settings (the chain changed)."""
         self.max_level = levels
-        if self.level > levels:
-            self.level = levels
+        self.level = min(self.level, levels)
 
     def reset(self) -> None:
         """Start measuring afresh (new settings, a new camera): keep the level."""
         self._times.clear()
-        self._since = None
-        self._at.clear()
+        self._run = None
+        self._ratio.clear()
+        self._left = None
 
     def _fits_above(self, med: float) -> bool:
-        above = self._at.get(self.level - 1)
-        here = self._at.get(self.level)
-        if above is None or not here:
-            return med < HEADROOM * self.budget * 0.5  # no measurement: wait for lots of room
-        return med * above / here < HEADROOM * self.budget
+        # Never measured (new settings): assume the level above costs twice as much.
+        return med * self._ratio.get(self.level - 1, 2.0) < HEADROOM * self.budget
 
-    _dir: str | None = None
+    def _lasted(self, direction: str, now: float, seconds: float) -> bool:
+        """Whether the frames have kept going this `direction` for `seconds`."""
+        if self._run is None or self._run[0] != direction:
+            self._run = (direction, now)
+        return now - self._run[1] >= seconds
 
-    def _run(self, now: float, direction: str) -> None:
-        if self._dir != direction or self._since is None:
-            self._since, self._dir = now, direction
-
-    def _set(self, level: int, now: float, med: float, direction: str) -> None:
+    def _set(self, level: int, med: float) -> None:
         ms, budget_ms = med * 1e3, self.budget * 1e3
-        if direction == "down":
+        if level > self.level:
             self.reason = f"frames took {ms:.0f} ms, over the {budget_ms:.0f} ms budget"
+            self._left = (self.level, med)
         else:
             self.reason = f"headroom: frames take {ms:.0f} ms of {budget_ms:.0f} ms"
         self.level = level
-        self._changed = now
-        self._since, self._dir = None, None
+        self._run = None
         self._times.clear()  # judge the new level by its own frames

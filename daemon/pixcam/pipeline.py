@@ -247,6 +247,7 @@ class Pipeline:
             "step": steps[level - 1] if 0 < level <= len(steps) else "none",
             "reason": tuner.reason,
             "steps": steps,
+            "target_fps": round(1.0 / tuner.budget, 2),
         }
 
     @property

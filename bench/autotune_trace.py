@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--hogs", type=int, default=1)
     ap.add_argument("--hog-at", type=float, default=10.0)
     ap.add_argument("--hog-until", type=float, default=40.0)
+    ap.add_argument("--csv", action="store_true", help="comma-separated rows")
     args = ap.parse_args()
     cfg = Config().with_values({"model.name": args.model, "output.fps": args.fps})
     cpus = sorted(os.sched_getaffinity(0))

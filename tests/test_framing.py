@@ -114,6 +114,44 @@ def test_cropped_segmentation_lands_on_the_cropped_frame() -> None:
     assert np.abs(got - expected)[20:-20, 20:-20].max() < 0.02
 
 
+class CornerPerson:
+    """A segmenter that always sees a person's head and shoulders in the top-left corner."""
+
+    has_parts = False
+
+    def run(self, frame: np.ndarray, parts: bool = True) -> SegmentationOutput:
+        h, w = frame.shape[:2]
+        grid = cv2.resize(blob_person(96, 54, x=24), (w // 8, h // 8))
+        return SegmentationOutput(grid, None, GridMapping((w, h), (w, h), 8))
+
+
+def test_effects_frame_before_the_background() -> None:
+    from fakes import cfg_with
+    from pixcam.effects import Effects, EffectsSettings
+
+    clock = StepClock(30)
+    cfg = cfg_with(framing={"mode": "auto"}, effects={"background": "color", "color": "#00ff00"})
+    fx = Effects(EffectsSettings.from_config(cfg), CornerPerson(), clock=clock)
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 255, (360, 640, 3), np.uint8)
+    stages: list[str] = []
+    for _ in range(60):
+        out = fx.process(frame, on_stage=lambda name, ms: stages.append(name))
+    assert out.shape == frame.shape
+    assert "frame" in stages
+    # The person (left third of the frame) now fills the middle: the colour is at the edges
+    # of the framed picture, and the middle column is the person, enlarged.
+    green = (out[:, :, 1] == 255) & (out[:, :, 0] == 0)
+    assert green[:, -20:].mean() > 0.9
+    middle = out[200:, 300:340]
+    assert not green[200:, 300:340].any() and middle.std() > 20
+    off = cfg_with(effects={"background": "color", "color": "#00ff00"})
+    fx.update(EffectsSettings.from_config(off))
+    plain = fx.process(frame)
+    # Unframed, the middle of the picture is background again.
+    assert ((plain[200:, 300:340, 1] == 255) & (plain[200:, 300:340, 0] == 0)).all()
+
+
 # ----------------------------------------------------------------------------- real videos
 @dataclass
 class Figures:

@@ -143,19 +143,21 @@ class EffectsSettings:
 
     @property
     def active(self) -> bool:
-        """Segmentation is needed at all (otherwise frames pass through untouched).
+        """Segmentation is needed at all (otherwise frames pass through untouched)."""
+        return _active(self.enabled, self.background, self.parts_on, self.framing.on)
 
-        A part effect or auto-framing counts with background "none" too: keep the background,
-        blur the face or follow the person."""
-        return self.enabled and (self.background != "none" or self.parts_on or self.framing.on)
+
+def _active(enabled: bool, background: str, parts_on: bool, framing_on: bool) -> bool:
+    # A part effect or auto-framing counts with background "none" too: keep the background,
+    # blur the face or follow the person.
+    return enabled and (background != "none" or parts_on or framing_on)
 
 
 def effects_active(cfg: Config) -> bool:
-    """`EffectsSettings.active` straight from a `Config` (the tray's and status' question)."""
+    """`EffectsSettings.active` straight from a `Config` (the tray's question, every second)."""
     e, p = cfg.effects, cfg.parts
-    return e.enabled and (
-        e.background != "none" or p.view or p.privacy != "none" or cfg.framing.mode != "off"
-    )
+    framing_on = cfg.framing.mode != "off"
+    return _active(e.enabled, e.background, p.view or p.privacy != "none", framing_on)
 
 
 class Effects:

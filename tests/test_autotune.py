@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
-from conftest import wait_until
+from conftest import REPO, VIDEOS, need, wait_until
 from fakes import CameraFactory, SinkFactory, cfg_with
 from pixcam import autotune
 from pixcam.autotune import DOWN_AFTER_S, UP_AFTER_S, Controller
@@ -150,3 +158,26 @@ def test_auto_tune_off_keeps_the_users_settings() -> None:
         assert pipe._effects is not None and pipe._effects.tune_level == 0
     finally:
         pipe.stop()
+
+
+# ----------------------------------------------------------------------------- real video
+def test_a_real_video_on_one_busy_core_gets_back_to_its_frame_rate(models_installed: Path) -> None:
+    """`taskset -c 0` the live runner on a real video with a busy loop on the same core: it
+    steps down until the output rate holds, and stays there."""
+    need(VIDEOS / "walking-640x360.mp4", "test video")
+    if shutil.which("taskset") is None:
+        pytest.skip("taskset (util-linux) is not installed")
+    target, seconds = 8, 45
+    cmd = [
+        *("taskset", "-c", "0", sys.executable, str(REPO / "bench" / "autotune_trace.py")),
+        *("--csv", "--video", str(VIDEOS / "walking-640x360.mp4"), "--fps", str(target)),
+        *("--seconds", str(seconds), "--every", "0.5", "--hog-at", "0", "--hog-until", "99"),
+    ]
+    env = os.environ | {"PIXCAM_MODELS_DIR": str(models_installed)}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=seconds + 60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    print("\n" + done.stdout)
+    last = [r for r in rows if float(r["t_s"]) >= seconds - 10]
+    assert last and all(float(r["fps"]) >= 0.9 * target for r in last), last
+    assert len({r["level"] for r in last}) == 1  # settled, no oscillation

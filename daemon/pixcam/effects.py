@@ -156,7 +156,7 @@ def _active(enabled: bool, background: str, parts_on: bool, framing_on: bool) ->
 def effects_active(cfg: Config) -> bool:
     """`EffectsSettings.active` straight from a `Config` (the tray's question, every second)."""
     e, p = cfg.effects, cfg.parts
-    framing_on = cfg.framing.mode != "off"
+    framing_on = cfg.framing.mode == "auto"
     return _active(e.enabled, e.background, p.view or p.privacy != "none", framing_on)
 
 

@@ -20,6 +20,7 @@ from pixcam.framing import (
     crop_output,
     find_head,
     measure,
+    snap,
     spring_step,
     target_view,
     view_box,
@@ -110,6 +111,7 @@ def test_cropped_segmentation_lands_on_the_cropped_frame() -> None:
     box = Box(100.0, 50.0, 320.0, 180.0)
     whole = out.person_probability((640, 360))
     expected = crop_frame(np.ascontiguousarray(whole), box)
+    assert snap(Box(100.4, 49.6, 319.8, 180.2), 640, 360) == box
     got = crop_output(out, box).person_probability((640, 360))
     assert np.abs(got - expected)[20:-20, 20:-20].max() < 0.02
 
@@ -177,7 +179,7 @@ def follow(video: Path, segmenter, fps: float, settings: FramingSettings) -> Fig
         h, w = frame.shape[:2]
         head = measure(segmenter.run(frame, parts=segmenter.has_parts))
         heads.append(head)
-        boxes.append(framer.update(head, w, h))
+        boxes.append(snap(framer.update(head, w, h), w, h))  # as Effects crops
     cap.release()
     centred = [
         1 / 3 <= (hd.x - b.x) / b.w <= 2 / 3

@@ -21,7 +21,15 @@ import numpy as np
 from pixcam import autotune
 from pixcam.compose import ComposeSettings, Compositor
 from pixcam.config import Config
-from pixcam.framing import Framer, FramingSettings, crop_frame, crop_output, is_full, measure
+from pixcam.framing import (
+    Framer,
+    FramingSettings,
+    crop_frame,
+    crop_output,
+    is_full,
+    measure,
+    snap,
+)
 from pixcam.partfx import PartEffects, PartSettings
 from pixcam.refine import Refiner, RefineSettings
 from pixcam.segment.output import SegmentationOutput
@@ -292,7 +300,7 @@ class Effects:
         if framing:
             clock.done("segment")
             # Before the background: blur and replacement fill the framed picture.
-            box = self._framer.update(measure(out, s.refine.threshold), w, h)
+            box = snap(self._framer.update(measure(out, s.refine.threshold), w, h), w, h)
             if not is_full(box, w, h):
                 frame, out = crop_frame(frame, box), crop_output(out, box)
             if s.background == "none" and not want_parts:

@@ -251,16 +251,20 @@ def is_full(box: Box, width: int, height: int) -> bool:
     return box.w >= width - 0.5 and box.h >= height - 0.5
 
 
+def snap(box: Box, width: int, height: int) -> Box:
+    """The box on whole pixels, inside the frame: a plain resize of a slice is ~7× cheaper
+    than a sub-pixel warp at 720p, and a step of one camera pixel does not show."""
+    w, h = min(width, max(1, round(box.w))), min(height, max(1, round(box.h)))
+    x = min(max(0, round(box.x)), width - w)
+    y = min(max(0, round(box.y)), height - h)
+    return Box(float(x), float(y), float(w), float(h))
+
+
 def crop_frame(frame: np.ndarray, box: Box) -> np.ndarray:
-    """The box of the frame, scaled up to the frame's own size (one bilinear warp)."""
+    """The (whole-pixel) box of the frame, scaled up to the frame's own size: one resize."""
     h, w = frame.shape[:2]
-    return cv2.warpAffine(
-        frame,
-        _crop_matrix(box, (w, h)),
-        (w, h),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    x, y, bw, bh = (int(v) for v in box)
+    return cv2.resize(frame[y : y + bh, x : x + bw], (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need
+from fakes import cfg_with
+from pixcam.effects import Effects, EffectsSettings
 from pixcam.framing import (
     MAX_UPSCALE,
     Box,
@@ -25,6 +27,7 @@ from pixcam.framing import (
     target_view,
     view_box,
 )
+from pixcam.segment import load_segmenter
 from pixcam.segment.output import GridMapping, SegmentationOutput
 
 
@@ -218,8 +221,6 @@ def follow(video: Path, segmenter, fps: float, settings: FramingSettings) -> Fig
     ("name", "fps"), [("walking-640x360.mp4", 30.0), ("presenter-1280x720.mp4", 24.0)]
 )
 def test_framing_on_real_videos(models_installed: Path, name: str, fps: float) -> None:
-    from pixcam.segment import load_segmenter
-
     video = need(VIDEOS / name, "test video")
     seg = load_segmenter(None, threads=2)
     fig = follow(video, seg, fps, FramingSettings("auto", 0.7, 1.0))
@@ -230,3 +231,23 @@ def test_framing_on_real_videos(models_installed: Path, name: str, fps: float) -
     assert fig.still_frames >= 10
     assert fig.still_max_step <= 0.01
     assert fig.inside
+
+
+def test_face_privacy_follows_the_framed_picture(models_installed: Path) -> None:
+    """Part effects read the segmentation through the crop: the blurred face is where the
+    framed picture shows the head (the middle third, upper half), not where it was."""
+    cap = cv2.VideoCapture(str(need(VIDEOS / "presenter-1280x720.mp4", "test video")))
+    clip = [cap.read()[1] for _ in range(45)]
+    cap.release()
+    seg = load_segmenter(None, threads=2)
+    outs = {}
+    for privacy in ("none", "blur"):
+        cfg = cfg_with(framing={"mode": "auto"}, parts={"privacy": privacy})
+        fx = Effects(EffectsSettings.from_config(cfg), seg, clock=StepClock(24))
+        for frame in clip:
+            outs[privacy] = fx.process(frame)
+    changed = cv2.absdiff(outs["none"], outs["blur"]).max(axis=2) > 30
+    h, w = changed.shape
+    assert changed.sum() > 0.01 * h * w  # a face's worth of pixels was blurred
+    ys, xs = np.nonzero(changed)
+    assert w / 3 <= np.median(xs) <= 2 * w / 3 and np.median(ys) <= h / 2

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
+
+from partfx_bench import read_frames  # noqa: E402
 
 from pixcam import autotune  # noqa: E402
 from pixcam.config import Config  # noqa: E402
@@ -30,18 +31,6 @@ from pixcam.effects import Effects, EffectsSettings  # noqa: E402
 from pixcam.segment import load_segmenter  # noqa: E402
 
 VIDEO = REPO.parent / "shared" / "data" / "video" / "presenter-1280x720.mp4"
-
-
-def frames(path: Path, n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while len(out) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(frame)
-    cap.release()
-    return out
 
 
 def chain(settings: EffectsSettings) -> Effects:
@@ -61,9 +50,11 @@ def main() -> None:
     base = EffectsSettings.from_config(cfg)
     res = autotune.base_resolution(base.model)
     steps = autotune.applicable(base)
+    # Each step alone (what it saves), then the levels as auto-tune climbs them.
     variants = {"untouched": base} | {s.name: s.apply(base, res) for s in steps}
+    variants |= {f"level {k}": autotune.tuned(base, k, res) for k in range(2, len(steps) + 1)}
     chains = {name: chain(s) for name, s in variants.items()}
-    clip = frames(Path(args.video), args.frames)
+    clip = read_frames(Path(args.video), args.frames)
     ms: dict[str, list[float]] = {name: [] for name in chains}
     diff: dict[str, list[float]] = {name: [] for name in chains}
     for frame in clip:

@@ -81,7 +81,7 @@ def test_a_step_up_that_does_not_hold_is_not_tried_again() -> None:
 def test_steps_follow_the_settings() -> None:
     s8 = EffectsSettings.from_config(cfg_with(model={"name": "bodypix-050-s8-int8"}))
     names = [step.name for step in autotune.applicable(s8)]
-    assert names == ["resolution 75 %", "stride 16", "resolution 50 %", "edges plain"]
+    assert names == ["stride 16", "resolution 75 %", "resolution 50 %", "edges plain"]
     tuned = autotune.tuned(s8, 2, 417)
     assert tuned.model.name == "bodypix-050-s16-int8"
     assert tuned.model.internal_resolution == 313

@@ -67,16 +67,16 @@ def _with_stride16(s: EffectsSettings, _: int) -> EffectsSettings:
 
 STEPS: tuple[Step, ...] = (
     Step(
-        "resolution 75 %",
-        "network input at 3/4 size",
-        lambda s: True,
-        lambda s, base: _with_resolution(s, base, 0.75),
-    ),
-    Step(
         "stride 16",
         "coarser mask grid",
         lambda s: _stride16_name(s.model.name) is not None,
         _with_stride16,
+    ),
+    Step(
+        "resolution 75 %",
+        "network input at 3/4 size",
+        lambda s: True,
+        lambda s, base: _with_resolution(s, base, 0.75),
     ),
     Step(
         "resolution 50 %",

@@ -2,14 +2,15 @@
 
 `Controller` takes each frame's work time and answers with a level: 0 is the user's settings,
 level k applies the first k of the chain's applicable `STEPS` on top of them. It steps down
-after frames have been over budget for `DOWN_AFTER_S`, and up again only when the time at the
-level above (as measured when it was left, scaled by how busy the machine is now) would fit in
-`HEADROOM` of the budget for `UP_AFTER_S`; a step up that has to be undone soon doubles the
-wait before the next try, so it settles instead of oscillating.
+after frames have been over budget for `DOWN_AFTER_S`, and up again only when the level above
+would fit in `HEADROOM` of the budget for `UP_AFTER_S`. "Would fit" uses the cost ratio
+measured across the step down (the time now times that ratio), so a level that did not fit is
+not retried until the load really dropped; a step up undone soon after doubles the wait before
+the next try. So it settles instead of oscillating.
 
 `tuned(settings, level, resolution)` is what a level means for `effects.EffectsSettings`. The
-order of `STEPS` was measured (`bench/autotune_steps.py`: ms saved per step on a 720p frame);
-the biggest saving for the least visible loss comes first.
+order of `STEPS` was measured (`bench/autotune_steps.py`: CPU ms saved per level of picture
+change on 720p frames): the biggest saving for the least visible loss comes first.
 """
 
 from __future__ import annotations

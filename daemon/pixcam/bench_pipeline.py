@@ -80,7 +80,7 @@ def load_model(cfg: Config, threads: int) -> Segmenter:
     return load_segmenter(name, threads=threads, internal_resolution=resolution)
 
 
-class StageClock:
+class StageCpuTimes:
     """An `on_stage` hook for `Effects.process` that also takes each stage's process CPU time
     (the CPU since the previous stage ended, or since `start()`)."""
 
@@ -101,7 +101,7 @@ class StageClock:
 def bench_setting(cfg: Config, frames: list[np.ndarray], threads: int) -> dict[str, tuple]:
     """Median (wall ms, cpu ms) per stage for one resolution and thread count."""
     effects = Effects(EffectsSettings.from_config(cfg), load_model(cfg, threads))
-    clock = StageClock()
+    clock = StageCpuTimes()
     samples: dict[str, list[tuple[float, float]]] = {s: [] for s in STAGES[1:]}
     for i, frame in enumerate(frames):
         clock.start()
@@ -155,7 +155,7 @@ def bench_parts(
     for n in names:
         settings = EffectsSettings.from_config(cfg.with_values(PART_EFFECTS[n]))
         variants[n] = Effects(settings, seg)
-    clock = StageClock()
+    clock = StageCpuTimes()
 
     def chain(effects: Effects, frame: np.ndarray) -> tuple[float, float, float, float]:
         w0, c0 = time.perf_counter(), time.process_time()

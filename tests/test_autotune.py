@@ -79,17 +79,22 @@ def test_a_step_up_that_does_not_hold_is_not_tried_again() -> None:
 
 
 def test_steps_follow_the_settings() -> None:
+    default = EffectsSettings.from_config(cfg_with())  # stride 16 already
+    names = [step.name for step in autotune.applicable(default)]
+    assert names == ["resolution 75 %", "resolution 50 %", "edges plain"]
+    assert autotune.tuned(default, 0, 417) == default
+    half = autotune.tuned(default, 2, 417)
+    assert half.model.internal_resolution == 209 and half.refine.edge_aware
+    assert not autotune.tuned(default, 9, 417).refine.edge_aware
+
+
+def test_a_stride_8_model_steps_to_its_installed_stride_16_sibling(models_installed: Path) -> None:
     s8 = EffectsSettings.from_config(cfg_with(model={"name": "bodypix-050-s8-int8"}))
     names = [step.name for step in autotune.applicable(s8)]
     assert names == ["stride 16", "resolution 75 %", "resolution 50 %", "edges plain"]
     tuned = autotune.tuned(s8, 2, 417)
     assert tuned.model.name == "bodypix-050-s16-int8"
     assert tuned.model.internal_resolution == 313
-    assert tuned.refine.edge_aware
-    default = EffectsSettings.from_config(cfg_with())
-    assert "stride 16" not in [step.name for step in autotune.applicable(default)]
-    assert not autotune.tuned(default, 9, 417).refine.edge_aware
-    assert autotune.tuned(default, 0, 417) == default
 
 
 # ----------------------------------------------------------------------------- live runner

@@ -42,17 +42,16 @@ class Step:
 
 
 def _stride16_name(name: str | None) -> str | None:
-    """The stride-16 sibling of a stride-8 BodyPix model, if the manifest has one."""
+    """The stride-16 sibling of a stride-8 BodyPix model, if it is installed."""
     from pixcam import models
 
     if name is None or "-s8-" not in name:
         return None
-    sibling = name.replace("-s8-", "-s16-")
     try:
-        known = {m.name for m in models.list_models()}
-    except Exception:  # a broken manifest: no such step
+        sibling = models.get_spec(name.replace("-s8-", "-s16-"))
+    except Exception:  # not in the manifest: no such step
         return None
-    return sibling if sibling in known else None
+    return sibling.name if sibling.installed else None
 
 
 def _with_resolution(s: EffectsSettings, base: int, share: float) -> EffectsSettings:

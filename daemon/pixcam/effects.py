@@ -183,6 +183,7 @@ class Effects:
     ) -> None:
         self._settings = self._user = settings
         self._level = 0  # auto-tune steps applied on top of the user's settings
+        self._steps = autotune.applicable(settings)
         self._framer = Framer(settings.framing, clock)
         self._refiner = Refiner(settings.refine)
         self._compositor = Compositor(settings.compose)
@@ -199,16 +200,12 @@ class Effects:
         return self._settings
 
     @property
-    def user_settings(self) -> EffectsSettings:
-        return self._user
-
-    @property
     def tune_level(self) -> int:
         return self._level
 
     def tune_steps(self) -> list[str]:
         """The auto-tune steps that apply to the user's settings, in order."""
-        return [step.name for step in autotune.applicable(self._user)]
+        return [step.name for step in self._steps]
 
     def set_tune_level(self, level: int) -> None:
         """Apply the first `level` auto-tune steps on top of the user's settings."""
@@ -241,6 +238,7 @@ class Effects:
         self._user = settings
 
     def _apply(self, user: EffectsSettings) -> None:
+        self._steps = autotune.applicable(user)
         settings = autotune.tuned(user, self._level, autotune.base_resolution(user.model))
         if settings.refine != self._refiner.settings:
             self._refiner.update(settings.refine)

@@ -264,6 +264,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, res in columns:
         wall, cpu = res["total"]
+        if np.isnan(cpu):
+            print(f"  {name}: no effect to run (background none): frames pass through")
+            continue
         target = TARGET_MS[1080] if name.startswith("1080") else TARGET_MS[720]
         verdict = "meets" if cpu <= target else "misses"
         no_inf = res["refine"][1] + res["compose"][1]

@@ -3,9 +3,10 @@
 `find_head` reads where the head is from a small person-probability map (and the two face
 parts where the model has them); `target_view` turns it into the crop the output should show;
 `Framer` follows that target with a critically damped spring behind a dead zone, so the crop
-does not shake while the person sits still and never overshoots. `crop_frame` and
-`crop_output` then cut the frame and the segmentation to that view (one warp each), so the
-background effect and the part effects work on the framed picture.
+does not shake while the person sits still and never overshoots. `snap` puts that view on
+whole pixels, `crop_frame` cuts and enlarges it (one resize) and `crop_output` maps the
+segmentation onto it (no pixels touched), so the background effect and the part effects work
+on the framed picture.
 
 Everything here is plain numpy in and out; `effects.Effects` is the only caller.
 """
@@ -66,7 +67,7 @@ class View(NamedTuple):
 
 
 class Box(NamedTuple):
-    """A crop's corner and size in frame pixels (floats: the crop moves by sub-pixels)."""
+    """A crop's corner and size in frame pixels (floats; `snap` rounds them for the cut)."""
 
     x: float
     y: float
@@ -80,7 +81,7 @@ def find_head(person: np.ndarray, face: np.ndarray | None = None) -> Head | None
 
     `person` is float probability h×w; `face` (bool h×w, optional) marks face-part pixels.
     With a face the head spans from the face's bottom up to the person's top above it;
-    without one, the head is the top of the person region, as wide as its narrowest start."""
+    without one, it is a band at the top of the person region (`_head_from_outline`)."""
     mask = (person >= 0.5).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n < 2:
@@ -127,8 +128,8 @@ def measure(out: SegmentationOutput, threshold: float = 0.5) -> Head | None:
     head = find_head(person, face)
     if head is None:
         return None
-    s = fw / size[0]
-    return Head(head.x * s, head.top * s, head.height * s)
+    sx, sy = fw / size[0], fh / size[1]
+    return Head(head.x * sx, head.top * sy, head.height * sy)
 
 
 def full_view(width: int, height: int) -> View:
@@ -205,7 +206,7 @@ class Framer:
             self._view = list(full)
         if head is not None:
             self._seen = now
-            self._follow(target_view(head, width, height, self.settings.zoom), width)
+            self._follow(target_view(head, width, height, self.settings.zoom), width / height)
         elif self._seen is None or now - self._seen > LOST_S:
             self._target, self._goal = None, full  # nobody for a while: the whole room
         goal = self._goal or full
@@ -218,7 +219,7 @@ class Framer:
         self._view = list(view)
         return view_box(view, width, height)
 
-    def _follow(self, target: View, width: int) -> None:
+    def _follow(self, target: View, aspect: float) -> None:
         """Average the target, and move the goal only when the target leaves the dead zone."""
         if self._target is None:
             self._target = list(target)
@@ -231,8 +232,7 @@ class Framer:
         if g is None:
             self._goal = t
             return
-        crop_w = g.height * width / self._size[1] if self._size else width
-        moved = max(abs(t.cx - g.cx), abs(t.cy - g.cy)) > DEAD_ZONE * crop_w
+        moved = max(abs(t.cx - g.cx), abs(t.cy - g.cy)) > DEAD_ZONE * g.height * aspect
         resized = abs(t.height - g.height) > 2 * DEAD_ZONE * g.height
         if moved or resized:
             self._goal = t

@@ -238,7 +238,7 @@ class Effects:
         self._user = settings
 
     def _apply(self, user: EffectsSettings) -> None:
-        self._steps = autotune.applicable(user)
+        steps = autotune.applicable(user)
         settings = autotune.tuned(user, self._level, autotune.base_resolution(user.model))
         if settings.refine != self._refiner.settings:
             self._refiner.update(settings.refine)
@@ -250,7 +250,7 @@ class Effects:
             self._framer.settings = settings.framing
             if not settings.framing.on:
                 self._framer.reset()  # turned on again later: start from the full view
-        self._settings = settings
+        self._settings, self._steps = settings, steps
 
     def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
         self._segmenter, self._model = segmenter, model

@@ -228,6 +228,19 @@ def test_a_change_is_written_once_and_applied_once(running: Running) -> None:
     assert load_config(running.cfg) == running.daemon.config == pipeline.applied[-1]
 
 
+def test_ctl_sets_framing_and_auto_tune_and_the_tooltip_says_so(running: Running) -> None:
+    assert running.ctl("set", key="framing.mode", value="auto")["ok"]
+    assert running.ctl("set", key="model.auto_tune", value=False)["ok"]
+    cfg = load_config(running.cfg)
+    assert cfg.framing.mode == "auto" and cfg.model.auto_tune is False
+    assert running.status()["settings"]["framing.mode"] == "auto"
+    with viewer(running.node):
+        wait_until(lambda: running.state() == "running", what="camera on")
+        assert "auto-frame" in running.daemon.tray_state()[1]
+    reply = running.ctl("set", key="framing.mode", value="on")
+    assert not reply["ok"] and '"off", "auto"' in reply["error"]
+
+
 def test_setting_a_bad_edit_back_clears_the_error(running: Running) -> None:
     text = running.cfg.read_text()
     running.cfg.write_text(text.replace('"none"', '"blurr"'))

@@ -375,6 +375,8 @@ def test_run_options_become_config_overrides() -> None:
     assert over("--color", "#123456") == {"effects.color": "#123456", "effects.background": "color"}
     assert over("--background", "none", "--blur", "9")["effects.background"] == "none"
     assert over("--image", "a.png") == {"effects.image": "a.png", "effects.background": "image"}
+    assert over("--auto-frame") == {"framing.mode": "auto"}
+    assert over("--no-auto-frame") == {"framing.mode": "off"}
     got = over("--mirror", "--model", "m", "--device", "2", "--output-device", "/dev/video9")
     assert got == {
         "effects.mirror": True,

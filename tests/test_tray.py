@@ -205,6 +205,23 @@ def test_body_parts_menu_sets_view_and_privacy_through_set() -> None:
     assert app.config.parts.privacy == "none" and app.calls[-1] == {"parts.privacy": "none"}
 
 
+def test_auto_frame_and_auto_tune_items_go_through_set() -> None:
+    app = _SetApp()
+    tray = Tray(app)  # type: ignore[arg-type]
+    frame = tray._menu(_FakePystray).item("Auto-frame")
+    assert not frame.checked
+    frame.click()
+    assert app.calls[-1] == {"framing.mode": "auto"}
+    frame = tray._menu(_FakePystray).item("Auto-frame")
+    assert frame.checked
+    frame.click()
+    assert app.config.framing.mode == "off"
+    tune = tray._menu(_FakePystray).item("Quality").action.item("Auto-tune to hold the frame rate")
+    assert tune.checked  # on by default
+    tune.click()
+    assert app.calls[-1] == {"model.auto_tune": False}
+
+
 def test_launch_without_the_helper_is_a_user_error() -> None:
     with pytest.raises(PixcamError, match="not found"):
         launch(["pixcam-no-such-helper", "/tmp"])

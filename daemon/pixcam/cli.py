@@ -150,6 +150,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blur", type=int, metavar="1..100", help="blur strength (implies blur)")
     p.add_argument("--model", help="model name (see `pixcam models list`)")
     p.add_argument("--mirror", action=argparse.BooleanOptionalAction, help="mirror the picture")
+    p.add_argument(
+        "--auto-frame",
+        action=argparse.BooleanOptionalAction,
+        help="keep head and shoulders centred (framing.mode auto/off)",
+    )
     p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--config", metavar="FILE", help="config file (default: the user's)")
     p.set_defaults(handler=_cmd_run)

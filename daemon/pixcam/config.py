@@ -50,9 +50,11 @@ from pixcam import paths
 from pixcam.errors import PixcamError
 from pixcam.modes import (
     BACKGROUNDS,
+    FRAMING_MODES,
     PRIVACY_MODES,
     QUALITIES,
     BackgroundMode,
+    FramingMode,
     PrivacyMode,
     Quality,
 )
@@ -118,6 +120,7 @@ class ModelConfig(_Section):
     threshold: float = _field(0.5, "a number 0..1", ge=0.0, le=1.0)
     threads: int = _field(2, "an integer 1..64", ge=1, le=64)
     quality: Quality = _field("balanced", ", ".join(f'"{q}"' for q in QUALITIES))
+    auto_tune: bool = _field(True, "true or false")
 
     @field_validator("name")
     @classmethod
@@ -184,6 +187,12 @@ class PartsConfig(_Section):
         return tuple(value)
 
 
+class FramingConfig(_Section):
+    mode: FramingMode = _field("off", ", ".join(f'"{m}"' for m in FRAMING_MODES))
+    zoom: float = _field(0.7, "a number 0.2..1", ge=0.2, le=1.0)
+    speed: float = _field(1.0, "a number 0.1..5", ge=0.1, le=5.0)
+
+
 class OutputConfig(_Section):
     device: str = _field("auto", '"auto" or a device path such as "/dev/video10"')
     fps: int = _field(0, "0 (the camera's) or an integer 1..240", ge=0, le=240)
@@ -209,6 +218,7 @@ class Config(_Section):
     refine: RefineConfig = Field(default_factory=RefineConfig)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     parts: PartsConfig = Field(default_factory=PartsConfig)
+    framing: FramingConfig = Field(default_factory=FramingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 

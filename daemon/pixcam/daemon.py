@@ -118,6 +118,11 @@ class Daemon:
             effects.append("coloured parts")
         if self._cfg.parts.privacy != "none":
             effects.append(f"{self._cfg.parts.privacy} {', '.join(self._cfg.parts.privacy_parts)}")
+        if self._cfg.framing.mode == "auto":
+            effects.append("auto-frame")
+        tune = status.get("auto_tune") or {}
+        if tune.get("level"):
+            effects.append(f"auto-tune: {tune['step']} ({tune['reason']})")
         return "active", "pixcam: " + ", ".join(effects)
 
     # ------------------------------------------------------------------ control.App

@@ -1,4 +1,4 @@
-"""The frame chain, once: mirror → segment → refine → compose → part effects.
+"""The frame chain, once: mirror → segment → frame → refine → compose → part effects.
 
 `EffectsSettings.from_config` is the one translation from the user's `Config` to the stage
 settings (`RefineSettings`, `ComposeSettings`, `PartSettings`, the model choice); `Effects`
@@ -18,8 +18,18 @@ from typing import NamedTuple, Protocol
 import cv2
 import numpy as np
 
+from pixcam import autotune
 from pixcam.compose import ComposeSettings, Compositor
 from pixcam.config import Config
+from pixcam.framing import (
+    Framer,
+    FramingSettings,
+    crop_frame,
+    crop_output,
+    is_full,
+    measure,
+    snap,
+)
 from pixcam.partfx import PartEffects, PartSettings
 from pixcam.refine import Refiner, RefineSettings
 from pixcam.segment.output import SegmentationOutput
@@ -28,7 +38,7 @@ log = logging.getLogger("pixcam.effects")
 
 WORK_DIVISOR = 4  # the segmenter's probability is requested at 1/4 of the frame size
 
-# Called after each stage with its name ("segment", "refine", "compose", "parts") and its
+# Called after each stage with its name ("segment", "frame", "refine", "compose", "parts") and its
 # wall-clock milliseconds.
 StageHook = Callable[[str, float], None]
 
@@ -97,6 +107,7 @@ class EffectsSettings:
     refine: RefineSettings
     compose: ComposeSettings
     parts: PartSettings
+    framing: FramingSettings = FramingSettings()
 
     @classmethod
     def from_config(cls, cfg: Config) -> EffectsSettings:
@@ -128,7 +139,11 @@ class EffectsSettings:
         )
         name = None if m.name in ("", "default") else m.name
         model = ModelChoice(name, int(m.threads), int(m.internal_resolution), str(m.quality))
-        return cls(bool(e.enabled), bool(e.mirror), e.background, model, refine, compose, parts)
+        f = cfg.framing
+        framing = FramingSettings(str(f.mode), float(f.zoom), float(f.speed))
+        return cls(
+            bool(e.enabled), bool(e.mirror), e.background, model, refine, compose, parts, framing
+        )
 
     @property
     def parts_on(self) -> bool:
@@ -138,18 +153,20 @@ class EffectsSettings:
     @property
     def active(self) -> bool:
         """Segmentation is needed at all (otherwise frames pass through untouched)."""
-        return _active(self.enabled, self.background, self.parts_on)
+        return _active(self.enabled, self.background, self.parts_on, self.framing.on)
 
 
-def _active(enabled: bool, background: str, parts_on: bool) -> bool:
-    # A part effect counts with background "none" too: keep the background, blur the face.
-    return enabled and (background != "none" or parts_on)
+def _active(enabled: bool, background: str, parts_on: bool, framing_on: bool) -> bool:
+    # A part effect or auto-framing counts with background "none" too: keep the background,
+    # blur the face or follow the person.
+    return enabled and (background != "none" or parts_on or framing_on)
 
 
 def effects_active(cfg: Config) -> bool:
     """`EffectsSettings.active` straight from a `Config` (the tray's question, every second)."""
     e, p = cfg.effects, cfg.parts
-    return _active(e.enabled, e.background, p.view or p.privacy != "none")
+    framing_on = cfg.framing.mode == "auto"
+    return _active(e.enabled, e.background, p.view or p.privacy != "none", framing_on)
 
 
 class Effects:
@@ -159,8 +176,16 @@ class Effects:
     heads), None when there is none; it is logged once per model.
     """
 
-    def __init__(self, settings: EffectsSettings, segmenter: Segmenter | None = None) -> None:
-        self._settings = settings
+    def __init__(
+        self,
+        settings: EffectsSettings,
+        segmenter: Segmenter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = self._user = settings
+        self._level = 0  # auto-tune steps applied on top of the user's settings
+        self._steps = autotune.applicable(settings)
+        self._framer = Framer(settings.framing, clock)
         self._refiner = Refiner(settings.refine)
         self._compositor = Compositor(settings.compose)
         self._fx = PartEffects(settings.parts)
@@ -172,7 +197,21 @@ class Effects:
 
     @property
     def settings(self) -> EffectsSettings:
+        """The settings in use: the user's, with the auto-tune level's steps applied."""
         return self._settings
+
+    @property
+    def tune_level(self) -> int:
+        return self._level
+
+    def tune_steps(self) -> list[str]:
+        """The auto-tune steps that apply to the user's settings, in order."""
+        return [step.name for step in self._steps]
+
+    def set_tune_level(self, level: int) -> None:
+        """Apply the first `level` auto-tune steps on top of the user's settings."""
+        self._level = level
+        self._apply(self._user)
 
     @property
     def segmenter(self) -> Segmenter | None:
@@ -196,13 +235,23 @@ class Effects:
 
         PixcamError (e.g. a background image that cannot be read) leaves the settings as they
         were for what decides the chain's shape."""
+        self._apply(settings)
+        self._user = settings
+
+    def _apply(self, user: EffectsSettings) -> None:
+        steps = autotune.applicable(user)
+        settings = autotune.tuned(user, self._level, autotune.base_resolution(user.model))
         if settings.refine != self._refiner.settings:
             self._refiner.update(settings.refine)
         if settings.compose != self._compositor.settings:
             self._compositor.update(settings.compose)
         if settings.parts != self._fx.settings:
             self._fx.update(settings.parts)
-        self._settings = settings
+        if settings.framing != self._framer.settings:
+            self._framer.settings = settings.framing
+            if not settings.framing.on:
+                self._framer.reset()  # turned on again later: start from the full view
+        self._settings, self._steps = settings, steps
 
     def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
         self._segmenter, self._model = segmenter, model
@@ -211,6 +260,7 @@ class Effects:
         """Forget the temporal state of the refiner and the part effects (a new scene)."""
         self._refiner.reset()
         self._fx.reset()
+        self._framer.reset()
         self._parts_fed = False
 
     def mirror(self, frame: np.ndarray) -> np.ndarray:
@@ -236,17 +286,28 @@ class Effects:
         if not needs_parts:
             self._clear_notice()  # turned on again later: say it again
         want_parts = needs_parts and self._parts_available(seg)
+        framing = s.framing.on
         if not want_parts:
             self._parts_fed = False
-            if s.background == "none":
+            if s.background == "none" and not framing:
                 return frame  # only a part effect was asked for, and it cannot run
         h, w = frame.shape[:2]
         clock = _StageClock(on_stage)
-        # The 24 part channels are read (and decoded) only while an effect needs them.
-        out = seg.run(frame, parts=want_parts)
+        # The 24 part channels are read (and decoded) only while an effect needs them; the
+        # framer finds the face in them (a few grid cells, cheap) where the model has them.
+        out = seg.run(frame, parts=want_parts or (framing and seg.has_parts))
+        if framing:
+            clock.done("segment")
+            # Before the background: blur and replacement fill the framed picture.
+            box = snap(self._framer.update(measure(out, s.refine.threshold), w, h), w, h)
+            if not is_full(box, w, h):
+                frame, out = crop_frame(frame, box), crop_output(out, box)
+            if s.background == "none" and not want_parts:
+                clock.done("frame")
+                return frame
         # Same aspect as the frame (the refiner checks it); ~1/16 of the pixels.
         prob = out.person_probability(size=(max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR)))
-        clock.done("segment")
+        clock.done("frame" if framing else "segment")
         alpha = self._refiner.refine(frame, prob)
         clock.done("refine")
         result = self._compositor.compose(frame, alpha)

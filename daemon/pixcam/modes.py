@@ -8,9 +8,11 @@ from typing import Literal, get_args
 BackgroundMode = Literal["blur", "image", "video", "color", "none"]
 PrivacyMode = Literal["none", "blur", "pixelate"]
 Quality = Literal["fast", "balanced", "best"]  # `[model] quality`: see segment.load_segmenter
+FramingMode = Literal["off", "auto"]
 
 BACKGROUNDS: tuple[str, ...] = get_args(BackgroundMode)
 PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)
 QUALITIES: tuple[str, ...] = get_args(Quality)
+FRAMING_MODES: tuple[str, ...] = get_args(FramingMode)
 # What a background image may be: looked up by name (compose) and listed in the tray's menu.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from pixcam.autotune import Controller
 from pixcam.cards import Cards
 from pixcam.config import Config
 from pixcam.effects import Effects, EffectsSettings, ModelChoice, Segmenter, segmenter_name
@@ -117,6 +118,7 @@ class Pipeline:
             self._fault,
         )
         self._effects: Effects | None = None  # built by start()
+        self._tuner: Controller | None = None  # auto-tune, fed each frame's work time
         self._loading: threading.Thread | None = None
         # A model loaded on the side, handed to the worker: (segmenter, choice).
         self._loaded: tuple[Segmenter, ModelChoice] | None = None
@@ -153,6 +155,7 @@ class Pipeline:
             self._close_source()
             raise
         self._state = State.PAUSED if self._paused else State.RUNNING
+        self._tuner = Controller(self._outlet.fps)
         self._last_frame_t = time.monotonic()
         self._thread = threading.Thread(target=self._worker, name="pixcam pipeline", daemon=True)
         self._thread.start()
@@ -231,6 +234,21 @@ class Pipeline:
             "effects": fx is not None and fx.settings.active,
             "parts": fx is not None and fx.settings.parts_on and fx.settings.enabled,
             "stages_ms": self._timings.medians(),
+            "auto_tune": self._tune_status(),
+        }
+
+    def _tune_status(self) -> dict[str, Any] | None:
+        fx, tuner = self._effects, self._tuner
+        if fx is None or tuner is None or not self._cfg.model.auto_tune:
+            return None
+        steps = fx.tune_steps()
+        level = fx.tune_level
+        return {
+            "level": level,
+            "step": steps[level - 1] if 0 < level <= len(steps) else "none",
+            "reason": tuner.reason,
+            "steps": steps,
+            "target_fps": round(1.0 / tuner.budget, 2),
         }
 
     @property
@@ -278,10 +296,26 @@ class Pipeline:
                 self._lose_camera(f"{self._source.name} sent no frame for {STALL_S:g} s")
             return True
         self._last_frame_t = now
+        t0 = time.perf_counter()
         out = self._process(frame)
         if self._outlet.send(out):
             self._last_good = out
+        self._tune(time.perf_counter() - t0)
         return True
+
+    def _tune(self, work_s: float) -> None:
+        """Feed auto-tune this frame's work time; apply the level it answers with."""
+        fx, tuner = self._effects, self._tuner
+        if fx is None or tuner is None or not self._cfg.model.auto_tune:
+            return
+        if self._loading is not None or self._loaded is not None:
+            return  # a model loads beside the stream: its CPU time is not the chain's cost
+        tuner.limit(len(fx.tune_steps()))
+        level = tuner.feed(work_s, time.monotonic())
+        if level != fx.tune_level:
+            fx.set_tune_level(level)
+            status = self._tune_status() or {}
+            log.info("auto-tune: step %d (%s): %s", level, status.get("step"), tuner.reason)
 
     def _process(self, frame: np.ndarray) -> np.ndarray:
         fx = self._effects
@@ -416,11 +450,16 @@ class Pipeline:
     def _apply_now(self, cfg: Config) -> None:
         assert self._effects is not None
         try:
+            if not cfg.model.auto_tune and self._effects.tune_level:
+                self._effects.set_tune_level(0)  # turned off: the user's settings exactly
+                self._tuner = Controller(self._outlet.fps)
             self._effects.update(EffectsSettings.from_config(cfg))
         except Exception as exc:
             self._last_error = f"settings: {exc}"
             log.error("new settings not applied: %s", exc)
             return
+        if self._tuner is not None:
+            self._tuner.reset()  # the new settings cost what they cost: measure afresh
         self._cfg = cfg
         if not self._fixed_source and source_spec_from(cfg) != self._source_spec:
             self._source_spec = source_spec_from(cfg)

@@ -32,6 +32,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             out.setdefault("effects.background", background)
     if args.mirror is not None:
         out["effects.mirror"] = args.mirror
+    if args.auto_frame is not None:
+        out["framing.mode"] = "auto" if args.auto_frame else "off"
     if args.model is not None:
         out["model.name"] = args.model
     if args.device is not None:

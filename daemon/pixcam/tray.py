@@ -527,6 +527,11 @@ class Tray:
             Item("Quality", Menu(*self._quality_items(pystray))),
             Item("Body parts", Menu(*self._parts_items(pystray))),
             Item(
+                "Auto-frame",
+                self._set(("framing.mode", "off" if cfg.framing.mode == "auto" else "auto")),
+                checked=lambda _i: cfg.framing.mode == "auto",
+            ),
+            Item(
                 "Mirror",
                 self._set(("effects.mirror", not fx.mirror)),
                 checked=lambda _i: fx.mirror,
@@ -584,6 +589,12 @@ class Tray:
         yield pystray.Menu.SEPARATOR
         for value, label in PRESETS:
             yield self._radio(pystray, label, "model.quality", value)
+        tune = self.app.config.model.auto_tune
+        yield pystray.MenuItem(
+            "Auto-tune to hold the frame rate",
+            self._set(("model.auto_tune", not tune)),
+            checked=lambda _i: tune,
+        )
 
     def _parts_items(self, pystray: Any) -> Iterator[Any]:
         parts = self.app.config.parts

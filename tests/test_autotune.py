@@ -119,7 +119,7 @@ class SlowSegmenter:
 def test_the_runner_recovers_its_frame_rate_with_a_slow_stage() -> None:
     loads: list[int] = []
 
-    def loader(name: str | None, threads: int, resolution: int) -> SlowSegmenter:
+    def loader(name: str | None, threads: int, resolution: int, quality: str) -> SlowSegmenter:
         loads.append(resolution)
         return SlowSegmenter(resolution or 417, 0.050)  # 20 fps at full size: under 30
 

@@ -148,8 +148,8 @@ def test_effects_frame_before_the_background() -> None:
     # of the framed picture, and the middle column is the person, enlarged.
     green = (out[:, :, 1] == 255) & (out[:, :, 0] == 0)
     assert green[:, -20:].mean() > 0.9
-    middle = out[200:, 300:340]
-    assert not green[200:, 300:340].any() and middle.std() > 20
+    middle = out[210:, 300:340]  # below the shoulder line, whose soft edge may be green
+    assert not green[210:, 300:340].any() and middle.std() > 20
     off = cfg_with(effects={"background": "color", "color": "#00ff00"})
     fx.update(EffectsSettings.from_config(off))
     plain = fx.process(frame)

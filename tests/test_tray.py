@@ -497,7 +497,9 @@ class TrayDriver:
 
 
 # Menu positions (separators skipped), as built by pixcam.tray.Tray._menu.
-EFFECTS, BACKGROUND, BLUR, QUALITY, PARTS, AUTO_FRAME, MIRROR, PAUSE, OPEN_FOLDER, EDIT, QUIT = range(11)
+(EFFECTS, BACKGROUND, BLUR, QUALITY, PARTS, AUTO_FRAME, MIRROR, PAUSE, OPEN_FOLDER, EDIT, QUIT) = (
+    range(11)
+)
 
 
 @pytest.mark.parametrize("backend", ["gtk", "appindicator"])

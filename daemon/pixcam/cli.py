@@ -203,6 +203,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument("--frames", type=int, default=40, help="timed frames per setting")
     pipe.add_argument("--background", default="blur", choices=BACKGROUNDS)
     pipe.add_argument(
+        "--sizes", default="720,1080,2160", help="frame heights (the video upscaled; 2160 = 4K)"
+    )
+    pipe.add_argument(
         "--internal-resolution", type=int, default=0, help="network input long side (0: model's)"
     )
     pipe.add_argument(

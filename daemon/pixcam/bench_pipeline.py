@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pixcam import models
+from pixcam import mjpg, models
 from pixcam.config import Config, load_config
 from pixcam.effects import Effects, EffectsSettings, Segmenter
 from pixcam.errors import PixcamError
@@ -134,7 +134,7 @@ def network_ms(effects: Effects) -> tuple[float, float]:
 
 def time_frame(effects: Effects, jpeg: np.ndarray, clock: StageClock) -> dict[str, tuple]:
     """One whole frame: MJPG decode, the chain, the sink's colour conversion."""
-    frame, dw, dc = _timed(lambda: cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+    frame, dw, dc = _timed(lambda: mjpg.decode(jpeg))
     clock.start()
     out = effects.process(frame, on_stage=clock)
     _, sw, sc = _timed(lambda: cv2.cvtColor(out, cv2.COLOR_BGR2YUV_I420))

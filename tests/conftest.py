@@ -90,3 +90,11 @@ def wait_until(pred: Callable[[], T | None], what: str = "condition", timeout: f
             return value
         time.sleep(0.02)
     raise TimeoutError(f"timed out waiting for {what}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the real models (directly or through a fixture) is `slow`: the first
+    one installs and quantizes them. So `-m "not slow"` is the quick loop."""
+    for item in items:
+        if "models_installed" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

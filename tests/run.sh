@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash setup.sh --no-run
 .venv/bin/ruff check daemon tests bench backgrounds
+.venv/bin/mypy  # [tool.mypy] in pyproject.toml: the package, strict on the frame chain
 .venv/bin/python -m pytest -q -ra tests --ignore=tests/v4l2
 bash tests/v4l2/run-in-vm.sh -q

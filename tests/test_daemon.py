@@ -39,7 +39,7 @@ class NodeSink(Sink):
         self.name, self.width, self.height, self.fps = path, width, height, fps
 
     def send(self, frame: np.ndarray) -> None:
-        self._check_shape(frame)
+        self.check_shape(frame)
 
     def close(self) -> None:
         self._f.close()

@@ -4,6 +4,7 @@ the seed's colouring, part names are checked, and smoothing calms part-label fli
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -21,8 +22,11 @@ FACE = part_ids(["face"])
 BAND_CELLS = 3.5  # privacy reaches at most this many network cells (+ feather) past the face
 
 
-@dataclass
+@dataclass(eq=False)
 class Shot:
+    """One dev photo with its real segmentation; the ground truth the tests compare against
+    (full-size part ids, the face region) is computed once per session, on first use."""
+
     name: str
     frame: np.ndarray
     out: SegmentationOutput
@@ -34,10 +38,16 @@ class Shot:
         m = self.out.mapping
         return m.stride * m.frame_size[0] / m.content[0]
 
+    @cached_property
+    def ids(self) -> np.ndarray:
+        """Full-size part ids (-1 outside the person)."""
+        return self.out.part_ids(0.5)
+
+    @cached_property
     def face_region(self) -> np.ndarray:
         """Where the model says face: full-size part ids, plus its own grid's face cells."""
         h, w = self.frame.shape[:2]
-        ids = self.out.part_ids(0.5)
+        ids = self.ids
         grid = np.argmax(self.out.part_heatmaps, axis=2)
         wins = (np.isin(grid, FACE) & (self.out.segments >= 0.5)).astype(np.uint8)
         cells = cv2.warpAffine(
@@ -50,12 +60,12 @@ class Shot:
         return np.isin(ids, FACE) | (cells > 0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def seg(models_installed):
     return load_segmenter(None, threads=2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def shots(seg, dev_data) -> list[Shot]:
     """Every dev photo in which the model finds a face, with its real segmentation."""
     result = []
@@ -63,11 +73,11 @@ def shots(seg, dev_data) -> list[Shot]:
         frame, _ = evaluate.read_pair(sample)
         h, w = frame.shape[:2]
         out = seg.run(frame, parts=True)
-        if not np.isin(out.part_ids(0.5), FACE).any():
-            continue
         prob = out.person_probability((max(1, w // 4), max(1, h // 4)))
         alpha = Refiner(RefineSettings(smoothing=0)).refine(frame, prob)
-        result.append(Shot(sample.name, frame, out, alpha))
+        shot = Shot(sample.name, frame, out, alpha)
+        if np.isin(shot.ids, FACE).any():
+            result.append(shot)
     assert len(result) >= 20
     return result
 
@@ -85,12 +95,12 @@ def test_privacy_changes_only_the_face_and_hides_it(shots: list[Shot], mode: str
         result = PartEffects(settings).apply(shot.frame, shot.out, shot.alpha)
         assert np.array_equal(shot.frame, before), "the input frame must not be written"
         diff = changed(result, shot.frame)
-        face = shot.face_region()
+        face = shot.face_region
         band = BAND_CELLS * shot.cell + 2 * settings.feather
         far = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5) > band
         assert not diff[far].any(), f"{shot.name}: {mode} changed pixels away from the face"
         assert not diff[shot.alpha == 0].any(), f"{shot.name}: {mode} changed the background"
-        core = np.isin(shot.out.part_ids(0.5), FACE) & (shot.alpha >= 250)
+        core = np.isin(shot.ids, FACE) & (shot.alpha >= 250)
         if core.sum() >= 200:  # the face really is anonymised, not just touched
             mad = np.abs(result.astype(np.int16) - shot.frame).sum(axis=2)[core].mean()
             assert mad > 10, f"{shot.name}: face barely changed ({mad:.1f})"
@@ -103,7 +113,7 @@ def test_privacy_mask_covers_the_face(shots: list[Shot]) -> None:
     for shot in shots:
         h, w = shot.frame.shape[:2]
         mask = fx.privacy_mask(shot.out, shot.out.part_heatmaps, (w, h))
-        face = np.isin(shot.out.part_ids(0.5), FACE) & (shot.alpha >= 128)
+        face = np.isin(shot.ids, FACE) & (shot.alpha >= 128)
         if face.sum() < 20:
             continue  # a face too small to survive refinement: nothing to measure
         full = mask[face] >= 250
@@ -113,8 +123,8 @@ def test_privacy_mask_covers_the_face(shots: list[Shot]) -> None:
 
 
 def test_hands_and_part_lists_select_other_parts(shots: list[Shot]) -> None:
-    shot = max(shots, key=lambda s: np.isin(s.out.part_ids(0.5), part_ids(["hands"])).sum())
-    hands = np.isin(shot.out.part_ids(0.5), part_ids(["hands"])) & (shot.alpha >= 250)
+    shot = max(shots, key=lambda s: np.isin(s.ids, part_ids(["hands"])).sum())
+    hands = np.isin(shot.ids, part_ids(["hands"])) & (shot.alpha >= 250)
     assert hands.sum() > 50, "no dev photo with visible hands"
     face_only = PartEffects(PartSettings(privacy="pixelate", privacy_parts=("face",)))
     by_name = PartEffects(
@@ -163,7 +173,7 @@ def test_view_colours_only_the_person_with_the_seeds_colouring(shots: list[Shot]
         inside = shot.alpha >= 250
         assert diff[inside].mean() > 0.9
         # The colour at each inside pixel is `pixcam segment --parts --overlay`'s colour.
-        seed = overlay.to_colored_part_mask(shot.out.part_ids(0.5))
+        seed = overlay.to_colored_part_mask(shot.ids)
         seed_bgr = cv2.cvtColor(seed, cv2.COLOR_RGBA2BGR).astype(np.int16)
         close = np.abs(result.astype(np.int16) - seed_bgr).max(axis=2) <= 8
         agree, total = agree + close[inside].sum(), total + inside.sum()

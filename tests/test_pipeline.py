@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +10,16 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
+from fakes import CameraFactory, FakeCamera, FlakySegmenter, H, SinkFactory, W, cfg_with
 from pixcam import outlet, sources
 from pixcam import pipeline as pl
 from pixcam.cli import main
-from pixcam.config import Config, load_config
+from pixcam.config import load_config
 from pixcam.errors import PixcamError
 from pixcam.pipeline import Pipeline
-from pixcam.sinks import Sink, SinkError, SinkSpec
-from pixcam.sources import Source, SourceError, SourceSpec
+from pixcam.sinks import SinkError, SinkSpec
+from pixcam.sources import Source, SourceSpec
 from pixcam.timings import RateLimitedLog
-
-W, H = 64, 48
-
-
-def cfg_with(**sections: dict[str, Any]) -> Config:
-    values = {f"{s}.{k}": v for s, keys in sections.items() for k, v in keys.items()}
-    return load_config(None).with_values(values)
-
-
-def wait_for(cond: Any, what: str, timeout: float = 30.0) -> None:
-    wait_until(cond, what, timeout)
 
 
 # ------------------------------------------------------------ real model, real video
@@ -123,7 +112,8 @@ def test_cli_run_without_camera_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(sources, "list_cameras", lambda: [])
-    assert main(["run", "--frames", "1"]) == 1
+    # No effect: no model to load first, so the camera is the first thing that can fail.
+    assert main(["run", "--frames", "1", "--background", "none"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no camera" in err and "--input FILE" in err
 
@@ -131,7 +121,8 @@ def test_cli_run_without_camera_is_one_line(
 def test_cli_run_bad_output_folder_is_one_line(
     doctor: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc = main(["run", "--input", str(doctor), "--output", str(tmp_path / "no/x.mp4")])
+    out = str(tmp_path / "no/x.mp4")
+    rc = main(["run", "--input", str(doctor), "--output", out, "--background", "none"])
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "does not exist" in err
@@ -140,92 +131,6 @@ def test_cli_run_bad_output_folder_is_one_line(
 def test_cli_run_invalid_option_value(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--blur", "500", "--frames", "1"]) == 1
     assert "blur_strength" in capsys.readouterr().err
-
-
-# --------------------------------------------------------------- fakes for the faults
-class FakeCamera(Source):
-    """A camera that sends flat frames of `value`, then fails (or stalls) after `good`."""
-
-    def __init__(self, value: int, good: int | None, stall: bool = False) -> None:
-        super().__init__()
-        self.name, self.width, self.height, self.fps = "/dev/fake0", W, H, 30.0
-        self.value, self.good, self.stall = value, good, stall
-        self.closed = False
-
-    def _run(self) -> None:
-        sent = 0
-        while not self._stop.is_set():
-            if self.good is not None and sent >= self.good:
-                if not self.stall:
-                    self._fail("camera /dev/fake0 was unplugged")
-                return
-            self._publish(np.full((H, W, 3), self.value, np.uint8))
-            sent += 1
-            self._stop.wait(0.005)
-
-    def _release(self) -> None:
-        self.closed = True
-
-
-class CameraFactory:
-    """open_source stand-in: camera #1 dies, the next `down` opens fail, then one that lives."""
-
-    def __init__(self, good: int, down: int, stall: bool = False) -> None:
-        self.good, self.down, self.stall = good, down, stall
-        self.opened: list[FakeCamera] = []
-        self.failures = 0
-
-    def __call__(self, spec: SourceSpec) -> Source:
-        if self.opened and self.failures < self.down:
-            self.failures += 1
-            raise SourceError("camera /dev/fake0 does not exist; use --input FILE to use a video")
-        first = not self.opened
-        cam = FakeCamera(200, self.good if first else None, self.stall and first)
-        cam.start()
-        self.opened.append(cam)
-        return cam
-
-
-class MemorySink(Sink):
-    def __init__(self, width: int, height: int, fail_at: int | None = None) -> None:
-        self.name, self.width, self.height, self.fps = "memory", width, height, 30.0
-        self.frames: list[np.ndarray] = []
-        self.fail_at = fail_at
-        self.lock = threading.Lock()
-
-    def send(self, frame: np.ndarray) -> None:
-        self._check_shape(frame)
-        with self.lock:
-            if self.fail_at is not None and len(self.frames) >= self.fail_at:
-                raise SinkError("virtual camera memory disappeared (v4l2loopback unloaded?)")
-            self.frames.append(frame.copy())
-
-    def kinds(self) -> list[str]:
-        with self.lock:
-            return [_kind(f) for f in self.frames]
-
-
-def _kind(frame: np.ndarray) -> str:
-    med = int(np.median(frame))
-    if med == 200:
-        return "camera"
-    if 60 <= med <= 80 and frame.max() == 255:
-        return "placeholder"  # 200 dimmed to ~70, with white text
-    if med == 24:
-        return "idle"
-    return f"other({med})"
-
-
-class SinkFactory:
-    def __init__(self, fail_at: int | None = None, reopenable: bool = True) -> None:
-        self.sinks: list[MemorySink] = []
-        self.fail_at, self.reopenable = fail_at, reopenable
-
-    def __call__(self, spec: SinkSpec, width: int, height: int, fps: float) -> Sink:
-        sink = MemorySink(width, height, self.fail_at if not self.sinks else None)
-        sink.reopenable = self.reopenable
-        self.sinks.append(sink)
-        return sink
 
 
 @pytest.fixture
@@ -262,7 +167,7 @@ def test_camera_loss_shows_placeholder_and_recovers(fast_faults: None, stall: bo
             k = sinks.sinks[0].kinds()
             return "placeholder" in k and k[k.index("placeholder") :].count("camera") >= 5
 
-        wait_for(recovered, "placeholder then camera frames again")
+        wait_until(recovered, "placeholder then camera frames again")
         status = p.status()
     finally:
         p.stop()
@@ -272,28 +177,10 @@ def test_camera_loss_shows_placeholder_and_recovers(fast_faults: None, stall: bo
     assert set(kinds[:first_ph]) == {"camera"} and 1 <= first_ph <= 5
     assert set(kinds) <= {"camera", "placeholder"}, set(kinds)
     assert len(cams.opened) >= 2
-    wait_for(lambda: cams.opened[0].closed, "the dead camera to be released")
+    wait_until(lambda: cams.opened[0].closed, "the dead camera to be released")
     assert cams.failures == 3  # reopened with backoff until it came back
     assert status["state"] == "running" and status["errors"] >= 1
     assert len(sinks.sinks) == 1  # the virtual camera stayed open throughout
-
-
-class FlakySegmenter:
-    """Person everywhere in the left half; raises on call number `bad`."""
-
-    def __init__(self, bad: int | None = None) -> None:
-        self.calls, self.bad = 0, bad
-
-    def run(self, frame: np.ndarray, parts: bool = True) -> Any:
-        self.calls += 1
-        if self.calls == self.bad:
-            raise RuntimeError("interpreter exploded")
-        return self
-
-    def person_probability(self, size: tuple[int, int]) -> np.ndarray:
-        prob = np.zeros((size[1], size[0]), np.float32)
-        prob[:, : size[0] // 2] = 1.0
-        return prob
 
 
 def test_exception_in_one_frame_does_not_stop_the_stream(
@@ -305,7 +192,7 @@ def test_exception_in_one_frame_does_not_stop_the_stream(
     p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=lambda *a: seg)
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks[0].frames) >= 10, "10 frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 10, "10 frames")
         status = p.status()
     finally:
         p.stop()
@@ -332,12 +219,12 @@ def test_pause_closes_camera_and_sends_idle_then_resumes(fast_faults: None) -> N
     p = _pipeline(cams, sinks, idle_fps=200.0)
     p.start()
     try:
-        wait_for(lambda: sinks.sinks[0].kinds().count("camera") >= 3, "camera frames")
+        wait_until(lambda: sinks.sinks[0].kinds().count("camera") >= 3, "camera frames")
         p.pause()
-        wait_for(lambda: sinks.sinks[0].kinds()[-3:] == ["idle"] * 3, "idle frames")
+        wait_until(lambda: sinks.sinks[0].kinds()[-3:] == ["idle"] * 3, "idle frames")
         assert cams.opened[0].closed and p.status()["state"] == "paused"
         p.resume()
-        wait_for(lambda: sinks.sinks[0].kinds()[-3:] == ["camera"] * 3, "camera again")
+        wait_until(lambda: sinks.sinks[0].kinds()[-3:] == ["camera"] * 3, "camera again")
         assert len(cams.opened) == 2 and p.status()["state"] == "running"
     finally:
         p.stop()
@@ -349,7 +236,7 @@ def test_start_paused_never_opens_the_camera(fast_faults: None) -> None:
     p = _pipeline(cams, sinks, start_paused=True, idle_fps=200.0)
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks[0].frames) >= 3, "idle frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "idle frames")
         assert not cams.opened
         assert (sinks.sinks[0].width, sinks.sinks[0].height) == (1280, 720)  # config size
     finally:
@@ -362,7 +249,7 @@ def test_failed_file_sink_ends_the_run_with_its_message() -> None:
     p = _pipeline(CameraFactory(good=10**9, down=0), sinks)
     p.start()
     with pytest.raises(SinkError, match="disappeared"):
-        wait_for(lambda: p.wait(0.05), "the run to end")
+        wait_until(lambda: p.wait(0.05), "the run to end")
     p.stop()
     assert len(sinks.sinks[0].frames) == 4
 
@@ -372,7 +259,7 @@ def test_lost_virtual_camera_is_reopened(fast_faults: None) -> None:
     p = _pipeline(CameraFactory(good=10**9, down=0), sinks)
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks) == 2 and len(sinks.sinks[1].frames) >= 3, "new sink")
+        wait_until(lambda: len(sinks.sinks) == 2 and len(sinks.sinks[1].frames) >= 3, "new sink")
         assert "disappeared" in p.status()["last_error"]
     finally:
         p.stop()
@@ -390,16 +277,16 @@ def test_apply_switches_effects_and_model_live() -> None:
     p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=loader)
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks[0].frames) >= 3, "pass-through frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "pass-through frames")
         assert loaded == []  # background none: no model loaded, no inference
         assert sinks.sinks[0].frames[-1].min() == 200
         p.apply(cfg_with(effects={"background": "color", "color": "#000000"}))
-        wait_for(lambda: sinks.sinks[0].frames[-1][:, -5:].max() <= 5, "composed frames")
+        wait_until(lambda: sinks.sinks[0].frames[-1][:, -5:].max() <= 5, "composed frames")
         assert loaded == [(None, 2, 0)]
         p.apply(cfg_with(effects={"background": "color"}, model={"name": "bodypix-050-s8-float"}))
-        wait_for(lambda: p.status()["model"] == "bodypix-050-s8-float", "the new model")
+        wait_until(lambda: p.status()["model"] == "bodypix-050-s8-float", "the new model")
         n = len(sinks.sinks[0].frames)
-        wait_for(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the switch")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the switch")
         assert loaded[-1] == ("bodypix-050-s8-float", 2, 0)
     finally:
         p.stop()
@@ -417,9 +304,9 @@ def test_failing_model_load_keeps_the_stream_and_says_why() -> None:
     p.start()
     try:
         p.apply(cfg_with(effects={"background": "color"}, model={"name": "broken"}))
-        wait_for(lambda: "not installed" in (p.status()["last_error"] or ""), "the load error")
+        wait_until(lambda: "not installed" in (p.status()["last_error"] or ""), "the load error")
         n = len(sinks.sinks[0].frames)
-        wait_for(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the failure")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the failure")
         assert p.status()["model"] == "default"
     finally:
         p.stop()
@@ -429,8 +316,8 @@ def test_mirror_applies_once_with_and_without_effects() -> None:
     ramp = np.tile(np.arange(W, dtype=np.uint8)[None, :, None] * 4, (H, 1, 3))
 
     class RampCamera(FakeCamera):
-        def _publish(self, frame: np.ndarray) -> None:
-            super()._publish(ramp)
+        def publish(self, frame: np.ndarray) -> None:
+            super().publish(ramp)
 
     def opener(spec: SourceSpec) -> Source:
         cam = RampCamera(0, None)
@@ -451,7 +338,7 @@ def test_mirror_applies_once_with_and_without_effects() -> None:
         )
         p.start()
         try:
-            wait_for(lambda s=sinks: len(s.sinks[0].frames) >= 3, "frames")
+            wait_until(lambda s=sinks: len(s.sinks[0].frames) >= 3, "frames")
         finally:
             p.stop()
         out = sinks.sinks[0].frames[-1]
@@ -467,7 +354,7 @@ def test_status_has_stage_timings_and_fps() -> None:
     )
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks[0].frames) >= 5, "frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 5, "frames")
         s = p.status()
     finally:
         p.stop()

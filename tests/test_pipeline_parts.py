@@ -13,16 +13,9 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from test_pipeline import (
-    CameraFactory,
-    FakeCamera,
-    FlakySegmenter,
-    SinkFactory,
-    cfg_with,
-    wait_for,
-)
 
-from conftest import VIDEOS, need, read_video
+from conftest import VIDEOS, need, read_video, wait_until
+from fakes import CameraFactory, FakeCamera, FlakySegmenter, SinkFactory, cfg_with
 from pixcam import pipeline as pl
 from pixcam.effects import EffectsSettings, effects_active
 from pixcam.parts import part_ids
@@ -64,8 +57,8 @@ class StillCamera(FakeCamera):
         self.picture = picture
         self.height, self.width = picture.shape[:2]
 
-    def _publish(self, frame: np.ndarray) -> None:
-        super()._publish(self.picture.copy())
+    def publish(self, frame: np.ndarray) -> None:
+        super().publish(self.picture.copy())
 
 
 def still_pipeline(picture: np.ndarray, cfg: Any, sinks: SinkFactory, **kw: Any) -> Pipeline:
@@ -143,11 +136,11 @@ def test_privacy_on_any_background_is_exact_away_from_the_face(
     p = still_pipeline(picture, cfg, sinks)
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks[0].frames) >= 3, "frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "frames")
         plain = cfg_with(effects=base, refine={"smoothing": 0.0})
         p.apply(plain)
         n = len(sinks.sinks[0].frames)
-        wait_for(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames without privacy")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames without privacy")
     finally:
         p.stop()
     frames = sinks.sinks[0].frames
@@ -175,15 +168,15 @@ def test_parts_view_colours_the_person_and_switches_live(seg: Any, doctor: Path)
     p = still_pipeline(picture, off, sinks, segmenter_loader=loader)
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks[0].frames) >= 2, "pass-through frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 2, "pass-through frames")
         assert loads == [] and not p.status()["effects"]  # nothing to do: no model at all
         p.apply(cfg_with(effects={"background": "none"}, parts={"view": True, "opacity": 1.0}))
-        wait_for(lambda: "parts" in p.status()["stages_ms"], "the parts view")
+        wait_until(lambda: "parts" in p.status()["stages_ms"], "the parts view")
         n = len(sinks.sinks[0].frames)
-        wait_for(lambda: len(sinks.sinks[0].frames) >= n + 2, "view frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= n + 2, "view frames")
         view = sinks.sinks[0].frames[-1]
         p.apply(off)
-        wait_for(lambda: np.array_equal(sinks.sinks[0].frames[-1], picture), "view off again")
+        wait_until(lambda: np.array_equal(sinks.sinks[0].frames[-1], picture), "view off again")
     finally:
         p.stop()
     assert len(loads) == 1
@@ -226,14 +219,14 @@ def test_model_without_parts_says_so_once_and_keeps_streaming(
     )
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks[0].frames) >= 20, "20 frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 20, "20 frames")
         status = p.status()
         # background "none" with only an impossible part effect: plain pass-through
         p.apply(cfg_with(effects={"background": "none"}, parts={"privacy": "blur"}))
-        wait_for(lambda: sinks.sinks[0].frames[-1].min() == 200, "pass-through")
+        wait_until(lambda: sinks.sinks[0].frames[-1].min() == 200, "pass-through")
         # the part effect switched off: the problem is gone from the status
         p.apply(cfg_with(effects={"background": "color", "color": "#000000"}))
-        wait_for(lambda: p.status()["last_error"] is None, "the message cleared")
+        wait_until(lambda: p.status()["last_error"] is None, "the message cleared")
     finally:
         p.stop()
     warnings = [r for r in caplog.records if "has no body parts" in r.message]
@@ -265,11 +258,11 @@ def test_parts_are_read_only_while_an_effect_needs_them(seg: Any, doctor: Path) 
     )
     p.start()
     try:
-        wait_for(lambda: len(calls) >= 3, "plain frames")
+        wait_until(lambda: len(calls) >= 3, "plain frames")
         p.apply(cfg_with(effects={"background": "blur"}, parts={"privacy": "blur"}))
-        wait_for(lambda: calls[-3:] == [True] * 3, "frames with parts")
+        wait_until(lambda: calls[-3:] == [True] * 3, "frames with parts")
         p.apply(cfg_with(effects={"background": "blur"}))
-        wait_for(lambda: calls[-3:] == [False] * 3, "plain frames again")
+        wait_until(lambda: calls[-3:] == [False] * 3, "plain frames again")
         status = p.status()
     finally:
         p.stop()
@@ -319,9 +312,9 @@ def test_keepalive_repeats_the_last_frame_while_inference_lags() -> None:
     )
     p.start()  # the memory sink is reopenable (a device): keep-alive on by default
     try:
-        wait_for(seg.entered.is_set, "inference to block")
+        wait_until(seg.entered.is_set, "inference to block")
         sent = p.status()["frames"]
-        wait_for(lambda: p.status()["repeated"] >= 5, "repeated frames")
+        wait_until(lambda: p.status()["repeated"] >= 5, "repeated frames")
         got = sinks.sinks[0].frames
         assert p.status()["frames"] == sent  # no new frame was made meanwhile
         assert all(np.array_equal(f, got[-1]) for f in got[-5:])
@@ -363,17 +356,17 @@ def test_resume_is_no_warning_but_a_real_failure_is(
     )
     p.start()
     try:
-        wait_for(lambda: len(sinks.sinks[0].frames) >= 3, "frames")
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "frames")
         p.pause()
-        wait_for(lambda: p.status()["state"] == "paused", "paused")
+        wait_until(lambda: p.status()["state"] == "paused", "paused")
         p.resume()
-        wait_for(lambda: len(cams.opened) == 2 and p.status()["state"] == "running", "resumed")
+        wait_until(lambda: len(cams.opened) == 2 and p.status()["state"] == "running", "resumed")
         assert p.status()["errors"] == 0
         resume_logs = [(r.levelno, r.message) for r in caplog.records if "camera" in r.message]
         # the camera dies for real: now "is back" is worth a warning
         cams.opened[-1].good = 0
-        wait_for(lambda: len(cams.opened) == 3, "reopened after the failure")
-        wait_for(lambda: any("is back" in r.message for r in caplog.records), "is back")
+        wait_until(lambda: len(cams.opened) == 3, "reopened after the failure")
+        wait_until(lambda: any("is back" in r.message for r in caplog.records), "is back")
     finally:
         p.stop()
     assert all(level < logging.WARNING for level, _m in resume_logs), resume_logs
@@ -401,7 +394,7 @@ def test_failed_default_model_is_named(caplog: pytest.LogCaptureFixture) -> None
     p.start()
     try:
         p.apply(cfg_with(effects={"background": "blur"}))
-        wait_for(lambda: "not installed" in (p.status()["last_error"] or ""), "the load error")
+        wait_until(lambda: "not installed" in (p.status()["last_error"] or ""), "the load error")
     finally:
         p.stop()
     msgs = [r.message for r in caplog.records if "not loaded" in r.message]

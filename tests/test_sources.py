@@ -64,23 +64,23 @@ def test_realtime_file_source_drops_old_frames(small_video: Path) -> None:
 class _Numbered(Source):
     """Publishes on demand, for testing the newest-frame slot without threads or timing."""
 
-    def _run(self) -> None:
+    def capture(self) -> None:
         pass
 
 
 def test_newest_frame_only_and_each_frame_once() -> None:
     src = _Numbered()
     for i in range(5):
-        src._publish(np.full((2, 2, 3), i, np.uint8))
+        src.publish(np.full((2, 2, 3), i, np.uint8))
     assert src.read(timeout=0)[0, 0, 0] == 4  # the older four were overwritten, not queued
     assert src.read(timeout=0) is None  # the same frame is never handed out twice
-    src._publish(np.full((2, 2, 3), 9, np.uint8))
+    src.publish(np.full((2, 2, 3), 9, np.uint8))
     assert src.read(timeout=0)[0, 0, 0] == 9
 
 
 def test_failed_source_raises_after_last_frame() -> None:
     src = _Numbered()
-    src._fail("camera /dev/video0 was unplugged")
+    src.fail("camera /dev/video0 was unplugged")
     with pytest.raises(SourceError, match="unplugged"):
         src.read(timeout=0)
 
@@ -199,7 +199,7 @@ def test_unplugged_camera_fails_with_clear_error(tmp_path: Path) -> None:
     node.touch()
     src = _camera_with(_DyingCapture(good=3), node)
     os.unlink(node)  # the node vanishes the moment the camera is unplugged
-    src._run()
+    src.capture()
     with pytest.raises(SourceError, match="unplugged"):
         while src.read(timeout=0) is not None:
             pass
@@ -210,7 +210,7 @@ def test_camera_read_errors_fail_after_a_streak(tmp_path: Path, monkeypatch) -> 
     node.touch()
     monkeypatch.setattr(sources.time, "sleep", lambda s: None)
     src = _camera_with(_DyingCapture(good=2), node)
-    src._run()
+    src.capture()
     with pytest.raises(SourceError, match="read errors"):
         while src.read(timeout=0) is not None:
             pass
@@ -249,10 +249,10 @@ class _RawMjpgSource(Source):
         self._buffers = buffers
         self._lockstep = True
 
-    def _run(self) -> None:
+    def capture(self) -> None:
         for buf in self._buffers:
-            self._publish(buf.reshape(1, -1), raw=True)
-        self._end()
+            self.publish(buf.reshape(1, -1), raw=True)
+        self.end()
 
 
 def test_raw_mjpg_is_decoded_when_taken_and_stamped() -> None:

@@ -72,7 +72,7 @@ def decode_frames(path: Path, count: int) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise PixcamError(f"cannot open video {path}")
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < count:
         ok, frame = cap.read()
         if not ok:
@@ -195,7 +195,8 @@ def bench_parts(
     chain on the same frame ("added")."""
     seg = load_model(cfg, threads)
     if not seg.has_parts:
-        raise PixcamError(f"model {seg.spec.name} has no body parts; pick one with --model")
+        name = getattr(getattr(seg, "spec", None), "name", cfg.model.name)
+        raise PixcamError(f"model {name} has no body parts; pick one with --model")
     # Each variant keeps its own temporal state, as a stream would.
     variants: dict[str, Effects] = {"plain": Effects(EffectsSettings.from_config(cfg), seg)}
     for n in names:

@@ -34,7 +34,7 @@ from pixcam.sources import SourceSpec
 
 log = logging.getLogger("pixcam.daemon")
 
-PipelineFactory = Callable[..., Any]
+PipelineFactory = Callable[..., Pipeline]
 FAULT_STATES = ("camera_lost", "output_lost")
 
 
@@ -71,7 +71,7 @@ class Daemon:
         self._user_paused = False
         self._config_error: str | None = None
 
-        self._pipeline: Any = None
+        self._pipeline: Pipeline | None = None
         self._control: ControlServer | None = None
         self._watcher: ConfigWatcher | None = None
         self._ondemand: OnDemand | None = None
@@ -274,6 +274,7 @@ class Daemon:
         """The stream ending on its own (a file input ran out, an unrecoverable output)
         ends the daemon, with the reason in the log and a non-zero exit."""
         pipeline = self._pipeline
+        assert pipeline is not None  # started right after it
         try:
             while not self._quit.is_set() and not pipeline.wait(0.5):
                 pass
@@ -337,7 +338,8 @@ class Daemon:
         with self._ondemand_lock:
             # Checked under the lock _stop_ondemand takes: nothing starts after the shutdown.
             if want and self._ondemand is None and not self._quit.is_set():
-                device = (self._pipeline.status() or {}).get("sink")
+                pipeline = self._pipeline
+                device = pipeline.status().get("sink") if pipeline is not None else None
                 if device:
                     self._start_ondemand(str(device))
             elif not want and self._ondemand is not None:

@@ -159,7 +159,9 @@ def blend_into(dst: np.ndarray, fg: np.ndarray, alpha: np.ndarray, opacity: floa
     cv2.add(dst, fga, dst=dst)
 
 
-def warp_crop(grid: np.ndarray, mapping: GridMapping, size: tuple[int, int], box: Box):
+def warp_crop(
+    grid: np.ndarray, mapping: GridMapping, size: tuple[int, int], box: Box
+) -> np.ndarray:
     """`mapping.warp(grid, size)[y0:y1, x0:x1]`, computing only the crop."""
     x0, y0, x1, y1 = box
     m = mapping.matrix(size)
@@ -330,7 +332,7 @@ class PartEffects:
         ww, wh = work_size(w, h)
         # Only the person's box is touched; a nearest-neighbour sample of the alpha finds it.
         near = cv2.resize(alpha, (ww, wh), interpolation=cv2.INTER_NEAREST)
-        boxes = _box_of(cv2.dilate(near, None), (w, h))
+        boxes = _box_of(cv2.dilate(near, None), (w, h))  # type: ignore[call-overload]
         if boxes is None:
             return
         small_box, (x0, y0, x1, y1) = boxes

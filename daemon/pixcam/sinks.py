@@ -63,7 +63,7 @@ class Sink:
     def close(self) -> None:
         pass
 
-    def _check_shape(self, frame: np.ndarray) -> None:
+    def check_shape(self, frame: np.ndarray) -> None:
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise SinkError(
                 f"{self.name} takes {self.width}x{self.height} BGR uint8 frames, "
@@ -86,7 +86,7 @@ class VideoNode:
 
 
 def list_video_nodes(sysfs: Path = SYSFS_V4L, dev: Path = Path("/dev")) -> list[VideoNode]:
-    nodes = []
+    nodes: list[VideoNode] = []
     if not sysfs.is_dir():
         return nodes
     for entry in sysfs.iterdir():
@@ -242,7 +242,7 @@ class VirtualCameraSink(Sink):
     def send(self, frame: np.ndarray) -> None:
         if self._cam is None:
             raise SinkError(f"virtual camera {self.name} is closed")
-        self._check_shape(frame)
+        self.check_shape(frame)
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + HEALTH_CHECK_PERIOD_S
@@ -322,7 +322,7 @@ class FileSink(Sink):
     def send(self, frame: np.ndarray) -> None:
         if self._writer is None:
             raise SinkError(f"output {self.name} is closed")
-        self._check_shape(frame)
+        self.check_shape(frame)
         self._writer.write(frame)
         self.frames += 1
 

@@ -76,14 +76,16 @@ class Source:
         self._taken = 0  # sequence number of the last frame handed out
         self._error: SourceError | None = None
         self._ended = False
-        self._stop = threading.Event()
+        self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
         # Lock-step mode: the producer waits until the consumer took the frame (no drops).
         self._lockstep = False
 
     # ----------------------------------------------------------------- consumer side
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"capture {self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.capture, name=f"capture {self.name}", daemon=True
+        )
         self._thread.start()
 
     def read(self, timeout: float = 1.0) -> np.ndarray | None:
@@ -115,12 +117,12 @@ class Source:
         return self._error is not None
 
     def close(self) -> None:
-        self._stop.set()
+        self.stopping.set()
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=3.0)
-        self._release()
+        self.release()
 
     def __enter__(self) -> Source:
         return self
@@ -129,32 +131,34 @@ class Source:
         self.close()
 
     # ----------------------------------------------------------------- producer side
-    def _publish(self, frame: np.ndarray, raw: bool = False) -> None:
+    # A source is a subclass that implements `capture()` (the capture thread's loop, which
+    # ends once `stopping` is set) with `publish`, `fail` and `end`, and `release()`.
+    def publish(self, frame: np.ndarray, raw: bool = False) -> None:
         """`raw`: `frame` is one MJPG buffer, decoded when taken."""
         stamp = time.monotonic()
         with self._cond:
             if self._lockstep:
-                while self._seq != self._taken and not self._stop.is_set():
+                while self._seq != self._taken and not self.stopping.is_set():
                     self._cond.wait(0.1)
             self._frame, self._raw, self._stamp = frame, raw, stamp
             self._seq += 1
             self._cond.notify_all()
 
-    def _fail(self, message: str) -> None:
+    def fail(self, message: str) -> None:
         log.warning("%s", message)
         with self._cond:
             self._error = SourceError(message)
             self._cond.notify_all()
 
-    def _end(self) -> None:
+    def end(self) -> None:
         with self._cond:
             self._ended = True
             self._cond.notify_all()
 
-    def _run(self) -> None:  # pragma: no cover - overridden
+    def capture(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _release(self) -> None:
+    def release(self) -> None:
         pass
 
 
@@ -243,32 +247,32 @@ class CameraSource(Source):
         )
         super().start()
 
-    def _run(self) -> None:
+    def capture(self) -> None:
         failures = 0
         got_any = False
         started = time.monotonic()
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             ok, frame = self._cap.read()
             # A raw MJPG frame is one row of bytes; a driver that ignored CONVERT_RGB=0 gives BGR.
             raw = ok and frame is not None and frame.ndim == 2 and frame.shape[0] == 1
             if ok and frame is not None and (frame.ndim == 3 or raw):
                 failures = 0
                 got_any = True
-                self._publish(frame, raw=raw)
+                self.publish(frame, raw=raw)
                 continue
             failures += 1
             if not got_any and time.monotonic() - started > FIRST_FRAME_TIMEOUT_S:
-                self._fail(f"camera {self.name} gives no frames{_busy_hint(self.name)}")
+                self.fail(f"camera {self.name} gives no frames{_busy_hint(self.name)}")
                 return
             if not os.path.exists(self.name):
-                self._fail(f"camera {self.name} was unplugged")
+                self.fail(f"camera {self.name} was unplugged")
                 return
             if got_any and failures >= MAX_READ_FAILURES:
-                self._fail(f"camera {self.name}: {failures} read errors in a row")
+                self.fail(f"camera {self.name}: {failures} read errors in a row")
                 return
             time.sleep(0.03)
 
-    def _release(self) -> None:
+    def release(self) -> None:
         self._cap.release()
 
 
@@ -301,34 +305,34 @@ class FileSource(Source):
         self.fps = fps if 1.0 <= fps <= 240.0 else 30.0
         self._lockstep = not spec.realtime
 
-    def _run(self) -> None:
+    def capture(self) -> None:
         period = 1.0 / self.fps
         next_t = time.monotonic()
         frame, self._first = self._first, None
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             if frame is None:
                 ok, frame = self._cap.read()
                 if not ok or frame is None:
                     if not self.spec.loop:
-                        self._end()
+                        self.end()
                         return
                     # Reopen rather than seek: seeking to 0 is unreliable for some containers.
                     self._cap.release()
-                    self._cap = cv2.VideoCapture(self.spec.path)
+                    self._cap = cv2.VideoCapture(self.name)
                     ok, frame = self._cap.read()
                     if not ok or frame is None:
-                        self._fail(f"input {self.name} could not be read again")
+                        self.fail(f"input {self.name} could not be read again")
                         return
             if self.spec.realtime:
                 delay = next_t - time.monotonic()
                 if delay > 0:
-                    self._stop.wait(delay)
+                    self.stopping.wait(delay)
                 # Never try to catch up after a stall: a camera would not either.
                 next_t = max(next_t + period, time.monotonic() - period)
-            self._publish(frame)
+            self.publish(frame)
             frame = None
 
-    def _release(self) -> None:
+    def release(self) -> None:
         self._cap.release()
 
 

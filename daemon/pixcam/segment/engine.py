@@ -45,7 +45,7 @@ def interpreter_class() -> type:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+            from tflite_runtime.interpreter import Interpreter
         except ImportError:
             raise PixcamError(
                 "no TFLite runtime found; install it with `pip install ai-edge-litert`"

@@ -187,7 +187,12 @@ def test_exception_in_one_frame_does_not_stop_the_stream(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     seg = FlakySegmenter(bad=3)
-    cfg = cfg_with(effects={"background": "color", "color": "#000000"}, refine={"smoothing": 0})
+    # Every frame inferred: the fake camera's flat frames would otherwise carry the mask.
+    cfg = cfg_with(
+        effects={"background": "color", "color": "#000000"},
+        refine={"smoothing": 0},
+        model={"skip_still": False},
+    )
     sinks = SinkFactory()
     p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=lambda *a: seg)
     p.start()

@@ -197,7 +197,7 @@ class RecordingSegmenter(FlakySegmenter):
         super().__init__()
         self.parts_flags: list[bool] = []
 
-    def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+    def run(self, frame: np.ndarray, parts: bool = True, pyramid: Any = None) -> Any:
         self.parts_flags.append(parts)
         return super().run(frame, parts)
 
@@ -247,7 +247,7 @@ def test_parts_are_read_only_while_an_effect_needs_them(seg: Any, doctor: Path) 
         def __getattr__(self, name: str) -> Any:
             return getattr(seg, name)
 
-        def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+        def run(self, frame: np.ndarray, parts: bool = True, pyramid: Any = None) -> Any:
             calls.append(parts)
             return seg.run(frame, parts=parts)
 
@@ -291,7 +291,7 @@ class BlockingSegmenter(FlakySegmenter):
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+    def run(self, frame: np.ndarray, parts: bool = True, pyramid: Any = None) -> Any:
         if self.calls >= 2:
             self.entered.set()
             self.release.wait(30)

@@ -280,9 +280,7 @@ def print_table(title: str, columns: list[tuple[str, dict[str, tuple]]]) -> None
             wall, cpu = res[stage]
             cells.append(f"{'-':>18}" if np.isnan(wall) else f"{wall:>8.1f} / {cpu:<7.1f}")
         print(f"{stage:<18}" + "".join(f"{c:>18}" for c in cells))
-    print(
-        "frame = decode + segment + refine + compose + sink; outside network = frame - network."
-    )
+    print("frame = decode + segment + refine + compose + sink; outside network = frame - network.")
     for name, res in columns:
         net, rest = res["  network"][1], res["outside network"][1]
         ratio = rest / net if net > 0 else float("inf")
@@ -304,6 +302,9 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {
         "effects.background": args.background,
         "model.internal_resolution": args.internal_resolution,
+        # Every frame inferred: this is the cost of a moving picture (bench/still_skip.py
+        # measures what a still one saves).
+        "model.skip_still": False,
     }
     if args.model:
         overrides["model.name"] = args.model

@@ -110,6 +110,7 @@ class ModelConfig(_Section):
     )
     threshold: float = _field(0.5, "a number 0..1", ge=0.0, le=1.0)
     threads: int = _field(2, "an integer 1..64", ge=1, le=64)
+    skip_still: bool = _field(True, "true or false")
 
     @field_validator("name")
     @classmethod

@@ -21,8 +21,10 @@ import numpy as np
 from pixcam.compose import ComposeSettings, Compositor
 from pixcam.config import Config
 from pixcam.partfx import PartEffects, PartSettings
+from pixcam.pyramid import Pyramid
 from pixcam.refine import Refiner, RefineSettings
 from pixcam.segment.output import SegmentationOutput
+from pixcam.stillness import MotionGate
 
 log = logging.getLogger("pixcam.effects")
 
@@ -55,7 +57,9 @@ class Segmenter(Protocol):
     @property
     def has_parts(self) -> bool: ...
 
-    def run(self, frame_bgr: np.ndarray, parts: bool = True) -> SegmentationOutput: ...
+    def run(
+        self, frame_bgr: np.ndarray, parts: bool = True, pyramid: Pyramid | None = None
+    ) -> SegmentationOutput: ...
 
 
 class ModelChoice(NamedTuple):
@@ -92,6 +96,7 @@ class EffectsSettings:
     enabled: bool
     mirror: bool
     background: str
+    skip_still: bool
     model: ModelChoice
     refine: RefineSettings
     compose: ComposeSettings
@@ -127,7 +132,16 @@ class EffectsSettings:
         )
         name = None if m.name in ("", "default") else m.name
         model = ModelChoice(name, int(m.threads), int(m.internal_resolution))
-        return cls(bool(e.enabled), bool(e.mirror), e.background, model, refine, compose, parts)
+        return cls(
+            bool(e.enabled),
+            bool(e.mirror),
+            e.background,
+            bool(m.skip_still),
+            model,
+            refine,
+            compose,
+            parts,
+        )
 
     @property
     def parts_on(self) -> bool:
@@ -163,6 +177,8 @@ class Effects:
         self._segmenter = segmenter
         self._model: ModelChoice | None = settings.model if segmenter is not None else None
         self._parts_fed = False  # the part tracker saw the previous frame
+        self._gate = MotionGate()
+        self._alpha: np.ndarray | None = None  # the last refined mask, carried while still
         self._warned: ModelChoice | None = None  # the model the notice was logged for
         self.notice: str | None = None
 
@@ -194,6 +210,7 @@ class Effects:
         were for what decides the chain's shape."""
         if settings.refine != self._refiner.settings:
             self._refiner.update(settings.refine)
+            self._alpha = None  # made with the old settings
         if settings.compose != self._compositor.settings:
             self._compositor.update(settings.compose)
         if settings.parts != self._fx.settings:
@@ -202,12 +219,15 @@ class Effects:
 
     def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
         self._segmenter, self._model = segmenter, model
+        self._alpha = None
 
     def reset(self) -> None:
         """Forget the temporal state of the refiner and the part effects (a new scene)."""
         self._refiner.reset()
         self._fx.reset()
         self._parts_fed = False
+        self._gate.reset()
+        self._alpha = None
 
     def mirror(self, frame: np.ndarray) -> np.ndarray:
         """The frame as the chain sees it (flipped when mirroring is on)."""
@@ -238,16 +258,31 @@ class Effects:
                 return frame  # only a part effect was asked for, and it cannot run
         h, w = frame.shape[:2]
         clock = _StageClock(on_stage)
-        # The 24 part channels are read (and decoded) only while an effect needs them.
-        out = seg.run(frame, parts=want_parts)
-        # Same aspect as the frame (the refiner checks it); ~1/16 of the pixels.
-        prob = out.person_probability(size=(max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR)))
-        clock.done("segment")
-        alpha = self._refiner.refine(frame, prob)
-        clock.done("refine")
-        result = self._compositor.compose(frame, alpha)
+        # The frame's halvings, made once for the motion test, the network input, the guide
+        # and the blur.
+        pyramid = Pyramid(frame)
+        alpha = self._alpha
+        # A still picture keeps the last mask; not with part effects, which need this very
+        # frame's part output.
+        gated = s.skip_still and not want_parts
+        if gated and self._gate.still(pyramid) and alpha is not None and alpha.shape == (h, w):
+            self._gate.carry()
+            clock.done("carry")
+            out = None
+        else:
+            # The 24 part channels are read (and decoded) only while an effect needs them.
+            out = seg.run(frame, parts=want_parts, pyramid=pyramid)
+            # Same aspect as the frame (the refiner checks it); ~1/16 of the pixels.
+            work = (max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR))
+            prob = out.person_probability(size=work)
+            clock.done("segment")
+            alpha = self._alpha = self._refiner.refine(frame, prob, pyramid)
+            clock.done("refine")
+            if gated:
+                self._gate.ran(prob)
+        result = self._compositor.compose(frame, alpha, pyramid)
         clock.done("compose")
-        if want_parts:
+        if want_parts and out is not None:
             if not self._parts_fed:
                 self._fx.reset()  # frames went by unseen: no smoothing against a stale state
             # The compositor hands out a new array (except for "none", which returns the

@@ -55,7 +55,7 @@ def measure(path: Path, frames: int, threads: int) -> dict[str, float]:
         if not ok:
             break
         stages: dict[str, float] = {}
-        for name in (("every", "skip") if i % 2 else ("skip", "every")):
+        for name in ("every", "skip") if i % 2 else ("skip", "every"):
             fx = every if name == "every" else skip
             c = time.process_time()
             fx.process(frame, on_stage=lambda s, _w, seen=stages: seen.setdefault(s, 0.0))

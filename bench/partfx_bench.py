@@ -5,8 +5,8 @@ numbers from one run only):
 
 - reading the part heatmaps: `seg.run(frame, parts=True)` minus `parts=False`, paired per frame
   with the order alternated, so drift in machine load cancels;
-- `PartEffects.apply` for each effect, in place on a copy of the frame (as the pipeline calls
-  it), with the refined alpha the pipeline would pass.
+- the "parts" stage of `effects.Effects` (the chain the pipeline runs) for each effect, on the
+  camera's own background (background "none"), so it includes what the pipeline does there.
 
 `measure()` is what the pipeline bench calls; everything runs on one thread
 (`cv2.setNumThreads(1)`, one XNNPACK thread) unless told otherwise.
@@ -18,17 +18,18 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pixcam.partfx import PartEffects, PartSettings
-from pixcam.refine import Refiner
+from pixcam.config import Config
+from pixcam.effects import Effects, EffectsSettings
+from pixcam.partfx import PartSettings
 from pixcam.segment import load_segmenter
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared/data/video/presenter-1280x720.mp4"
-WORK_DIVISOR = 4  # as the pipeline: the probability is refined from 1/4 of the frame
 
 MODES: dict[str, PartSettings] = {
     "view": PartSettings(view=True),
@@ -72,23 +73,16 @@ def measure(
     cv2.setNumThreads(threads)
     clip = read_frames(video, frames)
     seg = load_segmenter(model, threads=threads)
-    h, w = clip[0].shape[:2]
-    small = (max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR))
 
     plain, with_parts, diff = [], [], []
-    outs, alphas = [], []
-    refiner = Refiner()
     for _ in range(repeats):
         for i, frame in enumerate(clip):
             order = (False, True) if i % 2 else (True, False)
             took: dict[bool, float] = {}
             for parts in order:
                 t0 = time.perf_counter()
-                out = seg.run(frame, parts=parts)
+                seg.run(frame, parts=parts)
                 took[parts] = _ms(t0)
-                if parts and len(outs) < len(clip):
-                    outs.append(out)
-                    alphas.append(refiner.refine(frame, out.person_probability(small)))
             plain.append(took[False])
             with_parts.append(took[True])
             diff.append(took[True] - took[False])
@@ -98,16 +92,19 @@ def measure(
         "segment+parts": statistics.median(with_parts),
         "parts read": statistics.median(diff),
     }
+    base = EffectsSettings.from_config(Config().with_values({"effects.background": "none"}))
     for name, settings in MODES.items():
-        fx = PartEffects(settings)
-        times = []
+        effects = Effects(replace(base, parts=settings), seg)
+        times: list[float] = []
+
+        def hook(stage: str, ms: float, times: list[float] = times) -> None:
+            if stage == "parts":
+                times.append(ms)
+
         for _ in range(repeats):
-            fx.reset()
-            for frame, out, alpha in zip(clip, outs, alphas, strict=True):
-                target = frame.copy()
-                t0 = time.perf_counter()
-                fx.apply(target, out, alpha, inplace=True)
-                times.append(_ms(t0))
+            effects.reset()
+            for frame in clip:
+                effects.process(frame, on_stage=hook)
         result[name] = statistics.median(times)
         result[f"{name} + parts read"] = result[name] + result["parts read"]
     return result

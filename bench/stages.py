@@ -5,7 +5,8 @@ real person probability when the segmenter and model are installed, else a synth
 probability (a blurred ellipse): refine's cost does not depend on the mask's content. Prints
 the median wall and process-CPU ms over `--frames` calls; on a shared machine quote the CPU
 column for cost and compare rows within one run. The pipeline bench can import
-`time_refine()` and `time_compose()`.
+`time_refine()` and `time_compose()`. With a model installed, the last row is the whole chain
+as the pipeline runs it (`effects.Effects`, default settings), for scale.
 
     .venv/bin/python bench/stages.py [--frames 60]
 """
@@ -27,6 +28,8 @@ SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "daemon"))
 
 from pixcam.compose import ComposeSettings, Compositor  # noqa: E402
+from pixcam.config import Config  # noqa: E402
+from pixcam.effects import Effects, EffectsSettings  # noqa: E402
 from pixcam.refine import Refiner, RefineSettings  # noqa: E402
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
@@ -93,6 +96,18 @@ def time_compose(
         comp.close()
 
 
+def time_chain(frame: np.ndarray, frames: int = 60) -> tuple[float, float] | None:
+    """Median ms of the whole chain with the default settings; None without a model."""
+    try:
+        from pixcam.segment import load_segmenter
+
+        seg = load_segmenter(None, threads=1)
+    except Exception:  # no model installed: the stage rows still stand
+        return None
+    effects = Effects(EffectsSettings.from_config(Config()), seg)
+    return median_ms(lambda: effects.process(frame), frames)
+
+
 def naive_float_blur_compose(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Reference only: the straightforward float compositor the real one replaces."""
     a = alpha.astype(np.float32)[..., None] / 255
@@ -145,6 +160,9 @@ def main() -> int:
             rows.setdefault("naive float blur (ref)", {})[col] = median_ms(
                 lambda f=frame, a=alpha: naive_float_blur_compose(f, a), max(10, args.frames // 4)
             )
+            chain = time_chain(frame, args.frames)
+            if chain is not None:
+                rows.setdefault("chain (Effects)", {})[col] = chain
     cols = [f"{s} {t}t" for s in SIZES for t in (1, 2)]
     print(f"median ms per frame over {args.frames} calls, wall / process CPU")
     print(f"{'stage':<24}" + "".join(f"{c:>14}" for c in cols))

@@ -405,6 +405,7 @@ def _splice(index: int, junk: str) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(text=_CONFIG_TEXT)
 def test_fuzz_config_text_gives_config_or_one_line_errors(text: str) -> None:
@@ -463,6 +464,7 @@ _KEY_AND_VALUE = st.sampled_from([*KEYS, "effects", "bogus.key", "effects.backgr
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -102,8 +102,8 @@ def encode_mjpg(frames: list[np.ndarray], height: int) -> list[np.ndarray]:
 def load_model(cfg: Config, threads: int) -> Segmenter:
     from pixcam.segment import load_segmenter
 
-    name = None if cfg.model.name in ("", "default") else cfg.model.name
-    return load_segmenter(name, threads=threads, internal_resolution=cfg.model.internal_resolution)
+    name, _, resolution = EffectsSettings.from_config(cfg).model
+    return load_segmenter(name, threads=threads, internal_resolution=resolution)
 
 
 class StageClock:

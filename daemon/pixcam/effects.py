@@ -150,16 +150,19 @@ class EffectsSettings:
 
     @property
     def active(self) -> bool:
-        """Segmentation is needed at all (otherwise frames pass through untouched).
+        """Segmentation is needed at all (otherwise frames pass through untouched)."""
+        return _active(self.enabled, self.background, self.parts_on)
 
-        A part effect counts with background "none" too: keep the background, blur the face."""
-        return self.enabled and (self.background != "none" or self.parts_on)
+
+def _active(enabled: bool, background: str, parts_on: bool) -> bool:
+    # A part effect counts with background "none" too: keep the background, blur the face.
+    return enabled and (background != "none" or parts_on)
 
 
 def effects_active(cfg: Config) -> bool:
-    """`EffectsSettings.active` straight from a `Config` (the tray's and status' question)."""
+    """`EffectsSettings.active` straight from a `Config` (the tray's question, every second)."""
     e, p = cfg.effects, cfg.parts
-    return e.enabled and (e.background != "none" or p.view or p.privacy != "none")
+    return _active(e.enabled, e.background, p.view or p.privacy != "none")
 
 
 class Effects:

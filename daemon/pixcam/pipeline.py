@@ -66,7 +66,7 @@ def _default_loader(name: str | None, threads: int, internal_resolution: int) ->
 
 # ----------------------------------------------------------------------------- pipeline
 class Pipeline:
-    """Owns the source, the stages, the sink and the worker thread.
+    """Runs `Effects` on a live stream: owns the source, the outlet and the worker thread.
 
     `source_spec` overrides the camera of `cfg` (e.g. `--input FILE`); `frames` stops after
     that many frames sent. `start_paused` opens only the sink (on-demand mode waits for a

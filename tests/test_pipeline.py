@@ -367,6 +367,9 @@ def test_status_has_stage_timings_and_fps() -> None:
     assert all(v >= 0 for v in s["stages_ms"].values())
     assert s["fps"] > 0 and s["frames"] >= 5 and s["sink"] == "memory"
     assert (s["width"], s["height"]) == (W, H)
+    # Capture to sink write: at least the chain's own time, and far below the run time.
+    lat = s["latency_ms"]
+    assert 0 < lat["median"] <= lat["p95"] < 5000
 
 
 def test_run_options_become_config_overrides() -> None:

@@ -35,6 +35,8 @@ from pixcam import mjpg, models
 from pixcam.config import Config, load_config
 from pixcam.effects import Effects, EffectsSettings, Segmenter
 from pixcam.errors import PixcamError
+from pixcam.sinks import Sink
+from pixcam.sources import Source
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/presenter-1280x720.mp4"
 WARMUP = 5
@@ -258,6 +260,64 @@ def print_parts(label: str, result: dict[str, dict[str, tuple[float, float]]]) -
     )
 
 
+class MjpgReplay(Source):
+    """A camera stand-in: the encoded frames handed out undecoded (as the camera source does
+    with MJPG) at `fps`, looping, with capture timestamps."""
+
+    name = "MJPG replay"
+
+    def __init__(self, jpegs: list[np.ndarray], fps: float) -> None:
+        super().__init__()
+        self._jpegs = jpegs
+        self.height, self.width = mjpg.decode(jpegs[0]).shape[:2]
+        self.fps = fps
+
+    def capture(self) -> None:
+        period = 1.0 / self.fps
+        due = time.monotonic()
+        i = 0
+        while not self.stopping.wait(max(0.0, due - time.monotonic())):
+            self.publish(self._jpegs[i % len(self._jpegs)].reshape(1, -1), raw=True)
+            i += 1
+            due += period
+
+
+class I420Sink(Sink):
+    """Converts each frame to I420 as pyvirtualcam would, then drops it."""
+
+    name = "I420 discard"
+
+    def __init__(self, width: int, height: int, fps: float) -> None:
+        self.width, self.height, self.fps = width, height, fps
+
+    def send(self, frame: np.ndarray) -> None:
+        cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
+
+
+def bench_live(cfg: Config, jpegs: list[np.ndarray], seconds: float) -> dict[str, Any]:
+    """The live runner on a replayed 30 fps MJPG camera: output fps and capture-to-sink
+    latency (the pipeline's own status)."""
+    from pixcam.pipeline import Pipeline
+
+    def open_replay(_spec: object) -> Source:
+        source = MjpgReplay(jpegs, 30.0)
+        source.start()
+        return source
+
+    pipe = Pipeline(
+        cfg,
+        source_opener=open_replay,
+        sink_opener=lambda _spec, w, h, fps: I420Sink(w, h, fps),
+        keepalive=False,
+    )
+    pipe.start()
+    try:
+        time.sleep(seconds)
+        return pipe.status()
+    finally:
+        pipe.stop()
+
+
 def parse_sizes(text: str) -> list[int]:
     """`--sizes 720,1080,2160` → frame heights, checked."""
     try:
@@ -329,6 +389,21 @@ def run(args: argparse.Namespace) -> int:
         f"{args.frames} timed frames after {WARMUP} warm-up; median ms, wall / CPU",
         columns,
     )
+    live = float(getattr(args, "live", 0) or 0)
+    if live > 0:
+        print()
+        print(
+            f"live, {live:g} s: a 30 fps MJPG camera replayed through the runner "
+            f"({cfg.model.threads} inference threads, every core the process may use)"
+        )
+        for height in sizes:
+            status = bench_live(cfg, encode_mjpg(frames, height), live)
+            lat = status.get("latency_ms") or {}
+            print(
+                f"  {height}p: {status['fps']:.1f} fps out, capture-to-sink latency median "
+                f"{lat.get('median', float('nan')):.1f} ms, p95 {lat.get('p95', float('nan')):.1f} "
+                f"ms ({lat.get('p95', float('nan')) / (1000 / 30):.2f} frame intervals)"
+            )
     for t in threads if parts else ():
         print_parts(f"{h}p {t}t", bench_parts(cfg, frames, t, parts))
     return 0

@@ -206,6 +206,14 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "--sizes", default="720,1080,2160", help="frame heights (the video upscaled; 2160 = 4K)"
     )
     pipe.add_argument(
+        "--live",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="also run the live pipeline on a replayed 30 fps MJPG camera this long per size "
+        "and report fps and capture-to-sink latency (0: skip)",
+    )
+    pipe.add_argument(
         "--internal-resolution", type=int, default=0, help="network input long side (0: model's)"
     )
     pipe.add_argument(

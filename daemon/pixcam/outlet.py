@@ -80,12 +80,15 @@ class Outlet:
         self.dims = (self._sink.width, self._sink.height)
         self.last_send_t = time.monotonic()
 
-    def send(self, frame: np.ndarray, *, repeat: bool = False) -> bool:
-        """True when the frame went out; `repeat` = a keep-alive copy, not a new frame."""
+    def send(
+        self, frame: np.ndarray, *, repeat: bool = False, captured: float | None = None
+    ) -> bool:
+        """True when the frame went out; `repeat` = a keep-alive copy, not a new frame;
+        `captured` = the time.monotonic() its camera frame was captured (for the latency)."""
         with self._lock:
-            return self._send_locked(frame, repeat)
+            return self._send_locked(frame, repeat, captured)
 
-    def _send_locked(self, frame: np.ndarray, repeat: bool) -> bool:
+    def _send_locked(self, frame: np.ndarray, repeat: bool, captured: float | None) -> bool:
         now = time.monotonic()
         if self._sink is None:
             if now < self._retry_at:
@@ -116,7 +119,7 @@ class Outlet:
             self.repeats += 1  # not a new frame: neither counted nor in the fps
             return True
         self._timings.add("sink", (time.perf_counter() - t) * 1e3)
-        self._timings.frame_sent(self.last_send_t)
+        self._timings.frame_sent(self.last_send_t, captured)
         self.frames += 1
         return True
 

@@ -230,6 +230,8 @@ class Pipeline:
             "effects": settings.active,
             "parts": settings.parts_on and settings.enabled,
             "stages_ms": self._timings.medians(),
+            # Camera capture to the sink write, over the last frames: {"median", "p95"} ms.
+            "latency_ms": self._timings.latency(),
         }
 
     @property
@@ -277,8 +279,9 @@ class Pipeline:
                 self._lose_camera(f"{self._source.name} sent no frame for {STALL_S:g} s")
             return True
         self._last_frame_t = now
+        captured = self._source.last_capture_t
         out = self._process(frame)
-        if self._outlet.send(out):
+        if self._outlet.send(out, captured=captured):
             self._last_good = out
         return True
 

@@ -107,7 +107,9 @@ class SinkFactory:
 
 
 class FlakySegmenter:
-    """Person everywhere in the left half; raises on call number `bad`."""
+    """Person everywhere in the left half; raises on call number `bad`. No part heads."""
+
+    has_parts = False
 
     def __init__(self, bad: int | None = None) -> None:
         self.calls, self.bad = 0, bad

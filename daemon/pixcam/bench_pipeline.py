@@ -108,7 +108,7 @@ def load_model(cfg: Config, threads: int) -> Segmenter:
     return load_segmenter(name, threads=threads, internal_resolution=resolution)
 
 
-class StageClock:
+class StageCpuTimes:
     """An `on_stage` hook for `Effects.process` that also takes each stage's process CPU time
     (the CPU since the previous stage ended, or since `start()`)."""
 
@@ -134,7 +134,7 @@ def network_ms(effects: Effects) -> tuple[float, float]:
     return engine.last_invoke_ms, engine.last_invoke_cpu_ms
 
 
-def time_frame(effects: Effects, jpeg: np.ndarray, clock: StageClock) -> dict[str, tuple]:
+def time_frame(effects: Effects, jpeg: np.ndarray, clock: StageCpuTimes) -> dict[str, tuple]:
     """One whole frame: MJPG decode, the chain, the sink's colour conversion."""
     frame, dw, dc = _timed(lambda: mjpg.decode(jpeg))
     clock.start()
@@ -155,7 +155,7 @@ def time_frame(effects: Effects, jpeg: np.ndarray, clock: StageClock) -> dict[st
 def bench_setting(cfg: Config, jpegs: list[np.ndarray], threads: int) -> dict[str, tuple]:
     """Median (wall ms, cpu ms) per stage for one resolution and thread count."""
     effects = Effects(EffectsSettings.from_config(cfg), load_model(cfg, threads))
-    clock = StageClock()
+    clock = StageCpuTimes()
     samples: dict[str, list[tuple[float, float]]] = {s: [] for s in STAGES}
     for i, jpeg in enumerate(jpegs):
         row = time_frame(effects, jpeg, clock)
@@ -204,7 +204,7 @@ def bench_parts(
     for n in names:
         settings = EffectsSettings.from_config(cfg.with_values(PART_EFFECTS[n]))
         variants[n] = Effects(settings, seg)
-    clock = StageClock()
+    clock = StageCpuTimes()
 
     def chain(effects: Effects, frame: np.ndarray) -> tuple[float, float, float, float]:
         w0, c0 = time.perf_counter(), time.process_time()
@@ -343,6 +343,9 @@ def print_table(title: str, columns: list[tuple[str, dict[str, tuple]]]) -> None
     print("frame = decode + segment + refine + compose + sink; outside network = frame - network.")
     for name, res in columns:
         net, rest = res["  network"][1], res["outside network"][1]
+        if np.isnan(res["segment"][1]):
+            print(f"  {name}: no effect to run (background none): frames pass through")
+            continue
         ratio = rest / net if net > 0 else float("inf")
         height = int(name.split("p")[0])
         target = TARGET_RATIO.get(height)

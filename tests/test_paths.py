@@ -1,0 +1,32 @@
+"""Every XDG path comes from `paths.py`, and a relative `$XDG_*_HOME` is ignored (the spec)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pixcam import compose, config, control, models, paths
+
+
+def test_every_path_follows_the_xdg_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "c"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "d"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.delenv("PIXCAM_MODELS_DIR", raising=False)
+    assert config.config_path() == tmp_path / "c" / "pixcam" / "config.toml"
+    assert models.models_dir() == tmp_path / "d" / "pixcam" / "models"
+    assert compose.background_dirs()[0] == tmp_path / "d" / "pixcam" / "backgrounds"
+    assert control.socket_path() == tmp_path / "pixcam" / "control.sock"
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "m"))
+    assert models.models_dir() == tmp_path / "m"
+
+
+def test_relative_xdg_homes_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/config")
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/data")
+    monkeypatch.delenv("PIXCAM_MODELS_DIR", raising=False)
+    assert paths.config_home() == Path.home() / ".config"
+    assert models.models_dir() == Path.home() / ".local" / "share" / "pixcam" / "models"

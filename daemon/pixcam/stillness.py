@@ -1,10 +1,12 @@
 """Whether the picture moved since the network last ran: when it did not, the mask is carried.
 
 A person on a video call is mostly still, and the network (with the refiner after it) is most
-of a frame's cost. The test is cheap: a grey thumbnail (~64 px wide, from the frame's shared
-pyramid, so about 0.05 ms) against the thumbnail of the frame the network last saw. Each
-thumbnail pixel averages a ~20×20 block of a 720p frame, so camera noise stays under
-`DIFF_LEVEL` while a moving hand, head or shoulder changes dozens of them at once. The
+of a frame's cost. The test is cheap: a grey thumbnail (128 px wide, from the frame's shared
+pyramid, so about 0.1 ms) against the thumbnail of the frame the network last saw. Each
+thumbnail pixel averages a 10×10 block of a 720p frame, so camera noise stays under
+`DIFF_LEVEL` while a moving hand, head or shoulder changes dozens of them at once. Measured
+with bench/still_skip.py on the presenter video (240 frames): a 64 px thumbnail carried more
+(CPU ratio 0.51) but missed slow movements for up to 5 frames; 128 px keeps that to 1. The
 reference is the last *inferred* frame, not the previous one, so a slow drift adds up and
 triggers too; and after `MAX_CARRY` carried frames the network runs anyway (light changes,
 a mask that was wrong).
@@ -17,11 +19,11 @@ import numpy as np
 
 from pixcam.pyramid import Pyramid
 
-THUMB_WIDTH = 64
+THUMB_WIDTH = 128
 DIFF_LEVEL = 6  # grey levels (0..255) a thumbnail pixel must change by to count as moved
-EDGE_MOVED = 0.004  # share of thumbnail pixels moving near the person's outline (~9 of 64×36)
+EDGE_MOVED = 0.004  # share of thumbnail pixels moving near the person's outline (~37 of 128×72)
 ANY_MOVED = 0.03  # share moving anywhere (someone walks in, the camera turns)
-EDGE_BAND = 5  # outline band width in thumbnail pixels (±2, ~±40 px at 720p)
+EDGE_BAND = 5  # outline band width in thumbnail pixels (±2, ~±20 px at 720p)
 MAX_CARRY = 5  # carried frames in a row at most: the network still runs at ≥ fps/6
 
 

@@ -269,7 +269,10 @@ class MjpgReplay(Source):
     def __init__(self, jpegs: list[np.ndarray], fps: float) -> None:
         super().__init__()
         self._jpegs = jpegs
-        self.height, self.width = mjpg.decode(jpegs[0]).shape[:2]
+        first = mjpg.decode(jpegs[0])
+        if first is None:
+            raise PixcamError("the replayed MJPG frames cannot be decoded")
+        self.height, self.width = first.shape[:2]
         self.fps = fps
 
     def capture(self) -> None:

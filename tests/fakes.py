@@ -114,7 +114,7 @@ class FlakySegmenter:
     def __init__(self, bad: int | None = None) -> None:
         self.calls, self.bad = 0, bad
 
-    def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+    def run(self, frame: np.ndarray, parts: bool = True, pyramid: Any = None) -> Any:
         self.calls += 1
         if self.calls == self.bad:
             raise RuntimeError("interpreter exploded")

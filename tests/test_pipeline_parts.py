@@ -197,7 +197,7 @@ class RecordingSegmenter(FlakySegmenter):
         super().__init__()
         self.parts_flags: list[bool] = []
 
-    def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+    def run(self, frame: np.ndarray, parts: bool = True, pyramid: Any = None) -> Any:
         self.parts_flags.append(parts)
         return super().run(frame, parts)
 
@@ -247,7 +247,7 @@ def test_parts_are_read_only_while_an_effect_needs_them(seg: Any, doctor: Path) 
         def __getattr__(self, name: str) -> Any:
             return getattr(seg, name)
 
-        def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+        def run(self, frame: np.ndarray, parts: bool = True, pyramid: Any = None) -> Any:
             calls.append(parts)
             return seg.run(frame, parts=parts)
 
@@ -291,7 +291,7 @@ class BlockingSegmenter(FlakySegmenter):
         self.release = threading.Event()
         self.entered = threading.Event()
 
-    def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+    def run(self, frame: np.ndarray, parts: bool = True, pyramid: Any = None) -> Any:
         if self.calls >= 2:
             self.entered.set()
             self.release.wait(30)
@@ -420,7 +420,8 @@ def test_bench_pipeline_reports_the_added_cost_of_part_effects(
     from pixcam.cli import main
 
     need(VIDEOS / "presenter-1280x720.mp4", "benchmark video")
-    argv = ["bench", "pipeline", "--threads", "1", "--frames", "2", "--parts", "view,blur-face"]
+    argv = ["bench", "pipeline", "--threads", "1", "--frames", "2", "--sizes", "720", "--live", "0"]
+    argv += ["--parts", "view,blur-face"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     table = out[out.index("part effects, 720p 1t") :].splitlines()
@@ -434,3 +435,31 @@ def test_bench_pipeline_reports_the_added_cost_of_part_effects(
         assert chain_w > 0 and stage_w > 0 and re.search(r"[-+]\d+\.\d / [-+]", rows[name])
         assert abs(added_w) < chain_w
     assert len(re.findall(r"\d+\.\d", rows["plain"])) == 2
+
+
+@pytest.mark.slow
+def test_bench_pipeline_counts_the_whole_frame_and_the_latency(
+    models_installed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pixcam.cli import main
+
+    need(VIDEOS / "presenter-1280x720.mp4", "benchmark video")
+    argv = ["bench", "pipeline", "--threads", "1", "--frames", "2", "--sizes", "360"]
+    assert main([*argv, "--live", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = {line[:18].strip(): line[18:] for line in out.splitlines()}
+    cells = {
+        k: [float(x) for x in re.findall(r"\d+\.\d", rows[k])]
+        for k in rows
+        if k
+        in ("decode (MJPG)", "network", "segment", "sink (BGR→I420)", "frame", "outside network")
+    }
+    assert len(cells) == 6 and all(len(v) == 2 for v in cells.values())
+    # CPU column: the network is part of segment, and outside = frame - network.
+    assert 0 < cells["network"][1] <= cells["segment"][1] + 0.1
+    assert cells["outside network"][1] == pytest.approx(
+        cells["frame"][1] - cells["network"][1], abs=0.15
+    )
+    assert re.search(r"360p 1t: outside the network \d+\.\d CPU ms = \d+\.\d\d×", out)
+    live = re.search(r"360p: \d+\.\d fps out, capture-to-sink latency median (\d+\.\d) ms", out)
+    assert live and float(live.group(1)) > 0

@@ -136,13 +136,18 @@ class _RecordingCapture:
 
     def __init__(self, *args: object) -> None:
         type(self).calls = []
+        self.values: dict[int, float] = {}
 
     def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
         return True
 
     def set(self, prop: int, value: float) -> bool:
         type(self).calls.append(prop)
+        self.values[prop] = value
         return True
+
+    def get(self, prop: int) -> float:
+        return self.values.get(prop, 0.0)
 
     def release(self) -> None:
         pass
@@ -161,6 +166,8 @@ def test_mjpg_is_set_before_the_geometry(
     assert (cv2.CAP_PROP_FOURCC in calls) == mjpg_expected
     if mjpg_expected:
         assert calls.index(cv2.CAP_PROP_FOURCC) < calls.index(cv2.CAP_PROP_FRAME_WIDTH)
+    # A granted MJPG comes undecoded, for the faster decode in mjpg.py.
+    assert (cv2.CAP_PROP_CONVERT_RGB in calls) == mjpg_expected
     assert cv2.CAP_PROP_FRAME_HEIGHT in calls and cv2.CAP_PROP_FPS in calls
 
 
@@ -229,3 +236,44 @@ def test_busy_hint_names_the_process_holding_the_device(tmp_path: Path) -> None:
         holder.kill()
         holder.wait()
     assert "another application" in sources._busy_hint(str(node))
+
+
+# --------------------------------------------------------------------------- raw MJPG
+class _RawMjpgSource(Source):
+    """Publishes JPEG buffers the way OpenCV's V4L2 backend returns them with CONVERT_RGB=0."""
+
+    name = "raw"
+
+    def __init__(self, buffers: list[np.ndarray]) -> None:
+        super().__init__()
+        self._buffers = buffers
+        self._lockstep = True
+
+    def capture(self) -> None:
+        for buf in self._buffers:
+            self.publish(buf.reshape(1, -1), raw=True)
+        self.end()
+
+
+def test_raw_mjpg_is_decoded_when_taken_and_stamped() -> None:
+    from pixcam import mjpg
+
+    frame = cv2.resize(read_video(VIDEOS / "presenter-1280x720.mp4", 1)[0], (320, 180))
+    jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+    # The fast decode differs from OpenCV's by less than the JPEG's own loss.
+    ours = mjpg.decode(jpeg)
+    assert ours is not None and ours.shape == frame.shape
+    ref = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    assert cv2.absdiff(ours, ref).mean() < 1.5
+    assert mjpg.decode(b"not a jpeg") is None
+
+    src = _RawMjpgSource([jpeg, np.frombuffer(b"garbage!", np.uint8)])
+    before = time.monotonic()
+    src.start()
+    got = src.read(timeout=2.0)
+    assert got is not None and got.shape == frame.shape
+    assert before <= src.last_capture_t <= time.monotonic()
+    assert src.read(timeout=2.0) is None  # a corrupt frame is skipped, not an error
+    with pytest.raises(EOFError):
+        src.read(timeout=2.0)
+    src.close()

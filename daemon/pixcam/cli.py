@@ -208,6 +208,17 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument("--frames", type=int, default=40, help="timed frames per setting")
     pipe.add_argument("--background", default="blur", choices=BACKGROUNDS)
     pipe.add_argument(
+        "--sizes", default="720,1080,2160", help="frame heights (the video upscaled; 2160 = 4K)"
+    )
+    pipe.add_argument(
+        "--live",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="also run the live pipeline on a replayed 30 fps MJPG camera this long per size "
+        "and report fps and capture-to-sink latency (0: skip)",
+    )
+    pipe.add_argument(
         "--internal-resolution", type=int, default=0, help="network input long side (0: model's)"
     )
     pipe.add_argument(

@@ -27,6 +27,7 @@ from pixcam import images, paths
 from pixcam.errors import PixcamError
 from pixcam.fgcolor import remove_old_background
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
+from pixcam.pyramid import Pyramid
 
 MODES = BACKGROUNDS
 # Shipped inside the package (the repo's backgrounds/ links here), so a wheel has them too.
@@ -181,20 +182,14 @@ def blend(
 class _Background(Protocol):
     fresh: bool  # get() returns a new array each call, which the blend may write into
 
-    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def get(
+        self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
         """The background for this frame, frame-sized uint8 BGR (not to be modified unless
-        `fresh`)."""
+        `fresh`); `pyramid` is the frame's, to share its halvings."""
         ...
 
     def close(self) -> None: ...
-
-
-def halve_to(img: np.ndarray, factor: int) -> np.ndarray:
-    """Area-downscale by a power of two, one fast 2× step at a time."""
-    while factor > 1:
-        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        factor //= 2
-    return img
 
 
 class BlurBackground:
@@ -228,12 +223,17 @@ class BlurBackground:
             f *= 2
         return f
 
-    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def get(
+        self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
         h, w = frame.shape[:2]
         f = self.factor(min(h, w))
         sw, sh = max(1, w // f), max(1, h // f)
-        small = cv2.resize(halve_to(frame, f), (sw, sh), interpolation=cv2.INTER_AREA)
-        a_small = cv2.resize(halve_to(alpha, f), (sw, sh), interpolation=cv2.INTER_AREA)
+        k = f.bit_length() - 1  # f is a power of two
+        small = cv2.resize(
+            (pyramid or Pyramid(frame)).level(k), (sw, sh), interpolation=cv2.INTER_AREA
+        )
+        a_small = cv2.resize(Pyramid(alpha).level(k), (sw, sh), interpolation=cv2.INTER_AREA)
         # Dilate: a small pixel that straddles the outline carries some person colour.
         a_small = cv2.dilate(a_small, np.ones((3, 3), np.uint8))
         weight = cv2.subtract(255, a_small).astype(np.float32) * np.float32(1 / 255)
@@ -269,7 +269,9 @@ class ImageBackground:
         self.image = load_image(name)
         self._fitted: np.ndarray | None = None
 
-    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def get(
+        self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
         h, w = frame.shape[:2]
         if self._fitted is None or self._fitted.shape[:2] != (h, w):
             self._fitted = cover_fit(self.image, (w, h))
@@ -284,7 +286,9 @@ class ColorBackground(ImageBackground):
         self.image = np.full((1, 1, 3), parse_color(color), np.uint8)
         self._fitted = None
 
-    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def get(
+        self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
         h, w = frame.shape[:2]
         if self._fitted is None or self._fitted.shape[:2] != (h, w):
             self._fitted = np.full((h, w, 3), self.image[0, 0], np.uint8)
@@ -334,7 +338,9 @@ class VideoBackground:
             self._frame = frame
             self._fitted = None
 
-    def get(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def get(
+        self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
         self._advance()
         h, w = frame.shape[:2]
         if self._fitted is None or self._fitted.shape[:2] != (h, w):
@@ -398,18 +404,23 @@ class Compositor:
         if previous is not None:
             previous.close()
 
-    def compose(self, frame_bgr: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
-        """The output frame; mode "none" without mirror returns `frame_bgr` itself."""
+    def compose(
+        self, frame_bgr: np.ndarray, alpha_u8: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
+        """The output frame; mode "none" without mirror returns `frame_bgr` itself.
+
+        `pyramid` (of `frame_bgr`) lends the halvings the earlier stages made."""
         with self._lock:
             s, background = self._settings, self._background
             if s.mirror:
                 frame_bgr = cv2.flip(frame_bgr, 1)
                 alpha_u8 = cv2.flip(alpha_u8, 1)
+                pyramid = None  # of the unflipped frame
             if background is None:
                 return frame_bgr
             if alpha_u8.shape != frame_bgr.shape[:2]:
                 raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame_bgr.shape}")
-            bg = background.get(frame_bgr, alpha_u8)
+            bg = background.get(frame_bgr, alpha_u8, pyramid)
             out = blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
             if s.edge_colour:
                 remove_old_background(out, frame_bgr, alpha_u8)

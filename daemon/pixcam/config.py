@@ -121,6 +121,7 @@ class ModelConfig(_Section):
     threads: int = _field(2, "an integer 1..64", ge=1, le=64)
     quality: Quality = _field("balanced", ", ".join(f'"{q}"' for q in QUALITIES))
     auto_tune: bool = _field(True, "true or false")
+    skip_still: bool = _field(True, "true or false")
 
     @field_validator("name")
     @classmethod

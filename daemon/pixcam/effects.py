@@ -31,8 +31,10 @@ from pixcam.framing import (
     snap,
 )
 from pixcam.partfx import PartEffects, PartSettings
+from pixcam.pyramid import Pyramid
 from pixcam.refine import Refiner, RefineSettings
 from pixcam.segment.output import SegmentationOutput
+from pixcam.stillness import MotionGate
 
 log = logging.getLogger("pixcam.effects")
 
@@ -65,7 +67,9 @@ class Segmenter(Protocol):
     @property
     def has_parts(self) -> bool: ...
 
-    def run(self, frame_bgr: np.ndarray, parts: bool = True) -> SegmentationOutput: ...
+    def run(
+        self, frame_bgr: np.ndarray, parts: bool = True, pyramid: Pyramid | None = None
+    ) -> SegmentationOutput: ...
 
 
 class ModelChoice(NamedTuple):
@@ -103,6 +107,7 @@ class EffectsSettings:
     enabled: bool
     mirror: bool
     background: str
+    skip_still: bool
     model: ModelChoice
     refine: RefineSettings
     compose: ComposeSettings
@@ -142,7 +147,15 @@ class EffectsSettings:
         f = cfg.framing
         framing = FramingSettings(str(f.mode), float(f.zoom), float(f.speed))
         return cls(
-            bool(e.enabled), bool(e.mirror), e.background, model, refine, compose, parts, framing
+            bool(e.enabled),
+            bool(e.mirror),
+            e.background,
+            bool(m.skip_still),
+            model,
+            refine,
+            compose,
+            parts,
+            framing,
         )
 
     @property
@@ -192,6 +205,8 @@ class Effects:
         self._segmenter = segmenter
         self._model: ModelChoice | None = settings.model if segmenter is not None else None
         self._parts_fed = False  # the part tracker saw the previous frame
+        self._gate = MotionGate()
+        self._alpha: np.ndarray | None = None  # the last refined mask, carried while still
         self._warned: ModelChoice | None = None  # the model the notice was logged for
         self.notice: str | None = None
 
@@ -243,6 +258,7 @@ class Effects:
         settings = autotune.tuned(user, self._level, autotune.base_resolution(user.model))
         if settings.refine != self._refiner.settings:
             self._refiner.update(settings.refine)
+            self._alpha = None  # made with the old settings
         if settings.compose != self._compositor.settings:
             self._compositor.update(settings.compose)
         if settings.parts != self._fx.settings:
@@ -255,6 +271,7 @@ class Effects:
 
     def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
         self._segmenter, self._model = segmenter, model
+        self._alpha = None
 
     def reset(self) -> None:
         """Forget the temporal state of the refiner and the part effects (a new scene)."""
@@ -262,6 +279,8 @@ class Effects:
         self._fx.reset()
         self._framer.reset()
         self._parts_fed = False
+        self._gate.reset()
+        self._alpha = None
 
     def mirror(self, frame: np.ndarray) -> np.ndarray:
         """The frame as the chain sees it (flipped when mirroring is on)."""
@@ -293,26 +312,42 @@ class Effects:
                 return frame  # only a part effect was asked for, and it cannot run
         h, w = frame.shape[:2]
         clock = _StageClock(on_stage)
-        # The 24 part channels are read (and decoded) only while an effect needs them; the
-        # framer finds the face in them (a few grid cells, cheap) where the model has them.
-        out = seg.run(frame, parts=want_parts or (framing and seg.has_parts))
-        if framing:
-            clock.done("segment")
-            # Before the background: blur and replacement fill the framed picture.
-            box = snap(self._framer.update(measure(out, s.refine.threshold), w, h), w, h)
-            if not is_full(box, w, h):
-                frame, out = crop_frame(frame, box), crop_output(out, box)
-            if s.background == "none" and not want_parts:
-                clock.done("frame")
-                return frame
-        # Same aspect as the frame (the refiner checks it); ~1/16 of the pixels.
-        prob = out.person_probability(size=(max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR)))
-        clock.done("frame" if framing else "segment")
-        alpha = self._refiner.refine(frame, prob)
-        clock.done("refine")
-        result = self._compositor.compose(frame, alpha)
+        # The frame's halvings, made once for the motion test, the network input, the guide
+        # and the blur.
+        pyramid = Pyramid(frame)
+        alpha = self._alpha
+        # A still picture keeps the last mask; not with part effects, which need this very
+        # frame's part output, nor while framing, whose crop moves under a kept mask.
+        gated = s.skip_still and not want_parts and not framing
+        if gated and self._gate.still(pyramid) and alpha is not None and alpha.shape == (h, w):
+            self._gate.carry()
+            clock.done("carry")
+            out = None
+        else:
+            # The 24 part channels are read (and decoded) only while an effect needs them; the
+            # framer finds the face in them (a few grid cells, cheap) where the model has them.
+            out = seg.run(frame, parts=want_parts or (framing and seg.has_parts), pyramid=pyramid)
+            if framing:
+                clock.done("segment")
+                # Before the background: blur and replacement fill the framed picture.
+                box = snap(self._framer.update(measure(out, s.refine.threshold), w, h), w, h)
+                if not is_full(box, w, h):
+                    frame, out = crop_frame(frame, box), crop_output(out, box)
+                    pyramid = Pyramid(frame)
+                if s.background == "none" and not want_parts:
+                    clock.done("frame")
+                    return frame
+            # Same aspect as the frame (the refiner checks it); ~1/16 of the pixels.
+            work = (max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR))
+            prob = out.person_probability(size=work)
+            clock.done("frame" if framing else "segment")
+            alpha = self._alpha = self._refiner.refine(frame, prob, pyramid)
+            clock.done("refine")
+            if gated:
+                self._gate.ran(prob)
+        result = self._compositor.compose(frame, alpha, pyramid)
         clock.done("compose")
-        if want_parts:
+        if want_parts and out is not None:
             if not self._parts_fed:
                 self._fx.reset()  # frames went by unseen: no smoothing against a stale state
             # The compositor hands out a new array (except for "none", which returns the

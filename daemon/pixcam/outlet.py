@@ -26,6 +26,7 @@ SINK_RETRY_S = 2.0
 # Keep-alive: re-send the last output once nothing went out for this long (or 3 output frame
 # times, whichever is longer), so ordinary jitter never duplicates a frame.
 KEEPALIVE_AFTER_S = 0.25
+PAUSED_POLL_S = 0.5  # how often the keep-alive looks whether the stream is running again
 
 SinkOpener = Callable[[SinkSpec, int, int, float], Sink]
 
@@ -80,12 +81,15 @@ class Outlet:
         self.dims = (self._sink.width, self._sink.height)
         self.last_send_t = time.monotonic()
 
-    def send(self, frame: np.ndarray, *, repeat: bool = False) -> bool:
-        """True when the frame went out; `repeat` = a keep-alive copy, not a new frame."""
+    def send(
+        self, frame: np.ndarray, *, repeat: bool = False, captured: float | None = None
+    ) -> bool:
+        """True when the frame went out; `repeat` = a keep-alive copy, not a new frame;
+        `captured` = the time.monotonic() its camera frame was captured (for the latency)."""
         with self._lock:
-            return self._send_locked(frame, repeat)
+            return self._send_locked(frame, repeat, captured)
 
-    def _send_locked(self, frame: np.ndarray, repeat: bool) -> bool:
+    def _send_locked(self, frame: np.ndarray, repeat: bool, captured: float | None) -> bool:
         now = time.monotonic()
         if self._sink is None:
             if now < self._retry_at:
@@ -116,7 +120,7 @@ class Outlet:
             self.repeats += 1  # not a new frame: neither counted nor in the fps
             return True
         self._timings.add("sink", (time.perf_counter() - t) * 1e3)
-        self._timings.frame_sent(self.last_send_t)
+        self._timings.frame_sent(self.last_send_t, captured)
         self.frames += 1
         return True
 
@@ -145,11 +149,15 @@ class Outlet:
         idle card itself at its own (lower) rate, so nothing is repeated then."""
         period = 1.0 / max(1.0, self.fps)
         after = max(KEEPALIVE_AFTER_S, 3 * period)
-        while not stop.wait(period):
+        wait = period
+        while not stop.wait(wait):
             if not worker.is_alive():
                 return
+            # Paused it has nothing to do: look again only now and then (idle CPU).
+            is_paused = paused()
+            wait = PAUSED_POLL_S if is_paused else period
             frame = self.last_sent
-            if frame is None or paused() or self._sink is None:
+            if frame is None or is_paused or self._sink is None:
                 continue
             if time.monotonic() - self.last_send_t < after:
                 continue

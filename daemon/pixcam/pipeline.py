@@ -249,6 +249,8 @@ class Pipeline:
             "reason": tuner.reason,
             "steps": steps,
             "target_fps": round(1.0 / tuner.budget, 2),
+            # Camera capture to the sink write, over the last frames: {"median", "p95"} ms.
+            "latency_ms": self._timings.latency(),
         }
 
     @property
@@ -297,8 +299,9 @@ class Pipeline:
             return True
         self._last_frame_t = now
         t0 = time.perf_counter()
+        captured = self._source.last_capture_t
         out = self._process(frame)
-        if self._outlet.send(out):
+        if self._outlet.send(out, captured=captured):
             self._last_good = out
         self._tune(time.perf_counter() - t0)
         return True

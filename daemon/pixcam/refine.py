@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from pixcam.pyramid import Pyramid
+
 # The guided filter runs on a small grid and needs only box filters, so it is written here with
 # cv2.boxFilter: cv2.ximgproc.guidedFilter lives in opencv-contrib, which would replace our
 # opencv-python-headless wheel (the two conflict) for ~15 lines of arithmetic, and it has no
@@ -117,19 +119,6 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.
     return apply_coefficients(a, b, guide)
 
 
-def downscale(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Area-average resize to `size` (w, h) by halvings, then one bilinear step of < 2×.
-
-    cv2's INTER_AREA is fast only at exactly 2× (0.56 ms for 1080p → 540p); at 1.5× or 3× it
-    is 4–5× slower per pixel, and after the halvings a bilinear step no longer aliases.
-    """
-    while img.shape[1] >= 2 * size[0] and img.shape[0] >= 2 * size[1]:
-        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    if (img.shape[1], img.shape[0]) == size:
-        return img
-    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
-
-
 def _as_probability(prob_small: np.ndarray) -> np.ndarray:
     if prob_small.ndim != 2:
         raise ValueError(f"prob_small must be H×W, got shape {prob_small.shape}")
@@ -165,8 +154,12 @@ class Refiner:
         self._state: np.ndarray | None = None
         self._prev_guide: np.ndarray | None = None
 
-    def refine(self, frame_bgr: np.ndarray, prob_small: np.ndarray) -> np.ndarray:
-        """Return the alpha (uint8 H×W, frame size) for `frame_bgr` from `prob_small`."""
+    def refine(
+        self, frame_bgr: np.ndarray, prob_small: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
+        """Return the alpha (uint8 H×W, frame size) for `frame_bgr` from `prob_small`.
+
+        `pyramid` (of `frame_bgr`) lends the halvings other stages made already."""
         h, w = frame_bgr.shape[:2]
         prob = _as_probability(prob_small)
         ph, pw = prob.shape
@@ -181,8 +174,9 @@ class Refiner:
             prob = cv2.resize(prob, (gw, gh), interpolation=cv2.INTER_AREA)
         # Detail grid: where the filter's output is produced; never above frame size.
         dw, dh = min(w, gw * _DETAIL), min(h, gh * _DETAIL)
-        detail_u8 = downscale(frame_bgr, (dw, dh))
-        guide = downscale(detail_u8, (gw, gh)).astype(np.float32) * np.float32(1 / 255)
+        pyramid = pyramid or Pyramid(frame_bgr)
+        detail_u8 = pyramid.down_to((dw, dh))
+        guide = pyramid.down_to((gw, gh)).astype(np.float32) * np.float32(1 / 255)
 
         prob = self._smooth(prob, guide, s.smoothing)
         # Steepen the network's soft ramp first: the guided filter then only has to move a

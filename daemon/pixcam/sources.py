@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pixcam import images
+from pixcam import images, mjpg
 from pixcam.devices import holders
 from pixcam.errors import PixcamError
 
@@ -71,6 +71,9 @@ class Source:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._frame: np.ndarray | None = None
+        self._raw = False  # the slot holds undecoded MJPG (decoded only when taken)
+        self._stamp = 0.0  # time.monotonic() when the frame in the slot was captured
+        self.last_capture_t = 0.0  # capture time of the frame `read()` returned last
         self._seq = 0  # sequence number of the frame in the slot
         self._taken = 0  # sequence number of the last frame handed out
         self._error: SourceError | None = None
@@ -105,9 +108,11 @@ class Source:
                     return None
                 self._cond.wait(left)
             self._taken = self._seq
-            frame = self._frame
+            frame, raw = self._frame, self._raw
+            self.last_capture_t = self._stamp
             self._cond.notify_all()  # wakes a lock-step producer
-            return frame
+        # Decoded here, by the consumer: a frame the consumer was too slow for costs nothing.
+        return mjpg.decode(frame) if raw and frame is not None else frame
 
     @property
     def failed(self) -> bool:
@@ -130,12 +135,14 @@ class Source:
     # ----------------------------------------------------------------- producer side
     # A source is a subclass that implements `capture()` (the capture thread's loop, which
     # ends once `stopping` is set) with `publish`, `fail` and `end`, and `release()`.
-    def publish(self, frame: np.ndarray) -> None:
+    def publish(self, frame: np.ndarray, raw: bool = False) -> None:
+        """`raw`: `frame` is one MJPG buffer, decoded when taken."""
+        stamp = time.monotonic()
         with self._cond:
             if self._lockstep:
                 while self._seq != self._taken and not self.stopping.is_set():
                     self._cond.wait(0.1)
-            self._frame = frame
+            self._frame, self._raw, self._stamp = frame, raw, stamp
             self._seq += 1
             self._cond.notify_all()
 
@@ -217,6 +224,10 @@ class CameraSource(Source):
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, spec.height)
         cap.set(cv2.CAP_PROP_FPS, spec.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # driver-side queue as short as possible too
+        # MJPG arrives undecoded (OpenCV then hands out the JPEG bytes as one row): our own
+        # decode is about twice as fast (mjpg.py) and skips the frames nobody takes.
+        if spec.mjpg and _fourcc_str(cap.get(cv2.CAP_PROP_FOURCC)) == "MJPG":
+            cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         return cap
 
     def start(self) -> None:
@@ -244,10 +255,12 @@ class CameraSource(Source):
         started = time.monotonic()
         while not self.stopping.is_set():
             ok, frame = self._cap.read()
-            if ok and frame is not None and frame.ndim == 3:
+            # A raw MJPG frame is one row of bytes; a driver that ignored CONVERT_RGB=0 gives BGR.
+            raw = ok and frame is not None and frame.ndim == 2 and frame.shape[0] == 1
+            if ok and frame is not None and (frame.ndim == 3 or raw):
                 failures = 0
                 got_any = True
-                self.publish(frame)
+                self.publish(frame, raw=raw)
                 continue
             failures += 1
             if not got_any and time.monotonic() - started > FIRST_FRAME_TIMEOUT_S:

@@ -21,15 +21,29 @@ class Timings:
     def __init__(self, window: int = WINDOW) -> None:
         self._ms: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
         self._sent: deque[float] = deque(maxlen=window)
+        self._latency: deque[float] = deque(maxlen=window)
         self._lock = threading.Lock()
 
     def add(self, stage: str, ms: float) -> None:
         with self._lock:
             self._ms.setdefault(stage, deque(maxlen=WINDOW)).append(ms)
 
-    def frame_sent(self, t: float) -> None:
+    def frame_sent(self, t: float, captured: float | None = None) -> None:
+        """A new frame went out at `t` (time.monotonic); `captured`: when its camera frame
+        was captured, on the same clock."""
         with self._lock:
             self._sent.append(t)
+            if captured:
+                self._latency.append((t - captured) * 1e3)
+
+    def latency(self) -> dict[str, float]:
+        """Capture-to-sink milliseconds over the window: median and 95th percentile."""
+        with self._lock:
+            ms = sorted(self._latency)
+        if not ms:
+            return {}
+        p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+        return {"median": round(statistics.median(ms), 1), "p95": round(p95, 1)}
 
     def medians(self) -> dict[str, float]:
         with self._lock:

@@ -39,6 +39,7 @@ __all__ = [
     "SegmentationOutput",
     "Segmenter",
     "load_segmenter",
+    "network_resolution",
     "segment_parts",
     "segment_person",
 ]
@@ -78,8 +79,7 @@ def load_segmenter(
     if family is None:
         raise PixcamError(f"model {spec.name} has unknown family {spec.family!r}")
     bodypix = spec.family == "bodypix"
-    if bodypix and quality == "fast" and not internal_resolution:
-        internal_resolution = FAST_RESOLUTION
+    internal_resolution = network_resolution(spec, quality, internal_resolution)
     segmenter = family(spec, Engine(spec.path, threads), internal_resolution)
     if not (bodypix and quality == "best"):
         return segmenter
@@ -89,6 +89,13 @@ def load_segmenter(
         log.warning("quality best needs %s (%s); running %s alone", BEST_PARTNER, exc, spec.name)
         return segmenter
     return FusedSegmenter(segmenter, partner)  # type: ignore[return-value]
+
+
+def network_resolution(spec: models.ModelSpec, quality: str, internal_resolution: int) -> int:
+    """The network input's long side that `quality` gives (0: the model's own)."""
+    if spec.family == "bodypix" and quality == "fast" and not internal_resolution:
+        return FAST_RESOLUTION
+    return internal_resolution
 
 
 def _check_frame(frame: np.ndarray) -> None:

@@ -1,0 +1,67 @@
+"""Skipping the network while the picture is still (stillness.MotionGate in effects.Effects)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fakes import FlakySegmenter, cfg_with
+from pixcam.effects import Effects, EffectsSettings
+from pixcam.pyramid import Pyramid
+from pixcam.stillness import MAX_CARRY, MotionGate
+
+H, W = 180, 320
+
+
+def scene(hand_x: int | None = None, mouth: int = 0) -> np.ndarray:
+    """A grey wall, a person (dark) in the left half, an optional bright hand at `hand_x`
+    and a mouth inside the person whose brightness varies."""
+    f = np.full((H, W, 3), 150, np.uint8)
+    f[:, : W // 2] = 60
+    f[60:80, 40:60] = 60 + mouth
+    if hand_x is not None:
+        f[100:140, hand_x : hand_x + 30] = 250
+    return f
+
+
+def person_prob() -> np.ndarray:
+    prob = np.zeros((H // 4, W // 4), np.float32)
+    prob[:, : W // 8] = 1.0
+    return prob
+
+
+def test_gate_carries_a_still_picture_but_reruns_regularly() -> None:
+    gate = MotionGate()
+    assert not gate.still(Pyramid(scene()))  # nothing seen yet
+    gate.ran(person_prob())
+    decisions = []
+    for _ in range(2 * (MAX_CARRY + 1)):
+        still = gate.still(Pyramid(scene()))
+        decisions.append(still)
+        gate.carry() if still else gate.ran(person_prob())
+    assert decisions == ([True] * MAX_CARRY + [False]) * 2
+
+
+def test_gate_sees_movement_at_the_outline_at_once_but_not_inside() -> None:
+    gate = MotionGate()
+    gate.still(Pyramid(scene()))
+    gate.ran(person_prob())
+    assert gate.still(Pyramid(scene(mouth=80)))  # talking: inside the person
+    assert not gate.still(Pyramid(scene(hand_x=W // 2 - 10)))  # a hand crosses the outline
+
+
+def test_effects_infer_only_when_the_picture_moves() -> None:
+    seg = FlakySegmenter()
+    cfg = cfg_with(effects={"background": "color"}, refine={"smoothing": 0})
+    fx = Effects(EffectsSettings.from_config(cfg), seg)
+    stages: list[str] = []
+    for _ in range(3):
+        fx.process(scene(), on_stage=lambda s, _ms: stages.append(s))
+    assert seg.calls == 1 and stages.count("carry") == 2
+    moved = fx.process(scene(hand_x=W // 2 - 10))
+    assert seg.calls == 2  # the first moving frame is inferred: no lag
+    assert moved.shape == (H, W, 3)
+
+    every = Effects(EffectsSettings.from_config(cfg.with_values({"model.skip_still": False})), seg)
+    for _ in range(3):
+        every.process(scene())
+    assert seg.calls == 5

@@ -106,7 +106,7 @@ class SlowSegmenter:
     def __init__(self, resolution: int, seconds_at_417: float) -> None:
         self.delay = seconds_at_417 * (resolution / 417) ** 2
 
-    def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+    def run(self, frame: np.ndarray, parts: bool = True, pyramid: object = None) -> Any:
         time.sleep(self.delay)
         return self
 
@@ -123,7 +123,8 @@ def test_the_runner_recovers_its_frame_rate_with_a_slow_stage() -> None:
         loads.append(resolution)
         return SlowSegmenter(resolution or 417, 0.050)  # 20 fps at full size: under 30
 
-    cfg = cfg_with(output={"fps": 30}, refine={"edge_aware": False})
+    # The fake camera's frames never move: every one must reach the (slow) network.
+    cfg = cfg_with(output={"fps": 30}, refine={"edge_aware": False}, model={"skip_still": False})
     pipe = Pipeline(
         cfg,
         source_opener=CameraFactory(good=10**6, down=0),

@@ -124,7 +124,9 @@ class CornerPerson:
 
     has_parts = False
 
-    def run(self, frame: np.ndarray, parts: bool = True) -> SegmentationOutput:
+    def run(
+        self, frame: np.ndarray, parts: bool = True, pyramid: object = None
+    ) -> SegmentationOutput:
         h, w = frame.shape[:2]
         grid = cv2.resize(blob_person(96, 54, x=24), (w // 8, h // 8))
         return SegmentationOutput(grid, None, GridMapping((w, h), (w, h), 8))

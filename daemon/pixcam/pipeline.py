@@ -234,6 +234,8 @@ class Pipeline:
             "effects": fx is not None and fx.settings.active,
             "parts": fx is not None and fx.settings.parts_on and fx.settings.enabled,
             "stages_ms": self._timings.medians(),
+            # Camera capture to the sink write, over the last frames: {"median", "p95"} ms.
+            "latency_ms": self._timings.latency(),
             "auto_tune": self._tune_status(),
         }
 
@@ -249,8 +251,6 @@ class Pipeline:
             "reason": tuner.reason,
             "steps": steps,
             "target_fps": round(1.0 / tuner.budget, 2),
-            # Camera capture to the sink write, over the last frames: {"median", "p95"} ms.
-            "latency_ms": self._timings.latency(),
         }
 
     @property

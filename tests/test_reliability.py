@@ -395,7 +395,7 @@ def cli_cases(f: dict[str, Path], clip: Path) -> list[tuple[list[str], str]]:
         (["segment", str(f["empty.png"]), "--out", o], "is empty"),
         (["segment", str(f["text.png"]), "--out", o], "not an image"),
         (["segment", str(f["damaged.png"]), "--out", o], "not an image"),
-        (["segment", str(f["folder.png"]), "--out", o], "not a file"),
+        (["segment", str(f["folder.png"]), "--out", o], "holds no images"),
         (["segment", str(f["fifo.png"]), "--out", o], "not a file"),
         (["segment", str(f["bomb.png"]), "--out", o], "64 megapixel limit"),
         (["segment", str(f["giga.png"]), "--out", o], "64 megapixel limit"),

@@ -47,8 +47,9 @@ class TimedSink(Sink):
             self.times.append(time.monotonic())
 
     def largest_gap(self, since: float) -> float:
-        with self.lock:
-            times = [t for t in self.times if t >= since]
+        with self.lock:  # from the last frame before `since`: a stall at once counts too
+            before = [t for t in self.times if t < since][-1:]
+            times = before + [t for t in self.times if t >= since]
         assert len(times) > 2, "frames stopped"
         return max(b - a for a, b in zip(times, times[1:], strict=False))
 

@@ -29,9 +29,9 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from fakes import FlakySegmenter
 from test_images import png_bomb
 
+from fakes import FlakySegmenter
 from pixcam import control
 from pixcam import daemon as daemon_mod
 from pixcam.cli import main
@@ -491,6 +491,20 @@ class TimedNodeSink(Sink):
         self.times.append(time.monotonic())
 
 
+class SlowTray:
+    """A tray whose every refresh takes 0.1 s (a busy panel): the stream must not notice."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+
+    def refresh(self, menu: bool = True) -> None:
+        self.refreshes += 1
+        time.sleep(0.1)
+
+    def stop(self) -> None:
+        pass
+
+
 class QuickWatcher(ConfigWatcher):
     """The real watcher, polling every 0.1 s so a few hundred edits fit in the suite."""
 
@@ -587,7 +601,8 @@ def test_random_config_edits_while_running(
     tmp_path: Path, video_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Random saves of the config file (valid, invalid, in place and caught half-way, CRLF,
-    BOM, comments only, empty, deleted, a FIFO) while the stream runs: after each one settles
+    BOM, comments only, empty, deleted, a FIFO) while the stream runs and a slow tray
+    refreshes after each change: after each one settles
     the daemon runs exactly the file's settings with no error, or keeps the last good ones and
     reports the error; `status` answers within 2 s throughout; frames never stop."""
     cat = "config: random edits while running"
@@ -624,6 +639,8 @@ def test_random_config_edits_while_running(
     deadline = time.monotonic() + 20
     while not (sock.exists() and sinks and daemon._watcher) and time.monotonic() < deadline:
         time.sleep(0.05)
+    tray = SlowTray()
+    daemon._tray = tray
     rng = random.Random(15)
     running = load_config(cfg_path)
     try:
@@ -649,7 +666,7 @@ def test_random_config_edits_while_running(
     finally:
         daemon.quit()
         thread.join(20)
-    assert not thread.is_alive()
+    assert not thread.is_alive() and tray.refreshes > 0
     times = sinks[0].times
     gap = max(b - a for a, b in zip(times, times[1:], strict=False))
     record(cat, gap < 0.25, f"largest frame gap {gap * 1e3:.0f} ms")

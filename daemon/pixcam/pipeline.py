@@ -238,8 +238,7 @@ class Pipeline:
     def status(self) -> dict[str, Any]:
         sink = self._outlet.sink
         src = self._source
-        fx = self._effects
-        settings = fx.settings if fx is not None else EffectsSettings.from_config(self._cfg)
+        fx = self._effects  # None until start(): nothing runs yet
         # A standing notice (a part effect the model cannot do) is the problem to show.
         notice = fx.notice if fx is not None else None
         return {
@@ -256,8 +255,8 @@ class Pipeline:
             "errors": self._errors,
             "last_error": notice or self._last_error,
             "model": fx.model_name if fx is not None else None,
-            "effects": settings.active,
-            "parts": settings.parts_on and settings.enabled,
+            "effects": fx is not None and fx.settings.active,
+            "parts": fx is not None and fx.settings.parts_on and fx.settings.enabled,
             "stages_ms": self._timings.medians(),
         }
 

@@ -459,10 +459,11 @@ def _read(path: Path) -> bytes | None:
     except OSError as exc:
         raise PixcamError(f"{path}: can't read the config file: {exc.strerror}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
             raise PixcamError(
-                f"{path}: not a regular file (a FIFO, device or socket?): "
-                "replace it with a plain TOML file"
+                f"{path}: can't read the config file: it is {_file_kind(mode)}, not a regular "
+                "file; replace it with a plain TOML file"
             )
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_CONFIG_BYTES + 1)
@@ -473,6 +474,19 @@ def _read(path: Path) -> bytes | None:
     if len(data) > MAX_CONFIG_BYTES:
         raise PixcamError(f"{path}: too large for a config file (over 1 MiB)")
     return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def load_config(path: PathLike | None = None) -> Config:

@@ -1,5 +1,6 @@
-"""A bounded reliability suite: the control socket and the command line abused the way a
-careless user or a buggy script would (issue 15). Every loop has a fixed count or deadline;
+"""A bounded reliability suite: the control socket, the command line, the config file (random
+edits while the daemon runs) and signals abused the way a careless user or a buggy script
+would (issue 15). Every loop has a fixed count or deadline;
 the file runs in a minute or two and stops by itself.
 
 Each case is tallied per category (tried, failed); the table is printed at the end and, with

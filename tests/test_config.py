@@ -529,10 +529,13 @@ def test_watcher_check_valid_invalid_and_comment_only_edits(user_file: Path) -> 
     assert rec.configs == [] and rec.errors == []
 
     _rewrite(user_file, user_file.read_text().replace("fps = 30", "fps = 15"))
+    watcher.check()  # first sighting: maybe the editor is still writing
+    assert rec.configs == []
     watcher.check()
     assert [c.camera.fps for c in rec.configs] == [15]
 
     _rewrite(user_file, user_file.read_text() + "\n# just a comment\n")
+    watcher.check()
     watcher.check()
     assert len(rec.configs) == 1  # same settings: no reload
 
@@ -551,6 +554,7 @@ def test_watcher_check_valid_invalid_and_comment_only_edits(user_file: Path) -> 
     assert watcher.current is good
 
     user_file.unlink()  # deleted file = defaults
+    watcher.check()
     watcher.check()
     assert rec.configs[-1] == Config()
 
@@ -623,3 +627,79 @@ def test_watcher_refuses_a_bad_file_at_start(user_file: Path) -> None:
     # ... unless the daemon hands it the config it runs with.
     watcher = ConfigWatcher(user_file, lambda cfg: None, current=Config())
     assert watcher.current == Config()
+
+
+# ------------------------------------------------------------- issue 15: faults 1, 6, 7
+def _in_thread(fn: Any) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    thread.join(3.0)
+    return thread
+
+
+def test_a_fifo_in_place_of_the_config_never_blocks(user_file: Path) -> None:
+    rec = _Recorder()
+    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error)
+    user_file.unlink()
+    os.mkfifo(user_file)
+    errors: list[str] = []
+
+    def poke() -> None:
+        watcher.check()
+        watcher.check()
+        for call in (lambda: load_config(user_file), lambda: set_value(user_file, "camera.fps", 9)):
+            try:
+                call()
+            except PixcamError as exc:
+                errors.append(str(exc))
+
+    thread = _in_thread(poke)
+    if thread.is_alive():  # unblock the stuck open() so the test can end
+        fd = os.open(user_file, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+    assert not thread.is_alive(), "reading a FIFO config blocked"
+    assert len(rec.errors) == 1 and "not a regular file" in rec.errors[0]
+    assert len(errors) == 2 and all("not a regular file" in e for e in errors)
+    assert watcher.current == Config() and rec.configs == []
+
+
+def test_a_save_caught_half_way_is_not_applied(user_file: Path) -> None:
+    """Truncate-then-write in place: the valid first half must not become the last good."""
+    rec = _Recorder()
+    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error)
+    good = watcher.current
+    with open(user_file, "w") as f:  # in place, like editors that keep the inode
+        f.write("[effects]\nblur_strength = 77\nmirror = true\n")
+        f.flush()
+        watcher.check()  # the poll lands between the two halves of the save
+        f.write('background = "colour"\n')  # the finished file has a mistake
+    watcher.check()
+    watcher.check()
+    assert len(rec.errors) == 1 and "effects.background" in rec.errors[0]
+    assert rec.configs == [] and watcher.current is good
+    assert (good.effects.blur_strength, good.effects.mirror) == (40, False)
+
+
+@pytest.mark.parametrize("fix", ["crlf", "bom", "comments", "empty", "deleted"])
+def test_an_error_clears_when_the_fix_brings_back_the_running_settings(
+    tmp_path: Path, fix: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("# defaults\n")
+    rec = _Recorder()
+    watcher = ConfigWatcher(path, rec.on_change, rec.on_error)
+    path.write_text("[camera]\nfps = 0\n")
+    watcher.check()
+    watcher.check()
+    assert len(rec.errors) == 1
+    if fix == "deleted":
+        path.unlink()
+    else:
+        text = {"crlf": "[camera]\r\nfps = 30\r\n", "bom": "\ufeff[camera]\nfps = 30\n"}
+        text |= {"comments": "# nothing set\n", "empty": ""}
+        path.write_bytes(text[fix].encode())
+    watcher.check()
+    watcher.check()
+    # The settings are those already running, yet the caller must hear of the fix (the
+    # daemon clears config_error and the red tray on any on_change).
+    assert rec.configs == [Config()] and len(rec.errors) == 1

@@ -316,3 +316,59 @@ def test_tray_tooltip_names_the_part_effects(running: Running) -> None:
         assert running.ctl("set", key="parts.view", value=True)["ok"]
         tooltip = running.daemon.tray_state()[1]
         assert tooltip == "pixcam: background: none, coloured parts, blur face"
+
+
+def test_a_fifo_config_leaves_ctl_and_quit_working(running: Running) -> None:
+    running.cfg.unlink()
+    os.mkfifo(running.cfg)
+    time.sleep(1.2)  # a few of the watcher's polls
+    t0 = time.monotonic()
+    reply = running.ctl("set", key="effects.blur_strength", value=60)
+    assert not reply["ok"] and "not a regular file" in reply["error"]
+    assert running.status()["config_error"] and time.monotonic() - t0 < 3
+    # the fixture's teardown then checks that quit() still stops the daemon
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        ({"effects.background": "image", "effects.image": "/nowhere/bg.png"}, "not found"),
+        ({"effects.background": "image", "effects.image": "TEXT"}, "not an image"),
+        ({"effects.background": "video", "effects.video": "/nowhere/v.mp4"}, "not found"),
+        ({"model.name": "no-such-model"}, "unknown model"),
+        ({"model.name": "DAMAGED"}, "damaged"),
+        ({"model.name": "MISSING"}, "not installed"),
+    ],
+)
+def test_set_refuses_values_the_stream_cannot_use(
+    running: Running, values: dict[str, str], error: str
+) -> None:
+    from pixcam import models
+
+    before = running.cfg.read_text()
+    specs = models.list_models()
+    damaged, missing = specs[0], specs[1]
+    text_file = running.cfg.parent / "bg.png"
+    text_file.write_text("not a picture")
+    subst = {"TEXT": str(text_file), "DAMAGED": damaged.name, "MISSING": missing.name}
+    values = {k: subst.get(v, v) for k, v in values.items()}
+    # This run's own data folder (conftest); the real files are put back afterwards.
+    saved = {s.path: s.path.read_bytes() for s in (damaged, missing) if s.path.is_file()}
+    try:
+        missing.path.unlink(missing_ok=True)
+        damaged.path.parent.mkdir(parents=True, exist_ok=True)
+        damaged.path.write_bytes(b"TFL3 but cut short")
+        with pytest.raises(PixcamError, match=error) as caught:
+            running.daemon.set_many(values)
+        if len(values) == 1:  # the same through `pixcam ctl set`
+            ((key, value),) = values.items()
+            reply = running.ctl("set", key=key, value=value)
+            assert not reply["ok"] and error in reply["error"]
+    finally:
+        for spec in (damaged, missing):
+            spec.path.unlink(missing_ok=True)
+            if spec.path in saved:
+                spec.path.write_bytes(saved[spec.path])
+    assert "\n" not in str(caught.value) and "nothing was changed" in str(caught.value)
+    assert running.cfg.read_text() == before
+    assert running.status()["settings"]["effects.background"] == "none"

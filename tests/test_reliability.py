@@ -1,5 +1,6 @@
-"""A bounded reliability suite: the control socket and the command line abused the way a
-careless user or a buggy script would (issue 15). Every loop has a fixed count or deadline;
+"""A bounded reliability suite: the control socket, the command line, the config file (random
+edits while the daemon runs) and signals abused the way a careless user or a buggy script
+would (issue 15). Every loop has a fixed count or deadline;
 the file runs in a minute or two and stops by itself.
 
 Each case is tallied per category (tried, failed); the table is printed at the end and, with
@@ -16,7 +17,10 @@ import contextlib
 import json
 import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,12 +32,19 @@ import numpy as np
 import pytest
 from test_images import png_bomb
 
+from fakes import FlakySegmenter
 from pixcam import control
+from pixcam import daemon as daemon_mod
 from pixcam.cli import main
-from pixcam.config import Config
+from pixcam.config import Config, ConfigWatcher, load_config
 from pixcam.control import ControlServer, send_command
+from pixcam.daemon import Daemon
 from pixcam.errors import PixcamError
+from pixcam.pipeline import Pipeline
+from pixcam.sinks import Sink, SinkSpec
+from pixcam.sources import SourceSpec
 
+EDITS = int(os.environ.get("PIXCAM_RELIABILITY_EDITS", "100"))  # random config edits
 LIVE_S = 2.0  # a legitimate request must be answered within this, whatever else goes on
 TALLY: dict[str, list[int]] = {}
 FAILURES: dict[str, list[str]] = {}
@@ -465,4 +476,264 @@ def test_bad_command_lines_get_one_clear_line(
         good = code != 0 and len(lines) == 1 and lines[0].startswith("pixcam: ")
         record(cat, good and expected in err, f"{argv[:2]}… -> {code}: {err.strip()[:300]}")
     assert bad_files["config.toml"].read_text() == "[effects]\nblur_strength = 77\n"
+    assert not failures(cat), failures(cat)
+
+
+# --------------------------------------------------------------- random config edits
+class TimedNodeSink(Sink):
+    """The virtual camera stood in for by a list of arrival times."""
+
+    def __init__(self, width: int, height: int, fps: float) -> None:
+        self.name, self.width, self.height, self.fps = "timed", width, height, fps
+        self.times: list[float] = []
+
+    def send(self, frame: np.ndarray) -> None:
+        self.check_shape(frame)
+        self.times.append(time.monotonic())
+
+
+class SlowTray:
+    """A tray whose every refresh takes 0.1 s (a busy panel): the stream must not notice."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+
+    def refresh(self, menu: bool = True) -> None:
+        self.refreshes += 1
+        time.sleep(0.1)
+
+    def stop(self) -> None:
+        pass
+
+
+class QuickWatcher(ConfigWatcher):
+    """The real watcher, polling every 0.1 s so a few hundred edits fit in the suite."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs, interval=0.1)
+
+
+def _edits(
+    rng: random.Random, good: str, image: Path
+) -> Iterator[tuple[str, Callable[[Path], None]]]:
+    """(kind, apply to the config path) forever: valid, invalid and odd saves."""
+
+    def write(text: str, in_place: bool = False) -> Callable[[Path], None]:
+        def apply(path: Path) -> None:
+            if path.exists() and not path.is_file():
+                path.unlink()
+            if not in_place:
+                tmp = path.with_name(".cfg.tmp")
+                tmp.write_bytes(text.encode("utf-8"))
+                os.replace(tmp, path)
+                return
+            data = text.encode("utf-8")
+            cut = rng.randrange(len(data) + 1)
+            with open(path, "wb") as f:  # truncate, write half, pause, write the rest
+                f.write(data[:cut])
+                f.flush()
+                time.sleep(rng.choice([0.0, 0.05, 0.15]))
+                f.write(data[cut:])
+
+        return apply
+
+    def fifo(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+
+    while True:
+        blur, fps = rng.randint(1, 100), rng.choice([10, 15, 24, 30])
+        bg = rng.choice(["blur", "color", "none", "image"])
+        body = f'[effects]\nbackground = "{bg}"\nblur_strength = {blur}\nimage = "{image}"\n'
+        body += f"mirror = {rng.choice(['true', 'false'])}\n[camera]\nfps = {fps}\n"
+        kind = rng.choice(
+            [
+                "valid",
+                "valid in place",
+                "invalid value",
+                "invalid TOML",
+                "unknown key",
+                "crlf",
+                "bom",
+                "comments only",
+                "empty",
+                "deleted",
+                "fifo",
+                "restore",
+            ]
+        )
+        if kind == "valid":
+            yield kind, write(body)
+        elif kind == "valid in place":
+            yield kind, write(body, in_place=True)
+        elif kind == "invalid value":
+            yield kind, write(body.replace(f"fps = {fps}", "fps = 0"), in_place=rng.random() < 0.5)
+        elif kind == "invalid TOML":
+            yield kind, write(body.replace("]\n", "\n", 1))
+        elif kind == "unknown key":
+            yield kind, write(body + "[effectz]\n")
+        elif kind == "crlf":
+            yield kind, write(good.replace("\n", "\r\n"))
+        elif kind == "bom":
+            yield kind, write("\ufeff" + good)
+        elif kind == "comments only":
+            yield kind, write("# nothing set here\n")
+        elif kind == "empty":
+            yield kind, write("")
+        elif kind == "deleted":
+            yield kind, lambda path: path.unlink(missing_ok=True)
+        elif kind == "fifo":
+            yield kind, fifo
+        else:
+            yield kind, write(good)
+
+
+def _expected(path: Path) -> Config | str:
+    """What the daemon should run after the file settles: a Config, or "error"."""
+    if path.exists() and not path.is_file():
+        return "error"
+    try:
+        return load_config(path)
+    except PixcamError:
+        return "error"
+
+
+def test_random_config_edits_while_running(
+    tmp_path: Path, video_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random saves of the config file (valid, invalid, in place and caught half-way, CRLF,
+    BOM, comments only, empty, deleted, a FIFO) while the stream runs and a slow tray
+    refreshes after each change: after each one settles
+    the daemon runs exactly the file's settings with no error, or keeps the last good ones and
+    reports the error; `status` answers within 2 s throughout; frames never stop."""
+    cat = "config: random edits while running"
+    monkeypatch.setattr(daemon_mod, "ConfigWatcher", QuickWatcher)
+    image = tmp_path / "bg.png"
+    cv2.imwrite(str(image), np.full((48, 64, 3), 90, np.uint8))
+    cfg_path = tmp_path / "config.toml"
+    good = '[effects]\nbackground = "color"\n'
+    cfg_path.write_text(good)
+    sinks: list[TimedNodeSink] = []
+
+    def factory(*args: Any, **kwargs: Any) -> Pipeline:
+        def open_sink(spec: SinkSpec, w: int, h: int, fps: float) -> Sink:
+            sinks.append(TimedNodeSink(w, h, fps))
+            return sinks[-1]
+
+        loader = lambda *a: FlakySegmenter()  # noqa: E731 - the chain runs; no model needed
+        return Pipeline(
+            *args, **kwargs, sink_opener=open_sink, segmenter_loader=loader, keepalive=True
+        )
+
+    sock = tmp_path / "ctl.sock"
+    daemon = Daemon(
+        cfg_path,
+        source=SourceSpec(path=str(video_file), loop=True, realtime=True),
+        sink=SinkSpec(device="timed"),
+        socket_path=sock,
+        tray=False,
+        pipeline_factory=factory,
+    )
+    monkeypatch.setattr(Daemon, "_camera_wanted_at_start", lambda self: True)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not (sock.exists() and sinks and daemon._watcher) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tray = SlowTray()
+    daemon._tray = tray
+    rng = random.Random(15)
+    running = load_config(cfg_path)
+    try:
+        for n, (kind, apply) in enumerate(_edits(rng, good, image)):
+            if n >= EDITS:
+                break
+            apply(cfg_path)
+            want = _expected(cfg_path)
+            if isinstance(want, Config):
+                running = want
+            # As the socket sends it (JSON: tuples become lists).
+            expected = (json.loads(json.dumps(running.flat())), want == "error")
+            t0 = time.monotonic()
+            state: Any = None
+            while time.monotonic() - t0 < 3:
+                status = send_command("status", path=sock, timeout=LIVE_S)["status"]
+                state = (status["settings"], bool(status["config_error"]))
+                if state == expected:
+                    break
+                time.sleep(0.05)
+            diff = {k: v for k, v in expected[0].items() if state and state[0].get(k) != v}
+            record(cat, state == expected, f"#{n} {kind}: differs {diff}, error {state[1]}")
+    finally:
+        daemon.quit()
+        thread.join(20)
+    assert not thread.is_alive() and tray.refreshes > 0
+    times = sinks[0].times
+    gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+    record(cat, gap < 0.25, f"largest frame gap {gap * 1e3:.0f} ms")
+    print(f"\nrandom edits: largest frame gap {gap * 1e3:.0f} ms over {len(times)} frames")
+    assert not failures(cat), failures(cat)
+
+
+# ---------------------------------------------------------------------- signal storms
+def test_signal_storms_end_in_a_clean_exit(
+    models_installed: Path, tmp_path: Path, video_file: Path
+) -> None:
+    """`pixcam daemon` (real model, blur) under bursts of SIGHUP and SIGUSR1, then SIGINT or
+    SIGTERM at a random moment (during start-up too): it must exit 0, promptly, with no
+    native abort ("terminate called…", SIGABRT) and no traceback."""
+    cat = "signals: storms then exit"
+    rng = random.Random(4)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[effects]\nbackground = "blur"\n[daemon]\nalways_on = true\n')
+    for n in range(10):
+        sock = tmp_path / f"ctl{n}.sock"
+        out = tmp_path / f"out{n}.mp4"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pixcam",
+                "daemon",
+                "--no-tray",
+                "--config",
+                str(cfg),
+                "--input",
+                str(video_file),
+                "--output",
+                str(out),
+                "--socket",
+                str(sock),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        early = n % 4 == 3  # a quarter of the runs are stopped while still starting up
+        if early:
+            time.sleep(rng.uniform(0.0, 1.5))
+        else:
+            deadline = time.monotonic() + 30
+            while not sock.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 2.0))
+            for _ in range(rng.randint(0, 30)):  # reload and toggle bursts
+                proc.send_signal(rng.choice([signal.SIGHUP, signal.SIGUSR1]))
+                time.sleep(rng.uniform(0.0, 0.05))
+        last = rng.choice([signal.SIGINT, signal.SIGTERM])
+        if proc.poll() is None:
+            proc.send_signal(last)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            record(cat, False, f"#{n} {last.name}: still running 30 s later")
+            continue
+        # Before its handlers exist a signal may end it the default way (Ctrl-C: 130).
+        clean = {0} if not early else {0, 130, -signal.SIGTERM}
+        aborted = "terminate called" in err or proc.returncode == -signal.SIGABRT
+        bad = aborted or ("Traceback" in err and not early)
+        detail = f"#{n} {'early ' if early else ''}{last.name} -> {proc.returncode}: {err[-400:]}"
+        record(cat, proc.returncode in clean and not bad, detail)
     assert not failures(cat), failures(cat)

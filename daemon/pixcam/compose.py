@@ -192,6 +192,9 @@ class _Background(Protocol):
     def close(self) -> None: ...
 
 
+Background = _Background  # what `Compositor.load_background` hands out
+
+
 class BlurBackground:
     """The frame blurred with the person masked out, so no halo of their colours.
 
@@ -385,8 +388,24 @@ class Compositor:
     def settings(self) -> ComposeSettings:
         return self._settings
 
-    def update(self, settings: ComposeSettings | None = None, **changes: object) -> None:
-        """Apply new settings (whole, or single fields by keyword).
+    def needs_load(self, settings: ComposeSettings) -> bool:
+        """Whether switching to `settings` loads or opens a file (`load_background`)."""
+        return not _same_background(self._settings, settings)
+
+    def load_background(self, settings: ComposeSettings) -> _Background | None:
+        """The background for `settings`, built without touching the running one: the slow
+        part of `update`, which a live stream runs off its frame thread."""
+        return make_background(settings, self._clock)
+
+    def update(
+        self,
+        settings: ComposeSettings | None = None,
+        *,
+        loaded: _Background | None = None,
+        **changes: object,
+    ) -> None:
+        """Apply new settings (whole, or single fields by keyword); `loaded` is their
+        background from `load_background`, already built.
 
         The new background is loaded before anything changes, so on `PixcamError` (missing or
         unreadable file) the previous background keeps running.
@@ -397,8 +416,11 @@ class Compositor:
         old = self._settings
         if _same_background(old, new):
             self._settings = new  # e.g. only `mirror` or an unused field changed
+            if loaded is not None:
+                loaded.close()
             return
-        background = make_background(new, self._clock)  # may raise: nothing changed yet
+        # may raise: nothing changed yet
+        background = loaded if loaded is not None else make_background(new, self._clock)
         with self._lock:
             previous, self._background, self._settings = self._background, background, new
         if previous is not None:

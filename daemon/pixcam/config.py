@@ -465,17 +465,47 @@ def parse_config(text: str | bytes, path: PathLike = "<config>") -> Config:
 
 
 def _read(path: Path) -> bytes | None:
-    """The file's bytes, None when it doesn't exist; PixcamError when it can't be read."""
+    """The file's bytes, None when it doesn't exist; PixcamError when it can't be read.
+
+    Opened non-blocking and checked to be a regular file before reading: a FIFO or a device
+    in the config's place would otherwise block the open (and whoever waits on the reader)
+    until someone writes to it.
+    """
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise PixcamError(f"{path}: can't read the config file: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise PixcamError(
+                f"{path}: can't read the config file: it is {_file_kind(mode)}, not a regular "
+                "file; replace it with a plain TOML file"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise PixcamError(f"{path}: can't read the config file: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_CONFIG_BYTES:
         raise PixcamError(f"{path}: too large for a config file (over 1 MiB)")
     return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def load_config(path: PathLike | None = None) -> Config:
@@ -628,9 +658,11 @@ class ConfigWatcher:
     """Reloads the config file when it changes, from a polling thread.
 
     A valid edit that changes the settings calls `on_change(config)`; comment-only edits
-    don't. An invalid edit keeps the last good config and calls `on_error(message)` once per
-    distinct bad content, after it has stayed the same for one more poll (so an editor caught
-    half-way through writing doesn't flash an error). Both callbacks run on the watcher thread.
+    don't, unless they fix a reported error. An invalid edit keeps the last good config and
+    calls `on_error(message)` once per distinct bad content. Any new content is acted on only
+    after it has stayed the same for one more poll, so an editor caught half-way through
+    writing neither flashes an error nor applies a partial file. Both callbacks run on the
+    watcher thread.
 
     Polling (not inotify) because it also follows editors that replace the file, symlinks,
     and directories created later, with no extra dependency; a stat every 0.5 s is free.
@@ -657,7 +689,7 @@ class ConfigWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stat: tuple[int, ...] | None = None
-        self._pending: str | None = None  # digest of bad content waiting to be confirmed
+        self._pending: str | None = None  # digest of new content waiting to settle
         self._reported: str | None = None  # digest of bad content already reported
         data = _read(self.path)
         self._digest = _digest(data)
@@ -696,38 +728,49 @@ class ConfigWatcher:
                 log.exception("config watcher")
 
     def check(self) -> None:
-        """One poll: notice a change and call the callbacks. Also called by the thread."""
+        """One poll: notice a change and call the callbacks. Also called by the thread.
+
+        New content (valid or not) is acted on only once it has read the same on two polls
+        in a row: an editor that truncates and then writes in place is caught half-way now
+        and then, and a valid prefix of the new file must not become "the last good" config.
+        """
         with self._lock:
             stat_now = self._stat_key()
             recent = stat_now is not None and time.time() - stat_now[0] / 1e9 < self.RACY_SECONDS
             if stat_now == self._stat and self._pending is None and not recent:
                 return
             self._stat = stat_now
+            error: str | None = None
+            data: bytes | None = None
             try:
                 data = _read(self.path)
+                digest = _digest(data)
             except PixcamError as exc:
-                self._bad(str(exc), f"unreadable:{exc}")
-                return
-            digest = _digest(data)
+                error, digest = str(exc), f"unreadable:{exc}"
             if digest == self._digest:
                 self._pending = None
                 return
+            if digest != self._pending:
+                self._pending = digest  # settle first: act if the next poll reads the same
+                return
+            self._pending = None
             try:
+                if error is not None:
+                    raise PixcamError(error)
                 config = Config() if data is None else parse_config(data, self.path)
             except PixcamError as exc:
                 self._bad(str(exc), digest)
                 return
-            self._digest, self._pending, self._reported = digest, None, None
-            changed = config != self._current
+            # A fix that brings back the running settings (CRLF, BOM, comments only, empty
+            # or deleted file) changes nothing, but it must still clear the reported error.
+            recovered = self._reported is not None
+            self._digest, self._reported = digest, None
+            changed = config != self._current or recovered
             self._current = config
         if changed:
             self._on_change(config)
 
     def _bad(self, message: str, digest: str) -> None:
-        if digest != self._pending:
-            self._pending = digest  # confirm on the next poll
-            return
-        self._pending = None
         self._digest = digest
         if digest != self._reported:
             self._reported = digest

@@ -31,6 +31,7 @@ from pixcam.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
 from pixcam.pipeline import Pipeline
 from pixcam.sinks import SinkSpec
 from pixcam.sources import SourceSpec
+from pixcam.usable import check_usable
 
 log = logging.getLogger("pixcam.daemon")
 
@@ -151,6 +152,12 @@ class Daemon:
             self._set_locked(values)
 
     def _set_locked(self, values: Mapping[str, Any]) -> None:
+        try:
+            candidate = self._cfg.with_values(values)
+        except PixcamError:
+            candidate = None  # set_values below says what is wrong, with the file's context
+        if candidate is not None:
+            check_usable(candidate, self._cfg)  # a value the stream can't use is not saved
         watcher = self._watcher
         if watcher is None:
             cfg = config_mod.set_values(self._config_path, values)

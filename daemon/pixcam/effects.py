@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from pixcam import autotune
-from pixcam.compose import ComposeSettings, Compositor
+from pixcam.compose import Background, ComposeSettings, Compositor
 from pixcam.config import Config
 from pixcam.framing import (
     Framer,
@@ -245,22 +245,33 @@ class Effects:
         spec = getattr(self._segmenter, "spec", None)
         return getattr(spec, "name", None) or self._model.name or "default"
 
-    def update(self, settings: EffectsSettings) -> None:
+    def needs_load(self, settings: EffectsSettings) -> bool:
+        """Whether `update(settings)` would load a file (a background image or video)."""
+        return self._compositor.needs_load(settings.compose)
+
+    def load(self, settings: EffectsSettings) -> Background | None:
+        """The slow part of `update(settings)` (decoding an image, opening a video), safe to
+        run on another thread while frames go on; hand the result to `update(loaded=...)`.
+        PixcamError when the file cannot be used."""
+        return self._compositor.load_background(settings.compose)
+
+    def update(self, settings: EffectsSettings, loaded: Background | None = None) -> None:
         """New settings for the next frame; the stages keep their state where they can.
+        `loaded`: what `load(settings)` returned (None: load here, now).
 
         PixcamError (e.g. a background image that cannot be read) leaves the settings as they
         were for what decides the chain's shape."""
-        self._apply(settings)
+        self._apply(settings, loaded)
         self._user = settings
 
-    def _apply(self, user: EffectsSettings) -> None:
+    def _apply(self, user: EffectsSettings, loaded: Background | None = None) -> None:
         steps = autotune.applicable(user)
         settings = autotune.tuned(user, self._level, autotune.base_resolution(user.model))
         if settings.refine != self._refiner.settings:
             self._refiner.update(settings.refine)
             self._alpha = None  # made with the old settings
         if settings.compose != self._compositor.settings:
-            self._compositor.update(settings.compose)
+            self._compositor.update(settings.compose, loaded=loaded)
         if settings.parts != self._fx.settings:
             self._fx.update(settings.parts)
         if settings.framing != self._framer.settings:

@@ -170,7 +170,7 @@ class Outlet:
         """Stop the keep-alive (the caller has set its stop event) and close the sink."""
         thread = self._keepalive
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5.0)
+            thread.join()  # its wait ends with the stop event; a send is short
         sink, self._sink = self._sink, None
         if sink is not None:
             sink.close()

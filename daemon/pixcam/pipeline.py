@@ -2,8 +2,12 @@
 
 Threads: the source's capture thread keeps only the newest frame; one worker thread (owned
 here) takes it, runs the chain and sends the result, so inference always runs on the newest
-frame and latency never grows. A model switch loads the new segmenter on a helper thread and
-swaps it in between two frames, so the stream never stops.
+frame and latency never grows. Nothing slow runs on the worker: a new model (loaded,
+verified and run once), a new background image or video (decoded, opened) and the camera's
+opening and closing all happen on helper threads and are swapped in between two frames, so
+a frame goes out at least every `HOLD_AFTER_S` (the last one again while nothing new comes).
+`stop()` joins every thread it started, with no timeout: a frame inside LiteRT or OpenCV
+finishes first, so no native thread is alive at interpreter exit.
 
 Faults never stop the virtual camera: when the camera fails or stalls, the last good frame is
 sent dimmed with "camera unavailable" while the camera is reopened with backoff; an exception
@@ -17,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +29,7 @@ import numpy as np
 
 from pixcam.autotune import Controller
 from pixcam.cards import Cards
+from pixcam.compose import Background
 from pixcam.config import Config
 from pixcam.effects import Effects, EffectsSettings, ModelChoice, Segmenter, segmenter_name
 from pixcam.errors import PixcamError
@@ -37,6 +43,11 @@ log = logging.getLogger("pixcam.pipeline")
 STALL_S = 2.0  # no frame for this long = camera lost
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 5.0)  # waits between reopen attempts, the last one repeats
 DEBUG_STATUS_EVERY_S = 5.0
+# With no new frame for this long (camera late, camera opening) the last output goes out
+# again: consumers such as Chromium end a track that gets no frame for a while.
+HOLD_AFTER_S = 0.15
+READ_TIMEOUT_S = 0.1  # one wait for the camera's next frame
+WARMUP_SIZE = (64, 48)  # a new model runs once on a blank frame this big before its swap
 
 SegmenterLoader = Callable[[str | None, int, int, str], Segmenter]
 
@@ -120,6 +131,15 @@ class Pipeline:
         self._effects: Effects | None = None  # built by start()
         self._tuner: Controller | None = None  # auto-tune, fed each frame's work time
         self._loading: threading.Thread | None = None
+        self._helpers: list[threading.Thread] = []  # every loader started: joined by stop()
+        # Camera opens and closes, one at a time in order (a close finishes before the
+        # reopen of the same device), off the worker.
+        self._camera_jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixcam camera")
+        self._opening: Future[Source] | None = None
+        self._opening_spec: SourceSpec | None = None
+        # Settings whose new background was loaded on the side: (config, settings, loaded).
+        self._staged: tuple[Config, EffectsSettings, Background | None] | None = None
+        self._settings_gen = 0  # bumped by every new config: a slower older load is dropped
         # A model loaded on the side, handed to the worker: (segmenter, choice).
         self._loaded: tuple[Segmenter, ModelChoice] | None = None
 
@@ -186,9 +206,18 @@ class Pipeline:
             self.stop()
 
     def stop(self) -> None:
+        """Stop and join every thread started here, without a timeout that could leave one
+        inside native code at interpreter exit (the SIGABRT "terminate called without an
+        active exception"): the frame in flight, a model or background load, the camera."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
+            _join(self._thread)
+        for helper in self._helpers:
+            _join(helper)
+        self._camera_jobs.shutdown(wait=True)
+        opening, self._opening = self._opening, None
+        if opening is not None and opening.exception() is None:
+            opening.result().close()  # opened while stopping: never adopted
         self._close_source()
         self._outlet.close()
         self._state = State.STOPPED
@@ -286,7 +315,7 @@ class Pipeline:
         """One frame from the camera; False at the end of a non-looping file."""
         assert self._source is not None
         try:
-            frame = self._source.read(timeout=0.25)
+            frame = self._source.read(timeout=READ_TIMEOUT_S)
         except SourceError as exc:
             self._lose_camera(str(exc))
             return True
@@ -294,6 +323,7 @@ class Pipeline:
             return False
         now = time.monotonic()
         if frame is None:
+            self._hold()
             if now - self._last_frame_t > STALL_S:
                 self._lose_camera(f"{self._source.name} sent no frame for {STALL_S:g} s")
             return True
@@ -319,6 +349,12 @@ class Pipeline:
             fx.set_tune_level(level)
             status = self._tune_status() or {}
             log.info("auto-tune: step %d (%s): %s", level, status.get("step"), tuner.reason)
+
+    def _hold(self) -> None:
+        """The last output again once nothing went out for `HOLD_AFTER_S`."""
+        last = self._outlet.last_sent
+        if last is not None and time.monotonic() - self._outlet.last_send_t >= HOLD_AFTER_S:
+            self._outlet.send(last, repeat=True)
 
     def _process(self, frame: np.ndarray) -> np.ndarray:
         fx = self._effects
@@ -359,53 +395,71 @@ class Pipeline:
         """Placeholder out at the output rate; reopen the camera when the backoff says so.
 
         Also the way the camera is (re)opened on resume and on new camera settings (state
-        "starting"): only a failure there is a fault worth a warning."""
-        now = time.monotonic()
-        if now >= self._next_retry:
+        "starting"): only a failure there is a fault worth a warning. The open runs on the
+        camera thread (a real camera takes up to seconds); frames go on meanwhile."""
+        fut = self._opening
+        if fut is None:
+            if time.monotonic() >= self._next_retry:
+                self._opening_spec = self._source_spec
+                self._opening = self._camera_jobs.submit(self._open_source_fn, self._source_spec)
+        elif fut.done():
+            self._opening = None
             try:
-                self._source = self._open_source_fn(self._source_spec)
+                source = fut.result()  # anything but a PixcamError ends the run, as before
             except PixcamError as exc:
-                self._attempt += 1
-                wait = BACKOFF_S[min(self._attempt, len(BACKOFF_S) - 1)]
-                self._next_retry = time.monotonic() + wait
-                if self._camera_fault:
-                    self._ratelog("reopen", logging.WARNING, f"camera still unavailable: {exc}")
-                else:  # a resume or a settings change that failed: now it is a fault
-                    self._fault(str(exc))
-                    self._mark_camera_lost()
-                    log.warning("camera unavailable: %s; showing a placeholder and retrying", exc)
+                self._open_failed(exc)
             else:
-                if self._camera_fault:
-                    log.warning("camera %s is back", self._source.name)
+                if self._opening_spec != self._source_spec:  # new camera settings meanwhile
+                    self._camera_jobs.submit(source.close)
+                    self._next_retry = 0.0
                 else:
-                    log.info("camera %s opened", self._source.name)
-                self._camera_fault = False
-                self._state = State.RUNNING
-                self._last_frame_t = time.monotonic()
-                if self._effects is not None:
-                    self._effects.reset()  # a new scene: no smoothing against the old one
-                return
+                    self._opened(source)
+                    return
+        self._emit_card("placeholder" if self._camera_fault else "hold")
+
+    def _open_failed(self, exc: PixcamError) -> None:
+        self._attempt += 1
+        wait = BACKOFF_S[min(self._attempt, len(BACKOFF_S) - 1)]
+        self._next_retry = time.monotonic() + wait
         if self._camera_fault:
-            self._emit_card("placeholder")
-        else:  # not reached (a planned reopen is due at once); never spin regardless
-            self._stop.wait(0.01)
+            self._ratelog("reopen", logging.WARNING, f"camera still unavailable: {exc}")
+        else:  # a resume or a settings change that failed: now it is a fault
+            self._fault(str(exc))
+            self._mark_camera_lost()
+            log.warning("camera unavailable: %s; showing a placeholder and retrying", exc)
+
+    def _opened(self, source: Source) -> None:
+        self._source = source
+        if self._camera_fault:
+            log.warning("camera %s is back", source.name)
+        else:
+            log.info("camera %s opened", source.name)
+        self._camera_fault = False
+        self._state = State.RUNNING
+        self._last_frame_t = time.monotonic()
+        if self._effects is not None:
+            self._effects.reset()  # a new scene: no smoothing against the old one
 
     def _idle_step(self) -> None:
         if self._source is not None:
-            self._close_source()
+            self._close_source(wait=False)
             log.info("paused: camera closed")
         self._state = State.PAUSED
         self._emit_card("idle")
 
     def _emit_card(self, kind: str) -> None:
-        """Send the cached placeholder or idle frame, paced (the cards cost nothing per frame)."""
+        """Send the cached placeholder or idle frame, or ("hold") the last output again while
+        the camera opens, paced (they cost nothing per frame)."""
         w, h = self._outlet.dims
+        repeat = False
         if kind == "idle":
             frame, rate = self._cards.idle(w, h), self._idle_fps
+        elif kind == "hold" and self._outlet.last_sent is not None:
+            frame, rate, repeat = self._outlet.last_sent, self._outlet.fps, True
         else:
             frame, rate = self._cards.placeholder(self._last_good, w, h), self._outlet.fps
         t = time.monotonic()
-        self._outlet.send(frame)
+        self._outlet.send(frame, repeat=repeat)
         self._stop.wait(max(0.0, 1.0 / rate - (time.monotonic() - t)))
 
     def _close_source(self, wait: bool = True) -> None:
@@ -414,14 +468,16 @@ class Pipeline:
             return
         if wait:
             src.close()
-        else:
-            threading.Thread(target=src.close, name="pixcam source close", daemon=True).start()
+        else:  # on the camera thread, before any reopen of the same device
+            self._camera_jobs.submit(src.close)
 
     # ------------------------------------------------------------------ live settings
     def _take_pending(self) -> None:
         with self._lock:
             cfg, self._pending = self._pending, None
+            staged, self._staged = self._staged, None
             paused = self._paused
+        self._helpers = [t for t in self._helpers if t.is_alive()]
         if not paused and self._state == State.PAUSED:
             # resume(): reopen the camera right away through the fault path's opener.
             self._plan_reopen()
@@ -432,8 +488,10 @@ class Pipeline:
             fx.set_segmenter(*loaded)  # the swap, between two frames
         if self._loading is not None and not self._loading.is_alive():
             self._loading = None
+        if staged is not None:
+            self._apply_now(*staged)
         if cfg is not None:
-            self._apply_now(cfg)
+            self._prepare(cfg)
         want = fx.settings.model
         if (
             fx.settings.active
@@ -450,16 +508,57 @@ class Pipeline:
         self._cards.forget_placeholder()
         self._next_retry, self._attempt = 0.0, 0
 
-    def _apply_now(self, cfg: Config) -> None:
+    def _prepare(self, cfg: Config) -> None:
+        """Apply `cfg` now, or once its new background is loaded on a helper thread."""
+        fx = self._effects
+        assert fx is not None
+        try:
+            settings = EffectsSettings.from_config(cfg)
+        except Exception as exc:
+            self._settings_failed(exc)
+            return
+        with self._lock:
+            self._settings_gen += 1
+            gen = self._settings_gen
+        if not fx.needs_load(settings):
+            self._apply_now(cfg, settings, None)
+            return
+
+        def load() -> None:
+            try:
+                loaded = fx.load(settings)  # builds a new object; the running one is untouched
+            except Exception as exc:
+                if gen == self._settings_gen:  # not overtaken by newer settings
+                    self._settings_failed(exc)
+                return
+            with self._lock:
+                if gen == self._settings_gen:
+                    self._staged = (cfg, settings, loaded)
+                    return
+            if loaded is not None:
+                loaded.close()  # newer settings came meanwhile
+
+        self._start_helper(load, "pixcam background load")
+
+    def _start_helper(self, target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._helpers.append(thread)
+        thread.start()
+        return thread
+
+    def _settings_failed(self, exc: Exception) -> None:
+        self._last_error = f"settings: {exc}"
+        log.error("new settings not applied: %s", exc)
+
+    def _apply_now(self, cfg: Config, settings: EffectsSettings, loaded: Background | None) -> None:
         assert self._effects is not None
         try:
             if not cfg.model.auto_tune and self._effects.tune_level:
                 self._effects.set_tune_level(0)  # turned off: the user's settings exactly
                 self._tuner = Controller(self._outlet.fps)
-            self._effects.update(EffectsSettings.from_config(cfg))
+            self._effects.update(settings, loaded)
         except Exception as exc:
-            self._last_error = f"settings: {exc}"
-            log.error("new settings not applied: %s", exc)
+            self._settings_failed(exc)
             return
         if self._tuner is not None:
             self._tuner.reset()  # the new settings cost what they cost: measure afresh
@@ -468,7 +567,7 @@ class Pipeline:
             self._source_spec = source_spec_from(cfg)
             if self._source is not None:
                 log.info("camera settings changed: reopening")
-                self._close_source()
+                self._close_source(wait=False)
                 self._plan_reopen()
         spec = self._outlet.spec
         if str(cfg.output.device) != spec.device and not spec.path:
@@ -480,6 +579,10 @@ class Pipeline:
         def load() -> None:
             try:
                 seg = self._loader(*model)
+                # The first inference of a new interpreter is slow (XNNPACK prepares then):
+                # pay it here, not on the frame thread; a model that fails it is refused.
+                w, h = WARMUP_SIZE
+                seg.run(np.zeros((h, w, 3), np.uint8), parts=False)
             except Exception as exc:
                 self._last_error = f"model: {exc}"
                 self._failed_model = model  # do not retry the same failing choice every frame
@@ -489,5 +592,12 @@ class Pipeline:
             self._loaded = (seg, model)  # one reference assignment: the worker takes it
             log.info("model %s loaded", segmenter_name(seg, model))
 
-        self._loading = threading.Thread(target=load, name="pixcam model load", daemon=True)
-        self._loading.start()
+        self._loading = self._start_helper(load, "pixcam model load")
+
+
+def _join(thread: threading.Thread) -> None:
+    """Join with no deadline, saying so in the log while it takes long (a hung device)."""
+    thread.join(5.0)
+    while thread.is_alive():
+        log.warning("waiting for %s to finish before exiting", thread.name)
+        thread.join(5.0)

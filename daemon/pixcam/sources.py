@@ -123,7 +123,9 @@ class Source:
         with self._cond:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=3.0)
+            # No timeout: releasing the capture while its thread is still inside a read
+            # is what OpenCV aborts on; the read ends within the V4L2 select timeout.
+            self._thread.join()
         self.release()
 
     def __enter__(self) -> Source:

@@ -62,7 +62,7 @@ class SlowLoader:
         self.fail, self.loads = fail, 0
         self.done = threading.Event()
 
-    def __call__(self, name: str | None, threads: int, resolution: int) -> Any:
+    def __call__(self, name: str | None, threads: int, resolution: int, quality: str) -> Any:
         self.loads += 1
         if self.loads > 1:
             time.sleep(STALL_S)
@@ -173,7 +173,7 @@ def test_a_model_loading(stream_factory: Callable[..., Stream]) -> None:
     s.measure(
         "model loading",
         lambda: s.pipeline.apply(cfg),
-        lambda: effects(s).model == (None, 3, cfg.model.internal_resolution),
+        lambda: effects(s).model == (None, 3, cfg.model.internal_resolution, "balanced"),
     )
 
 

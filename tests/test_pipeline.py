@@ -407,16 +407,17 @@ def test_stop_waits_for_a_frame_inside_the_model_however_long() -> None:
     entered = threading.Event()
 
     class SlowSegmenter(FlakySegmenter):
-        def run(self, frame: np.ndarray, parts: bool = True) -> Any:
+        def run(self, frame: np.ndarray, parts: bool = True, pyramid: Any = None) -> Any:
             if self.calls == 2:  # the third frame
                 entered.set()
                 time.sleep(5.5)
-            return super().run(frame, parts)
+            return super().run(frame, parts, pyramid)
 
     sinks = SinkFactory()
     before = set(threading.enumerate())
     p = Pipeline(
-        cfg_with(effects={"background": "blur"}),
+        # The fake camera's frames never move: every one must reach the network.
+        cfg_with(effects={"background": "blur"}, model={"skip_still": False}),
         source_opener=CameraFactory(good=10_000, down=0),
         sink_opener=sinks,
         segmenter_loader=lambda *a: SlowSegmenter(),

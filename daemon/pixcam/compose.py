@@ -25,7 +25,6 @@ import numpy as np
 
 from pixcam import images, paths
 from pixcam.errors import PixcamError
-from pixcam.fgcolor import remove_old_background
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 from pixcam.pyramid import Pyramid
 
@@ -47,10 +46,6 @@ class ComposeSettings:
     video: str = ""  # likewise, for background = "video"
     color: str = "#2e7d32"  # "#rrggbb"
     mirror: bool = False  # flip the picture horizontally (the background image is not)
-    # Replace the old background's colour in the soft edge with the person's (fgcolor.py).
-    # Off: with today's alpha it does not lower the edge colour error (bench/band_colour.py,
-    # docs/cut.md); the error there comes from where the alpha is, not from colour mixing.
-    edge_colour: bool = False
 
     def __post_init__(self) -> None:
         if self.background not in MODES:
@@ -71,7 +66,6 @@ class ComposeChanges(TypedDict, total=False):
     video: str
     color: str
     mirror: bool
-    edge_colour: bool
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
@@ -458,10 +452,7 @@ class Compositor:
             if alpha_u8.shape != frame_bgr.shape[:2]:
                 raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame_bgr.shape}")
             bg = background.get(frame_bgr, alpha_u8, pyramid)
-            out = blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
-            if s.edge_colour:
-                remove_old_background(out, frame_bgr, alpha_u8)
-            return out
+            return blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
 
     def close(self) -> None:
         with self._lock:

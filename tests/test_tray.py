@@ -483,8 +483,8 @@ class TrayDriver:
 
         The tray swaps in a rebuilt menu (on the GLib loop, after the change that made it is
         already visible in `pixcam ctl status`); keys typed into a menu opened just before the
-        swap go nowhere. So a choice whose effect does not appear is made again, but only when
-        nothing at all changed meanwhile (`observe`): keys that went to another item fail.
+        swap go nowhere (no submenu opens, no effect). So such a choice is made again, but only
+        when nothing at all changed meanwhile (`observe`): keys that went to another item fail.
         """
         if effect is None:
             self._press(index, sub_index)
@@ -492,8 +492,8 @@ class TrayDriver:
         assert self.observe is not None, "choose(effect=...) needs observe"
         for attempt in range(1, attempts + 1):
             before = self.observe()
-            self._press(index, sub_index)
             try:
+                self._press(index, sub_index)
                 wait_until(effect, timeout=8, what="the choice's effect")
                 return
             except TimeoutError:
@@ -521,7 +521,7 @@ class TrayDriver:
         _xdo(self.env, "key", *["Down"] * (index + 1))
         if sub_index is not None:
             _xdo(self.env, "key", "Right")
-            wait_until(lambda: _popups(self.env["DISPLAY"]) >= 2, what="submenu open")
+            wait_until(lambda: _popups(self.env["DISPLAY"]) >= 2, timeout=8, what="submenu open")
             time.sleep(0.1)
             # Right opens the submenu with its first item selected
             if sub_index:

@@ -7,10 +7,9 @@ mode, default settings) through `pixcam.compose.Compositor`, and with the ground
 difference (0..1, mean over B, G, R) over the pixels within ±8 px of the true outline.
 
 Colours: `contrast` is the complement of the photo's own background near the person (where a
-halo shows most), then black and white. Rows: the compositor without and with the edge-colour
-correction (`ComposeSettings.edge_colour`, pixcam/fgcolor.py), for each alpha source: the
-default model and refine settings computed here, or `--alphas DIR` (repeatable), the files
-`pixcam segment --out-dir DIR --alpha` wrote. The last line compares each row with the first.
+halo shows most), then black and white. Rows: one per alpha source: the default model and
+refine settings computed here, or `--alphas DIR` (repeatable), the files `pixcam segment
+--out-dir DIR --alpha` wrote. The last column compares each row with the first.
 
     .venv/bin/python bench/band_colour.py [--limit N] [--model NAME] [--alphas DIR ...]
 """
@@ -35,8 +34,6 @@ from pixcam.compose import ComposeSettings, Compositor  # noqa: E402
 from pixcam.refine import RefineSettings  # noqa: E402
 from pixcam.segment import load_segmenter  # noqa: E402
 from pixcam.segment_cli import live_alpha  # noqa: E402
-
-EDGE = {"": False, " +edge colour": True}
 
 
 def hex_colour(bgr: np.ndarray) -> str:
@@ -67,8 +64,7 @@ def main() -> int:
         return 1
     cv2.setNumThreads(1)
     seg = None if args.alphas else load_segmenter(args.model, threads=1)
-    sources = [d.name for d in args.alphas] if args.alphas else ["default"]
-    rows = [src + suffix for src in sources for suffix in EDGE]
+    rows = [d.name for d in args.alphas] if args.alphas else ["default"]
     colours = ("contrast", "black", "white")
     errors: dict[tuple[str, str], list[float]] = {(r, c): [] for r in rows for c in colours}
     fixed = {"black": np.zeros(3, np.uint8), "white": np.full(3, 255, np.uint8)}
@@ -86,13 +82,10 @@ def main() -> int:
         for cname in colours:
             bgr = contrast_colour(image, truth) if cname == "contrast" else fixed[cname]
             reference = np.where(truth[..., None], image, bgr[None, None, :]).astype(np.uint8)
+            compositor = Compositor(ComposeSettings(background="color", color=hex_colour(bgr)))
             for src, alpha in alphas.items():
-                for suffix, edge in EDGE.items():
-                    settings = ComposeSettings(
-                        background="color", color=hex_colour(bgr), edge_colour=edge
-                    )
-                    out = Compositor(settings).compose(image, alpha)
-                    errors[(src + suffix, cname)].append(band_error(out, reference, band))
+                out = compositor.compose(image, alpha)
+                errors[(src, cname)].append(band_error(out, reference, band))
         n += 1
     width = max(16, *(len(r) + 1 for r in rows))
     print(f"band colour error (mean |composite - truth composite|, 0..1, ±8 px), {n} photos")

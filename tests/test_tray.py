@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -428,10 +428,21 @@ def _xdo(env: dict[str, str], *args: str) -> None:
 
 
 class TrayDriver:
-    """Clicks the icon and walks the menu with the keyboard (item order is stable)."""
+    """Clicks the icon and walks the menu with the keyboard (item order is stable).
 
-    def __init__(self, env: dict[str, str], backend: str, tmp_path: Path) -> None:
+    `observe` returns everything a menu choice can change (settings, pause switch, what was
+    opened); `choose` uses it to tell a choice the tray lost from one that went wrong.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        backend: str,
+        tmp_path: Path,
+        observe: Callable[[], object] | None = None,
+    ) -> None:
         self.env, self.backend, self.tmp_path = env, backend, tmp_path
+        self.observe = observe
         self.locate()
 
     def locate(self) -> None:
@@ -459,13 +470,58 @@ class TrayDriver:
             raise TimeoutError("the tray menu did not open after 3 clicks")
         time.sleep(0.2)  # let GTK grab the keyboard before the first key arrives
 
-    def choose(self, index: int, sub_index: int | None = None) -> None:
-        """Activate the menu item `index` (0-based, separators skipped) or its submenu's."""
+    def choose(
+        self,
+        index: int,
+        sub_index: int | None = None,
+        *,
+        effect: Callable[[], object] | None = None,
+        attempts: int = 3,
+    ) -> None:
+        """Activate the menu item `index` (0-based, separators skipped) or its submenu's, and
+        wait until `effect()` is true.
+
+        The tray swaps in a rebuilt menu (on the GLib loop, after the change that made it is
+        already visible in `pixcam ctl status`); keys typed into a menu opened just before the
+        swap go nowhere (no submenu opens, no effect). So such a choice is made again, but only
+        when nothing at all changed meanwhile (`observe`): keys that went to another item fail.
+        """
+        if effect is None:
+            self._press(index, sub_index)
+            return
+        assert self.observe is not None, "choose(effect=...) needs observe"
+        for attempt in range(1, attempts + 1):
+            before = self.observe()
+            try:
+                self._press(index, sub_index)
+                wait_until(effect, timeout=8, what="the choice's effect")
+                return
+            except TimeoutError:
+                self.close_menus()
+                time.sleep(1)  # a late effect would show now, and must not be doubled
+                if effect():
+                    return
+                after = self.observe()
+                assert after == before, f"menu item {index}/{sub_index} changed something else"
+                if attempt == attempts:
+                    raise
+                print(f"menu item {index}/{sub_index}: lost (nothing changed), chosen again")
+
+    def close_menus(self) -> None:
+        """Escape out of any menu left open (each press closes one level)."""
+        for _level in range(3):
+            if not _popups(self.env["DISPLAY"]):
+                break
+            _xdo(self.env, "key", "Escape")
+            time.sleep(0.2)
+        wait_until(lambda: _popups(self.env["DISPLAY"]) == 0, what="menus closed")
+
+    def _press(self, index: int, sub_index: int | None) -> None:
         self.open_menu()
         _xdo(self.env, "key", *["Down"] * (index + 1))
         if sub_index is not None:
             _xdo(self.env, "key", "Right")
-            wait_until(lambda: _popups(self.env["DISPLAY"]) >= 2, what="submenu open")
+            wait_until(lambda: _popups(self.env["DISPLAY"]) >= 2, timeout=8, what="submenu open")
             time.sleep(0.1)
             # Right opens the submenu with its first item selected
             if sub_index:
@@ -537,19 +593,32 @@ def test_tray_menu_drives_the_running_daemon(
     proc = _start_daemon(env, cfg, clip, tmp_path, sock)
     try:
         wait_until(lambda: _status(sock), what="daemon control socket")
-        tray = TrayDriver(env, backend, tmp_path)
+
+        def observe() -> tuple[Any, ...]:
+            """All a menu choice can change: settings, pause switch, xdg-open's requests."""
+            status = _status(sock) or {}
+            asked = opened.read_text() if opened.exists() else ""
+            return status.get("settings"), status.get("paused"), asked, proc.poll()
+
+        tray = TrayDriver(env, backend, tmp_path, observe)
 
         def setting(key: str) -> Any:
             return _status(sock)["settings"][key]  # type: ignore[index]
 
+        def is_set(key: str, value: Any) -> Callable[[], bool]:
+            return lambda: setting(key) == value
+
         def wait_setting(key: str, value: Any) -> None:
-            wait_until(lambda: setting(key) == value, what=f"{key} = {value!r}")
+            wait_until(is_set(key, value), what=f"{key} = {value!r}")
+
+        def paused() -> Any:
+            return _status(sock)["paused"]  # type: ignore[index]
 
         wait_until(lambda: tray.icon_state() == "off", what="icon shows effects off")
 
         # Background ▸ Bokeh lights: 3 fixed entries (blur, colour, none) come first
-        tray.choose(BACKGROUND, 3 + images.index("bokeh-lights.png"))
-        wait_setting("effects.background", "image")
+        bokeh = 3 + images.index("bokeh-lights.png")
+        tray.choose(BACKGROUND, bokeh, effect=is_set("effects.background", "image"))
         assert setting("effects.image") == "bokeh-lights.png"
         saved = load_config(cfg).effects
         assert (saved.background, saved.image) == ("image", "bokeh-lights.png")
@@ -564,46 +633,43 @@ def test_tray_menu_drives_the_running_daemon(
 
         # Blur strength ▸ Strong
         strong = [v for _n, v in BLUR_STEPS].index(70)
-        tray.choose(BLUR, strong)
-        wait_setting("effects.blur_strength", 70)
+        tray.choose(BLUR, strong, effect=is_set("effects.blur_strength", 70))
         assert load_config(cfg).effects.blur_strength == 70
 
         # Quality ▸ 256 px
-        tray.choose(QUALITY, n_models + [v for v, _l in RESOLUTIONS].index(256))
-        wait_setting("model.internal_resolution", 256)
+        px256 = n_models + [v for v, _l in RESOLUTIONS].index(256)
+        tray.choose(QUALITY, px256, effect=is_set("model.internal_resolution", 256))
         assert load_config(cfg).model.internal_resolution == 256
 
         # Body parts ▸ Pixelate face (item 0 is the coloured-parts checkbox)
         pixelate = [label for label, _m, _p in PRIVACY_CHOICES].index("Pixelate face")
-        tray.choose(PARTS, 1 + pixelate)
-        wait_setting("parts.privacy", "pixelate")
+        tray.choose(PARTS, 1 + pixelate, effect=is_set("parts.privacy", "pixelate"))
         assert load_config(cfg).parts.privacy == "pixelate"
 
         # Open backgrounds folder / Edit configuration: xdg-open on the right paths
-        tray.choose(OPEN_FOLDER)
         folder = Path(env["XDG_DATA_HOME"]) / "pixcam" / "backgrounds"
-        wait_until(lambda: opened.exists() and str(folder) in opened.read_text(), what="xdg-open")
+        tray.choose(
+            OPEN_FOLDER, effect=lambda: opened.exists() and str(folder) in opened.read_text()
+        )
         assert folder.is_dir()
-        tray.choose(EDIT)
-        wait_until(lambda: str(cfg) in opened.read_text(), what="xdg-open config")
+        tray.choose(EDIT, effect=lambda: str(cfg) in opened.read_text())
 
         # Mirror (checkbox)
-        tray.choose(MIRROR)
-        wait_setting("effects.mirror", True)
+        tray.choose(MIRROR, effect=is_set("effects.mirror", True))
         assert load_config(cfg).effects.mirror is True
 
         # Pause camera: the pipeline idles and the icon turns grey; again to resume
-        tray.choose(PAUSE)
+        tray.choose(PAUSE, effect=lambda: paused() is True)
         wait_until(lambda: _status(sock)["pipeline"]["state"] == "paused", what="pipeline paused")
         wait_until(lambda: tray.icon_state() == "paused", what="icon shows paused")
-        tray.choose(PAUSE)
+        tray.choose(PAUSE, effect=lambda: paused() is False)
         wait_until(lambda: _status(sock)["pipeline"]["state"] != "paused", what="pipeline resumed")
 
         # Effects checkbox (gtk: also the left-click default action)
         if backend == "gtk":
             tray.left_click()
         else:
-            tray.choose(EFFECTS)
+            tray.choose(EFFECTS, effect=is_set("effects.enabled", False))
         wait_setting("effects.enabled", False)
         assert load_config(cfg).effects.enabled is False
         wait_until(lambda: tray.icon_state() == "off", what="icon shows effects off")
@@ -624,7 +690,7 @@ def test_tray_menu_drives_the_running_daemon(
         tray.shot(f"menu-{backend}.png")  # for a human to look at
         _xdo(env, "key", "Escape")
 
-        tray.choose(QUIT)
+        tray.choose(QUIT, effect=lambda: proc.poll() is not None)
         assert proc.wait(30) == 0
         assert not sock.exists()
     finally:

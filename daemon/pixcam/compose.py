@@ -18,16 +18,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 import cv2
 import numpy as np
 
 from pixcam import images, paths
 from pixcam.errors import PixcamError
-from pixcam.fgcolor import remove_old_background
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 from pixcam.pyramid import Pyramid
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 MODES = BACKGROUNDS
 # Shipped inside the package (the repo's backgrounds/ links here), so a wheel has them too.
@@ -44,10 +46,6 @@ class ComposeSettings:
     video: str = ""  # likewise, for background = "video"
     color: str = "#2e7d32"  # "#rrggbb"
     mirror: bool = False  # flip the picture horizontally (the background image is not)
-    # Replace the old background's colour in the soft edge with the person's (fgcolor.py).
-    # Off: with today's alpha it does not lower the edge colour error (bench/band_colour.py,
-    # docs/cut.md); the error there comes from where the alpha is, not from colour mixing.
-    edge_colour: bool = False
 
     def __post_init__(self) -> None:
         if self.background not in MODES:
@@ -57,6 +55,17 @@ class ComposeSettings:
         if not 1 <= self.blur_strength <= 100:
             raise PixcamError(f"blur strength {self.blur_strength} is out of range: use 1..100")
         parse_color(self.color)
+
+
+class ComposeChanges(TypedDict, total=False):
+    """Single `ComposeSettings` fields, as `Compositor.update` takes them by keyword."""
+
+    background: str
+    blur_strength: int
+    image: str
+    video: str
+    color: str
+    mirror: bool
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
@@ -239,7 +248,7 @@ class BlurBackground:
         a_small = cv2.resize(Pyramid(alpha).level(k), (sw, sh), interpolation=cv2.INTER_AREA)
         # Dilate: a small pixel that straddles the outline carries some person colour.
         a_small = cv2.dilate(a_small, np.ones((3, 3), np.uint8))
-        weight = cv2.subtract(255, a_small).astype(np.float32) * np.float32(1 / 255)
+        weight = (255 - a_small).astype(np.float32) * np.float32(1 / 255)
         # One 4-channel blur of premultiplied (B·w, G·w, R·w, 255·w) instead of separate ones;
         # cv2 calls on contiguous arrays, numpy on strided 4-channel views is ~10× slower here.
         stack = cv2.multiply(
@@ -253,8 +262,8 @@ class BlurBackground:
         sums = cv2.sumElems(stack)
         mean_bg = [c * 255 / sums[3] for c in sums[:3]] if sums[3] > 0 else [128.0] * 3
         eps = 1e-3  # in units of w; den is 255·w
-        inv = cv2.divide(1.0, cv2.add(den, 255 * eps))
-        bgr = cv2.merge([cv2.add(c, eps * m) for c, m in zip((b, g, r), mean_bg, strict=True)])
+        inv = cv2.divide(1.0, den + np.float32(255 * eps))
+        bgr = cv2.merge([c + np.float32(eps * m) for c, m in zip((b, g, r), mean_bg, strict=True)])
         # A weighted mean of 0..255 values; the saturating conversion only guards rounding.
         bg_u8 = cv2.multiply(bgr, cv2.merge([inv] * 3), dtype=cv2.CV_8U, scale=255)
         return cv2.resize(bg_u8, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -402,7 +411,7 @@ class Compositor:
         settings: ComposeSettings | None = None,
         *,
         loaded: _Background | None = None,
-        **changes: object,
+        **changes: Unpack[ComposeChanges],
     ) -> None:
         """Apply new settings (whole, or single fields by keyword); `loaded` is their
         background from `load_background`, already built.
@@ -443,10 +452,7 @@ class Compositor:
             if alpha_u8.shape != frame_bgr.shape[:2]:
                 raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame_bgr.shape}")
             bg = background.get(frame_bgr, alpha_u8, pyramid)
-            out = blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
-            if s.edge_colour:
-                remove_old_background(out, frame_bgr, alpha_u8)
-            return out
+            return blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
 
     def close(self) -> None:
         with self._lock:

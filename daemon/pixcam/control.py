@@ -667,8 +667,8 @@ class SignalHandlers:
 
     def _dispatch(self) -> None:
         while True:
-            signum = self._queue.get()
-            name = signal.Signals(signum).name
+            signum = signal.Signals(self._queue.get())
+            name = signum.name
             try:
                 if signum in _TERMINATE:
                     log.info("%s: shutting down (send it again to force)", name)

@@ -24,11 +24,15 @@ It must cover the whole frame with the frame's aspect ratio (any size up to the 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypedDict
 
 import cv2
 import numpy as np
 
 from pixcam.pyramid import Pyramid
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 # The guided filter runs on a small grid and needs only box filters, so it is written here with
 # cv2.boxFilter: cv2.ximgproc.guidedFilter lives in opencv-contrib, which would replace our
@@ -56,6 +60,15 @@ class RefineSettings:
             raise ValueError(f"feather must be >= 0, got {self.feather}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+class RefineChanges(TypedDict, total=False):
+    """Single `RefineSettings` fields, as `Refiner.update` takes them by keyword."""
+
+    smoothing: float
+    feather: float
+    edge_aware: bool
+    threshold: float
 
 
 # Tuned on the dev photos with bench/boundary_error.py (radius/eps) and on video (motion).
@@ -144,7 +157,9 @@ class Refiner:
     def settings(self) -> RefineSettings:
         return self._settings
 
-    def update(self, settings: RefineSettings | None = None, **changes: object) -> None:
+    def update(
+        self, settings: RefineSettings | None = None, **changes: Unpack[RefineChanges]
+    ) -> None:
         """Change settings live (a whole `RefineSettings`, or single fields by keyword)."""
         new = settings or self._settings
         self._settings = replace(new, **changes) if changes else new  # validates
@@ -219,7 +234,7 @@ class Refiner:
     def _finish(q: np.ndarray, feather: float, size: tuple[int, int]) -> np.ndarray:
         """Contrast curve, feather, uint8, and the single full-resolution resize."""
         w, h = size
-        alpha = (q - np.float32(0.5)) * np.float32(255 / _RAMP) + np.float32(128)
+        alpha: np.ndarray = (q - np.float32(0.5)) * np.float32(255 / _RAMP) + np.float32(128)
         np.clip(alpha, 0.0, 255.0, out=alpha)  # before the blur, so the ramp has that width
         scale = w / q.shape[1]  # output pixels per grid pixel
         # A Gaussian's 10–90 % rise is 2.56 σ; bilinear upsampling adds ~`scale` px by itself,

@@ -201,7 +201,7 @@ def _segment_video(
                     h, w = image.shape[:2]
                     target = str(getattr(args, key))
                     writer = cv2.VideoWriter(
-                        target, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h), image.ndim == 3
+                        target, cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h), image.ndim == 3
                     )
                     if not writer.isOpened():
                         raise PixcamError(f"cannot write video {target}; use a path ending in .mp4")

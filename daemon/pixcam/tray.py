@@ -39,8 +39,13 @@ ICON_SIZE = 64
 APP_ID = "pixcam"  # icon name, and GLib prgname: the tray window's WM_CLASS
 STATES = ("active", "paused", "off", "error")
 BLUR_STEPS = (("Light", 15), ("Medium", 40), ("Strong", 70), ("Maximum", 100))
-RESOLUTIONS = ((0, "Model's own size"), (256, "256 px (fastest)"), (384, "384 px"))
-RESOLUTIONS += ((512, "512 px"), (640, "640 px (sharpest)"))
+RESOLUTIONS: tuple[tuple[int, str], ...] = (
+    (0, "Model's own size"),
+    (256, "256 px (fastest)"),
+    (384, "384 px"),
+    (512, "512 px"),
+    (640, "640 px (sharpest)"),
+)
 # Quality ▸ presets (`[model] quality`), after the resolutions.
 PRESETS = tuple((q, f"Preset: {q}") for q in QUALITIES)
 # Body parts ▸ privacy: (label, parts.privacy, parts.privacy_parts); "none" keeps the parts.
@@ -229,7 +234,8 @@ def shorten_title(text: str, limit: int = TITLE_MAX) -> str:
     if len(text) <= limit:
         return text
     words = text.split(" ")
-    head, tail = [words[0]], []
+    head = [words[0]]
+    tail: list[str] = []
     room = limit - len(words[0]) - 2  # " …"
     for word in reversed(words[1:]):
         if len(word) + 1 > room:
@@ -584,11 +590,11 @@ class Tray:
                 radio=True,
             )
         yield pystray.Menu.SEPARATOR
-        for value, label in RESOLUTIONS:
-            yield self._radio(pystray, label, "model.internal_resolution", value)
+        for size, label in RESOLUTIONS:
+            yield self._radio(pystray, label, "model.internal_resolution", size)
         yield pystray.Menu.SEPARATOR
-        for value, label in PRESETS:
-            yield self._radio(pystray, label, "model.quality", value)
+        for quality, label in PRESETS:
+            yield self._radio(pystray, label, "model.quality", quality)
         tune = self.app.config.model.auto_tune
         yield pystray.MenuItem(
             "Auto-tune to hold the frame rate",

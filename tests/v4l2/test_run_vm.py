@@ -45,19 +45,12 @@ def is_composited(frame: np.ndarray) -> bool:
     )
 
 
-def write_config(
-    path: Path,
-    camera: str,
-    output: str,
-    *,
-    always_on: bool,
-    size: tuple[int, int] = (WIDTH, HEIGHT),
-) -> Path:
+def write_config(path: Path, camera: str, output: str, *, always_on: bool) -> Path:
     path.write_text(
         f"""[camera]
 device = "{camera}"
-width = {size[0]}
-height = {size[1]}
+width = {WIDTH}
+height = {HEIGHT}
 fps = {FPS}
 mjpg = false
 

@@ -317,11 +317,11 @@ class Pipeline:
         self._errors += 1
         self._last_error = message
 
-    # ------------------------------------------------------------------ faults
     def _note(self, message: str) -> None:
         """Keep a problem that is no stream fault (a failed load) for the status."""
         self._last_error = message
 
+    # ------------------------------------------------------------------ faults
     def _mark_camera_lost(self) -> None:
         self._state = State.CAMERA_LOST
         self._cards.forget_placeholder()

@@ -11,8 +11,7 @@ import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
 from fakes import CameraFactory, FakeCamera, FlakySegmenter, H, SinkFactory, W, cfg_with
-from pixcam import outlet, sources
-from pixcam import pipeline as pl
+from pixcam import camera, outlet, sources
 from pixcam.cli import main
 from pixcam.config import load_config
 from pixcam.errors import PixcamError
@@ -135,8 +134,8 @@ def test_cli_run_invalid_option_value(capsys: pytest.CaptureFixture[str]) -> Non
 
 @pytest.fixture
 def fast_faults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pl, "BACKOFF_S", (0.01, 0.02, 0.05))
-    monkeypatch.setattr(pl, "STALL_S", 0.3)
+    monkeypatch.setattr(camera, "BACKOFF_S", (0.01, 0.02, 0.05))
+    monkeypatch.setattr(camera, "STALL_S", 0.3)
     monkeypatch.setattr(outlet, "SINK_RETRY_S", 0.01)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
 from fakes import CameraFactory, FakeCamera, FlakySegmenter, SinkFactory, cfg_with
-from pixcam import pipeline as pl
+from pixcam import camera
 from pixcam.effects import EffectsSettings, effects_active
 from pixcam.parts import part_ids
 from pixcam.pipeline import Pipeline
@@ -341,7 +341,7 @@ def test_keepalive_is_off_for_files(doctor: Path, tmp_path: Path) -> None:
 def test_resume_is_no_warning_but_a_real_failure_is(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pl, "BACKOFF_S", (0.01, 0.02, 0.05))
+    monkeypatch.setattr(camera, "BACKOFF_S", (0.01, 0.02, 0.05))
     caplog.set_level(logging.INFO, logger="pixcam.pipeline")
     cams = CameraFactory(good=10**9, down=0)
     sinks = SinkFactory()

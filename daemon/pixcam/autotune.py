@@ -8,6 +8,9 @@ measured across the step down (the time now times that ratio), so a level that d
 not retried until the load really dropped; a step up undone soon after doubles the wait before
 the next try. So it settles instead of oscillating.
 
+`Tuner` is the runner's side: it feeds the controller each frame's work time, applies the level
+to the running `effects.Effects` and says where it stands for the status.
+
 `tuned(settings, level, resolution)` is what a level means for `effects.EffectsSettings`. The
 order of `STEPS` was measured (`bench/autotune_steps.py`: CPU ms saved per level of picture
 change on 720p frames): the biggest saving for the least visible loss comes first.
@@ -15,15 +18,18 @@ change on 720p frames): the biggest saving for the least visible loss comes firs
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pixcam.effects import EffectsSettings, ModelChoice
+    from pixcam.effects import Effects, EffectsSettings, ModelChoice
+
+log = logging.getLogger("pixcam.pipeline")
 
 DOWN_AFTER_S = 2.0  # over budget this long: one step down
 UP_AFTER_S = 6.0  # with headroom this long: one step up
@@ -192,3 +198,47 @@ class Controller:
         self.level = level
         self._run = None
         self._times.clear()  # judge the new level by its own frames
+
+
+class Tuner:
+    """Auto-tune for one running chain: `enabled` follows the config's `model.auto_tune`."""
+
+    def __init__(self, fx: Effects, fps: float, enabled: bool) -> None:
+        self._fx = fx
+        self._fps = fps
+        self.enabled = enabled
+        self._controller = Controller(fps)
+
+    def feed(self, work_s: float, now: float) -> None:
+        """This frame's work time; the chain gets the level the controller answers with."""
+        if not self.enabled:
+            return
+        fx, controller = self._fx, self._controller
+        controller.limit(len(fx.tune_steps()))
+        level = controller.feed(work_s, now)
+        if level != fx.tune_level:
+            fx.set_tune_level(level)
+            step = self.status().get("step")
+            log.info("auto-tune: step %d (%s): %s", level, step, controller.reason)
+
+    def before_update(self, enabled: bool) -> None:
+        """New settings come: turned off, the chain runs the user's settings exactly."""
+        if not enabled and self._fx.tune_level:
+            self._fx.set_tune_level(0)
+            self._controller = Controller(self._fps)
+
+    def updated(self, enabled: bool) -> None:
+        """The new settings cost what they cost: measure afresh."""
+        self._controller.reset()
+        self.enabled = enabled
+
+    def status(self) -> dict[str, Any]:
+        steps = self._fx.tune_steps()
+        level = self._fx.tune_level
+        return {
+            "level": level,
+            "step": steps[level - 1] if 0 < level <= len(steps) else "none",
+            "reason": self._controller.reason,
+            "steps": steps,
+            "target_fps": round(1.0 / self._controller.budget, 2),
+        }

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pixcam import download
+from pixcam import download, paths
 from pixcam.download import sha256_of
 from pixcam.errors import PixcamError
 
@@ -102,8 +102,6 @@ class ModelSpec:
 
 def models_dir() -> Path:
     """`$PIXCAM_MODELS_DIR`, else `$XDG_DATA_HOME/pixcam/models` (~/.local/share)."""
-    from pixcam import paths
-
     return paths.models_dir()
 
 

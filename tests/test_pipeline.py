@@ -107,6 +107,18 @@ def test_cli_run_file_to_file(models_installed: Path, doctor: Path, tmp_path: Pa
     assert len(got) == 4 and got[0].shape == (540, 960, 3)
 
 
+def test_cli_run_still_picture_with_frames_is_a_clip_of_it(tmp_path: Path) -> None:
+    picture = tmp_path / "still.png"
+    assert cv2.imwrite(str(picture), np.full((48, 64, 3), (10, 120, 230), np.uint8))
+    out = tmp_path / "still.mp4"
+    argv = ["run", "--input", str(picture), "--output", str(out), "--background", "none"]
+    assert main([*argv, "--frames", "12"]) == 0
+    got = read_video(out)
+    assert len(got) == 12 and all(np.abs(f.astype(int) - (10, 120, 230)).max() < 12 for f in got)
+    # Without --frames a picture is rendered once, as before.
+    assert main(argv) == 0 and len(read_video(out)) == 1
+
+
 def test_cli_run_without_camera_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

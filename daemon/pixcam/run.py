@@ -6,9 +6,11 @@ import argparse
 import logging
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 from pixcam.config import load_config
+from pixcam.images import STILL_SUFFIXES
 from pixcam.pipeline import Pipeline
 from pixcam.sinks import SinkSpec
 from pixcam.sources import SourceSpec
@@ -49,10 +51,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config).with_values(overrides_from_args(args))
     source = None
     if args.input:
-        # Into a file: every frame once, in order, then stop (offline rendering). Into the
-        # virtual camera: behave like a camera (paced, looping, newest frame only).
+        # Into a file: every frame once, in order, then stop (offline rendering); a still
+        # picture with --frames repeats for that many, a clip of it. Into the virtual camera:
+        # behave like a camera (paced, looping, newest frame only).
         live = not args.output
-        source = SourceSpec(path=args.input, loop=live, realtime=live)
+        still = Path(args.input).suffix.lower() in STILL_SUFFIXES
+        loop = live or (still and args.frames is not None)
+        source = SourceSpec(path=args.input, loop=loop, realtime=live)
     sink = SinkSpec(device=str(cfg.output.device), path=args.output)
     pipeline = Pipeline(cfg, source, sink, frames=args.frames)
 

@@ -298,7 +298,8 @@ class FileSource(Source):
         self.name = spec.path
         if not os.path.isfile(spec.path):
             raise PixcamError(f"input video {spec.path} does not exist")
-        if Path(spec.path).suffix.lower() in images.STILL_SUFFIXES:
+        still = Path(spec.path).suffix.lower() in images.STILL_SUFFIXES
+        if still:
             images.check_size(Path(spec.path), "input")  # before OpenCV decodes a bomb
         self._cap = cv2.VideoCapture(spec.path)
         ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
@@ -306,6 +307,8 @@ class FileSource(Source):
             self._cap.release()
             raise PixcamError(f"input {spec.path} is not a video OpenCV can decode")
         self._first: np.ndarray | None = first
+        # A looping still repeats its one decoded picture rather than decoding it every frame.
+        self._still: np.ndarray | None = first if still else None
         self.height, self.width = first.shape[:2]
         if min(self.width, self.height) < MIN_FRAME_SIDE:
             self._cap.release()
@@ -322,6 +325,8 @@ class FileSource(Source):
         next_t = time.monotonic()
         frame, self._first = self._first, None
         while not self.stopping.is_set():
+            if frame is None and self._still is not None and self.spec.loop:
+                frame = self._still.copy()
             if frame is None:
                 ok, frame = self._cap.read()
                 if not ok or frame is None:

@@ -428,21 +428,11 @@ def _xdo(env: dict[str, str], *args: str) -> None:
 
 
 class TrayDriver:
-    """Clicks the icon and walks the menu with the keyboard (item order is stable).
+    """Clicks the icon and walks the menu with the keyboard (item order is stable), once per
+    choice, as a user does: a click the tray loses fails the test."""
 
-    `observe` returns everything a menu choice can change (settings, pause switch, what was
-    opened); `choose` uses it to tell a choice the tray lost from one that went wrong.
-    """
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        backend: str,
-        tmp_path: Path,
-        observe: Callable[[], object] | None = None,
-    ) -> None:
+    def __init__(self, env: dict[str, str], backend: str, tmp_path: Path) -> None:
         self.env, self.backend, self.tmp_path = env, backend, tmp_path
-        self.observe = observe
         self.locate()
 
     def locate(self) -> None:
@@ -457,64 +447,18 @@ class TrayDriver:
     def open_menu(self) -> None:
         # gtk: right click = menu (left = default action); appindicator: any click = menu
         wait_until(lambda: _popups(self.env["DISPLAY"]) == 0, what="menus closed")
-        # A click that lands while the backend swaps in a rebuilt menu (after each change)
-        # can be lost; like a user, click again.
-        for _attempt in range(3):
-            _xdo(self.env, "mousemove", str(self.x), str(self.y), "click", "3")
-            try:
-                wait_until(lambda: _popups(self.env["DISPLAY"]) >= 1, timeout=4, what="menu open")
-                break
-            except TimeoutError:
-                continue
-        else:
-            raise TimeoutError("the tray menu did not open after 3 clicks")
+        _xdo(self.env, "mousemove", str(self.x), str(self.y), "click", "3")
+        wait_until(lambda: _popups(self.env["DISPLAY"]) >= 1, timeout=8, what="menu open")
         time.sleep(0.2)  # let GTK grab the keyboard before the first key arrives
 
     def choose(
-        self,
-        index: int,
-        sub_index: int | None = None,
-        *,
-        effect: Callable[[], object] | None = None,
-        attempts: int = 3,
+        self, index: int, sub_index: int | None = None, *, effect: Callable[[], object]
     ) -> None:
         """Activate the menu item `index` (0-based, separators skipped) or its submenu's, and
-        wait until `effect()` is true.
-
-        The tray swaps in a rebuilt menu (on the GLib loop, after the change that made it is
-        already visible in `pixcam ctl status`); keys typed into a menu opened just before the
-        swap go nowhere (no submenu opens, no effect). So such a choice is made again, but only
-        when nothing at all changed meanwhile (`observe`): keys that went to another item fail.
-        """
-        if effect is None:
-            self._press(index, sub_index)
-            return
-        assert self.observe is not None, "choose(effect=...) needs observe"
-        for attempt in range(1, attempts + 1):
-            before = self.observe()
-            try:
-                self._press(index, sub_index)
-                wait_until(effect, timeout=8, what="the choice's effect")
-                return
-            except TimeoutError:
-                self.close_menus()
-                time.sleep(1)  # a late effect would show now, and must not be doubled
-                if effect():
-                    return
-                after = self.observe()
-                assert after == before, f"menu item {index}/{sub_index} changed something else"
-                if attempt == attempts:
-                    raise
-                print(f"menu item {index}/{sub_index}: lost (nothing changed), chosen again")
-
-    def close_menus(self) -> None:
-        """Escape out of any menu left open (each press closes one level)."""
-        for _level in range(3):
-            if not _popups(self.env["DISPLAY"]):
-                break
-            _xdo(self.env, "key", "Escape")
-            time.sleep(0.2)
-        wait_until(lambda: _popups(self.env["DISPLAY"]) == 0, what="menus closed")
+        wait until `effect()` is true. One try: the tray edits its menu in place after a
+        change, so keys typed into a menu opened right after the last choice still land."""
+        self._press(index, sub_index)
+        wait_until(effect, timeout=8, what=f"the effect of menu item {index}/{sub_index}")
 
     def _press(self, index: int, sub_index: int | None) -> None:
         self.open_menu()
@@ -593,14 +537,7 @@ def test_tray_menu_drives_the_running_daemon(
     proc = _start_daemon(env, cfg, clip, tmp_path, sock)
     try:
         wait_until(lambda: _status(sock), what="daemon control socket")
-
-        def observe() -> tuple[Any, ...]:
-            """All a menu choice can change: settings, pause switch, xdg-open's requests."""
-            status = _status(sock) or {}
-            asked = opened.read_text() if opened.exists() else ""
-            return status.get("settings"), status.get("paused"), asked, proc.poll()
-
-        tray = TrayDriver(env, backend, tmp_path, observe)
+        tray = TrayDriver(env, backend, tmp_path)
 
         def setting(key: str) -> Any:
             return _status(sock)["settings"][key]  # type: ignore[index]

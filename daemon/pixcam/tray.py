@@ -303,8 +303,11 @@ class Tray:
         self._pystray: Any = None
         self._icon: Any = None
         self._state: tuple[str, str] | None = None
-        self._menu_key: tuple[Any, ...] | None = None
-        self._shown_paused: bool | None = None  # the "Pause camera" check as last built
+        self._menu_key: tuple[Any, ...] | None = None  # what a rebuilt native menu shows
+        self._items_key: tuple[Any, ...] | None = None  # the menu's variable lists, as built
+        self._built_from: Any = None  # the pystray Menu the native menu was made from
+        self._syncing = False  # in-place check updates (GTK activates the items it flips)
+        self._shown_paused: bool | None = None  # the "Pause camera" check as last shown
         self._attention: bool | None = None  # the SNI status last set
         self._menu_pending = False  # a rebuild waits for the open menu to close
         self._action_error: str | None = None
@@ -331,7 +334,10 @@ class Tray:
             )
             return False
         state = self._current_state()
+        self._items_key = self._menu_items_key()
         icon = pystray.Icon(APP_ID, icon_image(state[0]), self._title(state), self._menu(pystray))
+        # pystray rebuilds the native menu after every menu action, through this.
+        icon.update_menu = lambda: self._update_native_menu(icon)
         if not getattr(icon, "HAS_MENU", False) or type(icon).__module__.endswith("_xorg"):
             log.warning(
                 "no tray icon: the system tray needs PyGObject (pip install 'pixcam[tray]') "
@@ -424,18 +430,55 @@ class Tray:
             menu = menu or self._menu_pending or self.app.camera_paused != self._shown_paused
             if not menu:
                 return
+            self._shown_paused = self.app.camera_paused
+            items = self._menu_items_key()
+            edits_in_place = _edits_in_place(icon)
+            if items == self._items_key and edits_in_place:
+                self._menu_pending = False
+                icon.update_menu()  # the live menu's labels and check marks follow
+                return
+            # A new native menu closes the open one and briefly leaves the icon without a
+            # menu (a click then is lost): only when the items changed (a new background or
+            # model), or on backends whose menu can't be edited when something shown did.
+            key = self._menu_signature(icon.menu)
+            if items == self._items_key and key == self._menu_key:
+                self._menu_pending = False
+                return
             self._menu_pending = _menu_open(icon)  # poll() rebuilds it once it closes
             if self._menu_pending:
                 return
-            # pystray can only swap the whole menu, which closes it if open and briefly
-            # leaves the icon without one (a click then is lost): swap only when something
-            # the menu shows (a label, a check mark) really changed.
-            self._shown_paused = self.app.camera_paused
-            new = self._menu(self._pystray)
-            key = self._menu_signature(new)
-            if key != self._menu_key:
-                self._menu_key = key
-                icon.menu = new
+            if items != self._items_key:
+                self._items_key = items
+                icon.menu = self._menu(self._pystray)  # → update_menu(): a new native menu
+            else:
+                icon.update_menu()
+            self._menu_key = self._menu_signature(icon.menu)
+
+    def _update_native_menu(self, icon: Any) -> None:
+        """`icon.update_menu()`: the gtk backends' live menu is edited in place (the same
+        Gtk.Menu stays up, so a click in it is never lost); a new pystray Menu, or another
+        backend, gets pystray's own rebuild."""
+        if icon.menu is not self._built_from or not _edits_in_place(icon):
+            self._built_from = icon.menu
+            icon._update_menu()
+            return
+        from gi.repository import GLib
+
+        GLib.idle_add(self._show_state_in_native_menu, icon)
+
+    def _show_state_in_native_menu(self, icon: Any) -> bool:
+        """On the GLib loop: set the Gtk items' labels and check marks from the pystray
+        items' current values; rebuild if the two menus no longer match."""
+        handle = getattr(icon, "_menu_handle", None)
+        if handle is not None:
+            self._syncing = True
+            try:
+                matched = _show_in_gtk_menu(handle, icon.menu)
+            finally:
+                self._syncing = False
+            if not matched:
+                icon._update_menu()
+        return False  # run once
 
     def _set_attention(self, icon: Any, attention: bool) -> None:
         """SNI Status NeedsAttention in the error state, so hosts highlight the item.
@@ -480,6 +523,8 @@ class Tray:
         """A menu callback: run `fn`, show a failure as the error state, refresh."""
 
         def action(_icon: Any, _item: Any) -> None:
+            if self._syncing:
+                return  # GTK activating an item whose check mark the tray set
             try:
                 fn()
             except PixcamError as exc:
@@ -490,9 +535,8 @@ class Tray:
                 self._action_error = f"{type(exc).__name__}: {exc}"
             else:
                 self._action_error = None
-            if self._action_error:
-                self._menu_key = None  # GTK already flipped the clicked item: rebuild it back
-            self._shown_paused = None  # a click may have flipped the pause check: rebuild
+            # GTK flipped the clicked item's check mark itself: this sets it right, whether
+            # the choice took or failed.
             self.refresh()
 
         return action
@@ -500,24 +544,45 @@ class Tray:
     def _set(self, *pairs: tuple[str, Any]) -> Callable[[Any, Any], None]:
         return self._act(lambda: self.app.set_many(dict(pairs)))
 
-    def _radio(self, pystray: Any, text: str, key: str, value: Any, *more: tuple[str, Any]) -> Any:
-        cfg = self.app.config
-        checked = cfg.get(key) == value and all(cfg.get(k) == v for k, v in more)
+    # The items live as long as the menu, so their check marks, labels and actions read the
+    # state when they are shown or clicked, never when the menu was built.
+    def _radio(
+        self,
+        pystray: Any,
+        text: str | Callable[[Any], str],
+        key: str,
+        value: Any,
+        *more: tuple[str, Any],
+    ) -> Any:
+        def chosen(_item: Any) -> bool:
+            cfg = self.app.config
+            return bool(cfg.get(key) == value and all(cfg.get(k) == v for k, v in more))
+
         # e.g. the image name and the background "image": one change
+        return pystray.MenuItem(text, self._set(*more, (key, value)), checked=chosen, radio=True)
+
+    def _switch(self, pystray: Any, text: str, key: str, on: Any = True, off: Any = False) -> Any:
+        """A check item for `key`, checked when it holds `on`; a click sets the other value."""
+
+        def is_on(_item: Any = None) -> bool:
+            return bool(self.app.config.get(key) == on)
+
         return pystray.MenuItem(
-            text, self._set(*more, (key, value)), checked=lambda _i: checked, radio=True
+            text, self._act(lambda: self.app.set_many({key: off if is_on() else on})), checked=is_on
         )
+
+    def _menu_items_key(self) -> tuple[Any, ...]:
+        """The menu's variable lists (backgrounds, models): a new menu when they change."""
+        return (tuple(background_choices()), tuple(system_background_choices()), model_choices())
 
     def _menu(self, pystray: Any) -> Any:
         Item, Menu = pystray.MenuItem, pystray.Menu
-        cfg = self.app.config
-        fx = cfg.effects
         return Menu(
             # default=True: a left click (gtk) toggles the effects
             Item(
                 "Effects",
                 self._act(self.app.toggle),
-                checked=lambda _i: fx.enabled,
+                checked=lambda _i: self.app.config.effects.enabled,
                 default=True,
             ),
             Item("Background", Menu(*self._background_items(pystray))),
@@ -532,16 +597,8 @@ class Tray:
             ),
             Item("Quality", Menu(*self._quality_items(pystray))),
             Item("Body parts", Menu(*self._parts_items(pystray))),
-            Item(
-                "Auto-frame",
-                self._set(("framing.mode", "off" if cfg.framing.mode == "auto" else "auto")),
-                checked=lambda _i: cfg.framing.mode == "auto",
-            ),
-            Item(
-                "Mirror",
-                self._set(("effects.mirror", not fx.mirror)),
-                checked=lambda _i: fx.mirror,
-            ),
+            self._switch(pystray, "Auto-frame", "framing.mode", "auto", "off"),
+            self._switch(pystray, "Mirror", "effects.mirror"),
             Item(
                 "Pause camera",
                 self._act(lambda: self.app.pause_camera(not self.app.camera_paused)),
@@ -555,10 +612,11 @@ class Tray:
         )
 
     def _background_items(self, pystray: Any) -> Iterator[Any]:
-        cfg = self.app.config
         bg = "effects.background"
         yield self._radio(pystray, "Blur", bg, "blur")
-        yield self._radio(pystray, f"Colour ({cfg.effects.color})", bg, "color")
+        yield self._radio(
+            pystray, lambda _i: f"Colour ({self.app.config.effects.color})", bg, "color"
+        )
         yield self._radio(pystray, "None", bg, "none")
         yield pystray.Menu.SEPARATOR
         for label, name in background_choices():
@@ -578,15 +636,18 @@ class Tray:
     def _quality_items(self, pystray: Any) -> Iterator[Any]:
         from pixcam import models
 
-        chosen = self.app.config.get("model.name")
-        with contextlib.suppress(PixcamError, OSError):
-            if chosen == models.default_model_name():
-                chosen = "default"  # the same model: its one item gets the check mark
+        def chosen_model() -> str:
+            chosen = str(self.app.config.get("model.name"))
+            with contextlib.suppress(PixcamError, OSError):
+                if chosen == models.default_model_name():
+                    chosen = "default"  # the same model: its one item gets the check mark
+            return chosen
+
         for label, name in model_choices():
             yield pystray.MenuItem(
                 label,
                 self._set(("model.name", name)),
-                checked=lambda _i, on=name == chosen: on,
+                checked=lambda _i, name=name: chosen_model() == name,
                 radio=True,
             )
         yield pystray.Menu.SEPARATOR
@@ -595,20 +656,10 @@ class Tray:
         yield pystray.Menu.SEPARATOR
         for quality, label in PRESETS:
             yield self._radio(pystray, label, "model.quality", quality)
-        tune = self.app.config.model.auto_tune
-        yield pystray.MenuItem(
-            "Auto-tune to hold the frame rate",
-            self._set(("model.auto_tune", not tune)),
-            checked=lambda _i: tune,
-        )
+        yield self._switch(pystray, "Auto-tune to hold the frame rate", "model.auto_tune")
 
     def _parts_items(self, pystray: Any) -> Iterator[Any]:
-        parts = self.app.config.parts
-        yield pystray.MenuItem(
-            "Show coloured parts",
-            self._set(("parts.view", not parts.view)),
-            checked=lambda _i: parts.view,
-        )
+        yield self._switch(pystray, "Show coloured parts", "parts.view")
         yield pystray.Menu.SEPARATOR
         for label, mode, chosen in PRIVACY_CHOICES:
             if chosen is None:
@@ -628,6 +679,35 @@ class Tray:
         self._launch(["xdg-open", str(ensure_config_file(self.app.config_path))])
 
 
+def _edits_in_place(icon: Any) -> bool:
+    """Is the icon's native menu a Gtk.Menu the tray can edit (the gtk and appindicator
+    backends; an SNI host shows the appindicator's through DBusMenu, which follows edits)?"""
+    return type(icon).__module__ in ("pystray._gtk", "pystray._appindicator")
+
+
+def _show_in_gtk_menu(gtk_menu: Any, menu: Any) -> bool:
+    """Give each Gtk item of `gtk_menu` the label and check mark of its pystray item in
+    `menu`; False when the two do not match item for item."""
+    widgets = gtk_menu.get_children()
+    items = list(menu)  # the visible items, as pystray built them
+    if len(widgets) != len(items):
+        return False
+    for widget, item in zip(widgets, items, strict=True):
+        if item is menu.SEPARATOR:
+            continue
+        if item.submenu is not None:
+            sub = widget.get_submenu()
+            if sub is None or not _show_in_gtk_menu(sub, item.submenu):
+                return False
+            continue
+        if not item.default and widget.get_label() != item.text:  # the default's is bold
+            widget.set_label(item.text)
+        checked = item.checked
+        if checked is not None and hasattr(widget, "set_active") and widget.get_active() != checked:
+            widget.set_active(checked)
+    return True
+
+
 def _menu_open(icon: Any) -> bool:
     """Is the icon's menu on screen? Known only for menus GTK draws itself (the gtk
     backend's popup); an SNI host draws the appindicator menu, and says nothing.
@@ -638,4 +718,3 @@ def _menu_open(icon: Any) -> bool:
     with contextlib.suppress(Exception):
         return bool(handle is not None and handle.get_mapped())
     return False
-

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pixcam.errors import PixcamError
+from pixcam.interrupt import keep_ctrl_c
 from pixcam.modes import BACKGROUNDS, QUALITIES
 
 log = logging.getLogger("pixcam")
@@ -332,6 +333,14 @@ def _setup_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_ctrl_c()  # an early Ctrl-C, swallowed during the imports, still ends pixcam
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # at any moment, parsing included: Ctrl-C's usual exit
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -346,5 +355,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PixcamError as exc:
         print(f"pixcam: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130

@@ -301,3 +301,132 @@ def test_without_the_indicator_typelib_the_gtk_backend_serves(tmp_path: Path) ->
     )
     assert proc.stdout.strip() == "started True pystray._gtk", proc.stderr
     assert "sudo apt install gir1.2-ayatanaappindicator3-0.1" in proc.stderr
+
+
+# ------------------------------------------------------------- the live menu (gtk backends)
+class _GtkItem:
+    """A Gtk.MenuItem/CheckMenuItem as pystray makes it: "activate" toggles a check item
+    first, then runs pystray's handler (which runs the action, then `update_menu()`)."""
+
+    def __init__(self, label: str, check: bool, active: bool, submenu: Any = None) -> None:
+        self.label, self.check, self.active, self.submenu = label, check, active, submenu
+        self.on_activate: Any = None
+
+    def get_label(self) -> str:
+        return self.label
+
+    def set_label(self, label: str) -> None:
+        self.label = label
+
+    def get_submenu(self) -> Any:
+        return self.submenu
+
+    def get_active(self) -> bool:
+        return self.active
+
+    def set_active(self, active: bool) -> None:
+        if active != self.active:  # GTK: set_active() activates the item
+            self.activate()
+
+    def activate(self) -> None:  # a click
+        if self.check:
+            self.active = not self.active
+        if self.on_activate is not None:
+            self.on_activate()
+
+
+class _GtkMenuOfItems:
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def get_children(self) -> list[Any]:
+        return self.items
+
+    def get_mapped(self) -> bool:
+        return True  # open on screen all along: the user is about to click in it
+
+    def item(self, label: str) -> _GtkItem:
+        return next(i for i in self.items if getattr(i, "label", None) == label)
+
+
+@pytest.fixture
+def gtk_pystray(pystray: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """pystray whose Icon makes a (fake) Gtk menu like its gtk backend, and a GLib loop that
+    runs what is queued at once."""
+    glib = types.SimpleNamespace(idle_add=lambda fn, *a: fn(*a))
+    repository = types.ModuleType("gi.repository")
+    repository.GLib = glib  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gi.repository", repository)
+
+    class GtkIcon(pystray.Icon):
+        def _update_menu(self) -> None:
+            super()._update_menu()
+            self._menu_handle = self._gtk_menu(self.menu)
+
+        def _gtk_menu(self, menu: Any) -> _GtkMenuOfItems:
+            items: list[Any] = []
+            for d in menu:
+                if d is menu.SEPARATOR:
+                    items.append(object())
+                    continue
+                sub = self._gtk_menu(d.submenu) if d.submenu else None
+                item = _GtkItem(d.text, d.checked is not None, bool(d.checked), sub)
+                if sub is None:
+                    item.on_activate = self._handler(d)
+                items.append(item)
+            return _GtkMenuOfItems(items)
+
+    GtkIcon.__module__ = "pystray._gtk"  # what Tray edits in place
+    monkeypatch.setattr(pystray, "Icon", GtkIcon)
+    return pystray
+
+
+class _SettingApp(_App):
+    def set_many(self, values: Any) -> None:
+        self.calls.append(dict(values))
+        self.config = self.config.with_values(values)
+
+
+def test_a_change_edits_the_live_menu_and_a_click_in_it_lands(gtk_pystray: Any) -> None:
+    app = _SettingApp()
+    tray, icon = _started(app)
+    icon.update_menu()  # pystray's start: the native menu is made
+    menu = icon._menu_handle
+    builds = len(icon.builds)
+    # Mirror from the open menu: the same Gtk menu stays up, its check mark follows
+    menu.item("Mirror").activate()
+    assert app.calls == [{"effects.mirror": True}]
+    assert icon._menu_handle is menu and len(icon.builds) == builds
+    assert menu.item("Mirror").active
+    # `pixcam ctl set` from outside: labels and radio marks are edited, nothing is clicked
+    app.config = app.config.with_values({"effects.color": "#123456", "effects.mirror": False})
+    tray.refresh()
+    background = menu.item("Background").submenu
+    assert background.item("Colour (#123456)") and not menu.item("Mirror").active
+    assert icon._menu_handle is menu and len(icon.builds) == builds
+    assert app.calls == [{"effects.mirror": True}]  # the edits activated no action
+    # A click right after, in the same menu: it acts on the current state
+    menu.item("Mirror").activate()
+    blur = menu.item("Blur strength").submenu
+    blur.item("Strong (70)").activate()
+    assert app.calls[1:] == [{"effects.mirror": True}, {"effects.blur_strength": 70}]
+    assert [i.label for i in blur.items if i.active] == ["Strong (70)"]
+    assert icon._menu_handle is menu and len(icon.builds) == builds
+
+
+def test_a_new_background_image_makes_a_new_menu(
+    gtk_pystray: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    app = _SettingApp()
+    tray, icon = _started(app)
+    icon.update_menu()
+    menu = icon._menu_handle
+    (tmp_path / "pixcam" / "backgrounds").mkdir(parents=True)
+    (tmp_path / "pixcam" / "backgrounds" / "my_beach.jpg").write_bytes(b"")
+    tray.refresh()
+    assert icon._menu_handle is menu  # not while it is open: it would close under the user
+    menu.get_mapped = lambda: False  # type: ignore[method-assign]
+    tray.poll()
+    assert icon._menu_handle is not menu
+    assert icon._menu_handle.item("Background").submenu.item("My beach")

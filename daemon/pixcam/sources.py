@@ -298,8 +298,7 @@ class FileSource(Source):
         self.name = spec.path
         if not os.path.isfile(spec.path):
             raise PixcamError(f"input video {spec.path} does not exist")
-        still = Path(spec.path).suffix.lower() in images.STILL_SUFFIXES
-        if still:
+        if Path(spec.path).suffix.lower() in images.STILL_SUFFIXES:
             images.check_size(Path(spec.path), "input")  # before OpenCV decodes a bomb
         self._cap = cv2.VideoCapture(spec.path)
         ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
@@ -307,8 +306,6 @@ class FileSource(Source):
             self._cap.release()
             raise PixcamError(f"input {spec.path} is not a video OpenCV can decode")
         self._first: np.ndarray | None = first
-        # A looping still repeats its one decoded picture rather than decoding it every frame.
-        self._still: np.ndarray | None = first if still else None
         self.height, self.width = first.shape[:2]
         if min(self.width, self.height) < MIN_FRAME_SIDE:
             self._cap.release()
@@ -324,15 +321,22 @@ class FileSource(Source):
         period = 1.0 / self.fps
         next_t = time.monotonic()
         frame, self._first = self._first, None
+        # The first frame, until a second one comes (a copy: the consumer owns what it gets).
+        only = frame.copy() if frame is not None else None
+        still: np.ndarray | None = None  # a one-frame file (a picture) that loops
         while not self.stopping.is_set():
-            if frame is None and self._still is not None and self.spec.loop:
-                frame = self._still.copy()
+            if frame is None and still is not None:
+                frame = still.copy()  # repeated, not decoded again for every frame
             if frame is None:
                 ok, frame = self._cap.read()
-                if not ok or frame is None:
-                    if not self.spec.loop:
-                        self.end()
-                        return
+                if ok and frame is not None:
+                    only = None
+                elif not self.spec.loop:
+                    self.end()
+                    return
+                elif only is not None:
+                    still, frame = only, only.copy()
+                else:
                     # Reopen rather than seek: seeking to 0 is unreliable for some containers.
                     self._cap.release()
                     self._cap = cv2.VideoCapture(self.name)

@@ -432,8 +432,7 @@ class Tray:
                 return
             self._shown_paused = self.app.camera_paused
             items = self._menu_items_key()
-            edits_in_place = _edits_in_place(icon)
-            if items == self._items_key and edits_in_place:
+            if items == self._items_key and _edits_in_place(icon):
                 self._menu_pending = False
                 icon.update_menu()  # the live menu's labels and check marks follow
                 return

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, read_video
+from pixcam import cli
 
 # `pixcam run`, with a Ctrl-C swallowed during its start-up the way Python swallows one that
 # lands in the import machinery's module-lock callback (a weakref callback): the
@@ -73,6 +74,28 @@ def test_a_swallowed_ctrl_c_still_ends_the_run(tmp_path: Path, still: Path) -> N
     assert proc.returncode == 130, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
     assert len(read_video(out, limit=10_000)) < 10_000  # stopped, not run to the end
+
+
+def test_a_ctrl_c_python_wraps_in_another_error_still_exits_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Interrupted:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise KeyboardInterrupt  # a Ctrl-C landing while a class is made (an import)
+
+    def import_a_model(_argv: object) -> int:
+        type("Settings", (), {"field": Interrupted()})  # Python 3.11: a RuntimeError
+        return 0
+
+    monkeypatch.setattr(cli, "_main", import_a_model)
+    assert cli.main([]) == 130
+
+    def fail(_argv: object) -> int:
+        raise RuntimeError("a real fault")
+
+    monkeypatch.setattr(cli, "_main", fail)
+    with pytest.raises(RuntimeError, match="a real fault"):
+        cli.main([])
 
 
 def test_ctrl_c_in_the_first_moments_always_ends_pixcam(tmp_path: Path, still: Path) -> None:

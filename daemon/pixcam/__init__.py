@@ -1,6 +1,14 @@
 """pixcam: a virtual webcam that blurs or replaces the background with BodyPix."""
 
 import os
+import sys
+
+if sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") == "pixcam":
+    # pixcam is the program (`python -m pixcam`, the `pixcam` command): from its first import
+    # on, a Ctrl-C that Python swallows during start-up is sent again (see interrupt.py).
+    from pixcam.interrupt import keep_ctrl_c
+
+    keep_ctrl_c()
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pixcam.errors import PixcamError
-from pixcam.interrupt import keep_ctrl_c
+from pixcam.interrupt import caused_by_ctrl_c, keep_ctrl_c
 from pixcam.modes import BACKGROUNDS, QUALITIES
 
 log = logging.getLogger("pixcam")
@@ -338,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     except KeyboardInterrupt:  # at any moment, parsing included: Ctrl-C's usual exit
         return 130
+    except Exception as exc:
+        if caused_by_ctrl_c(exc):
+            return 130
+        raise
 
 
 def _main(argv: Sequence[str] | None) -> int:

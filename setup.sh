@@ -11,46 +11,10 @@
 # against its sha256; the int8 default is made from the float weights on the way.
 set -euo pipefail
 cd "$(dirname "$0")"
-install=1 run=1
-case "${1:-}" in
-  --no-run) run=0 ;;
-  --run) install=0 ;;
-esac
+run=1
+[ "${1:-}" = "--no-run" ] && run=0
 
 say() { printf 'setup: %s\n' "$*"; }
-
-install_pixcam() {
-  local py=${PYTHON:-python3} vpy=.venv/bin/python source
-  if [ ! -x "$vpy" ]; then
-    say "creating .venv with $($py --version)"
-    "$py" -m venv .venv
-  fi
-  "$vpy" -m pip install -q --upgrade pip
-  say "installing pixcam and its dependencies"
-  "$vpy" -m pip install -q -e '.[test]'
-  # The tray needs PyGObject, which builds against the system's GObject libraries; without
-  # them pixcam still runs, headless.
-  if ! "$vpy" -c 'import gi' 2>/dev/null; then
-    "$vpy" -m pip install -q -e '.[tray]' 2>/dev/null \
-      || say "PyGObject did not build (needs libgirepository1.0-dev libcairo2-dev; the icon" \
-             "also needs gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1); no tray icon"
-  fi
-  # pystray's StatusNotifier backend needs the AyatanaAppIndicator3 typelib; without it the
-  # icon shows only in XEmbed trays, not in GNOME's or KDE's panels.
-  if "$vpy" -c 'import sys; from pixcam.tray import tray_backend; sys.exit(tray_backend() != "gtk")'; then
-    say "for the tray icon in GNOME/KDE panels: sudo apt install gir1.2-ayatanaappindicator3-0.1"
-  fi
-
-  source=${PIXCAM_MODEL_SOURCE:-}
-  if [ -z "$source" ] && [ -d ../shared/models ]; then source=../shared/models; fi
-  if [ -n "$source" ]; then
-    say "installing the models from $source"
-    .venv/bin/pixcam models install --from "$source"
-  else
-    say "downloading the models${PIXCAM_MODEL_MIRROR:+ through $PIXCAM_MODEL_MIRROR}"
-    .venv/bin/pixcam models install
-  fi
-}
 
 run_pixcam() {
   # A camera is a capture device that is not a loopback (pixcam's own output is no input).
@@ -76,5 +40,42 @@ sys.exit(not list_cameras())'; then
   fi
 }
 
-if [ "$install" = 1 ]; then install_pixcam; fi
-if [ "$run" = 1 ]; then run_pixcam; fi
+if [ "${1:-}" = "--run" ]; then
+  run_pixcam
+  exit
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+"$VPY" -m pip install -q --upgrade pip
+say "installing pixcam and its dependencies"
+"$VPY" -m pip install -q -e '.[test]'
+# The tray needs PyGObject, which builds against the system's GObject libraries; without
+# them pixcam still runs, headless.
+if ! "$VPY" -c 'import gi' 2>/dev/null; then
+  "$VPY" -m pip install -q -e '.[tray]' 2>/dev/null \
+    || say "PyGObject did not build (needs libgirepository1.0-dev libcairo2-dev; the icon also" \
+           "needs gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1); no tray icon"
+fi
+# pystray's StatusNotifier backend needs the AyatanaAppIndicator3 typelib; without it the
+# icon shows only in XEmbed trays, not in GNOME's or KDE's panels.
+if "$VPY" -c 'import sys; from pixcam.tray import tray_backend; sys.exit(tray_backend() != "gtk")'; then
+  say "for the tray icon in GNOME/KDE panels: sudo apt install gir1.2-ayatanaappindicator3-0.1"
+fi
+
+source=${PIXCAM_MODEL_SOURCE:-}
+if [ -z "$source" ] && [ -d ../shared/models ]; then source=../shared/models; fi
+if [ -n "$source" ]; then
+  say "installing the models from $source"
+  .venv/bin/pixcam models install --from "$source"
+else
+  say "downloading the models${PIXCAM_MODEL_MIRROR:+ through $PIXCAM_MODEL_MIRROR}"
+  .venv/bin/pixcam models install
+fi
+
+[ "$run" = 1 ] || exit 0
+run_pixcam

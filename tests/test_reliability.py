@@ -741,8 +741,8 @@ def test_signal_storms_end_in_a_clean_exit(
             record(cat, False, f"#{n} {last.name}: still running 30 s later")
             continue
         # Before its handlers exist a signal may end it the default way (Ctrl-C: 130, or
-        # killed by SIGINT before Python has its handler; SIGTERM: killed). A Ctrl-C Python
-        # swallows during the imports is sent again (pixcam.interrupt), so it never runs on.
+        # killed by SIGINT when it comes before pixcam's code runs; SIGTERM: killed). A Ctrl-C
+        # Python swallows during the imports is sent again (pixcam.interrupt): never runs on.
         clean = {0} if not early else {0, 130, -signal.SIGINT, -signal.SIGTERM}
         aborted = "terminate called" in err or proc.returncode == -signal.SIGABRT
         # The only traceback allowed: a Ctrl-C in the interpreter's start, before pixcam's code.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fakes import FlakySegmenter, cfg_with
+from pixcam.compose import ComposeSettings, Compositor
 from pixcam.effects import Effects, EffectsSettings
 from pixcam.pyramid import Pyramid
 from pixcam.stillness import MAX_CARRY, MotionGate
@@ -65,3 +66,23 @@ def test_effects_infer_only_when_the_picture_moves() -> None:
     for _ in range(3):
         every.process(scene())
     assert seg.calls == 5
+
+
+def test_a_carried_frame_reuses_the_kept_blur_but_shows_its_own_person() -> None:
+    comp = Compositor(ComposeSettings(background="blur"))
+    alpha = np.zeros((H, W), np.uint8)
+    alpha[:, : W // 2] = 255
+    first = comp.compose(scene(), alpha, keep_background=True)
+    brighter = scene(mouth=80)
+    brighter[:, W // 2 :] = 200  # the wall changed: a fresh blur would differ
+    carried = comp.compose(brighter, alpha, keep_background=True, reuse_background=True)
+    assert np.array_equal(carried[:, W // 2 + 20 :], first[:, W // 2 + 20 :])  # kept blur
+    assert np.array_equal(carried[60:80, 40:60], brighter[60:80, 40:60])  # this frame's person
+    fresh = comp.compose(brighter, alpha)
+    assert fresh[0, -1, 0] > first[0, -1, 0] + 20
+
+    comp.update(mirror=True)  # a kept blur of the unflipped picture must not serve
+    comp.compose(scene(), alpha, keep_background=True)
+    comp.update(mirror=False)
+    again = comp.compose(brighter, alpha, keep_background=True, reuse_background=True)
+    assert np.array_equal(again, fresh)

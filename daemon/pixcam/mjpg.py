@@ -32,3 +32,27 @@ def decode(jpeg: np.ndarray | bytes) -> np.ndarray | None:
         except ValueError as exc:
             log.debug("fast MJPG decode refused a frame (%s); OpenCV tries", exc)
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def decode_reduced(jpeg: np.ndarray | bytes, width: int, height: int) -> np.ndarray | None:
+    """BGR of at least `width`×`height` (when the JPEG is that big), decoded at the smallest
+    of libjpeg-turbo's DCT-domain scales (n/8) that still covers it; None when unreadable.
+
+    A 4K camera into a 1080p virtual camera: the 1/2-scale decode skips most of the inverse
+    DCT and the colour conversion of the pixels nobody shows, and the chain then runs on a
+    quarter of the pixels. The entropy decoding is the same work at any scale, so the decode
+    itself only gets about a quarter cheaper (see docs/design.md, "Big cameras")."""
+    buf = np.frombuffer(jpeg, np.uint8) if isinstance(jpeg, bytes) else jpeg.reshape(-1)
+    if simplejpeg is not None:
+        try:
+            return simplejpeg.decode_jpeg(
+                buf,
+                colorspace="BGR",
+                fastdct=True,
+                fastupsample=True,
+                min_width=width,
+                min_height=height,
+            )
+        except ValueError as exc:
+            log.debug("reduced MJPG decode refused a frame (%s); OpenCV tries", exc)
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)

@@ -139,12 +139,17 @@ class Pipeline:
             source = self._camera.open_now()
             width, height = source.width, source.height
             fps = source.fps or fps
-        # The sink's size is the camera's granted size, fixed for the process lifetime.
+        # The sink's size is the camera's granted size (or [output] height's scale-down of
+        # it), fixed for the process lifetime.
         try:
-            self._outlet.open(width, height, float(cfg.output.fps) or fps or 30.0)
+            self._outlet.open(
+                *output_size(width, height, cfg.output.height),
+                float(cfg.output.fps) or fps or 30.0,
+            )
         except BaseException:
             self._camera.close()
             raise
+        self._camera.decode_size = self._outlet.dims
         self._state = State.PAUSED if self._paused else State.RUNNING
         self._tuner = Tuner(fx, self._outlet.fps, cfg.model.auto_tune)
         self._camera.expect_frames()
@@ -402,6 +407,15 @@ class Pipeline:
         spec = self._outlet.spec
         if str(cfg.output.device) != spec.device and not spec.path:
             log.warning("output device change takes effect at the next start of pixcam")
+
+
+def output_size(width: int, height: int, out_height: int) -> tuple[int, int]:
+    """The virtual camera's size for a `width`×`height` camera: the camera's own, or scaled
+    down to `out_height` (0: no scaling; never up), same aspect, even sides (I420)."""
+    if out_height <= 0 or out_height >= height:
+        return width, height
+    h = max(2, out_height // 2 * 2)
+    return max(2, round(width * h / height / 2) * 2), h
 
 
 def _join(thread: threading.Thread) -> None:

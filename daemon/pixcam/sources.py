@@ -90,8 +90,10 @@ class Source:
         )
         self._thread.start()
 
-    def read(self, timeout: float = 1.0) -> np.ndarray | None:
+    def read(self, timeout: float = 1.0, size: tuple[int, int] | None = None) -> np.ndarray | None:
         """The newest frame not yet returned, waiting up to `timeout` s; None if none came.
+        `size` (w, h): the picture is shown that big, so an MJPG frame larger than that is
+        decoded at a reduced scale that still covers it (`mjpg.decode_reduced`).
 
         Raises `SourceError` when the source has failed, and `EOFError` at the end of a
         non-looping file.
@@ -112,7 +114,9 @@ class Source:
             self.last_capture_t = self._stamp
             self._cond.notify_all()  # wakes a lock-step producer
         # Decoded here, by the consumer: a frame the consumer was too slow for costs nothing.
-        return mjpg.decode(frame) if raw and frame is not None else frame
+        if not raw or frame is None:
+            return frame
+        return mjpg.decode(frame) if size is None else mjpg.decode_reduced(frame, *size)
 
     @property
     def failed(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import cv2
@@ -10,7 +12,7 @@ import pytest
 
 from conftest import wait_until
 from fakes import SinkFactory, cfg_with
-from pixcam import mjpg
+from pixcam import mjpg, sources
 from pixcam.pipeline import Pipeline, output_size
 from pixcam.sinks import SinkSpec
 from pixcam.sources import Source, SourceSpec
@@ -106,3 +108,29 @@ def test_a_smaller_output_gets_frames_decoded_at_its_size(monkeypatch: Any) -> N
     assert (sink.width, sink.height) == (320, 240)
     assert {f.shape for f in sink.frames} == {(240, 320, 3)}
     assert asked and set(asked) == {(320, 240)}
+
+
+def test_big_frames_are_decoded_on_the_capture_thread(monkeypatch: Any) -> None:
+    threads: list[str] = []
+    reduced = mjpg.decode_reduced
+
+    def spy(data: Any, w: int, h: int) -> np.ndarray | None:
+        threads.append(threading.current_thread().name)
+        return reduced(data, w, h)
+
+    monkeypatch.setattr(mjpg, "decode_reduced", spy)
+    monkeypatch.setattr(sources, "DECODE_AHEAD_PIXELS", BIG_W * BIG_H - 1)
+    cam = MjpgCamera()
+    cam.start()
+    shapes: list[tuple[int, ...]] = []
+    try:
+        # The first frames may come whole: the capture thread learns the size from read().
+        deadline = time.monotonic() + 10
+        while (240, 320, 3) not in shapes and time.monotonic() < deadline:
+            frame = cam.read(size=(320, 240))
+            if frame is not None:
+                shapes.append(frame.shape)
+    finally:
+        cam.close()
+    assert (240, 320, 3) in shapes
+    assert threads and all(name.startswith("capture") for name in threads)

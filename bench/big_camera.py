@@ -5,8 +5,9 @@ inference thread, median CPU ms per frame over the presenter video upscaled to 3
 encoded as MJPG (quality 90, as webcams send): the decode (full, or at libjpeg-turbo's reduced
 scale that covers the output: `mjpg.decode_reduced`), the resize to the exact output size,
 the chain's stages and the sink's BGR→I420. Then the live runner on a replayed 30 fps
-camera of those frames, on every core the process may use, for `--live` seconds: fps out
-and capture-to-sink latency. Every frame is inferred (`skip_still` off): a moving picture.
+camera of those frames, on every core the process may use, for `--live` seconds: fps out,
+capture-to-sink latency and the process CPU per frame out. Every frame is inferred
+(`skip_still` off): a moving picture.
 
     .venv/bin/python bench/big_camera.py [--frames 30] [--live 10] [--heights 2160,1080,720]
 """
@@ -100,10 +101,15 @@ def main() -> int:
     if args.live > 0:
         print(f"\nlive, {args.live:g} s, a 30 fps 4K MJPG camera replayed through the runner:")
         for h in heights:
+            c = time.process_time()
             status = bench_live(base.with_values({"output.height": h}), jpegs, args.live)
+            cpu = (time.process_time() - c) * 1e3 / max(1, status["frames"])
             lat = status.get("latency_ms") or {}
+            # CPU per frame out (every thread, loading included): what 30 fps would cost on a
+            # quiet machine, since the fps itself only says how busy this one was.
             print(
-                f"  into {h}p: {status['fps']:.1f} fps out, latency median "
+                f"  into {h}p: {status['fps']:.1f} fps out, {cpu:.0f} CPU ms per frame out "
+                f"({cpu * 30 / 10:.0f} % of a core at 30 fps), latency median "
                 f"{lat.get('median', float('nan')):.1f} ms p95 {lat.get('p95', float('nan')):.1f}"
                 f" ms, load average {os.getloadavg()[0]:.1f}"
             )

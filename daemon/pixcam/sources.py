@@ -40,7 +40,8 @@ MIN_FRAME_SIDE = 32
 # MJPG frames bigger than 1080p are decoded on the capture thread, beside the chain working
 # on the previous frame (libjpeg-turbo releases the GIL): at 4K the decode alone is about
 # half a frame interval, so decoded by the consumer it caps the rate at ~20 fps on two cores.
-# Smaller ones are decoded when taken, so a frame the consumer was too slow for costs nothing.
+# Smaller ones (and big ones while the consumer is behind) are decoded when taken, so a frame
+# the consumer was too slow for costs nothing.
 DECODE_AHEAD_PIXELS = 1920 * 1080
 
 
@@ -151,7 +152,9 @@ class Source:
     def publish(self, frame: np.ndarray, raw: bool = False) -> None:
         """`raw`: `frame` is one MJPG buffer, decoded when taken (or here, when big)."""
         stamp = time.monotonic()
-        if raw and self.width * self.height > DECODE_AHEAD_PIXELS:
+        # Only while the consumer keeps up (took the last frame): behind, it would skip most.
+        keeping_up = self._seq == self._taken
+        if raw and keeping_up and self.width * self.height > DECODE_AHEAD_PIXELS:
             size = self._size
             decoded = mjpg.decode(frame) if size is None else mjpg.decode_reduced(frame, *size)
             if decoded is not None:  # else the consumer's decode fails and says so

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from fakes import FlakySegmenter, cfg_with
+from conftest import wait_until
+from fakes import CameraFactory, FlakySegmenter, SinkFactory, cfg_with
 from pixcam.compose import ComposeSettings, Compositor
 from pixcam.effects import Effects, EffectsSettings
+from pixcam.pipeline import Pipeline
 from pixcam.pyramid import Pyramid
+from pixcam.sinks import SinkSpec
+from pixcam.sources import SourceSpec
 from pixcam.stillness import MAX_CARRY, MotionGate
 
 H, W = 180, 320
@@ -86,3 +92,26 @@ def test_a_carried_frame_reuses_the_kept_blur_but_shows_its_own_person() -> None
     comp.update(mirror=False)
     again = comp.compose(brighter, alpha, keep_background=True, reuse_background=True)
     assert np.array_equal(again, fresh)
+
+
+def test_the_auto_tune_is_fed_only_the_frames_the_network_ran_on(monkeypatch: Any) -> None:
+    seg = FlakySegmenter()
+    sinks = SinkFactory()
+    p = Pipeline(
+        cfg_with(effects={"background": "color"}, refine={"smoothing": 0}),
+        SourceSpec(device="/dev/fake0"),
+        SinkSpec(device="memory"),
+        source_opener=CameraFactory(good=10**9, down=0),
+        sink_opener=sinks,
+        segmenter_loader=lambda *a: seg,
+        keepalive=False,
+    )
+    fed: list[float] = []
+    monkeypatch.setattr(p, "_tune", fed.append)
+    p.start()
+    try:
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 12, "12 frames out")
+    finally:
+        p.stop()
+    # The fake camera's picture never moves: most frames carry the mask.
+    assert 0 < len(fed) == seg.calls < len(sinks.sinks[0].frames)

@@ -8,7 +8,7 @@ import numpy as np
 
 from conftest import wait_until
 from fakes import CameraFactory, FlakySegmenter, SinkFactory, cfg_with
-from pixcam.compose import ComposeSettings, Compositor
+from pixcam.compose import BlurBackground, ComposeSettings, Compositor
 from pixcam.effects import Effects, EffectsSettings
 from pixcam.pipeline import Pipeline
 from pixcam.pyramid import Pyramid
@@ -115,3 +115,22 @@ def test_the_auto_tune_is_fed_only_the_frames_the_network_ran_on(monkeypatch: An
         p.stop()
     # The fake camera's picture never moves: most frames carry the mask.
     assert 0 < len(fed) == seg.calls < len(sinks.sinks[0].frames)
+
+
+def test_effects_blur_the_background_only_when_the_network_runs(monkeypatch: Any) -> None:
+    blurs: list[int] = []
+    get = BlurBackground.get
+
+    def counting(self: BlurBackground, *args: Any) -> np.ndarray:
+        blurs.append(1)
+        return get(self, *args)
+
+    monkeypatch.setattr(BlurBackground, "get", counting)
+    seg = FlakySegmenter()
+    cfg = cfg_with(effects={"background": "blur"}, refine={"smoothing": 0})
+    fx = Effects(EffectsSettings.from_config(cfg), seg)
+    for _ in range(3):
+        fx.process(scene())
+    assert seg.calls == 1 and len(blurs) == 1  # the two carried frames reuse the blur
+    fx.process(scene(hand_x=W // 2 - 10))
+    assert seg.calls == 2 and len(blurs) == 2

@@ -13,11 +13,12 @@ a mask that was wrong, a drift too slow for the thumbnail).
 
 `MAX_CARRY` = 2 bounds any movement the test misses to 2 frames (the lag the project allows)
 and still lets the network sleep on 2 frames of 3. Measured with bench/still_skip.py on the
-presenter video: a slow drift (the whole body sways by a few pixels, a tenth of a thumbnail
-pixel per frame) stayed under the test for 3-4 carried frames with `MAX_CARRY` 5 whatever the
+presenter video: a slow drift (a sway of a few pixels, a fraction of a thumbnail pixel per
+frame) stayed under the test for 3-4 carried frames with `MAX_CARRY` 5 whatever the
 thresholds; with 2, the test can be looser (`DIFF_LEVEL` 8 instead of 6, `EDGE_MOVED` 0.6 %
-instead of 0.4 %) and carries more (56 % of the frames against 49 %, CPU ratio 0.54 against
-0.61) with the lag held to 2 frames. (`DIFF_LEVEL` 6 with `EDGE_MOVED` 0.6 %: 52 %, lag 1.)
+instead of 0.4 %) and carries more (56 % of the frames against 49 %; CPU ratio 0.55 against
+0.61, with the compositor's kept blur) with the lag held to 2 frames. (`DIFF_LEVEL` 6 with
+`EDGE_MOVED` 0.6 %: 52 %, lag 1.)
 """
 
 from __future__ import annotations

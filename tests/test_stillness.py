@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from fakes import FlakySegmenter, cfg_with
+from conftest import wait_until
+from fakes import CameraFactory, FlakySegmenter, SinkFactory, cfg_with
+from pixcam.compose import BlurBackground, ComposeSettings, Compositor
 from pixcam.effects import Effects, EffectsSettings
+from pixcam.pipeline import Pipeline
 from pixcam.pyramid import Pyramid
+from pixcam.sinks import SinkSpec
+from pixcam.sources import SourceSpec
 from pixcam.stillness import MAX_CARRY, MotionGate
 
 H, W = 180, 320
@@ -65,3 +72,65 @@ def test_effects_infer_only_when_the_picture_moves() -> None:
     for _ in range(3):
         every.process(scene())
     assert seg.calls == 5
+
+
+def test_a_carried_frame_reuses_the_kept_blur_but_shows_its_own_person() -> None:
+    comp = Compositor(ComposeSettings(background="blur"))
+    alpha = np.zeros((H, W), np.uint8)
+    alpha[:, : W // 2] = 255
+    first = comp.compose(scene(), alpha, keep_background=True)
+    brighter = scene(mouth=80)
+    brighter[:, W // 2 :] = 200  # the wall changed: a fresh blur would differ
+    carried = comp.compose(brighter, alpha, keep_background=True, reuse_background=True)
+    assert np.array_equal(carried[:, W // 2 + 20 :], first[:, W // 2 + 20 :])  # kept blur
+    assert np.array_equal(carried[60:80, 40:60], brighter[60:80, 40:60])  # this frame's person
+    fresh = comp.compose(brighter, alpha)
+    assert fresh[0, -1, 0] > first[0, -1, 0] + 20
+
+    comp.update(mirror=True)  # a kept blur of the unflipped picture must not serve
+    comp.compose(scene(), alpha, keep_background=True)
+    comp.update(mirror=False)
+    again = comp.compose(brighter, alpha, keep_background=True, reuse_background=True)
+    assert np.array_equal(again, fresh)
+
+
+def test_the_auto_tune_is_fed_only_the_frames_the_network_ran_on(monkeypatch: Any) -> None:
+    seg = FlakySegmenter()
+    sinks = SinkFactory()
+    p = Pipeline(
+        cfg_with(effects={"background": "color"}, refine={"smoothing": 0}),
+        SourceSpec(device="/dev/fake0"),
+        SinkSpec(device="memory"),
+        source_opener=CameraFactory(good=10**9, down=0),
+        sink_opener=sinks,
+        segmenter_loader=lambda *a: seg,
+        keepalive=False,
+    )
+    fed: list[float] = []
+    monkeypatch.setattr(p, "_tune", fed.append)
+    p.start()
+    try:
+        wait_until(lambda: len(sinks.sinks[0].frames) >= 12, "12 frames out")
+    finally:
+        p.stop()
+    # The fake camera's picture never moves: most frames carry the mask.
+    assert 0 < len(fed) == seg.calls < len(sinks.sinks[0].frames)
+
+
+def test_effects_blur_the_background_only_when_the_network_runs(monkeypatch: Any) -> None:
+    blurs: list[int] = []
+    get = BlurBackground.get
+
+    def counting(self: BlurBackground, *args: Any) -> np.ndarray:
+        blurs.append(1)
+        return get(self, *args)
+
+    monkeypatch.setattr(BlurBackground, "get", counting)
+    seg = FlakySegmenter()
+    cfg = cfg_with(effects={"background": "blur"}, refine={"smoothing": 0})
+    fx = Effects(EffectsSettings.from_config(cfg), seg)
+    for _ in range(3):
+        fx.process(scene())
+    assert seg.calls == 1 and len(blurs) == 1  # the two carried frames reuse the blur
+    fx.process(scene(hand_x=W // 2 - 10))
+    assert seg.calls == 2 and len(blurs) == 2

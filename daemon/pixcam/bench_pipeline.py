@@ -22,6 +22,7 @@ Every chain here is `effects.Effects`, the object the pipeline runs, with its ow
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -411,10 +412,17 @@ def run(args: argparse.Namespace) -> int:
         for height in sizes:
             status = bench_live(cfg, encode_mjpg(frames, height), live)
             lat = status.get("latency_ms") or {}
+            # What the worker spends per frame (decode excluded): latency minus this is the
+            # wait for the worker plus the decode, which a newest-frame slot keeps under an
+            # interval plus the decode.
+            stages = status.get("stages_ms") or {}
+            work = stages.get("total", float("nan")) + stages.get("sink", 0.0)
+            median, p95 = lat.get("median", float("nan")), lat.get("p95", float("nan"))
             print(
                 f"  {height}p: {status['fps']:.1f} fps out, capture-to-sink latency median "
-                f"{lat.get('median', float('nan')):.1f} ms, p95 {lat.get('p95', float('nan')):.1f} "
-                f"ms ({lat.get('p95', float('nan')) / (1000 / 30):.2f} frame intervals)"
+                f"{median:.1f} ms (chain and sink {work:.1f} ms), p95 {p95:.1f} ms "
+                f"({p95 / (1000 / 30):.2f} frame intervals), "
+                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
             )
     for t in threads if parts else ():
         print_parts(f"{h}p {t}t", bench_parts(cfg, frames, t, parts))

@@ -61,6 +61,7 @@ class Camera:
         self._on_lost = on_lost
         self._fixed = fixed
         self.source: Source | None = None
+        self.decode_size: tuple[int, int] | None = None  # what the frames are shown at
         self.failed = False  # the camera failed (not: closed for a pause or new settings)
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixcam camera")
         self._opening: Future[Source] | None = None
@@ -86,7 +87,7 @@ class Camera:
     def read(self) -> np.ndarray | None:
         """The next frame, None for none yet (`SourceError`, `EOFError` as the source's)."""
         assert self.source is not None
-        frame = self.source.read(timeout=READ_TIMEOUT_S)
+        frame = self.source.read(timeout=READ_TIMEOUT_S, size=self.decode_size)
         if frame is not None:
             self._last_frame_t = time.monotonic()
         return frame

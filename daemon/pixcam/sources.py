@@ -37,6 +37,12 @@ MAX_READ_FAILURES = 30
 FIRST_FRAME_TIMEOUT_S = 5.0
 # Smaller frames leave nothing for the network and the blur's downscales to work on.
 MIN_FRAME_SIDE = 32
+# MJPG frames bigger than 1080p are decoded on the capture thread, beside the chain working
+# on the previous frame (libjpeg-turbo releases the GIL): at 4K the decode alone is about
+# half a frame interval, so decoded by the consumer it caps the rate at ~20 fps on two cores.
+# Smaller ones (and big ones while the consumer is behind) are decoded when taken, so a frame
+# the consumer was too slow for costs nothing.
+DECODE_AHEAD_PIXELS = 1920 * 1080
 
 
 class SourceError(PixcamError):
@@ -74,6 +80,7 @@ class Source:
         self._raw = False  # the slot holds undecoded MJPG (decoded only when taken)
         self._stamp = 0.0  # time.monotonic() when the frame in the slot was captured
         self.last_capture_t = 0.0  # capture time of the frame `read()` returned last
+        self._size: tuple[int, int] | None = None  # the size `read()` was last asked for
         self._seq = 0  # sequence number of the frame in the slot
         self._taken = 0  # sequence number of the last frame handed out
         self._error: SourceError | None = None
@@ -90,13 +97,16 @@ class Source:
         )
         self._thread.start()
 
-    def read(self, timeout: float = 1.0) -> np.ndarray | None:
+    def read(self, timeout: float = 1.0, size: tuple[int, int] | None = None) -> np.ndarray | None:
         """The newest frame not yet returned, waiting up to `timeout` s; None if none came.
+        `size` (w, h): the picture is shown that big, so an MJPG frame larger than that is
+        decoded at a reduced scale that still covers it (`mjpg.decode_reduced`).
 
         Raises `SourceError` when the source has failed, and `EOFError` at the end of a
         non-looping file.
         """
         deadline = time.monotonic() + timeout
+        self._size = size
         with self._cond:
             while self._seq == self._taken:
                 if self._error is not None:
@@ -112,7 +122,9 @@ class Source:
             self.last_capture_t = self._stamp
             self._cond.notify_all()  # wakes a lock-step producer
         # Decoded here, by the consumer: a frame the consumer was too slow for costs nothing.
-        return mjpg.decode(frame) if raw and frame is not None else frame
+        if not raw or frame is None:
+            return frame
+        return mjpg.decode(frame) if size is None else mjpg.decode_reduced(frame, *size)
 
     @property
     def failed(self) -> bool:
@@ -138,8 +150,15 @@ class Source:
     # A source is a subclass that implements `capture()` (the capture thread's loop, which
     # ends once `stopping` is set) with `publish`, `fail` and `end`, and `release()`.
     def publish(self, frame: np.ndarray, raw: bool = False) -> None:
-        """`raw`: `frame` is one MJPG buffer, decoded when taken."""
+        """`raw`: `frame` is one MJPG buffer, decoded when taken (or here, when big)."""
         stamp = time.monotonic()
+        # Only while the consumer keeps up (took the last frame): behind, it would skip most.
+        keeping_up = self._seq == self._taken
+        if raw and keeping_up and self.width * self.height > DECODE_AHEAD_PIXELS:
+            size = self._size
+            decoded = mjpg.decode(frame) if size is None else mjpg.decode_reduced(frame, *size)
+            if decoded is not None:  # else the consumer's decode fails and says so
+                frame, raw = decoded, False
         with self._cond:
             if self._lockstep:
                 while self._seq != self._taken and not self.stopping.is_set():

@@ -1,0 +1,92 @@
+"""CPU of the whole daemon with no viewer: tray, control socket, config watcher, idle card.
+
+bench/idle_cpu.py measures the runner alone; this runs `daemon.Daemon` itself (what `pixcam`
+starts), looping the presenter video as its camera into a sink that converts each frame to
+I420 the way pyvirtualcam does for v4l2loopback. Once it runs, the camera is paused as
+`pixcam ctl pause` does (camera closed, the idle card going out, as with no viewer), and the
+process's user+system CPU (every thread, the tray's GLib loop included) is taken over
+`--seconds`, as a share of one core. To include the tray, run it with a display and a tray:
+
+    dbus-run-session -- xvfb-run -a sh -c 'trayer & .venv/bin/python bench/idle_daemon.py'
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "daemon"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from idle_cpu import cpu_seconds  # noqa: E402
+
+from pixcam.bench_pipeline import DEFAULT_VIDEO, I420Sink  # noqa: E402
+from pixcam.daemon import Daemon  # noqa: E402
+from pixcam.pipeline import Pipeline  # noqa: E402
+from pixcam.sinks import SinkSpec  # noqa: E402
+from pixcam.sources import SourceSpec  # noqa: E402
+
+
+def measure(daemon: Daemon, seconds: float, result: dict[str, Any]) -> None:
+    try:
+        deadline = time.monotonic() + 60
+        while daemon.status()["pipeline"] is None or daemon.status()["tray"] == "starting":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the daemon did not start within 60 s")
+            time.sleep(0.2)
+        daemon.pause_camera(True)
+        time.sleep(3.0)  # the camera closes, the idle card starts
+        c0, t0 = cpu_seconds(), time.monotonic()
+        time.sleep(seconds)
+        c1, t1 = cpu_seconds(), time.monotonic()
+        status = daemon.status()
+        result.update(
+            share=(c1 - c0) / (t1 - t0),
+            seconds=t1 - t0,
+            state=status["state"],
+            tray=status["tray"],
+        )
+    finally:
+        daemon.quit()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.toml"
+        config.write_text("")  # the defaults (tray on where there is a display)
+
+        def pipeline(cfg: Any, source: Any, sink: Any, **kw: Any) -> Pipeline:
+            opener = lambda _spec, w, h, fps: I420Sink(w, h, fps)  # noqa: E731
+            return Pipeline(cfg, source, sink, sink_opener=opener, keepalive=True, **kw)
+
+        daemon = Daemon(
+            config,
+            source=SourceSpec(path=str(DEFAULT_VIDEO), loop=True, realtime=True),
+            sink=SinkSpec(device="discard"),
+            socket_path=Path(tmp) / "pixcam.sock",
+            pipeline_factory=pipeline,
+        )
+        result: dict[str, Any] = {}
+        threading.Thread(target=measure, args=(daemon, args.seconds, result), daemon=True).start()
+        daemon.run()
+    if "share" not in result:
+        print("the measurement did not complete", file=sys.stderr)
+        return 1
+    print(
+        f"daemon idle over {result['seconds']:.0f} s: {result['share']:.2%} of one core "
+        f"(state {result['state']}, tray {result['tray']})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pixcam.pyramid import Pyramid
 from pixcam.segment.base import Segmenter
+from pixcam.segment.engine import Engine
 from pixcam.segment.output import SegmentationOutput
 
 
@@ -50,10 +52,18 @@ class FusedSegmenter:
         return self.main.has_parts
 
     @property
+    def engines(self) -> tuple[Engine, Engine]:
+        """Both networks' engines (their run times add up)."""
+        return self.main.engine, self.second.engine
+
+    @property
     def internal_resolution(self) -> int:
         return self.main.internal_resolution
 
-    def run(self, frame_bgr: np.ndarray, parts: bool = True) -> FusedOutput:
-        a = self.main.run(frame_bgr, parts=parts)
-        b = self.second.run(frame_bgr, parts=False)
+    def run(
+        self, frame_bgr: np.ndarray, parts: bool = True, pyramid: Pyramid | None = None
+    ) -> FusedOutput:
+        pyramid = pyramid or Pyramid(frame_bgr)  # both inputs come from the same halvings
+        a = self.main.run(frame_bgr, parts=parts, pyramid=pyramid)
+        b = self.second.run(frame_bgr, parts=False, pyramid=pyramid)
         return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import IMAGES, need
-from pixcam import evaluate, models
+from pixcam import evaluate, models, segment
 from pixcam.errors import PixcamError
 from pixcam.segment import (
+    PRESETS,
     FusedSegmenter,
     GridMapping,
     load_segmenter,
@@ -163,28 +164,53 @@ def test_iou_definition() -> None:
 
 
 def test_quality_presets(models_installed, dev_data) -> None:
-    """fast = smaller input, best = BodyPix and the selfie model averaged (parts from BodyPix),
-    and on the dev photos best beats balanced (docs/cut.md)."""
+    """fast = smaller input; balanced = BodyPix at a smaller input fused with the selfie model;
+    best = the same at BodyPix's own input; parts from BodyPix. On the dev photos the presets
+    rank best > balanced > the model alone > fast (docs/cut.md)."""
     samples = evaluate.load_samples(dev_data)
+    alone = load_segmenter(None, 1)
     fast = load_segmenter(None, 1, quality="fast")
-    assert fast.internal_resolution < load_segmenter(None, 1).internal_resolution
+    assert not isinstance(alone, FusedSegmenter) and not isinstance(fast, FusedSegmenter)
+    assert fast.internal_resolution < alone.internal_resolution
     assert (
         load_segmenter(None, 1, internal_resolution=481, quality="fast").internal_resolution == 481
     )
+    balanced = load_segmenter(None, 1, quality="balanced")
     best = load_segmenter(None, 1, quality="best")
-    assert isinstance(best, FusedSegmenter) and 0 < best.weight < 1
-    balanced = load_segmenter(None, 1)
+    assert isinstance(balanced, FusedSegmenter) and isinstance(best, FusedSegmenter)
+    assert balanced.internal_resolution == PRESETS["balanced"][0] < alone.internal_resolution
+    assert best.internal_resolution == alone.internal_resolution
+    given = load_segmenter(None, 1, internal_resolution=353, quality="balanced")
+    assert given.internal_resolution == 353
     selfie = load_segmenter("selfie-general", 1)
     image, _ = evaluate.read_pair(samples[0])
     out = best.run(image, parts=True)
     assert best.has_parts and out.part_heatmaps is not None
     w = best.weight  # BodyPix's share
+    assert 0 < w < 1
     mean = (
-        w * balanced.run(image).person_probability()
+        w * alone.run(image).person_probability()
         + (1 - w) * selfie.run(image).person_probability()
     )
     np.testing.assert_allclose(out.person_probability(), mean, atol=1e-4)
     assert load_segmenter("selfie-general", 1, quality="best").spec.name == "selfie-general"
     with pytest.raises(PixcamError, match="unknown quality"):
         load_segmenter(None, 1, quality="ultra")
-    assert evaluate.accuracy(best, samples).mean_iou > evaluate.accuracy(balanced, samples).mean_iou
+    iou = {
+        name: evaluate.accuracy(seg, samples).mean_iou
+        for name, seg in [("fast", fast), ("alone", alone), ("balanced", balanced), ("best", best)]
+    }
+    assert iou["best"] > iou["balanced"] > iou["alone"] > iou["fast"], iou
+
+
+def test_presets_without_the_selfie_model_run_bodypix_alone(
+    models_installed, monkeypatch, caplog
+) -> None:
+    """A fusing preset whose partner is missing warns and runs BodyPix at its own input."""
+    monkeypatch.setattr(segment, "PARTNER", "no-such-model")
+    alone = load_segmenter(None, 1)
+    for quality in ("balanced", "best"):
+        seg = load_segmenter(None, 1, quality=quality)
+        assert not isinstance(seg, FusedSegmenter)
+        assert seg.internal_resolution == alone.internal_resolution
+    assert "needs no-such-model" in caplog.text

@@ -189,8 +189,7 @@ def test_quality_presets(models_installed, dev_data) -> None:
     w = best.weight  # BodyPix's share
     assert 0 < w < 1
     mean = (
-        w * alone.run(image).person_probability()
-        + (1 - w) * selfie.run(image).person_probability()
+        w * alone.run(image).person_probability() + (1 - w) * selfie.run(image).person_probability()
     )
     np.testing.assert_allclose(out.person_probability(), mean, atol=1e-4)
     assert load_segmenter("selfie-general", 1, quality="best").spec.name == "selfie-general"

@@ -98,14 +98,14 @@ def test_a_stride_8_model_steps_to_its_installed_stride_16_sibling(models_instal
     assert tuned.model.internal_resolution == 313
 
 
-
 def test_resolution_steps_start_from_the_quality_presets_input() -> None:
-    """"75 %" must be below what the preset runs untuned (balanced: under BodyPix's own 417)."""
+    """The "75 %" step must be below what the preset runs untuned (balanced: 289, not 417)."""
     for quality, own in (("balanced", PRESETS["balanced"][0]), ("best", 417), ("fast", 321)):
         s = EffectsSettings.from_config(cfg_with(model={"quality": quality}))
         assert autotune.base_resolution(s.model) == own
     given = EffectsSettings.from_config(cfg_with(model={"internal_resolution": 353}))
     assert autotune.base_resolution(given.model) == 353
+
 
 # ----------------------------------------------------------------------------- live runner
 class SlowSegmenter:

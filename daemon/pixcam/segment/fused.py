@@ -29,7 +29,6 @@ from pixcam.segment.output import SegmentationOutput
 # The square around BodyPix's person grows by this share of its side: on the dev photos 10 %
 # beat 0, 5, 25 and 50 % (the selfie model wants some room around the person; docs/cut.md).
 CROP_MARGIN = 0.1
-_SNAP = 16  # the square's side and centre snap to 1/16 of the frame's short side (less jitter)
 _FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
@@ -39,10 +38,8 @@ def person_square(
     prob: np.ndarray, frame_size: tuple[int, int], margin: float = CROP_MARGIN
 ) -> tuple[int, int, int, int] | None:
     """The square (x0, y0, x1, y1 in frame pixels) around the pixels where `prob` (covering the
-    frame at any size) is ≥ 0.5, its side grown by `margin`, side and centre snapped to steps
-    of 1/16 of the frame's short side (a mask that wobbles by a few pixels keeps its square), and
-    clipped to the frame (a rectangle where the frame is too small). None when there is no such
-    pixel."""
+    frame at any size) is ≥ 0.5, its side grown by `margin` and clipped to the frame (so it is
+    a rectangle where the frame is too small). None when there is no such pixel."""
     ys, xs = np.nonzero(prob >= 0.5)
     if len(xs) == 0:
         return None
@@ -51,12 +48,9 @@ def person_square(
     x0, x1 = xs.min() * kx, (xs.max() + 1) * kx
     y0, y1 = ys.min() * ky, (ys.max() + 1) * ky
     side = max(x1 - x0, y1 - y0) * (1.0 + margin)
-    step = min(fw, fh) / _SNAP
-    side = math.ceil(side / step) * step
-    cx, cy = (round((x0 + x1) / step) * step / 2, round((y0 + y1) / step) * step / 2)
     w, h = min(fw, side), min(fh, side)
-    left = min(max(0.0, cx - w / 2), fw - w)
-    top = min(max(0.0, cy - h / 2), fh - h)
+    left = min(max(0.0, (x0 + x1 - w) / 2), fw - w)
+    top = min(max(0.0, (y0 + y1 - h) / 2), fh - h)
     return round(left), round(top), round(left + w), round(top + h)
 
 

@@ -234,14 +234,11 @@ def test_person_square_is_grown_centred_and_clipped() -> None:
     prob = np.zeros((90, 160), np.float32)  # a 1280×720 frame at 1/8
     prob[20:80, 70:90] = 0.9  # a standing person: x 560..720, y 160..640 in frame pixels
     x0, y0, x1, y1 = person_square(prob, (1280, 720), margin=0.1)
-    side = x1 - x0
-    assert y1 - y0 == side and 528 <= side < 528 + 720 / 16  # 480 × 1.1, snapped up
-    assert x0 < 560 - 100 and x1 > 720 + 100 and y0 < 160 - 20 and y1 > 640 + 20
-    assert abs((x0 + x1) / 2 - 640) <= 720 / 32 and abs((y0 + y1) / 2 - 400) <= 720 / 32
+    assert (x0, y0, x1, y1) == (376, 136, 904, 664)  # side 480 × 1.1 = 528, same centre
     prob[:] = 0
     prob[0:90, 10:30] = 0.9  # full height at the left edge: clipped, then shifted inside
     x0, y0, x1, y1 = person_square(prob, (1280, 720), margin=0.1)
-    assert (x0, y0, y1) == (0, 0, 720) and 792 <= x1 < 792 + 720 / 16
+    assert (x0, y0, x1, y1) == (0, 0, 792, 720)  # 720 × 1.1 wide, the frame's height tall
     assert person_square(np.full((90, 160), 0.4, np.float32), (1280, 720)) is None
 
 

@@ -6,7 +6,9 @@ Per video and smoothing value, over the first `--frames` frames:
 - lag: mean |alpha_t - alpha_t(smoothing 0)| on pixels whose picture changed (≥ 12 levels):
   how far the smoothed mask trails a moving person.
 
-    .venv/bin/python bench/temporal_flicker.py [--frames 120]
+    .venv/bin/python bench/temporal_flicker.py [--frames 120] [--quality best] [--video presenter]
+
+`--quality` runs a `[model] quality` preset (as the pipeline does); without it, the model alone.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from pixcam.refine import Refiner, RefineSettings  # noqa: E402
 SMOOTHING = (0.0, 0.5, 0.8, 0.95)
 
 
-def frames_and_probs(path: Path, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def frames_and_probs(
+    path: Path, n: int, quality: str | None = None, resolution: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     from pixcam.segment import load_segmenter
 
-    seg = load_segmenter(None, threads=2)
+    seg = load_segmenter(None, threads=2, internal_resolution=resolution, quality=quality)
     cap = cv2.VideoCapture(str(path))
     out = []
     while len(out) < n:
@@ -69,14 +73,18 @@ def measure(data: list[tuple[np.ndarray, np.ndarray]]) -> dict[float, tuple[floa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--quality", choices=("fast", "balanced", "best"), help="a preset")
+    ap.add_argument("--internal-resolution", type=int, default=0, help="network input long side")
+    ap.add_argument("--video", default="", help="only videos whose name contains this")
     args = ap.parse_args()
-    videos = sorted(VIDEOS.glob("*.mp4"))
+    videos = [p for p in sorted(VIDEOS.glob("*.mp4")) if args.video in p.stem]
     if not videos:
         print(f"no videos in {VIDEOS}", file=sys.stderr)
         return 1
     print(f"{'video':<28}{'smoothing':>10}{'flicker':>10}{'lag':>10}")
     for path in videos:
-        for s, (flicker, lag) in measure(frames_and_probs(path, args.frames)).items():
+        data = frames_and_probs(path, args.frames, args.quality, args.internal_resolution)
+        for s, (flicker, lag) in measure(data).items():
             print(f"{path.stem:<28}{s:>10.2f}{flicker:>10.3f}{lag:>10.2f}")
     return 0
 

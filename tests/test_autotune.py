@@ -21,6 +21,7 @@ from pixcam import autotune
 from pixcam.autotune import DOWN_AFTER_S, UP_AFTER_S, Controller
 from pixcam.effects import EffectsSettings
 from pixcam.pipeline import Pipeline
+from pixcam.segment import PRESETS
 
 FPS = 30.0
 BUDGET = 1 / FPS
@@ -97,6 +98,15 @@ def test_a_stride_8_model_steps_to_its_installed_stride_16_sibling(models_instal
     assert tuned.model.internal_resolution == 313
 
 
+def test_resolution_steps_start_from_the_quality_presets_input() -> None:
+    """The "75 %" step must be below what the preset runs untuned (balanced: 289, not 417)."""
+    for quality, own in (("balanced", PRESETS["balanced"][0]), ("best", 417), ("fast", 321)):
+        s = EffectsSettings.from_config(cfg_with(model={"quality": quality}))
+        assert autotune.base_resolution(s.model) == own
+    given = EffectsSettings.from_config(cfg_with(model={"internal_resolution": 353}))
+    assert autotune.base_resolution(given.model) == 353
+
+
 # ----------------------------------------------------------------------------- live runner
 class SlowSegmenter:
     """A stage whose time grows with the network input's area, as the real one's does."""
@@ -145,7 +155,9 @@ def test_the_runner_recovers_its_frame_rate_with_a_slow_stage() -> None:
         assert pipe.status()["fps"] >= 0.9 * 30
     finally:
         pipe.stop()
-    assert loads[0] == 0 and 300 <= loads[-1] <= 320
+    # 75 % of the default preset's network input (balanced: PRESETS["balanced"][0] = 289 px).
+    three_quarters = 0.75 * PRESETS["balanced"][0]
+    assert loads[0] == 0 and abs(loads[-1] - three_quarters) <= 8
 
 
 def test_auto_tune_off_keeps_the_users_settings() -> None:

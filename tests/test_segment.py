@@ -7,16 +7,19 @@ import numpy as np
 import pytest
 
 from conftest import IMAGES, need
-from pixcam import evaluate, models
+from pixcam import evaluate, models, segment
 from pixcam.errors import PixcamError
 from pixcam.segment import (
+    PRESETS,
     FusedSegmenter,
     GridMapping,
+    SegmentationOutput,
     load_segmenter,
     segment_parts,
     segment_person,
 )
 from pixcam.segment.bodypix import sigmoid
+from pixcam.segment.fused import FusedOutput, person_square
 
 # Mean person-mask IoU on the 75 dev photos at each model's default internal resolution,
 # measured 2026-11-24 (ai-edge-litert 2.3.0, the same with 1 and 2 threads): s16 0.858, s8
@@ -163,28 +166,101 @@ def test_iou_definition() -> None:
 
 
 def test_quality_presets(models_installed, dev_data) -> None:
-    """fast = smaller input, best = BodyPix and the selfie model averaged (parts from BodyPix),
-    and on the dev photos best beats balanced (docs/cut.md)."""
+    """fast = smaller input; balanced = BodyPix at a smaller input fused with the selfie model;
+    best = the same at BodyPix's own input; parts from BodyPix. On the dev photos the presets
+    rank best > balanced > the model alone > fast (docs/cut.md)."""
     samples = evaluate.load_samples(dev_data)
+    alone = load_segmenter(None, 1)
     fast = load_segmenter(None, 1, quality="fast")
-    assert fast.internal_resolution < load_segmenter(None, 1).internal_resolution
+    assert not isinstance(alone, FusedSegmenter) and not isinstance(fast, FusedSegmenter)
+    assert fast.internal_resolution < alone.internal_resolution
     assert (
         load_segmenter(None, 1, internal_resolution=481, quality="fast").internal_resolution == 481
     )
+    balanced = load_segmenter(None, 1, quality="balanced")
     best = load_segmenter(None, 1, quality="best")
-    assert isinstance(best, FusedSegmenter) and 0 < best.weight < 1
-    balanced = load_segmenter(None, 1)
+    assert isinstance(balanced, FusedSegmenter) and isinstance(best, FusedSegmenter)
+    assert balanced.internal_resolution == PRESETS["balanced"][0] < alone.internal_resolution
+    assert best.internal_resolution == alone.internal_resolution
+    given = load_segmenter(None, 1, internal_resolution=353, quality="balanced")
+    assert given.internal_resolution == 353
     selfie = load_segmenter("selfie-general", 1)
     image, _ = evaluate.read_pair(samples[0])
     out = best.run(image, parts=True)
     assert best.has_parts and out.part_heatmaps is not None
     w = best.weight  # BodyPix's share
+    assert 0 < w < 1
+    # Without the crop: the weighted mean of both models on the whole frame.
+    whole = FusedSegmenter(alone, selfie, w, crop=False).run(image).person_probability()
     mean = (
-        w * balanced.run(image).person_probability()
-        + (1 - w) * selfie.run(image).person_probability()
+        w * alone.run(image).person_probability() + (1 - w) * selfie.run(image).person_probability()
     )
-    np.testing.assert_allclose(out.person_probability(), mean, atol=1e-4)
+    np.testing.assert_allclose(whole, mean, atol=1e-4)
+    # With it: the selfie model looked at the square around the person, BodyPix alone outside.
+    assert out.second_rect is not None
+    x0, y0, x1, y1 = (round(v) for v in out.second_rect)
+    h, w_px = image.shape[:2]
+    assert (x1 - x0, y1 - y0) != (w_px, h)
+    fused = out.person_probability()
+    own = alone.run(image).person_probability()
+    outside = np.ones((h, w_px), bool)
+    outside[y0:y1, x0:x1] = False
+    np.testing.assert_allclose(fused[outside], own[outside], atol=1e-4)
+    assert np.abs(fused[y0:y1, x0:x1] - own[y0:y1, x0:x1]).max() > 0.1
     assert load_segmenter("selfie-general", 1, quality="best").spec.name == "selfie-general"
     with pytest.raises(PixcamError, match="unknown quality"):
         load_segmenter(None, 1, quality="ultra")
-    assert evaluate.accuracy(best, samples).mean_iou > evaluate.accuracy(balanced, samples).mean_iou
+    iou = {
+        name: evaluate.accuracy(seg, samples).mean_iou
+        for name, seg in [("fast", fast), ("alone", alone), ("balanced", balanced), ("best", best)]
+    }
+    assert iou["best"] > iou["balanced"] > iou["alone"] > iou["fast"], iou
+
+
+def test_presets_without_the_selfie_model_run_bodypix_alone(
+    models_installed, monkeypatch, caplog
+) -> None:
+    """A fusing preset whose partner is missing warns and runs BodyPix at its own input."""
+    monkeypatch.setattr(segment, "PARTNER", "no-such-model")
+    alone = load_segmenter(None, 1)
+    for quality in ("balanced", "best"):
+        seg = load_segmenter(None, 1, quality=quality)
+        assert not isinstance(seg, FusedSegmenter)
+        assert seg.internal_resolution == alone.internal_resolution
+    assert "needs no-such-model" in caplog.text
+
+
+def test_person_square_is_grown_centred_and_clipped() -> None:
+    prob = np.zeros((90, 160), np.float32)  # a 1280×720 frame at 1/8
+    prob[20:80, 70:90] = 0.9  # a standing person: x 560..720, y 160..640 in frame pixels
+    x0, y0, x1, y1 = person_square(prob, (1280, 720), margin=0.1)
+    assert (x0, y0, x1, y1) == (376, 136, 904, 664)  # side 480 × 1.1 = 528, same centre
+    prob[:] = 0
+    prob[0:90, 10:30] = 0.9  # full height at the left edge: clipped, then shifted inside
+    x0, y0, x1, y1 = person_square(prob, (1280, 720), margin=0.1)
+    assert (x0, y0, x1, y1) == (0, 0, 792, 720)  # 720 × 1.1 wide, the frame's height tall
+    assert person_square(np.full((90, 160), 0.4, np.float32), (1280, 720)) is None
+
+
+def test_second_model_output_lands_on_its_rectangle() -> None:
+    """A second output that saw only the rectangle x 200..600, y 100..400 of an 800×500 frame
+    (its probability a ramp over its own input) is placed there, at any target size."""
+    main = SegmentationOutput(
+        np.zeros((32, 51), np.float32), None, GridMapping((800, 500), (801, 501), 16)
+    )
+    cw, ch = 400, 300
+    ramp = np.tile(np.arange(cw, dtype=np.float32) / (cw - 1), (ch, 1))
+    second = SegmentationOutput(ramp, None, GridMapping((cw, ch), (cw, ch), 1))
+    out = FusedOutput(
+        main.segments, None, main.mapping, second, weight=0.5, second_rect=(200, 100, 600, 400)
+    )
+    for size in [(800, 500), (200, 125)]:
+        prob = out.person_probability(size)
+        k = size[0] / 800
+        row = prob[round(250 * k)]
+        u = np.arange(size[0])
+        x = (u + 0.5) / k - 0.5  # each target pixel's centre in frame pixels
+        inside = (u >= np.ceil(200 * k)) & (u < np.floor(600 * k))
+        expect = np.where(inside, 0.5 * np.clip((x - 200) / (cw - 1), 0, 1), 0.0)
+        np.testing.assert_allclose(row, expect, atol=2e-3)
+        assert prob[: int(100 * k) - 1].max() == 0 and prob[int(400 * k) + 1 :].max() == 0

@@ -100,15 +100,18 @@ STEPS: tuple[Step, ...] = (
 
 
 def base_resolution(model: ModelChoice) -> int:
-    """The network input size the user asked for (the model's own default for 0)."""
+    """The network input size the user asked for (for 0: the quality preset's, else the model's
+    own default), so "75 %" is always smaller than what runs untuned."""
     if model.internal_resolution:
         return model.internal_resolution
     from pixcam import models
+    from pixcam.segment import network_resolution
 
     try:
-        return models.get_spec(model.name).default_resolution
+        spec = models.get_spec(model.name)
     except Exception:  # unknown model or broken manifest: the loader says so; no such step
         return 0
+    return network_resolution(spec, model.quality, 0) or spec.default_resolution
 
 
 def applicable(settings: EffectsSettings) -> list[Step]:

@@ -128,11 +128,14 @@ class StageCpuTimes:
 
 
 def network_ms(effects: Effects) -> tuple[float, float]:
-    """(wall, CPU) ms of the last network run, (0, 0) when the segmenter has no engine."""
-    engine = getattr(effects.segmenter, "engine", None)
-    if engine is None:
-        return 0.0, 0.0
-    return engine.last_invoke_ms, engine.last_invoke_cpu_ms
+    """(wall, CPU) ms of the last network run(s), (0, 0) when the segmenter has no engine."""
+    seg = effects.segmenter
+    engines = getattr(seg, "engines", None) or [getattr(seg, "engine", None)]
+    engines = [e for e in engines if e is not None]
+    return (
+        sum(e.last_invoke_ms for e in engines),
+        sum(e.last_invoke_cpu_ms for e in engines),
+    )
 
 
 def time_frame(effects: Effects, jpeg: np.ndarray, clock: StageCpuTimes) -> dict[str, tuple]:

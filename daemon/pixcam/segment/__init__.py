@@ -24,9 +24,16 @@ from pixcam.segment.selfie import SelfieSegmenter
 
 FAMILIES: dict[str, type[Segmenter]] = {"bodypix": BodyPixSegmenter, "selfie": SelfieSegmenter}
 
-# `[model] quality`: what each preset changes on a BodyPix model (measured in docs/cut.md).
-FAST_RESOLUTION = 321  # network input long side for "fast" (the default model's own is 417)
-BEST_PARTNER = "selfie-general"  # fused with BodyPix for "best"
+# `[model] quality` on a BodyPix model (measured in docs/cut.md): the network input's long side
+# (0: the model's own) and whether the selfie model is fused in. "balanced" fuses a smaller
+# BodyPix input with the selfie model: more accurate than BodyPix alone at 417 px for ~1.5 ms
+# more per 720p frame; without the selfie model installed it is BodyPix alone at its own size.
+PRESETS: dict[str, tuple[int, bool]] = {
+    "fast": (321, False),
+    "balanced": (289, True),
+    "best": (0, True),
+}
+PARTNER = "selfie-general"  # the model fused with BodyPix
 
 log = logging.getLogger(__name__)
 
@@ -64,38 +71,46 @@ def load_segmenter(
     name: str | None = None,
     threads: int = 1,
     internal_resolution: int = 0,
-    quality: str = "balanced",
+    quality: str | None = None,
 ) -> Segmenter:
     """A segmenter for an installed model (None or "default" = the project's default).
 
-    `quality` applies to BodyPix models: "fast" uses a smaller network input unless
-    `internal_resolution` is given, "best" adds the selfie model (FusedSegmenter) when it is
-    installed, "balanced" is the model as it is.
+    `quality` (a `[model] quality` preset, see PRESETS) applies to BodyPix models: it sets the
+    network input unless `internal_resolution` is given, and may fuse the selfie model in
+    (FusedSegmenter) when that is installed. None: the model alone, as it is.
     """
-    if quality not in QUALITIES:
+    if quality is not None and quality not in QUALITIES:
         raise PixcamError(f"unknown quality {quality!r}: use one of {', '.join(QUALITIES)}")
     spec = models.resolve(name)
     family = FAMILIES.get(spec.family)
     if family is None:
         raise PixcamError(f"model {spec.name} has unknown family {spec.family!r}")
-    bodypix = spec.family == "bodypix"
-    internal_resolution = network_resolution(spec, quality, internal_resolution)
-    segmenter = family(spec, Engine(spec.path, threads), internal_resolution)
-    if not (bodypix and quality == "best"):
-        return segmenter
-    try:
-        partner = load_segmenter(BEST_PARTNER, threads)
-    except PixcamError as exc:
-        log.warning("quality best needs %s (%s); running %s alone", BEST_PARTNER, exc, spec.name)
+    fuse = spec.family == "bodypix" and quality is not None and PRESETS[quality][1]
+    partner = _partner(spec, threads, quality) if fuse else None
+    resolution = network_resolution(spec, quality, internal_resolution, partner is not None)
+    segmenter = family(spec, Engine(spec.path, threads), resolution)
+    if partner is None:
         return segmenter
     return FusedSegmenter(segmenter, partner)  # type: ignore[return-value]
 
 
-def network_resolution(spec: models.ModelSpec, quality: str, internal_resolution: int) -> int:
-    """The network input's long side that `quality` gives (0: the model's own)."""
-    if spec.family == "bodypix" and quality == "fast" and not internal_resolution:
-        return FAST_RESOLUTION
-    return internal_resolution
+def _partner(spec: models.ModelSpec, threads: int, quality: str) -> Segmenter | None:
+    try:
+        return load_segmenter(PARTNER, threads)
+    except PixcamError as exc:
+        log.warning("quality %s needs %s (%s); running %s alone", quality, PARTNER, exc, spec.name)
+        return None
+
+
+def network_resolution(
+    spec: models.ModelSpec, quality: str | None, internal_resolution: int, fused: bool = True
+) -> int:
+    """The network input's long side that `quality` gives (0: the model's own). A preset that
+    fuses the selfie model but runs without it (`fused` False) keeps the model's own size."""
+    if spec.family != "bodypix" or quality is None or internal_resolution:
+        return internal_resolution
+    resolution, fuses = PRESETS[quality]
+    return resolution if fused or not fuses else 0
 
 
 def _check_frame(frame: np.ndarray) -> None:

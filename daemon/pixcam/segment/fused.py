@@ -3,19 +3,55 @@
 The two networks fail differently: BodyPix (stride 16) is blocky and claims bright background
 structures beside the body, the selfie model (full-resolution output, trained on
 webcam framing) follows the outline more closely but drops parts of a body further from the
-camera. On the dev photos a weighted mean of both beats either one alone (docs/cut.md). Body
-parts come from BodyPix only.
+camera. On the dev photos a weighted mean of both beats either one alone, even with BodyPix at
+a smaller input (quality "balanced": 289 px, about the cost of BodyPix alone at 417 px; "best":
+417 px); docs/cut.md. Body parts come from BodyPix only.
+
+The selfie model's input is a fixed 256×256, so a 16:9 frame would reach it letterboxed into
+256×144. It is given the square around the person BodyPix found instead (grown by a margin,
+clipped to the frame): on a webcam frame that is ~1.6× finer where the outline is. Outside that
+square the probability is BodyPix's alone (it found no person there).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from pixcam.pyramid import Pyramid
 from pixcam.segment.base import Segmenter
+from pixcam.segment.engine import Engine
 from pixcam.segment.output import SegmentationOutput
+
+# The square around BodyPix's person grows by this share of its side: on the dev photos 10 %
+# beat 0, 5, 25 and 50 % (the selfie model wants some room around the person; docs/cut.md).
+CROP_MARGIN = 0.1
+_FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
+
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+
+
+def person_square(
+    prob: np.ndarray, frame_size: tuple[int, int], margin: float = CROP_MARGIN
+) -> tuple[int, int, int, int] | None:
+    """The square (x0, y0, x1, y1 in frame pixels) around the pixels where `prob` (covering the
+    frame at any size) is ≥ 0.5, its side grown by `margin` and clipped to the frame (so it is
+    a rectangle where the frame is too small). None when there is no such pixel."""
+    ys, xs = np.nonzero(prob >= 0.5)
+    if len(xs) == 0:
+        return None
+    fw, fh = frame_size
+    kx, ky = fw / prob.shape[1], fh / prob.shape[0]
+    x0, x1 = xs.min() * kx, (xs.max() + 1) * kx
+    y0, y1 = ys.min() * ky, (ys.max() + 1) * ky
+    side = max(x1 - x0, y1 - y0) * (1.0 + margin)
+    w, h = min(fw, side), min(fh, side)
+    left = min(max(0.0, (x0 + x1 - w) / 2), fw - w)
+    top = min(max(0.0, (y0 + y1 - h) / 2), fh - h)
+    return round(left), round(top), round(left + w), round(top + h)
 
 
 @dataclass
@@ -23,26 +59,69 @@ class FusedOutput(SegmentationOutput):
     """BodyPix's output whose person probability is blended with a second model's."""
 
     second: SegmentationOutput | None = None
-    weight: float = 0.6  # of BodyPix's probability; the second model gets the rest
+    weight: float = 0.5  # of BodyPix's probability; the second model gets the rest
+    # Where in the frame the second model looked (its whole input); None: the whole frame.
+    second_rect: Rect | None = None
 
     def person_probability(self, size: tuple[int, int] | None = None) -> np.ndarray:
         own = super().person_probability(size)
         if self.second is None:
             return own
-        other = self.second.person_probability(size or self.frame_size)
-        return cv2.addWeighted(own, self.weight, other, 1.0 - self.weight, 0.0)
+        size = size or self.frame_size
+        if self.second_rect is None:
+            other = self.second.person_probability(size)
+            return cv2.addWeighted(own, self.weight, other, 1.0 - self.weight, 0.0)
+        return self._blend_in_rect(own, size, self.second, self.second_rect)
+
+    def _blend_in_rect(
+        self, own: np.ndarray, size: tuple[int, int], second: SegmentationOutput, rect: Rect
+    ) -> np.ndarray:
+        """`own` with the target pixels that lie inside `rect` blended with `second`."""
+        (ow, oh), (fw, fh) = size, self.frame_size
+        sx, sy = ow / fw, oh / fh
+        x0, y0, x1, y1 = rect
+        u0, u1 = math.ceil(x0 * sx), min(ow, math.floor(x1 * sx))
+        v0, v1 = math.ceil(y0 * sy), min(oh, math.floor(y1 * sy))
+        if u1 <= u0 or v1 <= v0:
+            return own
+        # Target pixel (u0 + p) → frame x = (u + 0.5)/sx - 0.5 → the second model's input pixel
+        # x' = (x + 0.5 - x0)·kx - 0.5 → its grid (its own mapping): one affine map in all.
+        cw, ch = second.frame_size
+        kx, ky = cw / (x1 - x0), ch / (y1 - y0)
+        ax, ay = kx / sx, ky / sy
+        bx = ((u0 + 0.5) / sx - x0) * kx - 0.5
+        by = ((v0 + 0.5) / sy - y0) * ky - 0.5
+        inner = second.mapping.matrix((cw, ch))
+        m = np.empty((2, 3))
+        m[:, 0], m[:, 1] = inner[:, 0] * ax, inner[:, 1] * ay
+        m[:, 2] = inner[:, 0] * bx + inner[:, 1] * by + inner[:, 2]
+        other = cv2.warpAffine(
+            second.segments,
+            m,
+            (u1 - u0, v1 - v0),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        out = own.copy()
+        part = out[v0:v1, u0:u1]
+        cv2.addWeighted(part, self.weight, other, 1.0 - self.weight, 0.0, dst=part)
+        return out
 
 
 class FusedSegmenter:
     """Looks like the main `Segmenter` (spec, parts, run) but runs both models."""
 
-    # 0.6 rather than an even mean: where the two disagree outright (1 vs 0) the pixel
-    # then follows BodyPix instead of sitting exactly on the 0.5 threshold; on the dev photos
-    # mean IoU 0.893 (0.5) → 0.900 (0.6), 0.900 (0.7) (docs/cut.md).
-    def __init__(self, main: Segmenter, second: Segmenter, weight: float = 0.6) -> None:
+    # On the whole (letterboxed) frame 0.6 beat an even mean: mean IoU 0.893 (0.5) → 0.900
+    # (0.6), 0.900 (0.7) at 417 px. With the selfie model's finer view of the person it earns
+    # an equal say: at 289 px 0.9045 / 0.9057 / 0.9056 / 0.9015 for 0.4 / 0.5 / 0.6 / 0.7, and
+    # halo8 0.123 / 0.127 / 0.138 / 0.156 (docs/cut.md).
+    def __init__(
+        self, main: Segmenter, second: Segmenter, weight: float = 0.5, crop: bool = True
+    ) -> None:
         self.main = main
         self.second = second
         self.weight = weight
+        self.crop = crop  # give the second model the square around the person, not the frame
         self.spec = main.spec
 
     @property
@@ -50,10 +129,41 @@ class FusedSegmenter:
         return self.main.has_parts
 
     @property
+    def engines(self) -> tuple[Engine, Engine]:
+        """Both networks' engines (their run times add up)."""
+        return self.main.engine, self.second.engine
+
+    @property
     def internal_resolution(self) -> int:
         return self.main.internal_resolution
 
-    def run(self, frame_bgr: np.ndarray, parts: bool = True) -> FusedOutput:
-        a = self.main.run(frame_bgr, parts=parts)
-        b = self.second.run(frame_bgr, parts=False)
-        return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
+    def run(
+        self, frame_bgr: np.ndarray, parts: bool = True, pyramid: Pyramid | None = None
+    ) -> FusedOutput:
+        pyramid = pyramid or Pyramid(frame_bgr)  # both inputs come from the same halvings
+        a = self.main.run(frame_bgr, parts=parts, pyramid=pyramid)
+        h, w = frame_bgr.shape[:2]
+        find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
+        square = person_square(a.person_probability(find), (w, h)) if self.crop else None
+        if square is None:
+            b = self.second.run(frame_bgr, parts=False, pyramid=pyramid)
+            return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
+        crop, rect = self._crop(pyramid, square)
+        b = self.second.run(crop, parts=False)
+        return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, rect)
+
+    def _crop(self, pyramid: Pyramid, square: tuple[int, int, int, int]) -> tuple[np.ndarray, Rect]:
+        """The square from the smallest pyramid level that still holds it at the second
+        model's input size or more (the frame's halvings, shared), and its place in the frame."""
+        x0, y0, x1, y1 = square
+        need = max(self.second.engine.input_shape)
+        k = 0
+        while max(x1 - x0, y1 - y0) >> (k + 1) >= need:
+            k += 1
+        level = pyramid.level(k)
+        fh, fw = pyramid.base.shape[:2]
+        lh, lw = level.shape[:2]
+        c0, r0 = x0 >> k, y0 >> k
+        c1, r1 = max(c0 + 1, min(lw, x1 >> k)), max(r0 + 1, min(lh, y1 >> k))
+        sx, sy = fw / lw, fh / lh
+        return level[r0:r1, c0:c1], (c0 * sx, r0 * sy, c1 * sx, r1 * sy)

@@ -86,7 +86,7 @@ def load_segmenter(
     if family is None:
         raise PixcamError(f"model {spec.name} has unknown family {spec.family!r}")
     fuse = spec.family == "bodypix" and quality is not None and PRESETS[quality][1]
-    partner = _partner(spec, threads, quality) if fuse else None
+    partner = _partner(spec, threads, quality) if fuse and quality is not None else None
     resolution = network_resolution(spec, quality, internal_resolution, partner is not None)
     segmenter = family(spec, Engine(spec.path, threads), resolution)
     if partner is None:

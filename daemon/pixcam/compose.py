@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict, overload
 
 import cv2
 import numpy as np
 
 from pixcam import images, paths
 from pixcam.errors import PixcamError
+from pixcam.i420 import I420, Frame, upscaled
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 from pixcam.pyramid import Pyramid
 
@@ -157,16 +158,20 @@ def blend_dense(
     fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, scratch: _Scratch | None = None
 ) -> np.ndarray:
     """fg·a + bg·(1-a) in uint8 (each product rounded, so ±1 level; exact at a = 0 and 255).
+    `fg` and `bg` are BGR (H×W×3) or one plane (H×W), `alpha` H×W.
 
     cv2's saturating uint8 multiply/add: 5 SIMD passes, ~1.8 ms at 720p on one core, where
     cv2.blendLinear (float weights) takes ~6.5 ms and numpy uint16 math ~18 ms.
     """
-    a3, inv3 = (scratch or _Scratch()).get(fg.shape)
-    cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a3)
-    out = cv2.multiply(fg, a3, scale=1 / 255)
-    cv2.bitwise_not(a3, dst=inv3)
-    cv2.multiply(bg, inv3, dst=inv3, scale=1 / 255)
-    return cv2.add(out, inv3, dst=out)
+    a, inv = (scratch or _Scratch()).get(fg.shape)
+    if fg.ndim == 2:
+        a = alpha
+    else:
+        cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a)
+    out = cv2.multiply(fg, a, scale=1 / 255)
+    cv2.bitwise_not(a, dst=inv)
+    cv2.multiply(bg, inv, dst=inv, scale=1 / 255)
+    return cv2.add(out, inv, dst=out)
 
 
 def blend(
@@ -176,14 +181,32 @@ def blend(
     scratch: _Scratch | None = None,
     *,
     reuse_bg: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Like `blend_dense`, but only inside the bounding box of alpha > 0: outside it the
-    output is the background, copied (or, with `reuse_bg`, written into `bg` itself)."""
+    output is the background, copied into `out` (a new array when None; with `reuse_bg`, the
+    blend is written into `bg` itself)."""
     x, y, w, h = cv2.boundingRect(alpha)  # of the non-zero pixels; one cheap 1-channel pass
-    out = bg if reuse_bg else bg.copy()
+    if reuse_bg:
+        out = bg
+    elif out is None:
+        out = bg.copy()
+    else:
+        np.copyto(out, bg)
     if w and h:
         roi = (slice(y, y + h), slice(x, x + w))
         out[roi] = blend_dense(fg[roi], bg[roi], alpha[roi], scratch)
+    return out
+
+
+def blend_i420(
+    fg: I420, bg: I420, alpha: np.ndarray, scratch: _Scratch | None = None, *, reuse_bg: bool
+) -> I420:
+    """`blend` plane by plane: Y with `alpha`, U and V with its half-size area mean."""
+    half = cv2.resize(alpha, (fg.width // 2, fg.height // 2), interpolation=cv2.INTER_AREA)
+    out = bg if reuse_bg else I420.empty(fg.width, fg.height)
+    for f, b, o, a in zip(fg.planes, bg.planes, out.planes, (alpha, half, half), strict=True):
+        blend(f, b, a, scratch, reuse_bg=reuse_bg, out=o)
     return out
 
 
@@ -196,6 +219,11 @@ class _Background(Protocol):
     ) -> np.ndarray:
         """The background for this frame, frame-sized uint8 BGR (not to be modified unless
         `fresh`); `pyramid` is the frame's, to share its halvings."""
+        ...
+
+    def get_i420(self, frame: I420, alpha: np.ndarray, pyramid: Pyramid | None = None) -> I420:
+        """The same in I420, for a frame in I420 (converted once per picture, not per frame,
+        where the background stands still)."""
         ...
 
     def close(self) -> None: ...
@@ -239,6 +267,17 @@ class BlurBackground:
         self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
     ) -> np.ndarray:
         h, w = frame.shape[:2]
+        small = self._small(frame, alpha, pyramid)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def get_i420(self, frame: I420, alpha: np.ndarray, pyramid: Pyramid | None = None) -> I420:
+        return upscaled(self._small(frame, alpha, pyramid), frame.width, frame.height)
+
+    def _small(
+        self, frame: np.ndarray | I420, alpha: np.ndarray, pyramid: Pyramid | None
+    ) -> np.ndarray:
+        """The blurred background at the downscale, BGR."""
+        h, w = frame.shape[:2]
         f = self.factor(min(h, w))
         sw, sh = max(1, w // f), max(1, h // f)
         k = f.bit_length() - 1  # f is a power of two
@@ -265,14 +304,31 @@ class BlurBackground:
         inv = cv2.divide(1.0, den + np.float32(255 * eps))
         bgr = cv2.merge([c + np.float32(eps * m) for c, m in zip((b, g, r), mean_bg, strict=True)])
         # A weighted mean of 0..255 values; the saturating conversion only guards rounding.
-        bg_u8 = cv2.multiply(bgr, cv2.merge([inv] * 3), dtype=cv2.CV_8U, scale=255)
-        return cv2.resize(bg_u8, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.multiply(bgr, cv2.merge([inv] * 3), dtype=cv2.CV_8U, scale=255)
 
     def close(self) -> None:
         pass
 
 
-class ImageBackground:
+class _ConvertedOnce:
+    """`get_i420` for a background whose `get` hands out the same array until its picture
+    changes: each picture is converted to I420 once."""
+
+    _i420: tuple[np.ndarray, I420] | None = None
+
+    def get(
+        self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_i420(self, frame: I420, alpha: np.ndarray, pyramid: Pyramid | None = None) -> I420:
+        bgr = self.get(frame, alpha, pyramid)  # type: ignore[arg-type]  # only its shape is read
+        if self._i420 is None or self._i420[0] is not bgr:
+            self._i420 = (bgr, I420.from_bgr(bgr))
+        return self._i420[1]
+
+
+class ImageBackground(_ConvertedOnce):
     """A still image, cover-fitted once per frame size."""
 
     fresh = False
@@ -307,7 +363,7 @@ class ColorBackground(ImageBackground):
         return self._fitted
 
 
-class VideoBackground:
+class VideoBackground(_ConvertedOnce):
     """A video file looping at its own frame rate, whatever the camera's rate.
 
     Decoding runs in the caller's thread: a 720p H.264 frame costs a few ms; a busy pipeline
@@ -435,24 +491,37 @@ class Compositor:
         if previous is not None:
             previous.close()
 
+    @overload
     def compose(
-        self, frame_bgr: np.ndarray, alpha_u8: np.ndarray, pyramid: Pyramid | None = None
-    ) -> np.ndarray:
-        """The output frame; mode "none" without mirror returns `frame_bgr` itself.
+        self, frame: np.ndarray, alpha_u8: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray: ...
 
-        `pyramid` (of `frame_bgr`) lends the halvings the earlier stages made."""
+    @overload
+    def compose(
+        self, frame: I420, alpha_u8: np.ndarray, pyramid: Pyramid | None = None
+    ) -> I420: ...
+
+    def compose(self, frame: Frame, alpha_u8: np.ndarray, pyramid: Pyramid | None = None) -> Frame:
+        """The output frame, in the frame's own format (BGR or I420); mode "none" without
+        mirror returns `frame` itself.
+
+        `pyramid` (of `frame`) lends the halvings the earlier stages made."""
         with self._lock:
             s, background = self._settings, self._background
             if s.mirror:
-                frame_bgr = cv2.flip(frame_bgr, 1)
+                frame = frame.flipped() if isinstance(frame, I420) else cv2.flip(frame, 1)
                 alpha_u8 = cv2.flip(alpha_u8, 1)
                 pyramid = None  # of the unflipped frame
             if background is None:
-                return frame_bgr
-            if alpha_u8.shape != frame_bgr.shape[:2]:
-                raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame_bgr.shape}")
-            bg = background.get(frame_bgr, alpha_u8, pyramid)
-            return blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
+                return frame
+            if alpha_u8.shape != frame.shape[:2]:
+                raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame.shape}")
+            fresh = background.fresh
+            if isinstance(frame, I420):
+                bg = background.get_i420(frame, alpha_u8, pyramid)
+                return blend_i420(frame, bg, alpha_u8, self._scratch, reuse_bg=fresh)
+            bg_bgr = background.get(frame, alpha_u8, pyramid)
+            return blend(frame, bg_bgr, alpha_u8, self._scratch, reuse_bg=fresh)
 
     def close(self) -> None:
         with self._lock:

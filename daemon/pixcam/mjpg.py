@@ -14,6 +14,8 @@ import logging
 import cv2
 import numpy as np
 
+from pixcam.i420 import I420, Frame
+
 log = logging.getLogger("pixcam.mjpg")
 
 try:
@@ -32,3 +34,13 @@ def decode(jpeg: np.ndarray | bytes) -> np.ndarray | None:
         except ValueError as exc:
             log.debug("fast MJPG decode refused a frame (%s); OpenCV tries", exc)
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def decode_frame(jpeg: np.ndarray | bytes) -> Frame | None:
+    """One camera MJPG buffer as the chain takes it: I420, the virtual camera's own format
+    (so the sink converts nothing and the compositor blends half the bytes); BGR for an odd
+    frame size, which I420 cannot hold; None when the data is not a readable JPEG."""
+    bgr = decode(jpeg)
+    if bgr is None or bgr.shape[0] % 2 or bgr.shape[1] % 2:
+        return bgr
+    return I420.from_bgr(bgr)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, TypedDict
 import cv2
 import numpy as np
 
+from pixcam.i420 import Frame
 from pixcam.pyramid import Pyramid
 
 if TYPE_CHECKING:
@@ -170,12 +171,12 @@ class Refiner:
         self._prev_guide: np.ndarray | None = None
 
     def refine(
-        self, frame_bgr: np.ndarray, prob_small: np.ndarray, pyramid: Pyramid | None = None
+        self, frame: Frame, prob_small: np.ndarray, pyramid: Pyramid | None = None
     ) -> np.ndarray:
-        """Return the alpha (uint8 H×W, frame size) for `frame_bgr` from `prob_small`.
+        """Return the alpha (uint8 H×W, frame size) for `frame` (BGR or I420) from `prob_small`.
 
-        `pyramid` (of `frame_bgr`) lends the halvings other stages made already."""
-        h, w = frame_bgr.shape[:2]
+        `pyramid` (of `frame`) lends the halvings other stages made already."""
+        h, w = frame.shape[:2]
         prob = _as_probability(prob_small)
         ph, pw = prob.shape
         if ph > h or pw > w or abs(pw / ph - w / h) > 0.05 * w / h:
@@ -189,7 +190,7 @@ class Refiner:
             prob = cv2.resize(prob, (gw, gh), interpolation=cv2.INTER_AREA)
         # Detail grid: where the filter's output is produced; never above frame size.
         dw, dh = min(w, gw * _DETAIL), min(h, gh * _DETAIL)
-        pyramid = pyramid or Pyramid(frame_bgr)
+        pyramid = pyramid or Pyramid(frame)
         detail_u8 = pyramid.down_to((dw, dh))
         guide = pyramid.down_to((gw, gh)).astype(np.float32) * np.float32(1 / 255)
 

@@ -22,6 +22,7 @@ import numpy as np
 from pixcam import images, mjpg
 from pixcam.devices import holders
 from pixcam.errors import PixcamError
+from pixcam.i420 import Frame
 
 log = logging.getLogger("pixcam.sources")
 
@@ -90,8 +91,9 @@ class Source:
         )
         self._thread.start()
 
-    def read(self, timeout: float = 1.0) -> np.ndarray | None:
+    def read(self, timeout: float = 1.0) -> Frame | None:
         """The newest frame not yet returned, waiting up to `timeout` s; None if none came.
+        A camera's MJPG comes decoded to I420 (`mjpg.decode_frame`), everything else BGR.
 
         Raises `SourceError` when the source has failed, and `EOFError` at the end of a
         non-looping file.
@@ -112,7 +114,7 @@ class Source:
             self.last_capture_t = self._stamp
             self._cond.notify_all()  # wakes a lock-step producer
         # Decoded here, by the consumer: a frame the consumer was too slow for costs nothing.
-        return mjpg.decode(frame) if raw and frame is not None else frame
+        return mjpg.decode_frame(frame) if raw and frame is not None else frame
 
     @property
     def failed(self) -> bool:

@@ -1,0 +1,128 @@
+"""Tests for the I420 frame path: the frame type, the MJPG decode to it, and that compositing
+in I420 gives the picture the BGR path gives (as the virtual camera receives it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import VIDEOS, need, read_video
+from pixcam import mjpg
+from pixcam.compose import ComposeSettings, Compositor
+from pixcam.config import load_config
+from pixcam.effects import Effects, EffectsSettings
+from pixcam.i420 import I420, as_bgr, as_i420
+from pixcam.pyramid import Pyramid
+from pixcam.sinks import to_device
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return read_video(need(VIDEOS / "presenter-1280x720.mp4", "presenter video"), 8)
+
+
+def soft_person(w: int, h: int) -> np.ndarray:
+    """A head-and-shoulders alpha with a soft edge, as the refiner makes them."""
+    hard = np.zeros((h, w), np.uint8)
+    cv2.ellipse(hard, (w // 2, h), (w // 4, h * 3 // 4), 0, 0, 360, 255, -1)
+    cv2.circle(hard, (w // 2, h // 3), h // 6, 255, -1)
+    return cv2.GaussianBlur(hard, (0, 0), 2.0)
+
+
+def test_planes_are_views_in_the_layout_opencv_and_pyvirtualcam_use(frames) -> None:
+    f = frames[0]
+    i = I420.from_bgr(f)
+    h, w = f.shape[:2]
+    assert i.shape == (h, w, 3) and i.data.shape == (h * 3 // 2, w)
+    assert i.u.shape == i.v.shape == (h // 2, w // 2)
+    i.v[:] = 0  # a view: the buffer changes
+    assert not i.data[h + h // 4 :].any()
+    with pytest.raises(ValueError, match="even sides"):
+        I420(np.zeros((9, 5), np.uint8))
+
+
+def test_half_bgr_is_the_halved_picture(frames) -> None:
+    f = frames[1]
+    i = I420.from_bgr(f)
+    halved = cv2.resize(f, (f.shape[1] // 2, f.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    assert np.abs(i.half_bgr().astype(np.int16) - halved).mean() < 1.5
+
+
+def test_flipped_mirrors_every_plane(frames) -> None:
+    got = I420.from_bgr(frames[2]).flipped()
+    want = I420.from_bgr(cv2.flip(frames[2], 1))
+    assert np.array_equal(got.y, want.y)
+    # OpenCV's chroma subsampling is not mirror-symmetric: a level here and there differs.
+    for g, w in ((got.u, want.u), (got.v, want.v)):
+        assert np.abs(g.astype(np.int16) - w).mean() < 0.1
+
+
+def test_pyramid_of_i420_makes_its_levels_without_the_full_bgr(frames) -> None:
+    f = frames[3]
+    p = Pyramid(I420.from_bgr(f))
+    assert p.size == (f.shape[1], f.shape[0])
+    small = p.down_to((160, 90))
+    ref = Pyramid(f).down_to((160, 90))
+    assert small.shape == ref.shape and np.abs(small.astype(np.int16) - ref).mean() < 1.5
+
+
+def test_mjpg_decodes_to_i420_and_odd_sizes_to_bgr(frames) -> None:
+    f = frames[4]
+    ok, jpeg = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    got = mjpg.decode_frame(jpeg)
+    assert isinstance(got, I420)
+    assert np.abs(got.to_bgr().astype(np.int16) - f).mean() < 3  # JPEG + chroma subsampling
+    ok, odd = cv2.imencode(".jpg", f[:101, :75])
+    got = mjpg.decode_frame(odd)
+    assert isinstance(got, np.ndarray) and got.shape == (101, 75, 3)
+    assert mjpg.decode_frame(b"not a jpeg") is None
+
+
+@pytest.mark.parametrize("mode", ["blur", "image", "color", "video"])
+def test_i420_composite_is_the_bgr_composite_as_the_camera_gets_it(
+    mode: str, frames, tmp_path: Path
+) -> None:
+    video = need(VIDEOS / "walking-640x360.mp4", "walking video")
+    settings = ComposeSettings(background=mode, image="studio-grey.png", video=str(video))
+    on_bgr, on_i420 = (
+        Compositor(settings, clock=lambda: 0.0),
+        Compositor(settings, clock=lambda: 0.0),
+    )
+    h, w = frames[0].shape[:2]
+    alpha = soft_person(w, h)
+    for f in frames:
+        want = to_device(on_bgr.compose(f, alpha, Pyramid(f)))
+        i = I420.from_bgr(f)
+        got = on_i420.compose(i, alpha, Pyramid(i))
+        assert isinstance(got, I420)
+        assert np.abs(got.data.astype(np.int16) - want).mean() < 0.5
+
+
+def test_the_chain_keeps_i420_and_matches_the_bgr_chain(models_installed, frames) -> None:
+    """Real model, real frames: the whole chain in I420 gives the picture of the BGR chain."""
+    from pixcam.segment import load_segmenter
+
+    cfg = load_config(None).with_values({"model.skip_still": False})
+    settings = EffectsSettings.from_config(cfg)
+    seg = load_segmenter(*settings.model)
+    on_bgr, on_i420 = Effects(settings, seg), Effects(settings, seg)
+    diffs = []
+    for f in frames:
+        want = to_device(on_bgr.process(f))
+        got = on_i420.process(I420.from_bgr(f))
+        assert isinstance(got, I420)
+        diffs.append(np.abs(got.data.astype(np.int16) - want).mean())
+    assert max(diffs) < 1.0, diffs  # measured: about 0.2 grey levels
+
+
+def test_framing_turns_an_i420_frame_into_bgr_once(frames) -> None:
+    """What works in BGR only gets one conversion at the boundary; without a model the
+    chain passes the frame through in its own format."""
+    fx = Effects(EffectsSettings.from_config(load_config(None)))
+    i = I420.from_bgr(frames[0])
+    assert fx.process(i) is i
+    assert as_i420(i) is i and np.array_equal(as_bgr(frames[0]), frames[0])

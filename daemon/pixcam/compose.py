@@ -155,10 +155,15 @@ class _Scratch:
 
 
 def blend_dense(
-    fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, scratch: _Scratch | None = None
+    fg: np.ndarray,
+    bg: np.ndarray,
+    alpha: np.ndarray,
+    scratch: _Scratch | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """fg·a + bg·(1-a) in uint8 (each product rounded, so ±1 level; exact at a = 0 and 255).
-    `fg` and `bg` are BGR (H×W×3) or one plane (H×W), `alpha` H×W.
+    `fg` and `bg` are BGR (H×W×3) or one plane (H×W), `alpha` H×W; written into `out` (which
+    may be `bg` or a view, such as a region of a bigger picture) when given.
 
     cv2's saturating uint8 multiply/add: 5 SIMD passes, ~1.8 ms at 720p on one core, where
     cv2.blendLinear (float weights) takes ~6.5 ms and numpy uint16 math ~18 ms.
@@ -168,10 +173,10 @@ def blend_dense(
         a = alpha
     else:
         cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a)
-    out = cv2.multiply(fg, a, scale=1 / 255)
+    fa = cv2.multiply(fg, a, scale=1 / 255)
     cv2.bitwise_not(a, dst=inv)
     cv2.multiply(bg, inv, dst=inv, scale=1 / 255)
-    return cv2.add(out, inv, dst=out)
+    return cv2.add(fa, inv, dst=fa if out is None else out)
 
 
 def blend(
@@ -195,7 +200,7 @@ def blend(
         np.copyto(out, bg)
     if w and h:
         roi = (slice(y, y + h), slice(x, x + w))
-        out[roi] = blend_dense(fg[roi], bg[roi], alpha[roi], scratch)
+        blend_dense(fg[roi], bg[roi], alpha[roi], scratch, out=out[roi])
     return out
 
 

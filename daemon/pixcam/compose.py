@@ -187,11 +187,13 @@ def blend(
     *,
     reuse_bg: bool = False,
     out: np.ndarray | None = None,
+    box: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
-    """Like `blend_dense`, but only inside the bounding box of alpha > 0: outside it the
-    output is the background, copied into `out` (a new array when None; with `reuse_bg`, the
-    blend is written into `bg` itself)."""
-    x, y, w, h = cv2.boundingRect(alpha)  # of the non-zero pixels; one cheap 1-channel pass
+    """Like `blend_dense`, but only inside the bounding box of alpha > 0 (`box`, x, y, w, h,
+    when the caller knows it): outside it the output is the background, copied into `out` (a
+    new array when None; with `reuse_bg`, the blend is written into `bg` itself)."""
+    # Of the non-zero pixels; one cheap 1-channel pass.
+    x, y, w, h = cv2.boundingRect(alpha) if box is None else box
     if reuse_bg:
         out = bg
     elif out is None:
@@ -205,13 +207,20 @@ def blend(
 
 
 def blend_i420(
-    fg: I420, bg: I420, alpha: np.ndarray, scratch: _Scratch | None = None, *, reuse_bg: bool
+    fg: I420, bg: I420, alpha: Pyramid, scratch: _Scratch | None = None, *, reuse_bg: bool
 ) -> I420:
-    """`blend` plane by plane: Y with `alpha`, U and V with its half-size area mean."""
-    half = cv2.resize(alpha, (fg.width // 2, fg.height // 2), interpolation=cv2.INTER_AREA)
+    """`blend` plane by plane: Y with the alpha (`alpha.base`), U and V with its half-size
+    area mean (`alpha.level(1)`, shared with the blurred background)."""
+    full, half = alpha.base, alpha.level(1)
+    x, y, w, h = cv2.boundingRect(full)
+    # The chroma box: the 2×2 blocks that hold a non-zero alpha pixel.
+    box = (x // 2, y // 2, (x + w + 1) // 2 - x // 2, (y + h + 1) // 2 - y // 2)
     out = bg if reuse_bg else I420.empty(fg.width, fg.height)
-    for f, b, o, a in zip(fg.planes, bg.planes, out.planes, (alpha, half, half), strict=True):
-        blend(f, b, a, scratch, reuse_bg=reuse_bg, out=o)
+    boxes = ((x, y, w, h), box, box)
+    for f, b, o, a, r in zip(
+        fg.planes, bg.planes, out.planes, (full, half, half), boxes, strict=True
+    ):
+        blend(f, b, a, scratch, reuse_bg=reuse_bg, out=o, box=r)
     return out
 
 
@@ -226,9 +235,10 @@ class _Background(Protocol):
         `fresh`); `pyramid` is the frame's, to share its halvings."""
         ...
 
-    def get_i420(self, frame: I420, alpha: np.ndarray, pyramid: Pyramid | None = None) -> I420:
+    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
         """The same in I420, for a frame in I420 (converted once per picture, not per frame,
-        where the background stands still)."""
+        where the background stands still); `alpha` is the alpha's pyramid, whose halvings
+        the chroma blend uses too."""
         ...
 
     def close(self) -> None: ...
@@ -275,11 +285,11 @@ class BlurBackground:
         small = self._small(frame, alpha, pyramid)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
-    def get_i420(self, frame: I420, alpha: np.ndarray, pyramid: Pyramid | None = None) -> I420:
+    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
         return upscaled(self._small(frame, alpha, pyramid), frame.width, frame.height)
 
     def _small(
-        self, frame: np.ndarray | I420, alpha: np.ndarray, pyramid: Pyramid | None
+        self, frame: np.ndarray | I420, alpha: np.ndarray | Pyramid, pyramid: Pyramid | None
     ) -> np.ndarray:
         """The blurred background at the downscale, BGR."""
         h, w = frame.shape[:2]
@@ -289,7 +299,8 @@ class BlurBackground:
         small = cv2.resize(
             (pyramid or Pyramid(frame)).level(k), (sw, sh), interpolation=cv2.INTER_AREA
         )
-        a_small = cv2.resize(Pyramid(alpha).level(k), (sw, sh), interpolation=cv2.INTER_AREA)
+        alphas = alpha if isinstance(alpha, Pyramid) else Pyramid(alpha)
+        a_small = cv2.resize(alphas.level(k), (sw, sh), interpolation=cv2.INTER_AREA)
         # Dilate: a small pixel that straddles the outline carries some person colour.
         a_small = cv2.dilate(a_small, np.ones((3, 3), np.uint8))
         weight = (255 - a_small).astype(np.float32) * np.float32(1 / 255)
@@ -326,8 +337,9 @@ class _ConvertedOnce:
     ) -> np.ndarray:
         raise NotImplementedError
 
-    def get_i420(self, frame: I420, alpha: np.ndarray, pyramid: Pyramid | None = None) -> I420:
-        bgr = self.get(frame, alpha, pyramid)  # type: ignore[arg-type]  # only its shape is read
+    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
+        # Only the frame's shape is read, and the alpha not at all.
+        bgr = self.get(frame, alpha.base, pyramid)  # type: ignore[arg-type]
         if self._i420 is None or self._i420[0] is not bgr:
             self._i420 = (bgr, I420.from_bgr(bgr))
         return self._i420[1]
@@ -523,8 +535,9 @@ class Compositor:
                 raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame.shape}")
             fresh = background.fresh
             if isinstance(frame, I420):
-                bg = background.get_i420(frame, alpha_u8, pyramid)
-                return blend_i420(frame, bg, alpha_u8, self._scratch, reuse_bg=fresh)
+                alphas = Pyramid(alpha_u8)
+                bg = background.get_i420(frame, alphas, pyramid)
+                return blend_i420(frame, bg, alphas, self._scratch, reuse_bg=fresh)
             bg_bgr = background.get(frame, alpha_u8, pyramid)
             return blend(frame, bg_bgr, alpha_u8, self._scratch, reuse_bg=fresh)
 

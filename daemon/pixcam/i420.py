@@ -98,12 +98,23 @@ class I420:
         return cv2.cvtColor(self.data, cv2.COLOR_YUV2BGR_I420)
 
     def half_bgr(self) -> np.ndarray:
-        """The picture at half size in BGR, from the chroma planes as they are and Y halved:
-        about a quarter of a full conversion's cost, and the same pixels as halving the
-        full-size BGR picture (to rounding)."""
-        w, h = self.width // 2, self.height // 2
+        """The picture at half size in BGR (`reduced_bgr(1)`)."""
+        return self.reduced_bgr(1)
+
+    def reduced_bgr(self, k: int) -> np.ndarray:
+        """The picture at 1/2^k size (k ≥ 1) in BGR, made from the planes: Y area-averaged by
+        2^k, U and V by 2^(k-1) (at k = 1 as they are), converted at the small size. At k = 1
+        about a quarter of a full conversion's cost; the same pixels as halving the full-size
+        BGR picture k times (to rounding)."""
+        if k < 1:
+            raise ValueError(f"reduced_bgr needs k >= 1, got {k}")
+        w, h = max(1, self.width >> k), max(1, self.height >> k)
         y = cv2.resize(self.y, (w, h), interpolation=cv2.INTER_AREA)
-        return cv2.transform(cv2.merge([y, self.u, self.v]), _YUV_TO_BGR)
+        u, v = self.u, self.v
+        if k > 1:
+            u = cv2.resize(u, (w, h), interpolation=cv2.INTER_AREA)
+            v = cv2.resize(v, (w, h), interpolation=cv2.INTER_AREA)
+        return cv2.transform(cv2.merge([y, u, v]), _YUV_TO_BGR)
 
     def flipped(self) -> I420:
         """Mirrored left to right, plane by plane."""

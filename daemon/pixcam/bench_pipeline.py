@@ -1,8 +1,9 @@
 """`pixcam bench pipeline`: where the time of one whole frame goes, stage by stage.
 
 A frame is counted as a real camera costs it: the video's frames are encoded to JPEG once (a
-webcam's MJPG), and the timed loop decodes them the way the camera source does, runs the chain
-and converts the result to the sink's I420. The network's own time (`Engine.last_invoke_*`) is
+webcam's MJPG), and the timed loop decodes them the way the camera source does (to I420), runs
+the chain and does what the virtual camera sink does to the result (converts it to I420 if it is
+not I420 already). The network's own time (`Engine.last_invoke_*`) is
 shown beside the rest, and "outside network" is everything else, decode and sink included.
 Larger sizes are the same video upscaled before encoding (1080p, and 4K as big webcams offer).
 Each stage is timed in wall milliseconds and in process CPU milliseconds (`time.process_time`,

@@ -170,13 +170,15 @@ def blend_dense(
     """
     a, inv = (scratch or _Scratch()).get(fg.shape)
     if fg.ndim == 2:
+        # One plane: the alpha is used as it is, and its scratch takes fg·a.
+        fa = cv2.multiply(fg, alpha, dst=a, scale=1 / 255)
         a = alpha
     else:
         cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a)
-    fa = cv2.multiply(fg, a, scale=1 / 255)
+        fa = cv2.multiply(fg, a, scale=1 / 255)
     cv2.bitwise_not(a, dst=inv)
     cv2.multiply(bg, inv, dst=inv, scale=1 / 255)
-    return cv2.add(fa, inv, dst=fa if out is None else out)
+    return cv2.add(fa, inv, dst=np.empty_like(fg) if out is None else out)
 
 
 def blend(

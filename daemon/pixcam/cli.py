@@ -114,7 +114,9 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="long side of the network input in pixels (default: the configured one)",
     )
-    p.add_argument("--quality", choices=QUALITIES, help="default: the configured one")
+    p.add_argument(
+        "--quality", choices=QUALITIES, help="default: the configured one"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--overlay", **file_or_flag, help="also write the mask drawn over the input")
     p.add_argument("--opacity", type=float, default=0.7, help="overlay opacity 0..1")

@@ -638,3 +638,4 @@ def _menu_open(icon: Any) -> bool:
     with contextlib.suppress(Exception):
         return bool(handle is not None and handle.get_mapped())
     return False
+

@@ -126,3 +126,19 @@ def test_framing_turns_an_i420_frame_into_bgr_once(frames) -> None:
     i = I420.from_bgr(frames[0])
     assert fx.process(i) is i
     assert as_i420(i) is i and np.array_equal(as_bgr(frames[0]), frames[0])
+
+
+def test_part_effects_get_the_i420_frame_in_bgr_once(models_installed, frames) -> None:
+    """A part effect works in BGR: the I420 chain converts its composite once and hands out
+    BGR, the picture of the BGR chain."""
+    from pixcam.segment import load_segmenter
+
+    cfg = load_config(None).with_values({"model.skip_still": False, "parts.view": True})
+    settings = EffectsSettings.from_config(cfg)
+    seg = load_segmenter(*settings.model)
+    on_bgr, on_i420 = Effects(settings, seg), Effects(settings, seg)
+    for f in frames[:3]:
+        want = on_bgr.process(f)
+        got = on_i420.process(I420.from_bgr(f))
+        assert isinstance(got, np.ndarray) and got.shape == f.shape
+        assert np.abs(got.astype(np.int16) - want).mean() < 3.0  # chroma subsampling

@@ -133,6 +133,13 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.
     return apply_coefficients(a, b, guide)
 
 
+def grid_size(width: int, height: int) -> tuple[int, int]:
+    """The grid the filter runs on for a `width`×`height` probability: its own size, the long
+    side capped at `_GRID_LONG` (a larger probability is area-averaged down to it)."""
+    k = min(1.0, _GRID_LONG / max(width, height))
+    return max(2, round(width * k)), max(2, round(height * k))
+
+
 def _as_probability(prob_small: np.ndarray) -> np.ndarray:
     if prob_small.ndim != 2:
         raise ValueError(f"prob_small must be H×W, got shape {prob_small.shape}")
@@ -184,8 +191,7 @@ class Refiner:
         s = self._settings
         # Filter grid: the probability's own grid, capped; BodyPix's stride-16 output has no
         # detail finer than that, and the filter's cost grows with its area.
-        k = min(1.0, _GRID_LONG / max(pw, ph))
-        gw, gh = max(2, round(pw * k)), max(2, round(ph * k))
+        gw, gh = grid_size(pw, ph)
         if (gw, gh) != (pw, ph):
             prob = cv2.resize(prob, (gw, gh), interpolation=cv2.INTER_AREA)
         # Detail grid: where the filter's output is produced; never above frame size.

@@ -142,3 +142,30 @@ def test_part_effects_get_the_i420_frame_in_bgr_once(models_installed, frames) -
         got = on_i420.process(I420.from_bgr(f))
         assert isinstance(got, np.ndarray) and got.shape == f.shape
         assert np.abs(got.astype(np.int16) - want).mean() < 3.0  # chroma subsampling
+
+
+@pytest.mark.parametrize("subsampling", ["420", "422"])
+def test_planar_decode_gives_the_picture_of_the_bgr_decode(subsampling: str, frames) -> None:
+    """TurboJPEG's planes (range-mapped) against simplejpeg's BGR converted to I420."""
+    import simplejpeg
+
+    from pixcam import yuvjpeg
+
+    if not yuvjpeg.available():
+        pytest.skip("libturbojpeg is not installed (Debian/Ubuntu: libturbojpeg0)")
+    rgb = cv2.cvtColor(frames[5], cv2.COLOR_BGR2RGB)
+    jpeg = np.frombuffer(
+        simplejpeg.encode_jpeg(rgb, quality=90, colorsubsampling=subsampling), np.uint8
+    )
+    got = yuvjpeg.decode(jpeg)
+    assert isinstance(got, I420)
+    bgr = mjpg.decode(jpeg)
+    assert bgr is not None
+    want = I420.from_bgr(bgr)
+    for g, w in zip(got.planes, want.planes, strict=True):
+        assert np.abs(g.astype(np.int16) - w).mean() < 0.5
+    # What it does not take goes the BGR way.
+    j444 = simplejpeg.encode_jpeg(rgb, quality=90, colorsubsampling="444")
+    assert yuvjpeg.decode(np.frombuffer(j444, np.uint8)) is None
+    assert isinstance(mjpg.decode_frame(j444), I420)
+    assert yuvjpeg.decode(np.frombuffer(b"not a jpeg", np.uint8)) is None

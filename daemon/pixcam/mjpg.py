@@ -14,6 +14,7 @@ import logging
 import cv2
 import numpy as np
 
+from pixcam import yuvjpeg
 from pixcam.i420 import I420, Frame
 
 log = logging.getLogger("pixcam.mjpg")
@@ -39,7 +40,12 @@ def decode(jpeg: np.ndarray | bytes) -> np.ndarray | None:
 def decode_frame(jpeg: np.ndarray | bytes) -> Frame | None:
     """One camera MJPG buffer as the chain takes it: I420, the virtual camera's own format
     (so the sink converts nothing and the compositor blends half the bytes); BGR for an odd
-    frame size, which I420 cannot hold; None when the data is not a readable JPEG."""
+    frame size, which I420 cannot hold; None when the data is not a readable JPEG.
+    Straight to planes where the system has TurboJPEG (`yuvjpeg`), else through BGR."""
+    if yuvjpeg.available():
+        planar = yuvjpeg.decode(np.frombuffer(jpeg, np.uint8) if isinstance(jpeg, bytes) else jpeg)
+        if planar is not None:
+            return planar
     bgr = decode(jpeg)
     if bgr is None or bgr.shape[0] % 2 or bgr.shape[1] % 2:
         return bgr

@@ -1,11 +1,14 @@
 """Backgrounds and blending: frame + alpha → the picture the virtual camera shows.
 
-`Compositor.compose(frame_bgr, alpha_u8)` puts the person (alpha 255) over a background chosen by
+`Compositor.compose(frame, alpha_u8)` puts the person (alpha 255) over a background chosen by
 `ComposeSettings.background`: a blur of the frame itself, a still image, a looping video, a
 solid colour, or "none" (the frame is returned untouched). Everything stays uint8 at full
 resolution; the blur works on a 1/2..1/16 downscale chosen from its strength, where the eye
 cannot tell. The final blend is `fg·a/255 + bg·(255-a)/255` with cv2's saturating uint8
-multiply/add: ~2 ms at 720p, where a float blend costs 10-30 ms.
+multiply/add: ~2 ms at 720p in BGR, where a float blend costs 10-30 ms. A frame in I420 (a
+camera's) is blended plane by plane, Y with the alpha and U, V with its half: half the bytes,
+and the virtual camera takes the result as it is; its background is made in I420 too (the blur
+converted at its small size, an image or video picture converted once).
 
 Settings change live with `update()`; a missing or unreadable image or video raises
 `PixcamError` and leaves the previous background in place.

@@ -52,6 +52,8 @@ def _load() -> ctypes.CDLL | None:
         c_int_p,
         c_int_p,
     ]
+    lib.tjDestroy.restype = ctypes.c_int
+    lib.tjDestroy.argtypes = [ctypes.c_void_p]
     lib.tjDecompressToYUVPlanes.restype = ctypes.c_int
     lib.tjDecompressToYUVPlanes.argtypes = [
         ctypes.c_void_p,
@@ -74,11 +76,24 @@ def available() -> bool:
     return _lib is not None
 
 
+class _Handle:
+    """One thread's decompressor, destroyed with the thread's locals when the thread ends."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        self.value: int | None = lib.tjInitDecompress()
+
+    def __del__(self) -> None:
+        if self.value:
+            self._lib.tjDestroy(self.value)
+            self.value = None
+
+
 def _handle() -> int | None:
-    h = getattr(_local, "handle", None)
+    h: _Handle | None = getattr(_local, "handle", None)
     if h is None and _lib is not None:
-        h = _local.handle = _lib.tjInitDecompress()
-    return h
+        h = _local.handle = _Handle(_lib)
+    return h.value if h is not None else None
 
 
 def decode(jpeg: np.ndarray) -> I420 | None:

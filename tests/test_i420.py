@@ -44,11 +44,13 @@ def test_planes_are_views_in_the_layout_opencv_and_pyvirtualcam_use(frames) -> N
         I420(np.zeros((9, 5), np.uint8))
 
 
-def test_half_bgr_is_the_halved_picture(frames) -> None:
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_reduced_bgr_is_the_halved_picture(k: int, frames) -> None:
     f = frames[1]
-    i = I420.from_bgr(f)
-    halved = cv2.resize(f, (f.shape[1] // 2, f.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    assert np.abs(i.half_bgr().astype(np.int16) - halved).mean() < 1.5
+    got = I420.from_bgr(f).reduced_bgr(k)
+    want = Pyramid(f).level(k)
+    assert got.shape == want.shape
+    assert np.abs(got.astype(np.int16) - want).mean() < 1.5
 
 
 def test_flipped_mirrors_every_plane(frames) -> None:

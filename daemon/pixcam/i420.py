@@ -6,7 +6,7 @@ pyvirtualcam and OpenCV take it ((H·3/2)×W). A webcam's MJPG is YCbCr already,
 frame kept in I420 from the decode to the sink is never converted to BGR and back at full
 resolution: the compositor blends 1.5 bytes a pixel instead of 3 and the sink converts
 nothing. Only the small pictures the network, the refiner and the blur work on are made in
-BGR, from the half-resolution planes (`half_bgr`).
+BGR, from area-halved planes (`reduced_bgr`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Union
 import cv2
 import numpy as np
 
-# BT.601 limited range Y'CbCr → B, G, R (OpenCV's own I420 coefficients), for `half_bgr`.
+# BT.601 limited range Y'CbCr → B, G, R (OpenCV's own I420 coefficients), for `reduced_bgr`.
 _YUV_TO_BGR = np.array(
     [
         [1.164, 2.018, 0.0, -1.164 * 16 - 2.018 * 128],
@@ -96,10 +96,6 @@ class I420:
 
     def to_bgr(self) -> np.ndarray:
         return cv2.cvtColor(self.data, cv2.COLOR_YUV2BGR_I420)
-
-    def half_bgr(self) -> np.ndarray:
-        """The picture at half size in BGR (`reduced_bgr(1)`)."""
-        return self.reduced_bgr(1)
 
     def reduced_bgr(self, k: int) -> np.ndarray:
         """The picture at 1/2^k size (k ≥ 1) in BGR, made from the planes: Y area-averaged by

@@ -171,3 +171,14 @@ def test_planar_decode_gives_the_picture_of_the_bgr_decode(subsampling: str, fra
     assert yuvjpeg.decode(np.frombuffer(j444, np.uint8)) is None
     assert isinstance(mjpg.decode_frame(j444), I420)
     assert yuvjpeg.decode(np.frombuffer(b"not a jpeg", np.uint8)) is None
+
+
+def test_quality_best_runs_in_the_chain_on_i420(models_installed, frames) -> None:
+    """The fused models take the chain's pyramid like any segmenter (they once refused it)."""
+    from pixcam.segment import load_segmenter
+
+    cfg = load_config(None).with_values({"model.skip_still": False, "model.quality": "best"})
+    settings = EffectsSettings.from_config(cfg)
+    fx = Effects(settings, load_segmenter(*settings.model))
+    got = fx.process(I420.from_bgr(frames[0]))
+    assert isinstance(got, I420) and got.shape == frames[0].shape

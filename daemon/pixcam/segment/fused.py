@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pixcam.i420 import Frame
+from pixcam.pyramid import Pyramid
 from pixcam.segment.base import Segmenter
 from pixcam.segment.output import SegmentationOutput
 
@@ -53,7 +55,9 @@ class FusedSegmenter:
     def internal_resolution(self) -> int:
         return self.main.internal_resolution
 
-    def run(self, frame_bgr: np.ndarray, parts: bool = True) -> FusedOutput:
-        a = self.main.run(frame_bgr, parts=parts)
-        b = self.second.run(frame_bgr, parts=False)
+    def run(self, frame: Frame, parts: bool = True, pyramid: Pyramid | None = None) -> FusedOutput:
+        # Both models' inputs from the one pyramid (the chain passes the frame's).
+        pyramid = pyramid or Pyramid(frame)
+        a = self.main.run(frame, parts=parts, pyramid=pyramid)
+        b = self.second.run(frame, parts=False, pyramid=pyramid)
         return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)

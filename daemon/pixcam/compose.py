@@ -217,11 +217,13 @@ def blend_i420(
     """`blend` plane by plane: Y with the alpha (`alpha.base`), U and V with its half-size
     area mean (`alpha.level(1)`, shared with the blurred background)."""
     full, half = alpha.base, alpha.level(1)
-    x, y, w, h = cv2.boundingRect(full)
-    # The chroma box: the 2×2 blocks that hold a non-zero alpha pixel.
-    box = (x // 2, y // 2, (x + w + 1) // 2 - x // 2, (y + h + 1) // 2 - y // 2)
+    # The box of alpha > 0, found on the half alpha (a quarter of the reads) and doubled for Y:
+    # a lone alpha 1 whose 2×2 block averages to 0 is left out, an error of one grey level.
+    hx, hy, hw, hh = cv2.boundingRect(half)
+    box = (hx, hy, hw, hh)
+    x, y, w, h = 2 * hx, 2 * hy, 2 * hw, 2 * hh
     out = bg if reuse_bg else I420.empty(fg.width, fg.height)
-    boxes = ((x, y, w, h), box, box)
+    boxes = ((x, y, min(w, fg.width - x), min(h, fg.height - y)), box, box)
     for f, b, o, a, r in zip(
         fg.planes, bg.planes, out.planes, (full, half, half), boxes, strict=True
     ):

@@ -11,6 +11,7 @@ import pytest
 
 from pixcam import sinks
 from pixcam.devices import own_fds
+from pixcam.i420 import I420
 from pixcam.sinks import (
     MODPROBE_FIX,
     FileSink,
@@ -123,11 +124,16 @@ def _sink_on_file(tmp_path: Path) -> tuple[VirtualCameraSink, _FakeBackend, Path
 
 def test_virtual_camera_sends_and_checks_shape(tmp_path: Path) -> None:
     sink, backend, _ = _sink_on_file(tmp_path)
-    frame = np.full((48, 64, 3), 7, np.uint8)
+    # The device takes I420: an I420 frame goes out as it is, a BGR one converted.
+    frame = I420.from_bgr(np.full((48, 64, 3), 7, np.uint8))
     sink.send(frame)
-    assert len(backend.sent) == 1 and backend.sent[0] is frame
+    assert len(backend.sent) == 1 and backend.sent[0] is frame.data
+    sink.send(np.full((48, 64, 3), 7, np.uint8))
+    assert np.array_equal(backend.sent[1], frame.data)
     with pytest.raises(SinkError, match="64x48"):
         sink.send(np.zeros((48, 63, 3), np.uint8))
+    with pytest.raises(SinkError, match="64x48"):
+        sink.send(I420.empty(62, 48))
     sink.close()
 
 

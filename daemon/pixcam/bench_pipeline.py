@@ -1,8 +1,9 @@
 """`pixcam bench pipeline`: where the time of one whole frame goes, stage by stage.
 
 A frame is counted as a real camera costs it: the video's frames are encoded to JPEG once (a
-webcam's MJPG), and the timed loop decodes them the way the camera source does, runs the chain
-and converts the result to the sink's I420. The network's own time (`Engine.last_invoke_*`) is
+webcam's MJPG), and the timed loop decodes them the way the camera source does (to I420), runs
+the chain and does what the virtual camera sink does to the result (converts it to I420 if it is
+not I420 already). The network's own time (`Engine.last_invoke_*`) is
 shown beside the rest, and "outside network" is everything else, decode and sink included.
 Larger sizes are the same video upscaled before encoding (1080p, and 4K as big webcams offer).
 Each stage is timed in wall milliseconds and in process CPU milliseconds (`time.process_time`,
@@ -36,7 +37,8 @@ from pixcam import mjpg, models
 from pixcam.config import Config, load_config
 from pixcam.effects import Effects, EffectsSettings, Segmenter
 from pixcam.errors import PixcamError
-from pixcam.sinks import Sink
+from pixcam.i420 import Frame
+from pixcam.sinks import Sink, to_device
 from pixcam.sources import Source
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/presenter-1280x720.mp4"
@@ -49,7 +51,7 @@ STAGES = (
     "  network",
     "refine",
     "compose",
-    "sink (BGR→I420)",
+    "sink (→I420)",
     "frame",
     "outside network",
 )
@@ -139,16 +141,17 @@ def network_ms(effects: Effects) -> tuple[float, float]:
 
 
 def time_frame(effects: Effects, jpeg: np.ndarray, clock: StageCpuTimes) -> dict[str, tuple]:
-    """One whole frame: MJPG decode, the chain, the sink's colour conversion."""
-    frame, dw, dc = _timed(lambda: mjpg.decode(jpeg))
+    """One whole frame: MJPG decode as the camera source does it, the chain, and what the
+    virtual camera sink does to the result (a conversion, when it is not I420 yet)."""
+    frame, dw, dc = _timed(lambda: mjpg.decode_frame(jpeg))
     clock.start()
     out = effects.process(frame, on_stage=clock)
-    _, sw, sc = _timed(lambda: cv2.cvtColor(out, cv2.COLOR_BGR2YUV_I420))
+    _, sw, sc = _timed(lambda: to_device(out))
     row = {s: clock.stages.get(s, NAN) for s in CHAIN}
     row["decode (MJPG)"] = (dw, dc)
     row["  network"] = network_ms(effects) if "segment" in clock.stages else (0.0, 0.0)
-    row["sink (BGR→I420)"] = (sw, sc)
-    parts = [row["decode (MJPG)"], *(row[s] for s in CHAIN), row["sink (BGR→I420)"]]
+    row["sink (→I420)"] = (sw, sc)
+    parts = [row["decode (MJPG)"], *(row[s] for s in CHAIN), row["sink (→I420)"]]
     frame_ms = (sum(w for w, _ in parts), sum(c for _, c in parts))
     row["frame"] = frame_ms
     net = row["  network"]
@@ -290,15 +293,15 @@ class MjpgReplay(Source):
 
 
 class I420Sink(Sink):
-    """Converts each frame to I420 as pyvirtualcam would, then drops it."""
+    """Does what the virtual camera sink does to each frame, then drops it."""
 
     name = "I420 discard"
 
     def __init__(self, width: int, height: int, fps: float) -> None:
         self.width, self.height, self.fps = width, height, fps
 
-    def send(self, frame: np.ndarray) -> None:
-        cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
+    def send(self, frame: Frame) -> None:
+        to_device(frame)
 
 
 def bench_live(cfg: Config, jpegs: list[np.ndarray], seconds: float) -> dict[str, Any]:

@@ -14,10 +14,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import numpy as np
-
 from pixcam.config import Config
 from pixcam.errors import PixcamError
+from pixcam.i420 import Frame
 from pixcam.sources import Source, SourceSpec
 from pixcam.timings import RateLimitedLog
 
@@ -84,7 +83,7 @@ class Camera:
         """The stall clock starts now (the stream starts)."""
         self._last_frame_t = time.monotonic()
 
-    def read(self) -> np.ndarray | None:
+    def read(self) -> Frame | None:
         """The next frame, None for none yet (`SourceError`, `EOFError` as the source's)."""
         assert self.source is not None
         frame = self.source.read(timeout=READ_TIMEOUT_S, size=self.decode_size)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pixcam.i420 import Frame, as_bgr
+
 
 def _text_frame(base: np.ndarray, lines: list[str]) -> np.ndarray:
     """`base` with centred white lines of text on it (drawn once, then cached by callers)."""
@@ -23,10 +25,10 @@ def _text_frame(base: np.ndarray, lines: list[str]) -> np.ndarray:
     return base
 
 
-def placeholder_frame(last: np.ndarray | None, width: int, height: int) -> np.ndarray:
+def placeholder_frame(last: Frame | None, width: int, height: int) -> np.ndarray:
     """The last good frame dimmed with "camera unavailable", or a dark grey card."""
     if last is not None and last.shape[:2] == (height, width):
-        base = cv2.convertScaleAbs(last, alpha=0.35)
+        base = cv2.convertScaleAbs(as_bgr(last), alpha=0.35)
     else:
         base = np.full((height, width, 3), 40, np.uint8)
     return _text_frame(base, ["camera unavailable", "reconnecting..."])
@@ -48,7 +50,7 @@ class Cards:
             self._idle = idle_frame(width, height)
         return self._idle
 
-    def placeholder(self, last: np.ndarray | None, width: int, height: int) -> np.ndarray:
+    def placeholder(self, last: Frame | None, width: int, height: int) -> np.ndarray:
         """Drawn from `last` the first time after `forget_placeholder()`."""
         if self._placeholder is None:
             self._placeholder = placeholder_frame(last, width, height)

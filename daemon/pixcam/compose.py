@@ -1,11 +1,14 @@
 """Backgrounds and blending: frame + alpha → the picture the virtual camera shows.
 
-`Compositor.compose(frame_bgr, alpha_u8)` puts the person (alpha 255) over a background chosen by
+`Compositor.compose(frame, alpha_u8)` puts the person (alpha 255) over a background chosen by
 `ComposeSettings.background`: a blur of the frame itself, a still image, a looping video, a
 solid colour, or "none" (the frame is returned untouched). Everything stays uint8 at full
 resolution; the blur works on a 1/2..1/16 downscale chosen from its strength, where the eye
 cannot tell. The final blend is `fg·a/255 + bg·(255-a)/255` with cv2's saturating uint8
-multiply/add: ~2 ms at 720p, where a float blend costs 10-30 ms.
+multiply/add: ~2 ms at 720p in BGR, where a float blend costs 10-30 ms. A frame in I420 (a
+camera's) is blended plane by plane, Y with the alpha and U, V with its half: half the bytes,
+and the virtual camera takes the result as it is; its background is made in I420 too (the blur
+converted at its small size, an image or video picture converted once).
 
 Settings change live with `update()`; a missing or unreadable image or video raises
 `PixcamError` and leaves the previous background in place.
@@ -18,13 +21,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict, overload
 
 import cv2
 import numpy as np
 
 from pixcam import images, paths
 from pixcam.errors import PixcamError
+from pixcam.i420 import I420, Frame, upscaled
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 from pixcam.pyramid import Pyramid
 
@@ -154,19 +158,30 @@ class _Scratch:
 
 
 def blend_dense(
-    fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, scratch: _Scratch | None = None
+    fg: np.ndarray,
+    bg: np.ndarray,
+    alpha: np.ndarray,
+    scratch: _Scratch | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """fg·a + bg·(1-a) in uint8 (each product rounded, so ±1 level; exact at a = 0 and 255).
+    `fg` and `bg` are BGR (H×W×3) or one plane (H×W), `alpha` H×W; written into `out` (which
+    may be `bg` or a view, such as a region of a bigger picture) when given.
 
     cv2's saturating uint8 multiply/add: 5 SIMD passes, ~1.8 ms at 720p on one core, where
     cv2.blendLinear (float weights) takes ~6.5 ms and numpy uint16 math ~18 ms.
     """
-    a3, inv3 = (scratch or _Scratch()).get(fg.shape)
-    cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a3)
-    out = cv2.multiply(fg, a3, scale=1 / 255)
-    cv2.bitwise_not(a3, dst=inv3)
-    cv2.multiply(bg, inv3, dst=inv3, scale=1 / 255)
-    return cv2.add(out, inv3, dst=out)
+    a, inv = (scratch or _Scratch()).get(fg.shape)
+    if fg.ndim == 2:
+        # One plane: the alpha is used as it is, and its scratch takes fg·a.
+        fa = cv2.multiply(fg, alpha, dst=a, scale=1 / 255)
+        a = alpha
+    else:
+        cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a)
+        fa = cv2.multiply(fg, a, scale=1 / 255)
+    cv2.bitwise_not(a, dst=inv)
+    cv2.multiply(bg, inv, dst=inv, scale=1 / 255)
+    return cv2.add(fa, inv, dst=np.empty_like(fg) if out is None else out)
 
 
 def blend(
@@ -176,14 +191,43 @@ def blend(
     scratch: _Scratch | None = None,
     *,
     reuse_bg: bool = False,
+    out: np.ndarray | None = None,
+    box: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
-    """Like `blend_dense`, but only inside the bounding box of alpha > 0: outside it the
-    output is the background, copied (or, with `reuse_bg`, written into `bg` itself)."""
-    x, y, w, h = cv2.boundingRect(alpha)  # of the non-zero pixels; one cheap 1-channel pass
-    out = bg if reuse_bg else bg.copy()
+    """Like `blend_dense`, but only inside the bounding box of alpha > 0 (`box`, x, y, w, h,
+    when the caller knows it): outside it the output is the background, copied into `out` (a
+    new array when None; with `reuse_bg`, the blend is written into `bg` itself)."""
+    # Of the non-zero pixels; one cheap 1-channel pass.
+    x, y, w, h = cv2.boundingRect(alpha) if box is None else box
+    if reuse_bg:
+        out = bg
+    elif out is None:
+        out = bg.copy()
+    else:
+        np.copyto(out, bg)
     if w and h:
         roi = (slice(y, y + h), slice(x, x + w))
-        out[roi] = blend_dense(fg[roi], bg[roi], alpha[roi], scratch)
+        blend_dense(fg[roi], bg[roi], alpha[roi], scratch, out=out[roi])
+    return out
+
+
+def blend_i420(
+    fg: I420, bg: I420, alpha: Pyramid, scratch: _Scratch | None = None, *, reuse_bg: bool
+) -> I420:
+    """`blend` plane by plane: Y with the alpha (`alpha.base`), U and V with its half-size
+    area mean (`alpha.level(1)`, shared with the blurred background)."""
+    full, half = alpha.base, alpha.level(1)
+    # The box of alpha > 0, found on the half alpha (a quarter of the reads) and doubled for Y:
+    # a lone alpha 1 whose 2×2 block averages to 0 is left out, an error of one grey level.
+    hx, hy, hw, hh = cv2.boundingRect(half)
+    box = (hx, hy, hw, hh)
+    x, y, w, h = 2 * hx, 2 * hy, 2 * hw, 2 * hh
+    out = bg if reuse_bg else I420.empty(fg.width, fg.height)
+    boxes = ((x, y, min(w, fg.width - x), min(h, fg.height - y)), box, box)
+    for f, b, o, a, r in zip(
+        fg.planes, bg.planes, out.planes, (full, half, half), boxes, strict=True
+    ):
+        blend(f, b, a, scratch, reuse_bg=reuse_bg, out=o, box=r)
     return out
 
 
@@ -196,6 +240,12 @@ class _Background(Protocol):
     ) -> np.ndarray:
         """The background for this frame, frame-sized uint8 BGR (not to be modified unless
         `fresh`); `pyramid` is the frame's, to share its halvings."""
+        ...
+
+    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
+        """The same in I420, for a frame in I420 (converted once per picture, not per frame,
+        where the background stands still); `alpha` is the alpha's pyramid, whose halvings
+        the chroma blend uses too."""
         ...
 
     def close(self) -> None: ...
@@ -239,13 +289,25 @@ class BlurBackground:
         self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
     ) -> np.ndarray:
         h, w = frame.shape[:2]
+        small = self._small(frame, alpha, pyramid)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
+        return upscaled(self._small(frame, alpha, pyramid), frame.width, frame.height)
+
+    def _small(
+        self, frame: np.ndarray | I420, alpha: np.ndarray | Pyramid, pyramid: Pyramid | None
+    ) -> np.ndarray:
+        """The blurred background at the downscale, BGR."""
+        h, w = frame.shape[:2]
         f = self.factor(min(h, w))
         sw, sh = max(1, w // f), max(1, h // f)
         k = f.bit_length() - 1  # f is a power of two
         small = cv2.resize(
             (pyramid or Pyramid(frame)).level(k), (sw, sh), interpolation=cv2.INTER_AREA
         )
-        a_small = cv2.resize(Pyramid(alpha).level(k), (sw, sh), interpolation=cv2.INTER_AREA)
+        alphas = alpha if isinstance(alpha, Pyramid) else Pyramid(alpha)
+        a_small = cv2.resize(alphas.level(k), (sw, sh), interpolation=cv2.INTER_AREA)
         # Dilate: a small pixel that straddles the outline carries some person colour.
         a_small = cv2.dilate(a_small, np.ones((3, 3), np.uint8))
         weight = (255 - a_small).astype(np.float32) * np.float32(1 / 255)
@@ -265,14 +327,32 @@ class BlurBackground:
         inv = cv2.divide(1.0, den + np.float32(255 * eps))
         bgr = cv2.merge([c + np.float32(eps * m) for c, m in zip((b, g, r), mean_bg, strict=True)])
         # A weighted mean of 0..255 values; the saturating conversion only guards rounding.
-        bg_u8 = cv2.multiply(bgr, cv2.merge([inv] * 3), dtype=cv2.CV_8U, scale=255)
-        return cv2.resize(bg_u8, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.multiply(bgr, cv2.merge([inv] * 3), dtype=cv2.CV_8U, scale=255)
 
     def close(self) -> None:
         pass
 
 
-class ImageBackground:
+class _ConvertedOnce:
+    """`get_i420` for a background whose `get` hands out the same array until its picture
+    changes: each picture is converted to I420 once."""
+
+    _i420: tuple[np.ndarray, I420] | None = None
+
+    def get(
+        self, frame: np.ndarray, alpha: np.ndarray, pyramid: Pyramid | None = None
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
+        # Only the frame's shape is read, and the alpha not at all.
+        bgr = self.get(frame, alpha.base, pyramid)  # type: ignore[arg-type]
+        if self._i420 is None or self._i420[0] is not bgr:
+            self._i420 = (bgr, I420.from_bgr(bgr))
+        return self._i420[1]
+
+
+class ImageBackground(_ConvertedOnce):
     """A still image, cover-fitted once per frame size."""
 
     fresh = False
@@ -307,7 +387,7 @@ class ColorBackground(ImageBackground):
         return self._fitted
 
 
-class VideoBackground:
+class VideoBackground(_ConvertedOnce):
     """A video file looping at its own frame rate, whatever the camera's rate.
 
     Decoding runs in the caller's thread: a 720p H.264 frame costs a few ms; a busy pipeline
@@ -393,7 +473,7 @@ class Compositor:
         self._scratch = _Scratch()
         self._lock = threading.Lock()
         # A blurred background kept for the next frames while the picture is still.
-        self._kept: tuple[_Background, np.ndarray] | None = None
+        self._kept: tuple[_Background, Frame] | None = None
 
     @property
     def settings(self) -> ComposeSettings:
@@ -438,18 +518,41 @@ class Compositor:
         if previous is not None:
             previous.close()
 
+    @overload
     def compose(
         self,
-        frame_bgr: np.ndarray,
+        frame: np.ndarray,
         alpha_u8: np.ndarray,
         pyramid: Pyramid | None = None,
         *,
         keep_background: bool = False,
         reuse_background: bool = False,
-    ) -> np.ndarray:
-        """The output frame; mode "none" without mirror returns `frame_bgr` itself.
+    ) -> np.ndarray: ...
 
-        `pyramid` (of `frame_bgr`) lends the halvings the earlier stages made.
+    @overload
+    def compose(
+        self,
+        frame: I420,
+        alpha_u8: np.ndarray,
+        pyramid: Pyramid | None = None,
+        *,
+        keep_background: bool = False,
+        reuse_background: bool = False,
+    ) -> I420: ...
+
+    def compose(
+        self,
+        frame: Frame,
+        alpha_u8: np.ndarray,
+        pyramid: Pyramid | None = None,
+        *,
+        keep_background: bool = False,
+        reuse_background: bool = False,
+    ) -> Frame:
+        """The output frame, in the frame's own format (BGR or I420); mode "none" without
+        mirror returns `frame` itself.
+
+        `pyramid` (of `frame`) lends the halvings the earlier stages made.
         `keep_background`: keep this frame's blurred background; `reuse_background`: the
         picture hardly moved since it was kept and the mask is the same (a carried mask), so
         the kept one serves again. The blur is a third of a still frame's cost (the mask is
@@ -458,32 +561,35 @@ class Compositor:
         with self._lock:
             s, background = self._settings, self._background
             if s.mirror:
-                frame_bgr = cv2.flip(frame_bgr, 1)
+                frame = frame.flipped() if isinstance(frame, I420) else cv2.flip(frame, 1)
                 alpha_u8 = cv2.flip(alpha_u8, 1)
                 pyramid = None  # of the unflipped frame
             if background is None:
-                return frame_bgr
-            if alpha_u8.shape != frame_bgr.shape[:2]:
-                raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame_bgr.shape}")
+                return frame
+            if alpha_u8.shape != frame.shape[:2]:
+                raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame.shape}")
+            alphas = Pyramid(alpha_u8) if isinstance(frame, I420) else None
             kept = self._kept
-            if (
-                reuse_background
-                and kept
-                and kept[0] is background
-                and kept[1].shape == frame_bgr.shape
-            ):
-                return blend(frame_bgr, kept[1], alpha_u8, self._scratch)  # a copy of it
-            bg = background.get(frame_bgr, alpha_u8, pyramid)
-            # Only the blur is made from the frame (and costs); a video must go on playing.
-            if keep_background and isinstance(background, BlurBackground):
-                # Into the same buffer each time: holding on to `bg` itself would make every
-                # frame allocate 2.7 MB afresh, page faults included (+2 ms at 720p).
-                buf = kept[1] if kept and kept[1].shape == bg.shape else np.empty_like(bg)
-                np.copyto(buf, bg)
-                self._kept = (background, buf)
+            bg: Frame
+            if reuse_background and kept and kept[0] is background and _alike(kept[1], frame):
+                bg, fresh = kept[1], False  # blended from, never into
             else:
-                self._kept = None
-            return blend(frame_bgr, bg, alpha_u8, self._scratch, reuse_bg=background.fresh)
+                if isinstance(frame, I420):
+                    assert alphas is not None
+                    bg = background.get_i420(frame, alphas, pyramid)
+                else:
+                    bg = background.get(frame, alpha_u8, pyramid)
+                fresh = background.fresh
+                # Only the blur is made from the frame (and costs); a video must go on playing.
+                if keep_background and isinstance(background, BlurBackground):
+                    self._kept = (background, _copied(bg, kept[1] if kept else None))
+                else:
+                    self._kept = None
+            if isinstance(frame, I420):
+                assert isinstance(bg, I420) and alphas is not None
+                return blend_i420(frame, bg, alphas, self._scratch, reuse_bg=fresh)
+            assert isinstance(bg, np.ndarray)
+            return blend(frame, bg, alpha_u8, self._scratch, reuse_bg=fresh)
 
     def close(self) -> None:
         with self._lock:
@@ -504,3 +610,22 @@ def _same_background(a: ComposeSettings, b: ComposeSettings) -> bool:
     if a.background == "blur":
         return a.blur_strength == b.blur_strength
     return True
+
+
+def _alike(a: Frame, b: Frame) -> bool:
+    """Same format and size."""
+    return type(a) is type(b) and a.shape == b.shape
+
+
+def _copied(bg: Frame, into: Frame | None) -> Frame:
+    """`bg` copied into `into` when that is alike: holding on to `bg` itself would make every
+    frame allocate afresh (2.7 MB of BGR at 720p, page faults included: +2 ms)."""
+    if into is None or not _alike(bg, into):
+        into = I420.empty(bg.width, bg.height) if isinstance(bg, I420) else np.empty_like(bg)
+    if isinstance(bg, I420):
+        assert isinstance(into, I420)
+        np.copyto(into.data, bg.data)
+    else:
+        assert isinstance(into, np.ndarray)
+        np.copyto(into, bg)
+    return into

@@ -14,6 +14,9 @@ import logging
 import cv2
 import numpy as np
 
+from pixcam import yuvjpeg
+from pixcam.i420 import I420, Frame
+
 log = logging.getLogger("pixcam.mjpg")
 
 try:
@@ -69,3 +72,32 @@ def decode_reduced(jpeg: np.ndarray | bytes, width: int, height: int) -> np.ndar
     if (img.shape[1], img.shape[0]) == (width, height):
         return img
     return cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+def decode_frame(jpeg: np.ndarray | bytes, size: tuple[int, int] | None = None) -> Frame | None:
+    """One camera MJPG buffer as the chain takes it: I420, the virtual camera's own format
+    (so the sink converts nothing and the compositor blends half the bytes); BGR for an odd
+    frame size, which I420 cannot hold; None when the data is not a readable JPEG.
+    Straight to planes where the system has TurboJPEG (`yuvjpeg`), else through BGR.
+    `size` (w, h): the picture is shown that big; a larger JPEG is decoded at a reduced
+    scale (`decode_reduced`, BGR)."""
+    if size is not None and _larger_than(jpeg, size):
+        return decode_reduced(jpeg, *size)
+    if yuvjpeg.available():
+        planar = yuvjpeg.decode(np.frombuffer(jpeg, np.uint8) if isinstance(jpeg, bytes) else jpeg)
+        if planar is not None:
+            return planar
+    bgr = decode(jpeg)
+    if bgr is None or bgr.shape[0] % 2 or bgr.shape[1] % 2:
+        return bgr
+    return I420.from_bgr(bgr)
+
+
+def _larger_than(jpeg: np.ndarray | bytes, size: tuple[int, int]) -> bool:
+    """Whether the JPEG's picture is wider or taller than `size` (w, h), from its header."""
+    if simplejpeg is None:  # pragma: no cover - a declared dependency
+        return False
+    buf = np.frombuffer(jpeg, np.uint8) if isinstance(jpeg, bytes) else jpeg.reshape(-1)
+    try:
+        h, w = simplejpeg.decode_jpeg_header(buf)[:2]
+    except ValueError:
+        return False  # not readable: the decode says so
+    return bool(w > size[0] or h > size[1])

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 
 import cv2
-import numpy as np
 
 from pixcam.errors import PixcamError
+from pixcam.i420 import Frame, as_bgr
 from pixcam.sinks import Sink, SinkError, SinkSpec
 from pixcam.timings import RateLimitedLog, Timings
 
@@ -31,11 +31,12 @@ PAUSED_POLL_S = 0.5  # how often the keep-alive looks whether the stream is runn
 SinkOpener = Callable[[SinkSpec, int, int, float], Sink]
 
 
-def fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The sink's size is fixed for the process lifetime; a reopened camera may differ."""
+def fit(frame: Frame, width: int, height: int) -> Frame:
+    """The sink's size is fixed for the process lifetime; a reopened camera may differ (then
+    the frame is scaled in BGR)."""
     if frame.shape[1] == width and frame.shape[0] == height:
         return frame
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(as_bgr(frame), (width, height), interpolation=cv2.INTER_AREA)
 
 
 class Outlet:
@@ -62,7 +63,7 @@ class Outlet:
         self.fps = 30.0
         self.frames = 0  # new frames sent
         self.repeats = 0  # keep-alive re-sends
-        self.last_sent: np.ndarray | None = None
+        self.last_sent: Frame | None = None
         self.last_send_t = 0.0
 
     @property
@@ -81,15 +82,13 @@ class Outlet:
         self.dims = (self._sink.width, self._sink.height)
         self.last_send_t = time.monotonic()
 
-    def send(
-        self, frame: np.ndarray, *, repeat: bool = False, captured: float | None = None
-    ) -> bool:
+    def send(self, frame: Frame, *, repeat: bool = False, captured: float | None = None) -> bool:
         """True when the frame went out; `repeat` = a keep-alive copy, not a new frame;
         `captured` = the time.monotonic() its camera frame was captured (for the latency)."""
         with self._lock:
             return self._send_locked(frame, repeat, captured)
 
-    def _send_locked(self, frame: np.ndarray, repeat: bool, captured: float | None) -> bool:
+    def _send_locked(self, frame: Frame, repeat: bool, captured: float | None) -> bool:
         now = time.monotonic()
         if self._sink is None:
             if now < self._retry_at:

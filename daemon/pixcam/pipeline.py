@@ -25,8 +25,6 @@ import time
 from enum import StrEnum
 from typing import Any
 
-import numpy as np
-
 from pixcam import camera
 from pixcam.autotune import Tuner
 from pixcam.camera import Camera, SourceOpener, source_spec_from
@@ -34,6 +32,7 @@ from pixcam.cards import Cards
 from pixcam.compose import Background
 from pixcam.config import Config
 from pixcam.effects import Effects, EffectsSettings
+from pixcam.i420 import Frame
 from pixcam.loader import Loader, SegmenterLoader, default_loader
 from pixcam.outlet import Outlet, SinkOpener, fit
 from pixcam.sinks import SinkSpec, open_sink
@@ -121,7 +120,7 @@ class Pipeline:
         self._state = State.STOPPED
         self._errors = 0
         self._last_error: str | None = None
-        self._last_good: np.ndarray | None = None
+        self._last_good: Frame | None = None
         self._cards = Cards()
 
     # ------------------------------------------------------------------ public API
@@ -306,7 +305,7 @@ class Pipeline:
         if last is not None and time.monotonic() - self._outlet.last_send_t >= HOLD_AFTER_S:
             self._outlet.send(last, repeat=True)
 
-    def _process(self, frame: np.ndarray) -> tuple[np.ndarray, bool]:
+    def _process(self, frame: Frame) -> tuple[Frame, bool]:
         """The output frame, and whether it kept the last mask (no inference)."""
         fx = self._effects
         assert fx is not None
@@ -367,6 +366,7 @@ class Pipeline:
         the camera opens, paced (they cost nothing per frame)."""
         w, h = self._outlet.dims
         repeat = False
+        frame: Frame
         if kind == "idle":
             frame, rate = self._cards.idle(w, h), self._idle_fps
         elif kind == "hold" and self._outlet.last_sent is not None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, TypedDict
 import cv2
 import numpy as np
 
+from pixcam.i420 import Frame
 from pixcam.pyramid import Pyramid
 
 if TYPE_CHECKING:
@@ -132,6 +133,13 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.
     return apply_coefficients(a, b, guide)
 
 
+def grid_size(width: int, height: int) -> tuple[int, int]:
+    """The grid the filter runs on for a `width`×`height` probability: its own size, the long
+    side capped at `_GRID_LONG` (a larger probability is area-averaged down to it)."""
+    k = min(1.0, _GRID_LONG / max(width, height))
+    return max(2, round(width * k)), max(2, round(height * k))
+
+
 def _as_probability(prob_small: np.ndarray) -> np.ndarray:
     if prob_small.ndim != 2:
         raise ValueError(f"prob_small must be H×W, got shape {prob_small.shape}")
@@ -170,12 +178,12 @@ class Refiner:
         self._prev_guide: np.ndarray | None = None
 
     def refine(
-        self, frame_bgr: np.ndarray, prob_small: np.ndarray, pyramid: Pyramid | None = None
+        self, frame: Frame, prob_small: np.ndarray, pyramid: Pyramid | None = None
     ) -> np.ndarray:
-        """Return the alpha (uint8 H×W, frame size) for `frame_bgr` from `prob_small`.
+        """Return the alpha (uint8 H×W, frame size) for `frame` (BGR or I420) from `prob_small`.
 
-        `pyramid` (of `frame_bgr`) lends the halvings other stages made already."""
-        h, w = frame_bgr.shape[:2]
+        `pyramid` (of `frame`) lends the halvings other stages made already."""
+        h, w = frame.shape[:2]
         prob = _as_probability(prob_small)
         ph, pw = prob.shape
         if ph > h or pw > w or abs(pw / ph - w / h) > 0.05 * w / h:
@@ -183,13 +191,12 @@ class Refiner:
         s = self._settings
         # Filter grid: the probability's own grid, capped; BodyPix's stride-16 output has no
         # detail finer than that, and the filter's cost grows with its area.
-        k = min(1.0, _GRID_LONG / max(pw, ph))
-        gw, gh = max(2, round(pw * k)), max(2, round(ph * k))
+        gw, gh = grid_size(pw, ph)
         if (gw, gh) != (pw, ph):
             prob = cv2.resize(prob, (gw, gh), interpolation=cv2.INTER_AREA)
         # Detail grid: where the filter's output is produced; never above frame size.
         dw, dh = min(w, gw * _DETAIL), min(h, gh * _DETAIL)
-        pyramid = pyramid or Pyramid(frame_bgr)
+        pyramid = pyramid or Pyramid(frame)
         detail_u8 = pyramid.down_to((dw, dh))
         guide = pyramid.down_to((gw, gh)).astype(np.float32) * np.float32(1 / 255)
 

@@ -65,12 +65,12 @@ def live_alpha(
     out: SegmentationOutput | None = None,
 ) -> np.ndarray:
     """The alpha the live pipeline composites `frame` with (first frame: no smoothing)."""
-    from pixcam.effects import WORK_DIVISOR
+    from pixcam.effects import work_size
 
     h, w = frame.shape[:2]
     if out is None:
         out = segmenter.run(frame, parts=False)
-    prob = out.person_probability(size=(max(1, w // WORK_DIVISOR), max(1, h // WORK_DIVISOR)))
+    prob = out.person_probability(size=work_size(w, h))
     return Refiner(settings).refine(frame, prob)
 
 

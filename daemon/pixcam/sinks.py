@@ -26,6 +26,7 @@ import numpy as np
 
 from pixcam.devices import MODPROBE_OPTS, holders, own_fds
 from pixcam.errors import PixcamError
+from pixcam.i420 import I420, Frame, as_bgr, as_i420
 
 log = logging.getLogger("pixcam.sinks")
 
@@ -48,7 +49,8 @@ class SinkSpec:
 
 
 class Sink:
-    """What the pipeline writes to. Frames are BGR uint8 of exactly `height × width × 3`."""
+    """What the pipeline writes to. Frames are exactly `width × height`, BGR (uint8
+    H×W×3) or `I420`; each sink converts what is not in its own format."""
 
     name: str = "sink"
     width: int = 0
@@ -57,14 +59,20 @@ class Sink:
     # A virtual camera can come back (module reloaded); a file that failed stays failed.
     reopenable: bool = False
 
-    def send(self, frame: np.ndarray) -> None:
+    def send(self, frame: Frame) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
         pass
 
-    def check_shape(self, frame: np.ndarray) -> None:
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+    def check_shape(self, frame: Frame) -> None:
+        if isinstance(frame, I420):
+            if (frame.width, frame.height) != (self.width, self.height):
+                raise SinkError(
+                    f"{self.name} takes {self.width}x{self.height} frames, "
+                    f"got I420 {frame.width}x{frame.height}"
+                )
+        elif frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise SinkError(
                 f"{self.name} takes {self.width}x{self.height} BGR uint8 frames, "
                 f"got shape {frame.shape} {frame.dtype}"
@@ -152,9 +160,15 @@ BackendFactory = Callable[[int, int, float, str], _Backend]
 def _open_pyvirtualcam(width: int, height: int, fps: float, device: str) -> _Backend:
     import pyvirtualcam
 
+    # I420 in: the chain's frames mostly are I420 already (`to_device`).
     return pyvirtualcam.Camera(
-        width, height, fps, fmt=pyvirtualcam.PixelFormat.BGR, device=device, backend="v4l2loopback"
+        width, height, fps, fmt=pyvirtualcam.PixelFormat.I420, device=device, backend="v4l2loopback"
     )
+
+
+def to_device(frame: Frame) -> np.ndarray:
+    """The buffer the virtual camera is sent: I420 as pyvirtualcam takes it, (H·3/2)×W."""
+    return as_i420(frame).data
 
 
 def _is_loopback(device: str, sysfs: Path) -> bool:
@@ -237,9 +251,9 @@ class VirtualCameraSink(Sink):
         for fd in self._fds:
             _claim_writer(fd)
         self._next_check = time.monotonic() + HEALTH_CHECK_PERIOD_S
-        log.info("virtual camera %s: %dx%d@%g BGR", path, width, height, fps)
+        log.info("virtual camera %s: %dx%d@%g I420", path, width, height, fps)
 
-    def send(self, frame: np.ndarray) -> None:
+    def send(self, frame: Frame) -> None:
         if self._cam is None:
             raise SinkError(f"virtual camera {self.name} is closed")
         self.check_shape(frame)
@@ -248,7 +262,7 @@ class VirtualCameraSink(Sink):
             self._next_check = now + HEALTH_CHECK_PERIOD_S
             self.check()
         try:
-            self._cam.send(frame)
+            self._cam.send(to_device(frame))
         except Exception as exc:
             raise SinkError(f"virtual camera {self.name} rejected a frame: {exc}") from None
 
@@ -319,11 +333,11 @@ class FileSink(Sink):
         self.name, self.width, self.height, self.fps = path, width, height, fps
         self.frames = 0
 
-    def send(self, frame: np.ndarray) -> None:
+    def send(self, frame: Frame) -> None:
         if self._writer is None:
             raise SinkError(f"output {self.name} is closed")
         self.check_shape(frame)
-        self._writer.write(frame)
+        self._writer.write(as_bgr(frame))
         self.frames += 1
 
     def close(self) -> None:

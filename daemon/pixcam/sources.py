@@ -22,6 +22,7 @@ import numpy as np
 from pixcam import images, mjpg
 from pixcam.devices import holders
 from pixcam.errors import PixcamError
+from pixcam.i420 import Frame
 
 log = logging.getLogger("pixcam.sources")
 
@@ -76,7 +77,7 @@ class Source:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._frame: np.ndarray | None = None
+        self._frame: Frame | None = None
         self._raw = False  # the slot holds undecoded MJPG (decoded only when taken)
         self._stamp = 0.0  # time.monotonic() when the frame in the slot was captured
         self.last_capture_t = 0.0  # capture time of the frame `read()` returned last
@@ -97,8 +98,9 @@ class Source:
         )
         self._thread.start()
 
-    def read(self, timeout: float = 1.0, size: tuple[int, int] | None = None) -> np.ndarray | None:
+    def read(self, timeout: float = 1.0, size: tuple[int, int] | None = None) -> Frame | None:
         """The newest frame not yet returned, waiting up to `timeout` s; None if none came.
+        A camera's MJPG comes decoded to I420 (`mjpg.decode_frame`), everything else BGR.
         `size` (w, h): the picture is shown that big, so an MJPG frame larger than that is
         decoded at a reduced scale that still covers it (`mjpg.decode_reduced`).
 
@@ -122,9 +124,9 @@ class Source:
             self.last_capture_t = self._stamp
             self._cond.notify_all()  # wakes a lock-step producer
         # Decoded here, by the consumer: a frame the consumer was too slow for costs nothing.
-        if not raw or frame is None:
-            return frame
-        return mjpg.decode(frame) if size is None else mjpg.decode_reduced(frame, *size)
+        if raw and isinstance(frame, np.ndarray):
+            return mjpg.decode_frame(frame, size)
+        return frame
 
     @property
     def failed(self) -> bool:
@@ -154,16 +156,16 @@ class Source:
         stamp = time.monotonic()
         # Only while the consumer keeps up (took the last frame): behind, it would skip most.
         keeping_up = self._seq == self._taken
+        published: Frame = frame
         if raw and keeping_up and self.width * self.height > DECODE_AHEAD_PIXELS:
-            size = self._size
-            decoded = mjpg.decode(frame) if size is None else mjpg.decode_reduced(frame, *size)
+            decoded = mjpg.decode_frame(frame, self._size)
             if decoded is not None:  # else the consumer's decode fails and says so
-                frame, raw = decoded, False
+                published, raw = decoded, False
         with self._cond:
             if self._lockstep:
                 while self._seq != self._taken and not self.stopping.is_set():
                     self._cond.wait(0.1)
-            self._frame, self._raw, self._stamp = frame, raw, stamp
+            self._frame, self._raw, self._stamp = published, raw, stamp
             self._seq += 1
             self._cond.notify_all()
 

@@ -52,7 +52,7 @@ class MotionGate:
     def still(self, pyramid: Pyramid) -> bool:
         """True when the picture hardly moved since the network last ran (and it ran recently
         enough): the last mask may be kept."""
-        h, w = pyramid.base.shape[:2]
+        w, h = pyramid.size
         tw = min(w, THUMB_WIDTH)
         th = max(1, round(h * tw / w))
         thumb = self._thumb = cv2.cvtColor(pyramid.down_to((tw, th)), cv2.COLOR_BGR2GRAY)

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import cv2
 import numpy as np
 
+from pixcam.i420 import Frame
 from pixcam.models import ModelSpec
 from pixcam.pyramid import Pyramid
 from pixcam.segment.engine import Engine
@@ -51,16 +52,16 @@ class Segmenter(ABC):
         return names
 
     def run(
-        self, frame_bgr: np.ndarray, parts: bool = True, pyramid: Pyramid | None = None
+        self, frame: Frame, parts: bool = True, pyramid: Pyramid | None = None
     ) -> SegmentationOutput:
-        """Segment one BGR uint8 frame; `parts=False` skips reading the 24 part channels.
+        """Segment one frame (BGR or I420); `parts=False` skips reading the 24 part channels.
 
         `pyramid` (of this frame) lends its halvings, shared with the later stages: the input
         is area-averaged without aliasing, and the full-resolution pass is paid once."""
-        height, width = frame_bgr.shape[:2]
+        height, width = frame.shape[:2]
         in_w, in_h, cw, ch = self.input_size(width, height)
         batch = self._prepare(in_w, in_h)
-        small = (pyramid or Pyramid(frame_bgr)).down_to((cw, ch))
+        small = (pyramid or Pyramid(frame)).down_to((cw, ch))
         content = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)  # a new array: `small` may be shared
         if self._dtype == np.uint8:
             batch[0, :ch, :cw] = content

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pixcam.i420 import Frame
 from pixcam.pyramid import Pyramid
 from pixcam.segment.base import Segmenter
 from pixcam.segment.engine import Engine
@@ -137,16 +138,14 @@ class FusedSegmenter:
     def internal_resolution(self) -> int:
         return self.main.internal_resolution
 
-    def run(
-        self, frame_bgr: np.ndarray, parts: bool = True, pyramid: Pyramid | None = None
-    ) -> FusedOutput:
-        pyramid = pyramid or Pyramid(frame_bgr)  # both inputs come from the same halvings
-        a = self.main.run(frame_bgr, parts=parts, pyramid=pyramid)
-        h, w = frame_bgr.shape[:2]
+    def run(self, frame: Frame, parts: bool = True, pyramid: Pyramid | None = None) -> FusedOutput:
+        pyramid = pyramid or Pyramid(frame)  # both inputs come from the same halvings
+        a = self.main.run(frame, parts=parts, pyramid=pyramid)
+        h, w = frame.shape[:2]
         find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
         square = person_square(a.person_probability(find), (w, h)) if self.crop else None
         if square is None:
-            b = self.second.run(frame_bgr, parts=False, pyramid=pyramid)
+            b = self.second.run(frame, parts=False, pyramid=pyramid)
             return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
         crop, rect = self._crop(pyramid, square)
         b = self.second.run(crop, parts=False)
@@ -161,7 +160,7 @@ class FusedSegmenter:
         while max(x1 - x0, y1 - y0) >> (k + 1) >= need:
             k += 1
         level = pyramid.level(k)
-        fh, fw = pyramid.base.shape[:2]
+        fw, fh = pyramid.size  # known without converting an I420 frame
         lh, lw = level.shape[:2]
         c0, r0 = x0 >> k, y0 >> k
         c1, r1 = max(c0 + 1, min(lw, x1 >> k)), max(r0 + 1, min(lh, y1 >> k))

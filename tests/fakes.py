@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from pixcam.config import Config, load_config
+from pixcam.i420 import Frame, as_bgr
 from pixcam.sinks import Sink, SinkError, SinkSpec
 from pixcam.sources import Source, SourceError, SourceSpec
 
@@ -71,12 +72,12 @@ class MemorySink(Sink):
         self.fail_at = fail_at
         self.lock = threading.Lock()
 
-    def send(self, frame: np.ndarray) -> None:
+    def send(self, frame: Frame) -> None:
         self.check_shape(frame)
         with self.lock:
             if self.fail_at is not None and len(self.frames) >= self.fail_at:
                 raise SinkError("virtual camera memory disappeared (v4l2loopback unloaded?)")
-            self.frames.append(frame.copy())
+            self.frames.append(as_bgr(frame).copy())  # kept as BGR, whatever was sent
 
     def kinds(self) -> list[str]:
         with self.lock:

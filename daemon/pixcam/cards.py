@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pixcam.i420 import Frame, as_bgr
+from pixcam.i420 import I420, Frame, as_bgr
 
 
 def _text_frame(base: np.ndarray, lines: list[str]) -> np.ndarray:
@@ -38,22 +38,29 @@ def idle_frame(width: int, height: int) -> np.ndarray:
     return _text_frame(np.full((height, width, 3), 24, np.uint8), ["pixcam: camera off"])
 
 
+def _for_sink(card: np.ndarray) -> Frame:
+    """The card in the virtual camera's I420 (even sides), so resending it converts nothing:
+    the idle card goes out several times a second for as long as nobody watches."""
+    h, w = card.shape[:2]
+    return I420.from_bgr(card) if h % 2 == 0 and w % 2 == 0 else card
+
+
 class Cards:
     """Each card drawn once and sent again and again (they cost nothing per frame)."""
 
     def __init__(self) -> None:
-        self._idle: np.ndarray | None = None
-        self._placeholder: np.ndarray | None = None
+        self._idle: Frame | None = None
+        self._placeholder: Frame | None = None
 
-    def idle(self, width: int, height: int) -> np.ndarray:
+    def idle(self, width: int, height: int) -> Frame:
         if self._idle is None or self._idle.shape[:2] != (height, width):
-            self._idle = idle_frame(width, height)
+            self._idle = _for_sink(idle_frame(width, height))
         return self._idle
 
-    def placeholder(self, last: Frame | None, width: int, height: int) -> np.ndarray:
+    def placeholder(self, last: Frame | None, width: int, height: int) -> Frame:
         """Drawn from `last` the first time after `forget_placeholder()`."""
         if self._placeholder is None:
-            self._placeholder = placeholder_frame(last, width, height)
+            self._placeholder = _for_sink(placeholder_frame(last, width, height))
         return self._placeholder
 
     def forget_placeholder(self) -> None:

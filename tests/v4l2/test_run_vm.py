@@ -45,12 +45,19 @@ def is_composited(frame: np.ndarray) -> bool:
     )
 
 
-def write_config(path: Path, camera: str, output: str, *, always_on: bool) -> Path:
+def write_config(
+    path: Path,
+    camera: str,
+    output: str,
+    *,
+    always_on: bool,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> Path:
     path.write_text(
         f"""[camera]
 device = "{camera}"
-width = {WIDTH}
-height = {HEIGHT}
+width = {size[0]}
+height = {size[1]}
 fps = {FPS}
 mjpg = false
 

@@ -27,11 +27,15 @@ CROP = "crop=480:360,scale=320:240"
 OPEN_DEADLINE_S = 90.0
 
 
-def make_raw_clip(dest: Path, frames: int = 45) -> Path:
-    """The first `frames` frames of the clip at 320x240 as raw YUYV (cheap to loop in the VM)."""
+def make_raw_clip(
+    dest: Path, frames: int = 45, video: Path = VIDEO, vf: str = CROP, start_s: float = 0.0
+) -> Path:
+    """`frames` frames of `video` from `start_s`, filtered by `vf` (default: the 320x240 crop),
+    as raw YUYV (cheap to loop in the VM)."""
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(VIDEO),
-         "-frames:v", str(frames), "-vf", CROP, "-pix_fmt", "yuyv422", "-f", "rawvideo", str(dest)],
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-ss", str(start_s),
+         "-i", str(video), "-frames:v", str(frames), "-vf", vf, "-pix_fmt", "yuyv422",
+         "-f", "rawvideo", str(dest)],
         check=True,
     )  # fmt: skip
     return dest
@@ -80,11 +84,14 @@ def background(argv: list[str], log: Path, env: dict[str, str] | None = None) ->
                 popen.wait()
 
 
-def feed(raw: Path, device: str, log: Path) -> contextlib.AbstractContextManager[Proc]:
-    """ffmpeg plays the raw clip in a loop into `device`: the "physical camera"."""
+def feed(
+    raw: Path, device: str, log: Path, size: tuple[int, int] = (WIDTH, HEIGHT)
+) -> contextlib.AbstractContextManager[Proc]:
+    """ffmpeg plays the raw clip (`size` pixels) in a loop into `device`: the "physical
+    camera"."""
     return background(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-         "-f", "rawvideo", "-pix_fmt", "yuyv422", "-s", f"{WIDTH}x{HEIGHT}",
+         "-f", "rawvideo", "-pix_fmt", "yuyv422", "-s", f"{size[0]}x{size[1]}",
          "-framerate", str(FPS), "-i", str(raw), "-f", "v4l2", device],
         log,
     )  # fmt: skip
@@ -155,3 +162,11 @@ def wait_for(
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {deadline_s:.0f} s waiting for {what}")
         time.sleep(step)
+
+
+MEASURED: list[str] = []
+
+
+def measured(line: str) -> None:
+    """Keep a figure a test measured; conftest prints them all at the end of the run."""
+    MEASURED.append(line)

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -92,10 +93,10 @@ class ChromiumPage:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.log = workdir / "chromium.log"
         url = f"http://127.0.0.1:{self._server.server_address[1]}/"
-        profile = workdir / "chromium-profile"
+        self._profile = tempfile.mkdtemp(prefix="pixcam-chromium-")  # scratch, never shared
         with self.log.open("wb") as out:
             self._proc = subprocess.Popen(
-                [chromium, *FLAGS, f"--user-data-dir={profile}", url],
+                [chromium, *FLAGS, f"--user-data-dir={self._profile}", url],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
@@ -152,3 +153,4 @@ class ChromiumPage:
             except subprocess.TimeoutExpired:
                 os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait()
+        shutil.rmtree(self._profile, ignore_errors=True)

@@ -168,5 +168,7 @@ MEASURED: list[str] = []
 
 
 def measured(line: str) -> None:
-    """Keep a figure a test measured; conftest prints them all at the end of the run."""
+    """Keep a figure a test measured; conftest prints them all at the end of the run (and
+    `-s` shows each one as it comes)."""
     MEASURED.append(line)
+    print(line, flush=True)

@@ -24,6 +24,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,7 +94,8 @@ class Bench:
         self.config = write_config(
             work / "config.toml", camera, output, always_on=False, size=(W, H)
         )
-        self.socket = work / "control.sock"
+        # Not in `work`: a Unix socket needs a local file system (work may be a 9p share).
+        self.socket = Path(tempfile.mkdtemp(prefix="pixcam-ctl-")) / "control.sock"
         self.image_bg = cover_fit(load_image("studio-grey.png"), (W, H))
         self.daemon: Proc | None = None
         self.starts = 0

@@ -306,7 +306,7 @@ def test_restart_while_watched(bench: Bench) -> None:
                  "the new daemon to write")  # fmt: skip
         open_pixcam(bench)
         timed(lambda: page.command("stats")["frames"] > 0, START_DEADLINE_S, "frames again")
-        gap_ms = page.command("stats")["first_frame_ms"] - before["last_frame_ms"]
+        gap_ms = page.command("stats")["first_frame_ms"] - after["last_frame_ms"]
     wait_kind(bench, "color", START_DEADLINE_S)
     back = time.monotonic()
     measured(

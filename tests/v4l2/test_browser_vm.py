@@ -161,6 +161,9 @@ def bench(
         finally:
             bench.close()
             page.close()
+    # The next tests expect both loopbacks idle (output-only): nothing of ours may hold them.
+    for dev in (camera_dev, pixcam_dev):
+        wait_for(lambda d=dev: not v4l2caps.query(d).can_capture, 60, f"{dev} to be released")
 
 
 def wait_kind(bench: Bench, want: str, deadline_s: float) -> tuple[np.ndarray, list[str]]:

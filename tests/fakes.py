@@ -70,6 +70,7 @@ class MemorySink(Sink):
         self.frames: list[np.ndarray] = []
         self.fail_at = fail_at
         self.lock = threading.Lock()
+        self.closed = False
 
     def send(self, frame: np.ndarray) -> None:
         self.check_shape(frame)
@@ -77,6 +78,9 @@ class MemorySink(Sink):
             if self.fail_at is not None and len(self.frames) >= self.fail_at:
                 raise SinkError("virtual camera memory disappeared (v4l2loopback unloaded?)")
             self.frames.append(frame.copy())
+
+    def close(self) -> None:
+        self.closed = True
 
     def kinds(self) -> list[str]:
         with self.lock:

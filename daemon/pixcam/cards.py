@@ -1,4 +1,5 @@
-"""The frames the runner sends instead of the camera's: "camera unavailable", "camera off"."""
+"""The frames the runner sends instead of the camera's: "camera unavailable", "camera off",
+"starting"."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def idle_frame(width: int, height: int) -> np.ndarray:
     return _text_frame(np.full((height, width, 3), 24, np.uint8), ["pixcam: camera off"])
 
 
+def starting_frame(width: int, height: int) -> np.ndarray:
+    return _text_frame(np.full((height, width, 3), 24, np.uint8), ["pixcam: starting..."])
+
+
 class Cards:
     """Each card drawn once and sent again and again (they cost nothing per frame)."""
 
@@ -47,6 +52,10 @@ class Cards:
         if self._idle is None or self._idle.shape[:2] != (height, width):
             self._idle = idle_frame(width, height)
         return self._idle
+
+    def starting(self, width: int, height: int) -> np.ndarray:
+        """Shown once, while the first model loads with the camera on: not cached."""
+        return starting_frame(width, height)
 
     def placeholder(self, last: np.ndarray | None, width: int, height: int) -> np.ndarray:
         """Drawn from `last` the first time after `forget_placeholder()`."""

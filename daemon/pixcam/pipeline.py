@@ -128,12 +128,15 @@ class Pipeline:
     def start(self) -> None:
         """Open everything (errors are `PixcamError`s for the caller) and start the worker."""
         cfg = self._cfg
-        # Settings and model first: their errors need no camera, and nothing to close.
+        # Settings first: their errors need no camera, and nothing to close.
         settings = EffectsSettings.from_config(cfg)
         self._effects = fx = Effects(settings)
-        if settings.active:
-            fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
         self._loader = Loader(fx, self._segmenter_loader, self._note)
+        # Into a file the model loads first: a bad model then leaves no file behind. A virtual
+        # camera is taken over first (see _load_first_model).
+        live = self._outlet.spec.path is None
+        if settings.active and not live:
+            fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
         width, height, fps = cfg.camera.width, cfg.camera.height, float(cfg.camera.fps)
         if not self._paused:
             source = self._camera.open_now()
@@ -142,8 +145,11 @@ class Pipeline:
         # The sink's size is the camera's granted size, fixed for the process lifetime.
         try:
             self._outlet.open(width, height, float(cfg.output.fps) or fps or 30.0)
+            if settings.active and live:
+                self._load_first_model(fx, settings)
         except BaseException:
             self._camera.close()
+            self._outlet.close()
             raise
         self._state = State.PAUSED if self._paused else State.RUNNING
         self._tuner = Tuner(fx, self._outlet.fps, cfg.model.auto_tune)
@@ -155,6 +161,15 @@ class Pipeline:
             keepalive = bool(getattr(self._outlet.sink, "reopenable", False))
         if keepalive:
             self._outlet.start_keepalive(self._thread, self._stop, lambda: self._paused)
+
+    def _load_first_model(self, fx: Effects, settings: EffectsSettings) -> None:
+        """Load the model while the virtual camera already shows a card. After a restart
+        (systemd, after a crash) an app may still be watching: Chromium ends its track after
+        10 s without a frame, and a model load alone can take that long on a slow machine."""
+        w, h = self._outlet.dims
+        card = self._cards.idle(w, h) if self._paused else self._cards.starting(w, h)
+        with self._outlet.showing(card, self._idle_fps):
+            fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the worker to end (frame limit, end of file, stop()); re-raise its error."""
@@ -221,6 +236,8 @@ class Pipeline:
             "fps": self._timings.fps(),
             "frames": self._outlet.frames,
             "repeated": self._outlet.repeats,
+            # The longest the virtual camera went without a frame in the last minute.
+            "largest_gap_ms": _ms(self._outlet.largest_gap()),
             "errors": self._errors,
             "last_error": notice or self._last_error,
             "model": fx.model_name if fx is not None else None,
@@ -402,6 +419,10 @@ class Pipeline:
         spec = self._outlet.spec
         if str(cfg.output.device) != spec.device and not spec.path:
             log.warning("output device change takes effect at the next start of pixcam")
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1e3, 1)
 
 
 def _join(thread: threading.Thread) -> None:

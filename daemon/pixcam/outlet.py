@@ -29,7 +29,7 @@ SINK_RETRY_S = 2.0
 # times, whichever is longer), so ordinary jitter never duplicates a frame.
 KEEPALIVE_AFTER_S = 0.25
 PAUSED_POLL_S = 0.5  # how often the keep-alive looks whether the stream is running again
-GAP_WINDOW_S = 60.0  # the status's largest gap between two frames out, over this long
+GAP_WINDOW_S = 10.0  # the status's largest gap between two frames out, over this long
 
 SinkOpener = Callable[[SinkSpec, int, int, float], Sink]
 

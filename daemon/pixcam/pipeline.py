@@ -236,7 +236,7 @@ class Pipeline:
             "fps": self._timings.fps(),
             "frames": self._outlet.frames,
             "repeated": self._outlet.repeats,
-            # The longest the virtual camera went without a frame in the last minute.
+            # The longest the virtual camera went without a frame in the last 10 s.
             "largest_gap_ms": _ms(self._outlet.largest_gap()),
             "errors": self._errors,
             "last_error": notice or self._last_error,

@@ -10,10 +10,12 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -62,15 +64,30 @@ class Proc:
             return ""
 
 
+def _stamp_lines(pipe: IO[bytes], log: Path) -> None:
+    """Copy `pipe` to `log`, each line prefixed with this VM's time.monotonic() (the clock
+    the tests time things with)."""
+    with log.open("wb") as out:
+        for line in pipe:
+            out.write(f"{time.monotonic():10.2f} ".encode() + line)
+            out.flush()
+
+
 @contextlib.contextmanager
-def background(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Proc]:
-    """Run `argv` for the duration of the block, output to `log`; stopped with SIGINT, then
-    SIGKILL, so the device is released before the next test."""
+def background(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, stamp: bool = False
+) -> Iterator[Proc]:
+    """Run `argv` for the duration of the block, output to `log` (each line prefixed with
+    time.monotonic() with `stamp`); stopped with SIGINT, then SIGKILL, so the device is
+    released before the next test."""
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
+            argv, stdout=subprocess.PIPE if stamp else out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )  # fmt: skip
+    if stamp:
+        assert popen.stdout is not None
+        threading.Thread(target=_stamp_lines, args=(popen.stdout, log), daemon=True).start()
     proc = Proc(popen, log)
     try:
         yield proc

@@ -39,6 +39,8 @@ def _skip_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The browser tests last: they take longest, and the others then run as they always did.
+    items.sort(key=lambda item: Path(str(item.fspath)).name == "test_browser_vm.py")
     reason = _skip_reason()
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:

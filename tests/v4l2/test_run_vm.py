@@ -65,6 +65,9 @@ mjpg = false
 # Software emulation runs BodyPix ~100x slower than the host: 0.75 s per frame at 161 px
 # (5-10 s at the default 481), still a clean mask for this close-up person.
 internal_resolution = 161
+# Auto-tune would take emulation's seconds per frame for a slow machine and reload the model
+# at lower resolutions, each reload costing more emulated CPU; these tests are not about it.
+auto_tune = false
 
 [output]
 device = "{output}"

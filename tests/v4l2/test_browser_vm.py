@@ -352,8 +352,13 @@ def test_restart_while_watched(bench: Bench) -> None:
         silent_ms = after["ended_ms"] - after["last_frame_ms"]
         assert silent_ms >= 9000, f"track ended {silent_ms} ms after the last frame: {after}"
         # What a call app does on "ended": ask for the camera again. It works at once.
-        wait_for(lambda: v4l2caps.query(bench.output).can_capture, START_DEADLINE_S,
-                 "the new daemon to write")  # fmt: skip
+        # (Not the node's capture flag: the browser's own open keeps that set until it closes.)
+        wait_for(lambda: bench.logged_at("virtual camera") is not None, START_DEADLINE_S,
+                 "the new pixcam to hold the virtual camera")  # fmt: skip
+        measured(
+            f"browser: restart, s after the kill: the new pixcam on the virtual camera "
+            f"{logged('virtual camera')}, its model loaded {logged('pixcam running')}"
+        )
         open_pixcam(bench)
         timed(lambda: page.command("stats")["frames"] > 0, START_DEADLINE_S, "frames again")
         gap_ms = page.command("stats")["first_frame_ms"] - after["last_frame_ms"]

@@ -9,6 +9,7 @@ call would.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -101,9 +102,13 @@ def test_run_replaces_background_for_opencv_and_ffmpeg(
             tmp_path / "pixcam.log",
         ) as pixcam,
     ):
-        # The first frames may be a "starting" card; read until processed frames arrive.
+        # pixcam holds its virtual camera before its model is loaded, showing a "starting"
+        # card meanwhile: read batches until processed frames arrive.
+        end = time.monotonic() + 240
         try:
             frames = read_opencv(pixcam_dev, 12, deadline_s=240)
+            while sum(map(is_composited, frames)) < 5 and time.monotonic() < end:
+                frames = read_opencv(pixcam_dev, 12, deadline_s=end - time.monotonic())
         except AssertionError as exc:
             raise AssertionError(f"{exc}; pixcam log:\n{pixcam.tail(40)}") from None
         assert pixcam.alive(), pixcam.tail()

@@ -61,6 +61,7 @@ MAX_GAP_S = 1.0  # the longest a watched stream may go without a frame during a 
 # only bound a hang, they are not speeds.
 REACT_SLACK_S = 30.0
 QUIET_S = 12.0  # the stream watched with nothing changing, before the mode changes
+CALM_SLACK_S = 0.5  # a change's gap may exceed the calm stream's largest by this much
 START_DEADLINE_S = 300.0
 
 
@@ -205,7 +206,7 @@ def wait_kind(
         assert time.monotonic() < end and info["ready_state"] == "live", (
             f"the page never showed {want!r} in {deadline_s:.0f} s; saw {seen[-8:]} "
             f"({len(seen)} looks), last {fractions(frame)}; page: {bench.page.command('stats')}; "
-            f"pixcam log:\n{bench.log()}"
+            f"pixcam: {bench.status()['pipeline']}; pixcam log:\n{bench.log()}"
         )
         time.sleep(0.3)
 
@@ -411,5 +412,11 @@ def test_mode_changes_while_watched(bench: Bench) -> None:
         f"pixcam out {quiet_daemon_ms / 1e3:.2f} s; page gaps over 0.5 s (s after the first "
         f"change, s): {gaps}; changes asked at {[round(t - asked_at[0], 1) for t in asked_at]}"
     )
-    assert bench.daemon_gap_ms <= MAX_GAP_S * 1e3, f"pixcam itself stalled:\n{bench.log()}"
-    assert stats["max_gap_ms"] <= MAX_GAP_S * 1e3, stats
+    # Under emulation the same stream already has gaps over 1 s with nothing changing (the
+    # VM's scheduling, for pixcam's keep-alive and more so for Chromium): a change may not
+    # add to them. A frame thread waiting on a change (an image decoded or a model loaded on
+    # it: seconds here) would.
+    for what, gap, calm in (("pixcam out", bench.daemon_gap_ms, quiet_daemon_ms),
+                            ("the page", stats["max_gap_ms"], quiet["max_gap_ms"])):  # fmt: skip
+        bound = max(MAX_GAP_S * 1e3, calm + CALM_SLACK_S * 1e3)
+        assert gap <= bound, f"{what}: {gap:.0f} ms without a frame; {stats}\n{bench.log()}"

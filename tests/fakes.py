@@ -71,6 +71,7 @@ class MemorySink(Sink):
         self.frames: list[np.ndarray] = []
         self.fail_at = fail_at
         self.lock = threading.Lock()
+        self.closed = False
 
     def send(self, frame: Frame) -> None:
         self.check_shape(frame)
@@ -78,6 +79,9 @@ class MemorySink(Sink):
             if self.fail_at is not None and len(self.frames) >= self.fail_at:
                 raise SinkError("virtual camera memory disappeared (v4l2loopback unloaded?)")
             self.frames.append(as_bgr(frame).copy())  # kept as BGR, whatever was sent
+
+    def close(self) -> None:
+        self.closed = True
 
     def kinds(self) -> list[str]:
         with self.lock:

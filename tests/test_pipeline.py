@@ -439,3 +439,98 @@ def test_stop_waits_for_a_frame_inside_the_model_however_long() -> None:
     p.stop()
     left = [t for t in set(threading.enumerate()) - before if t.is_alive()]
     assert left == [], left
+
+
+class GatedLoader:
+    """The model loader, held until `release` is set (a slow first load: seconds on a slow
+    machine, longer than Chromium's 10 s without a frame); `error` makes it fail then."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        import threading
+
+        self.release, self.error = threading.Event(), error
+
+    def __call__(self, *key: Any) -> FlakySegmenter:
+        assert self.release.wait(20), "never released"
+        if self.error is not None:
+            raise self.error
+        return FlakySegmenter()
+
+
+@pytest.mark.parametrize("paused", [True, False], ids=["on-demand", "always-on"])
+def test_virtual_camera_shows_a_card_while_the_first_model_loads(
+    fast_faults: None, paused: bool
+) -> None:
+    """A restarted daemon takes the virtual camera over before its model is loaded, so an app
+    still watching keeps getting frames: the idle card (on demand) or "starting"."""
+    import threading
+
+    loader = GatedLoader()
+    sinks = SinkFactory()
+    cams = CameraFactory(good=10**9, down=0)
+    cfg = cfg_with(effects={"background": "color", "color": "#000000"})
+    p = _pipeline(cams, sinks, cfg=cfg, loader=loader, start_paused=paused, idle_fps=50.0)
+    starting = threading.Thread(target=p.start)
+    starting.start()
+    try:
+        wait_until(lambda: sinks.sinks and len(sinks.sinks[0].frames) >= 5, "cards during the load")
+        assert starting.is_alive() and set(sinks.sinks[0].kinds()) == {"idle"}  # same grey
+        assert p.status()["model"] is None
+        loader.release.set()
+        starting.join(20)
+        if paused:
+            wait_until(lambda: len(sinks.sinks[0].frames) >= 10, "idle frames after it")
+            assert set(sinks.sinks[0].kinds()) == {"idle"}
+        else:  # composited: the background side is the colour
+            wait_until(lambda: sinks.sinks[0].frames[-1][:, -5:].max() <= 5, "composited frames")
+        assert p.status()["model"] == "default"
+    finally:
+        loader.release.set()
+        starting.join(20)
+        p.stop()
+
+
+def test_first_model_failing_releases_the_virtual_camera_and_the_camera() -> None:
+    loader = GatedLoader(PixcamError("model default is not installed"))
+    loader.release.set()
+    sinks = SinkFactory()
+    cams = CameraFactory(good=10**9, down=0)
+    p = _pipeline(cams, sinks, cfg=cfg_with(effects={"background": "color"}), loader=loader)
+    with pytest.raises(PixcamError, match="not installed"):
+        p.start()
+    assert cams.opened and cams.opened[0].closed
+    assert sinks.sinks[0].closed
+
+
+def test_file_output_loads_the_model_before_creating_the_file() -> None:
+    loader = GatedLoader(PixcamError("model default is not installed"))
+    loader.release.set()
+    sinks = SinkFactory()
+    p = Pipeline(cfg_with(effects={"background": "color"}), SourceSpec(device="/dev/fake0"),
+                 SinkSpec(path="out.mp4"), source_opener=CameraFactory(good=1, down=0),
+                 sink_opener=sinks, segmenter_loader=loader)  # fmt: skip
+    with pytest.raises(PixcamError, match="not installed"):
+        p.start()
+    assert sinks.sinks == []
+
+
+def test_status_reports_the_largest_gap_between_frames_out() -> None:
+    import time
+
+    from pixcam.outlet import Outlet
+    from pixcam.timings import Timings
+
+    sinks = SinkFactory()
+    out = Outlet(SinkSpec(device="memory"), sinks, Timings(), RateLimitedLog(), lambda m: None)
+    assert out.largest_gap() is None  # nothing sent yet
+    out.open(W, H, 30.0)
+    frame = np.zeros((H, W, 3), np.uint8)
+    out.send(frame)
+    time.sleep(0.3)
+    out.send(frame, repeat=True)  # a keep-alive copy ends a gap too
+    out.send(frame)
+    gap = out.largest_gap()
+    assert gap is not None and 0.3 <= gap < 2.0
+    time.sleep(0.2)
+    # Only the last 0.1 s: the gap still open since the last frame (>= 0.2 s) counts.
+    assert 0.2 <= (out.largest_gap(window_s=0.1) or 0) < gap

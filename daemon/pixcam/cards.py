@@ -1,4 +1,5 @@
-"""The frames the runner sends instead of the camera's: "camera unavailable", "camera off"."""
+"""The frames the runner sends instead of the camera's: "camera unavailable", "camera off",
+"starting"."""
 
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ def _for_sink(card: np.ndarray) -> Frame:
     return I420.from_bgr(card) if h % 2 == 0 and w % 2 == 0 else card
 
 
+def starting_frame(width: int, height: int) -> np.ndarray:
+    return _text_frame(np.full((height, width, 3), 24, np.uint8), ["pixcam: starting..."])
+
+
 class Cards:
     """Each card drawn once and sent again and again (they cost nothing per frame)."""
 
@@ -56,6 +61,10 @@ class Cards:
         if self._idle is None or self._idle.shape[:2] != (height, width):
             self._idle = _for_sink(idle_frame(width, height))
         return self._idle
+
+    def starting(self, width: int, height: int) -> Frame:
+        """Shown once, while the first model loads with the camera on: not cached."""
+        return _for_sink(starting_frame(width, height))
 
     def placeholder(self, last: Frame | None, width: int, height: int) -> Frame:
         """Drawn from `last` the first time after `forget_placeholder()`."""

@@ -8,10 +8,12 @@ the stream goes on; a file sink that fails ends the run (its `SinkError` propaga
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 
 import cv2
 
@@ -27,6 +29,7 @@ SINK_RETRY_S = 2.0
 # times, whichever is longer), so ordinary jitter never duplicates a frame.
 KEEPALIVE_AFTER_S = 0.25
 PAUSED_POLL_S = 0.5  # how often the keep-alive looks whether the stream is running again
+GAP_WINDOW_S = 10.0  # the status's largest gap between two frames out, over this long
 
 SinkOpener = Callable[[SinkSpec, int, int, float], Sink]
 
@@ -65,6 +68,7 @@ class Outlet:
         self.repeats = 0  # keep-alive re-sends
         self.last_sent: Frame | None = None
         self.last_send_t = 0.0
+        self._sent_at: deque[float] = deque(maxlen=2048)  # every frame out, repeats too
 
     @property
     def sink(self) -> Sink | None:
@@ -81,6 +85,18 @@ class Outlet:
         self._sink = self._open(self.spec, width, height, fps)
         self.dims = (self._sink.width, self._sink.height)
         self.last_send_t = time.monotonic()
+
+    def largest_gap(self, window_s: float = GAP_WINDOW_S) -> float | None:
+        """The longest a watcher of the virtual camera went without a frame (seconds) over
+        the last `window_s`, up to now; None before the first frame."""
+        now = time.monotonic()
+        with self._lock:
+            times = [t for t in self._sent_at if t >= now - window_s] + [now]
+            if len(self._sent_at) > len(times) - 1:  # the last frame before the window
+                times.insert(0, self._sent_at[-len(times)])
+        if len(times) < 2:
+            return None
+        return max(b - a for a, b in zip(times, times[1:], strict=False))
 
     def send(self, frame: Frame, *, repeat: bool = False, captured: float | None = None) -> bool:
         """True when the frame went out; `repeat` = a keep-alive copy, not a new frame;
@@ -115,6 +131,7 @@ class Outlet:
             return False
         self.last_sent = frame
         self.last_send_t = time.monotonic()
+        self._sent_at.append(self.last_send_t)
         if repeat:
             self.repeats += 1  # not a new frame: neither counted nor in the fps
             return True
@@ -122,6 +139,29 @@ class Outlet:
         self._timings.frame_sent(self.last_send_t, captured)
         self.frames += 1
         return True
+
+    @contextlib.contextmanager
+    def showing(self, frame: Frame, fps: float) -> Iterator[None]:
+        """Send `frame` now and again every 1/`fps` s for the duration of the block, from a
+        helper thread, while the stream itself cannot send yet (its first model loads)."""
+        done = threading.Event()
+
+        def repeat() -> None:
+            while True:
+                try:
+                    self.send(frame)
+                except Exception as exc:  # the block's own work decides the outcome
+                    self._ratelog("card", logging.ERROR, f"sending a card failed: {exc!r}")
+                if done.wait(1.0 / fps):
+                    return
+
+        thread = threading.Thread(target=repeat, name="pixcam card", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
     def start_keepalive(
         self, worker: threading.Thread, stop: threading.Event, paused: Callable[[], bool]

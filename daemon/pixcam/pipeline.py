@@ -127,12 +127,15 @@ class Pipeline:
     def start(self) -> None:
         """Open everything (errors are `PixcamError`s for the caller) and start the worker."""
         cfg = self._cfg
-        # Settings and model first: their errors need no camera, and nothing to close.
+        # Settings first: their errors need no camera, and nothing to close.
         settings = EffectsSettings.from_config(cfg)
         self._effects = fx = Effects(settings)
-        if settings.active:
-            fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
         self._loader = Loader(fx, self._segmenter_loader, self._note)
+        # Into a file the model loads first: a bad model then leaves no file behind. A virtual
+        # camera is taken over first (see _load_first_model).
+        live = self._outlet.spec.path is None
+        if settings.active and not live:
+            fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
         width, height, fps = cfg.camera.width, cfg.camera.height, float(cfg.camera.fps)
         if not self._paused:
             source = self._camera.open_now()
@@ -145,8 +148,11 @@ class Pipeline:
                 *output_size(width, height, cfg.output.height),
                 float(cfg.output.fps) or fps or 30.0,
             )
+            if settings.active and live:
+                self._load_first_model(fx, settings)
         except BaseException:
             self._camera.close()
+            self._outlet.close()
             raise
         self._camera.decode_size = self._outlet.dims
         self._state = State.PAUSED if self._paused else State.RUNNING
@@ -159,6 +165,15 @@ class Pipeline:
             keepalive = bool(getattr(self._outlet.sink, "reopenable", False))
         if keepalive:
             self._outlet.start_keepalive(self._thread, self._stop, lambda: self._paused)
+
+    def _load_first_model(self, fx: Effects, settings: EffectsSettings) -> None:
+        """Load the model while the virtual camera already shows a card. After a restart
+        (systemd, after a crash) an app may still be watching: Chromium ends its track after
+        10 s without a frame, and a model load alone can take that long on a slow machine."""
+        w, h = self._outlet.dims
+        card = self._cards.idle(w, h) if self._paused else self._cards.starting(w, h)
+        with self._outlet.showing(card, self._idle_fps):
+            fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the worker to end (frame limit, end of file, stop()); re-raise its error."""
@@ -225,6 +240,8 @@ class Pipeline:
             "fps": self._timings.fps(),
             "frames": self._outlet.frames,
             "repeated": self._outlet.repeats,
+            # The longest the virtual camera went without a frame in the last 10 s.
+            "largest_gap_ms": _ms(self._outlet.largest_gap()),
             "errors": self._errors,
             "last_error": notice or self._last_error,
             "model": fx.model_name if fx is not None else None,
@@ -427,6 +444,8 @@ def output_size(width: int, height: int, out_height: int) -> tuple[int, int]:
         return width, height
     h = max(2, out_height // 2 * 2)
     return max(2, round(width * h / height / 2) * 2), h
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1e3, 1)
 
 
 def _join(thread: threading.Thread) -> None:

@@ -8,7 +8,7 @@
 # Usage: tests/v4l2/run-in-vm.sh [extra pytest args]
 # Exit code: pytest's. Where the VM cannot run here (not root, no runner, not Debian, no
 # qemu and no apt) it prints "SKIPPED: <reason>" and exits 0, or 1 with V4L2_VM_REQUIRED=1.
-# Knobs: VM_TIMEOUT (default 900 s), VM_CACHE, V4L2_VM_RUNNER; see the runner's --help.
+# Knobs: VM_TIMEOUT (default 2400 s), VM_MEM (default 4096 MiB), VM_CACHE, V4L2_VM_RUNNER; see the runner's --help.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -37,7 +37,9 @@ fi
 
 # v4l2loopback 0.12.7: per-device values are comma-separated arrays.
 export V4L2_OPTS="devices=2 video_nr=10,11 card_label=Camera,pixcam exclusive_caps=1,1"
-export VM_TIMEOUT=${VM_TIMEOUT:-900}
+export VM_TIMEOUT=${VM_TIMEOUT:-2400}
+# Chromium (test_browser_vm.py) runs beside pixcam and ffmpeg; /tmp is half of this RAM.
+export VM_MEM=${VM_MEM:-4096}
 export VM_SHARE=$repo
 # OpenCV warns on every open retry made while a writer is not streaming yet: expected here.
 export OPENCV_LOG_LEVEL=${OPENCV_LOG_LEVEL:-ERROR}

@@ -9,6 +9,7 @@ call would.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +46,19 @@ def is_composited(frame: np.ndarray) -> bool:
     )
 
 
-def write_config(path: Path, camera: str, output: str, *, always_on: bool) -> Path:
+def write_config(
+    path: Path,
+    camera: str,
+    output: str,
+    *,
+    always_on: bool,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+) -> Path:
     path.write_text(
         f"""[camera]
 device = "{camera}"
-width = {WIDTH}
-height = {HEIGHT}
+width = {size[0]}
+height = {size[1]}
 fps = {FPS}
 mjpg = false
 
@@ -58,6 +66,9 @@ mjpg = false
 # Software emulation runs BodyPix ~100x slower than the host: 0.75 s per frame at 161 px
 # (5-10 s at the default 481), still a clean mask for this close-up person.
 internal_resolution = 161
+# Auto-tune would take emulation's seconds per frame for a slow machine and reload the model
+# at lower resolutions, each reload costing more emulated CPU; these tests are not about it.
+auto_tune = false
 
 [output]
 device = "{output}"
@@ -91,9 +102,13 @@ def test_run_replaces_background_for_opencv_and_ffmpeg(
             tmp_path / "pixcam.log",
         ) as pixcam,
     ):
-        # The first frames may be a "starting" card; read until processed frames arrive.
+        # pixcam holds its virtual camera before its model is loaded, showing a "starting"
+        # card meanwhile: read batches until processed frames arrive.
+        end = time.monotonic() + 240
         try:
             frames = read_opencv(pixcam_dev, 12, deadline_s=240)
+            while sum(map(is_composited, frames)) < 5 and time.monotonic() < end:
+                frames = read_opencv(pixcam_dev, 12, deadline_s=end - time.monotonic())
         except AssertionError as exc:
             raise AssertionError(f"{exc}; pixcam log:\n{pixcam.tail(40)}") from None
         assert pixcam.alive(), pixcam.tail()

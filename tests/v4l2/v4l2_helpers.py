@@ -10,10 +10,12 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -27,11 +29,15 @@ CROP = "crop=480:360,scale=320:240"
 OPEN_DEADLINE_S = 90.0
 
 
-def make_raw_clip(dest: Path, frames: int = 45) -> Path:
-    """The first `frames` frames of the clip at 320x240 as raw YUYV (cheap to loop in the VM)."""
+def make_raw_clip(
+    dest: Path, frames: int = 45, video: Path = VIDEO, vf: str = CROP, start_s: float = 0.0
+) -> Path:
+    """`frames` frames of `video` from `start_s`, filtered by `vf` (default: the 320x240 crop),
+    as raw YUYV (cheap to loop in the VM)."""
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(VIDEO),
-         "-frames:v", str(frames), "-vf", CROP, "-pix_fmt", "yuyv422", "-f", "rawvideo", str(dest)],
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-ss", str(start_s),
+         "-i", str(video), "-frames:v", str(frames), "-vf", vf, "-pix_fmt", "yuyv422",
+         "-f", "rawvideo", str(dest)],
         check=True,
     )  # fmt: skip
     return dest
@@ -58,15 +64,30 @@ class Proc:
             return ""
 
 
+def _stamp_lines(pipe: IO[bytes], log: Path) -> None:
+    """Copy `pipe` to `log`, each line prefixed with this VM's time.monotonic() (the clock
+    the tests time things with)."""
+    with log.open("wb") as out:
+        for line in pipe:
+            out.write(f"{time.monotonic():10.2f} ".encode() + line)
+            out.flush()
+
+
 @contextlib.contextmanager
-def background(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Proc]:
-    """Run `argv` for the duration of the block, output to `log`; stopped with SIGINT, then
-    SIGKILL, so the device is released before the next test."""
+def background(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, stamp: bool = False
+) -> Iterator[Proc]:
+    """Run `argv` for the duration of the block, output to `log` (each line prefixed with
+    time.monotonic() with `stamp`); stopped with SIGINT, then SIGKILL, so the device is
+    released before the next test."""
     with log.open("wb") as out:
         popen = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
+            argv, stdout=subprocess.PIPE if stamp else out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )  # fmt: skip
+    if stamp:
+        assert popen.stdout is not None
+        threading.Thread(target=_stamp_lines, args=(popen.stdout, log), daemon=True).start()
     proc = Proc(popen, log)
     try:
         yield proc
@@ -80,11 +101,14 @@ def background(argv: list[str], log: Path, env: dict[str, str] | None = None) ->
                 popen.wait()
 
 
-def feed(raw: Path, device: str, log: Path) -> contextlib.AbstractContextManager[Proc]:
-    """ffmpeg plays the raw clip in a loop into `device`: the "physical camera"."""
+def feed(
+    raw: Path, device: str, log: Path, size: tuple[int, int] = (WIDTH, HEIGHT)
+) -> contextlib.AbstractContextManager[Proc]:
+    """ffmpeg plays the raw clip (`size` pixels) in a loop into `device`: the "physical
+    camera"."""
     return background(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-         "-f", "rawvideo", "-pix_fmt", "yuyv422", "-s", f"{WIDTH}x{HEIGHT}",
+         "-f", "rawvideo", "-pix_fmt", "yuyv422", "-s", f"{size[0]}x{size[1]}",
          "-framerate", str(FPS), "-i", str(raw), "-f", "v4l2", device],
         log,
     )  # fmt: skip
@@ -155,3 +179,13 @@ def wait_for(
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {deadline_s:.0f} s waiting for {what}")
         time.sleep(step)
+
+
+MEASURED: list[str] = []
+
+
+def measured(line: str) -> None:
+    """Keep a figure a test measured; conftest prints them all at the end of the run (and
+    `-s` shows each one as it comes)."""
+    MEASURED.append(line)
+    print(line, flush=True)

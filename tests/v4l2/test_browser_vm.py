@@ -1,0 +1,422 @@
+"""A real browser as the consumer: headless Chromium, with its own V4L2 capture, watches the
+pixcam daemon in its default on-demand mode, the way Meet or Zoom's web client would.
+
+One Chromium and one page serve the four tests, in order (each starts from the state the
+previous one left: a browser start costs a minute under emulation):
+1. discovery: while nobody watches, the daemon's idle card keeps the device a capture device,
+   so Chromium lists "pixcam" (with exclusive_caps=1 a loopback without a writer is
+   output-only and Chromium hides it, so the user could not pick pixcam at all); Chromium's
+   device probes (it opens every /dev/video* on each enumerateDevices) leave the camera off;
+2. on demand: getUserMedia on "pixcam" starts the camera after the start delay and delivers
+   composited 640x360 frames; stopping the track, or leaving the page, closes it after the
+   stop delay;
+3. restart while watched: pixcam killed and started again (as systemd does after a crash)
+   while the page holds the track: how long until frames flow again, and whether the same
+   track carries them (Chromium ends a track after 10 s without frames);
+4. mode changes while watched: background image, then colour, then pause: no gap over 1 s
+   in the frames the page receives, and each change reaches the page.
+The figures measured are printed in the run's summary ("measured").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from chromium_page import ChromiumPage, find_chromium
+from test_ondemand_vm import opened_by
+from test_run_vm import write_config
+from v4l2_helpers import REPO, Proc, background, feed, make_raw_clip, measured, wait_for
+
+from pixcam import cli, v4l2caps
+from pixcam.compose import cover_fit, load_image
+from pixcam.control import send_command
+from pixcam.ondemand import START_DELAY_S, STOP_DELAY_S
+
+W, H = 640, 360
+# 2 s of a presenter standing in a room, 640x360 at 15 fps (checked with Chromium: the
+# regions below are wall and shirt all through it).
+PRESENTER = REPO.parent / "shared" / "data" / "video" / "presenter-1280x720.mp4"
+CLIP_VF, CLIP_START_S, CLIP_FRAMES = "fps=15,scale=640:360", 9.5, 30
+# Background: the top 10 % of rows and the left 20 % / right 15 % of columns (the bottom
+# edge cuts the presenter). Person: the middle of her shirt.
+BORDER = np.zeros((H, W), bool)
+BORDER[: H // 10] = True
+BORDER[:, : W // 5] = True
+BORDER[:, int(W * 0.85) :] = True
+TORSO = (slice(int(H * 0.50), int(H * 0.85)), slice(int(W * 0.48), int(W * 0.62)))
+MAGENTA_BGR = np.array([255, 0, 255], np.int16)
+IDLE_GREY = 24  # pipeline.idle_frame's card
+MAX_GAP_S = 1.0  # the longest a watched stream may go without a frame during a change
+# Emulation (12-22x slower than a real machine) stretches every reaction; these margins
+# only bound a hang, they are not speeds.
+REACT_SLACK_S = 30.0
+QUIET_S = 12.0  # the stream watched with nothing changing, before the mode changes
+CALM_SLACK_S = 0.5  # a change's gap may exceed the calm stream's largest by this much
+START_DEADLINE_S = 300.0
+
+
+def magenta(frame: np.ndarray, where: Any) -> float:
+    """Share of pixels that are the magenta background (the rule of test_run_vm)."""
+    return float((np.abs(frame[where].astype(np.int16) - MAGENTA_BGR).sum(axis=-1) < 90).mean())
+
+
+def kind_of(frame: np.ndarray, image_bg: np.ndarray) -> str:
+    """What the page is showing: "color" (magenta background, person kept), "image" (the
+    background picture around the person), "idle" (the camera-off card) or "other"."""
+    if (np.abs(frame.astype(np.int16) - IDLE_GREY).max(axis=2) < 12).mean() > 0.9:
+        return "idle"
+    person_kept = magenta(frame, TORSO) < 0.1
+    if magenta(frame, BORDER) > 0.9 and person_kept:
+        return "color"
+    diff = np.abs(frame[BORDER].astype(np.int16) - image_bg[BORDER].astype(np.int16)).mean()
+    if diff < 20 and person_kept and magenta(frame, BORDER) < 0.05:
+        return "image"
+    return "other"
+
+
+def fractions(frame: np.ndarray) -> str:
+    return f"border {magenta(frame, BORDER):.3f} / torso {magenta(frame, TORSO):.3f}"
+
+
+class Bench:
+    """The camera feed, the page, and the pixcam daemon (restartable) for the four tests."""
+
+    def __init__(self, page: ChromiumPage, work: Path, camera: str, output: str) -> None:
+        self.page, self.work, self.camera, self.output = page, work, camera, output
+        self.config = write_config(
+            work / "config.toml", camera, output, always_on=False, size=(W, H)
+        )
+        # Not in `work`: a Unix socket needs a local file system (work may be a 9p share).
+        self.socket = Path(tempfile.mkdtemp(prefix="pixcam-ctl-")) / "control.sock"
+        self.image_bg = cover_fit(load_image("studio-grey.png"), (W, H))
+        self.daemon: Proc | None = None
+        self.starts = 0
+        self.daemon_gap_ms = 0.0  # the largest gap between pixcam's frames out, see watch_gap
+        self._stack = contextlib.ExitStack()
+
+    def start_daemon(self) -> Proc:
+        self.starts += 1
+        argv = [sys.executable, "-m", "pixcam", "daemon", "--config", str(self.config),
+                "--no-tray", "--socket", str(self.socket)]  # fmt: skip
+        log = self.work / f"pixcam-{self.starts}.log"
+        self.daemon = self._stack.enter_context(background(argv, log, stamp=True))
+        return self.daemon
+
+    def logged_at(self, text: str) -> float | None:
+        """When the current daemon first logged `text` (time.monotonic(), from its stamped
+        log), None if it has not."""
+        assert self.daemon is not None
+        line = next((ln for ln in self.daemon.tail(10**6).splitlines() if text in ln), None)
+        return float(line.split()[0]) if line else None
+
+    def watch_gap(self) -> None:
+        """Keep the largest gap between frames pixcam sent (its status covers the last 10 s;
+        called every few seconds, so nothing escapes). The page's gaps add Chromium's own."""
+        gap = self.status()["pipeline"]["largest_gap_ms"] or 0.0
+        self.daemon_gap_ms = max(self.daemon_gap_ms, gap)
+
+    def page_clock(self) -> float:
+        """time.monotonic() minus the page's clock (its ms / 1000), to within a round trip."""
+        t0 = time.monotonic()
+        now_ms = self.page.command("stats")["now_ms"]
+        return (t0 + time.monotonic()) / 2 - now_ms / 1e3
+
+    def kill_daemon(self) -> None:
+        """A crash: SIGKILL, no clean-up of any kind."""
+        assert self.daemon is not None
+        os.killpg(self.daemon.popen.pid, signal.SIGKILL)
+        self.daemon.popen.wait()
+
+    def camera_open(self) -> bool:
+        return self.daemon is not None and opened_by(self.daemon.popen.pid, self.camera)
+
+    def status(self) -> dict[str, Any]:
+        return send_command("status", path=self.socket)["status"]
+
+    def ctl(self, *args: str) -> None:
+        """`pixcam ctl ARGS`, run in this process: the same code without a Python start-up
+        per command, which costs seconds of CPU under emulation and would itself slow the
+        stream being measured."""
+        assert cli.main(["ctl", *args, "--socket", str(self.socket)]) == 0, args
+
+    def log(self, n: int = 60) -> str:
+        return self.daemon.tail(n) if self.daemon else ""
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="module")
+def bench(
+    tmp_path_factory: pytest.TempPathFactory,
+    camera_dev: str,
+    pixcam_dev: str,
+    models_installed: Path,
+) -> Iterator[Bench]:
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip(
+            "Chromium is not installed; on Debian: apt-get install chromium fonts-dejavu-core"
+        )
+    work = tmp_path_factory.mktemp("browser")
+    raw = make_raw_clip(
+        work / "clip.yuyv", CLIP_FRAMES, video=PRESENTER, vf=CLIP_VF, start_s=CLIP_START_S
+    )
+    with feed(raw, camera_dev, work / "feed.log", size=(W, H)):
+        t0 = time.monotonic()
+        page = ChromiumPage(chromium, work)
+        bench = Bench(page, work, camera_dev, pixcam_dev)
+        try:
+            page.wait_loaded(START_DEADLINE_S)
+            measured(f"browser: Chromium start to page loaded {time.monotonic() - t0:.1f} s")
+            yield bench
+        finally:
+            bench.close()
+            page.close()
+    # The next tests expect both loopbacks idle (output-only): nothing of ours may hold them.
+    for dev in (camera_dev, pixcam_dev):
+        wait_for(lambda d=dev: not v4l2caps.query(d).can_capture, 60, f"{dev} to be released")
+
+
+def wait_kind(
+    bench: Bench, want: str, deadline_s: float, watch_gap: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """Frames from the page until one is `want`; returns it and the kinds seen on the way.
+    `watch_gap`: also keep pixcam's largest gap between frames out (Bench.watch_gap)."""
+    seen: list[str] = []
+    end = time.monotonic() + deadline_s
+    while True:
+        if watch_gap:
+            bench.watch_gap()
+        frame, info = bench.page.frame()
+        seen.append(kind_of(frame, bench.image_bg))
+        if seen[-1] == want:
+            return frame, seen
+        # An ended track shows its last frame for ever: no use waiting for a change.
+        assert time.monotonic() < end and info["ready_state"] == "live", (
+            f"the page never showed {want!r} in {deadline_s:.0f} s; saw {seen[-8:]} "
+            f"({len(seen)} looks), last {fractions(frame)}; page: {bench.page.command('stats')}; "
+            f"pixcam: {bench.status()['pipeline']}; pixcam log:\n{bench.log()}"
+        )
+        time.sleep(0.3)
+
+
+def timed(predicate: Callable[[], bool], deadline_s: float, what: str, step: float = 0.1) -> float:
+    """When `predicate()` became true (time.monotonic()); AssertionError past the deadline."""
+    end = time.monotonic() + deadline_s
+    while not predicate():
+        assert time.monotonic() < end, f"timed out after {deadline_s:.0f} s waiting for {what}"
+        time.sleep(step)
+    return time.monotonic()
+
+
+def open_pixcam(bench: Bench) -> dict[str, Any]:
+    res = bench.page.command("open", label="pixcam", width=W, height=H, timeout=START_DEADLINE_S)
+    assert res.get("ok"), f"getUserMedia on pixcam failed: {res}\n{bench.page.tail()}"
+    return res
+
+
+def test_idle_pixcam_is_listed_and_probes_leave_the_camera_off(
+    bench: Bench, pixcam_dev: str
+) -> None:
+    page = bench.page
+    # Labels appear after one getUserMedia; with no pixcam running it can only pick "Camera".
+    assert page.command("grant", timeout=START_DEADLINE_S).get("label") == "Camera"
+    # No writer: exclusive_caps=1 makes the node output-only, and Chromium does not list it.
+    assert not v4l2caps.query(pixcam_dev).can_capture
+    before = page.labels()
+    assert "Camera" in before and "pixcam" not in before, before
+
+    daemon = bench.start_daemon()
+    t0 = time.monotonic()
+    wait_for(
+        lambda: "on demand: watching" in bench.log() or not daemon.alive(),
+        START_DEADLINE_S,
+        "the daemon to watch its virtual camera",
+    )
+    assert daemon.alive(), bench.log()
+    measured(f"browser: daemon start to idle card {time.monotonic() - t0:.1f} s")
+    # Nobody watches, the camera is off, yet the idle card makes it a camera Chromium lists.
+    assert v4l2caps.query(pixcam_dev).can_capture
+    assert not bench.camera_open(), bench.log()
+    events0 = bench.status()["on_demand"]["events"]
+    for _ in range(4):
+        assert "pixcam" in page.labels()
+        end = time.monotonic() + 1.5 * START_DELAY_S
+        while time.monotonic() < end:
+            assert not bench.camera_open(), f"a device probe started the camera:\n{bench.log()}"
+            time.sleep(0.1)
+    probes = bench.status()["on_demand"]["events"] - events0
+    assert probes >= 4, f"Chromium's enumerateDevices never opened {pixcam_dev} ({probes} events)"
+    assert "camera on" not in bench.log(), bench.log()
+    measured(f"browser: {probes} device opens by enumerateDevices, camera stayed off")
+
+
+def test_stream_runs_the_camera_only_while_the_page_watches(bench: Bench) -> None:
+    page = bench.page
+    asked = time.monotonic()
+    res = open_pixcam(bench)
+    settings = res["settings"]
+    assert (settings["width"], settings["height"]) == (W, H), settings
+    on = timed(bench.camera_open, START_DEADLINE_S, "the camera to open")
+    # The camera starts only after the consumer held the device for the start delay.
+    assert on - asked >= START_DELAY_S
+    frame, _ = wait_kind(bench, "color", START_DEADLINE_S)
+    composited = time.monotonic()
+    stats = page.command("stats")
+    shares = [fractions(frame)]
+    for _ in range(2):
+        time.sleep(1)
+        frame, _ = bench.page.frame()
+        assert kind_of(frame, bench.image_bg) == "color", fractions(frame)
+        shares.append(fractions(frame))
+    measured(
+        f"browser: getUserMedia {res['gum_ms'] / 1e3:.1f} s, then first frame "
+        f"{(stats['first_frame_ms'] - res['resolved_ms']) / 1e3:.1f} s, camera on "
+        f"{on - asked:.1f} s and first composited frame {composited - asked:.1f} s after asking"
+    )
+    measured(f"browser: magenta {'; '.join(shares)}")
+
+    # Stopping the track: the camera closes after the stop delay, not before.
+    asked = time.monotonic()
+    page.command("stop")
+    stopped = time.monotonic()
+    off = timed(lambda: not bench.camera_open(), STOP_DELAY_S + REACT_SLACK_S, "camera off")
+    assert off - asked >= STOP_DELAY_S, f"closed {off - asked:.1f} s after the stop"
+    measured(f"browser: track stopped, camera off after {off - stopped:.1f} s")
+
+    # Leaving the page (a reload) while watching releases the camera the same way.
+    open_pixcam(bench)
+    timed(bench.camera_open, START_DEADLINE_S, "the camera to open again")
+    loads = page.loads
+    asked = time.monotonic()
+    page.command("reload")
+    page.wait_loaded(START_DEADLINE_S, count=loads + 1)
+    off = timed(lambda: not bench.camera_open(), STOP_DELAY_S + REACT_SLACK_S, "camera off")
+    assert off - asked >= STOP_DELAY_S, f"closed {off - asked:.1f} s after leaving"
+    measured(f"browser: page left, camera off after {off - asked:.1f} s")
+    log = bench.log(400)
+    assert log.count("camera on") == 2 and log.count("camera off") == 2, log
+
+
+def test_restart_while_watched(bench: Bench) -> None:
+    page = bench.page
+    open_pixcam(bench)
+    wait_kind(bench, "color", START_DEADLINE_S)
+    page.command("mark")
+    before = page.command("stats")
+    bench.kill_daemon()
+    killed = time.monotonic()
+    bench.start_daemon()
+
+    def flowing_or_ended() -> bool:
+        s = page.command("stats")
+        return s["frames"] > before["frames"] + 2 or s["ready_state"] == "ended"
+
+    timed(flowing_or_ended, START_DEADLINE_S, "frames or the end of the track", step=0.5)
+    after = page.command("stats")
+    clock = bench.page_clock()
+
+    def since_kill(page_ms: float | None) -> str:
+        return "-" if page_ms is None else f"{page_ms / 1e3 + clock - killed:.1f}"
+
+    def logged(text: str) -> str:
+        at = bench.logged_at(text)
+        return "-" if at is None else f"{at - killed:.1f}"
+
+    survived = after["ready_state"] == "live"
+    # The gap the restart made: [page ms it ended at, its length]; an ended track's last frame.
+    end_ms, gap_ms = max(after["gaps"], key=lambda g: g[1], default=(None, 0))
+    old_last = end_ms - gap_ms if survived and end_ms is not None else after["last_frame_ms"]
+    measured(
+        f"browser: restart, s after the kill: the old pixcam's last frame on the page "
+        f"{since_kill(old_last)}, the new pixcam on the virtual camera "
+        f"{logged('virtual camera')} and its model loaded {logged('pixcam running')}; track "
+        + (f"kept, next frame {since_kill(end_ms)}" if survived else
+           f"ended {since_kill(after['ended_ms'])}")
+    )  # fmt: skip
+    if survived:
+        gap_ms = after["max_gap_ms"]
+    else:
+        # Chromium ends a track only after ~10 s without frames (10 poll timeouts of 1 s):
+        # the new writer did not break it, the silence did.
+        silent_ms = after["ended_ms"] - after["last_frame_ms"]
+        assert silent_ms >= 9000, f"track ended {silent_ms} ms after the last frame: {after}"
+        # What a call app does on "ended": ask for the camera again. It works at once.
+        # (Not the node's capture flag: the browser's own open keeps that set until it closes.)
+        wait_for(lambda: bench.logged_at("virtual camera") is not None, START_DEADLINE_S,
+                 "the new pixcam to hold the virtual camera")  # fmt: skip
+        measured(
+            f"browser: restart, s after the kill: the new pixcam on the virtual camera "
+            f"{logged('virtual camera')}, its model loaded {logged('pixcam running')}"
+        )
+        open_pixcam(bench)
+        timed(lambda: page.command("stats")["frames"] > 0, START_DEADLINE_S, "frames again")
+        gap_ms = page.command("stats")["first_frame_ms"] - after["last_frame_ms"]
+    wait_kind(bench, "color", START_DEADLINE_S)
+    back = time.monotonic()
+    measured(
+        f"browser: pixcam killed and restarted while watched: frames again after "
+        f"{gap_ms / 1e3:.1f} s, composited again after {back - killed:.1f} s, same track "
+        f"{'survived' if survived else 'ended (a new getUserMedia took over)'}"
+    )
+
+
+def test_mode_changes_while_watched(bench: Bench) -> None:
+    page = bench.page
+    if page.command("stats").get("ready_state") != "live":
+        open_pixcam(bench)
+    wait_kind(bench, "color", START_DEADLINE_S)
+    # The same stream with nothing changing first: what emulation alone does to the gaps.
+    page.command("mark")
+    bench.daemon_gap_ms = 0.0
+    end = time.monotonic() + QUIET_S
+    while time.monotonic() < end:
+        bench.watch_gap()
+        time.sleep(2)
+    quiet, quiet_daemon_ms = page.command("stats"), bench.daemon_gap_ms
+
+    page.command("mark")
+    bench.daemon_gap_ms = 0.0
+    clock = bench.page_clock()
+    changes, asked_at = [], []
+    for args, want in (
+        (("set", "effects.background", "image"), "image"),
+        (("set", "effects.background", "color"), "color"),
+        (("pause",), "idle"),
+    ):
+        asked = time.monotonic()
+        asked_at.append(asked)
+        bench.ctl(*args)
+        _, seen = wait_kind(bench, want, START_DEADLINE_S, watch_gap=True)
+        changes.append(f"{want} after {time.monotonic() - asked:.1f} s")
+    bench.watch_gap()
+    stats = page.command("stats")
+    assert stats["ready_state"] == "live", stats
+    gaps = [(round(at / 1e3 + clock - asked_at[0], 1), round(gap / 1e3, 2))
+            for at, gap in stats["gaps"]]  # fmt: skip
+    measured(
+        f"browser: mode changes seen ({', '.join(changes)}); largest gap between frames: "
+        f"page {stats['max_gap_ms'] / 1e3:.2f} s, pixcam out {bench.daemon_gap_ms / 1e3:.2f} s; "
+        f"with no change for {QUIET_S:.0f} s before: page {quiet['max_gap_ms'] / 1e3:.2f} s, "
+        f"pixcam out {quiet_daemon_ms / 1e3:.2f} s; page gaps over 0.5 s (s after the first "
+        f"change, s): {gaps}; changes asked at {[round(t - asked_at[0], 1) for t in asked_at]}"
+    )
+    # Under emulation the same stream already has gaps over 1 s with nothing changing (the
+    # VM's scheduling, for pixcam's keep-alive and more so for Chromium): a change may not
+    # add to them. A frame thread waiting on a change (an image decoded or a model loaded on
+    # it: seconds here) would.
+    for what, gap, calm in (("pixcam out", bench.daemon_gap_ms, quiet_daemon_ms),
+                            ("the page", stats["max_gap_ms"], quiet["max_gap_ms"])):  # fmt: skip
+        bound = max(MAX_GAP_S * 1e3, calm + CALM_SLACK_S * 1e3)
+        assert gap <= bound, f"{what}: {gap:.0f} ms without a frame; {stats}\n{bench.log()}"

@@ -43,7 +43,7 @@ export VM_MEM=${VM_MEM:-4096}
 export VM_SHARE=$repo
 # OpenCV warns on every open retry made while a writer is not streaming yet: expected here.
 export OPENCV_LOG_LEVEL=${OPENCV_LOG_LEVEL:-ERROR}
-export VM_ENV="${VM_ENV:-} PIXCAM_MODELS_DIR PYTEST_ADDOPTS OPENCV_LOG_LEVEL"
+export VM_ENV="${VM_ENV:-} PIXCAM_MODELS_DIR PYTEST_ADDOPTS OPENCV_LOG_LEVEL PIXCAM_BROWSER_ALL"
 cd "$repo"
 start=$SECONDS
 rc=0

@@ -57,8 +57,8 @@ def still_flicker(
 def measure(path: Path, frames: int, threads: int) -> dict[str, float]:
     from pixcam.segment import load_segmenter
 
-    cfg = load_config(None)
-    seg = load_segmenter(None, threads=threads, internal_resolution=cfg.model.internal_resolution)
+    cfg = load_config(None).with_values({"model.threads": threads})
+    seg = load_segmenter(*EffectsSettings.from_config(cfg).model)  # the configured preset
     every = Effects(EffectsSettings.from_config(cfg.with_values({"model.skip_still": False})), seg)
     skip = Effects(EffectsSettings.from_config(cfg.with_values({"model.skip_still": True})), seg)
     carried: list[bool] = []

@@ -215,6 +215,7 @@ class Effects:
         self._parts_fed = False  # the part tracker saw the previous frame
         self._gate = MotionGate()
         self._alpha: np.ndarray | None = None  # the last refined mask, carried while still
+        self.carried = False  # the last frame kept that mask (the network did not run)
         self._warned: ModelChoice | None = None  # the model the notice was logged for
         self.notice: str | None = None
 
@@ -321,6 +322,7 @@ class Effects:
 
     def _process(self, frame: Frame, on_stage: StageHook | None) -> Frame:
         s = self._settings
+        self.carried = False
         frame = self.mirror(frame)
         seg = self._segmenter
         if not s.active or seg is None:
@@ -348,6 +350,7 @@ class Effects:
         gated = s.skip_still and not want_parts and not framing
         if gated and self._gate.still(pyramid) and alpha is not None and alpha.shape == (h, w):
             self._gate.carry()
+            self.carried = True
             clock.done("carry")
             out = None
         else:

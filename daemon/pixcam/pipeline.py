@@ -328,14 +328,8 @@ class Pipeline:
         assert fx is not None
         t0 = time.perf_counter()
         frame = fit(frame, *self._outlet.dims)
-        stages: list[str] = []
-
-        def on_stage(stage: str, ms: float) -> None:
-            stages.append(stage)
-            self._timings.add(stage, ms)
-
         try:
-            return fx.process(frame, on_stage=on_stage), "carry" in stages
+            return fx.process(frame, on_stage=self._timings.add), fx.carried
         except Exception as exc:
             # One bad frame must not stop the stream: log (rate-limited), send it unprocessed.
             self._fault(f"frame: {type(exc).__name__}: {exc}")
@@ -444,6 +438,8 @@ def output_size(width: int, height: int, out_height: int) -> tuple[int, int]:
         return width, height
     h = max(2, out_height // 2 * 2)
     return max(2, round(width * h / height / 2) * 2), h
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1e3, 1)
 

@@ -85,8 +85,8 @@ def load_segmenter(
     family = FAMILIES.get(spec.family)
     if family is None:
         raise PixcamError(f"model {spec.name} has unknown family {spec.family!r}")
-    fuse = spec.family == "bodypix" and quality is not None and PRESETS[quality][1]
-    partner = _partner(spec, threads, quality) if fuse and quality is not None else None
+    fuse = quality is not None and spec.family == "bodypix" and PRESETS[quality][1]
+    partner = _partner(spec, threads, quality) if fuse else None
     resolution = network_resolution(spec, quality, internal_resolution, partner is not None)
     segmenter = family(spec, Engine(spec.path, threads), resolution)
     if partner is None:
@@ -94,7 +94,7 @@ def load_segmenter(
     return FusedSegmenter(segmenter, partner)  # type: ignore[return-value]
 
 
-def _partner(spec: models.ModelSpec, threads: int, quality: str) -> Segmenter | None:
+def _partner(spec: models.ModelSpec, threads: int, quality: str | None) -> Segmenter | None:
     try:
         return load_segmenter(PARTNER, threads)
     except PixcamError as exc:

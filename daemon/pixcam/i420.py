@@ -17,7 +17,7 @@ from typing import Union
 import cv2
 import numpy as np
 
-# BT.601 limited range Y'CbCr → B, G, R (OpenCV's own I420 coefficients), for `reduced_bgr`.
+# BT.601 limited range Y'CbCr → B, G, R (OpenCV's own I420 coefficients), for `yuv_to_bgr`.
 _YUV_TO_BGR = np.array(
     [
         [1.164, 2.018, 0.0, -1.164 * 16 - 2.018 * 128],
@@ -104,8 +104,7 @@ class I420:
         BGR picture k times (to rounding)."""
         if k < 1:
             raise ValueError(f"reduced_bgr needs k >= 1, got {k}")
-        y, u, v = _halved(self.y, k), _halved(self.u, k - 1), _halved(self.v, k - 1)
-        return cv2.transform(cv2.merge([y, u, v]), _YUV_TO_BGR)
+        return yuv_to_bgr(halved(self.y, k), halved(self.u, k - 1), halved(self.v, k - 1))
 
     def flipped(self) -> I420:
         """Mirrored left to right, plane by plane."""
@@ -115,7 +114,12 @@ class I420:
         return out
 
 
-def _halved(plane: np.ndarray, times: int) -> np.ndarray:
+def yuv_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Y', Cb, Cr planes of one size (a reduced picture's) in BGR."""
+    return cv2.transform(cv2.merge([y, u, v]), _YUV_TO_BGR)
+
+
+def halved(plane: np.ndarray, times: int) -> np.ndarray:
     """`plane` area-halved `times` times: OpenCV's 2× INTER_AREA is a fast path, a 4× one
     is not (at 1080p one 4× step costs 8× two 2× steps)."""
     for _ in range(times):

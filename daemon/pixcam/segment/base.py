@@ -9,7 +9,7 @@ import numpy as np
 
 from pixcam.i420 import Frame
 from pixcam.models import ModelSpec
-from pixcam.pyramid import Pyramid
+from pixcam.pyramid import Box, Pyramid
 from pixcam.segment.engine import Engine
 from pixcam.segment.output import GridMapping, SegmentationOutput
 
@@ -31,7 +31,8 @@ class Segmenter(ABC):
         self.engine = engine
         self.internal_resolution = internal_resolution or spec.default_resolution
         self._dtype, self._scale, self._offset, self._pad = _NORMALISE[spec.input]
-        self._batch: np.ndarray | None = None
+        self._input: tuple[int, int] | None = None  # (w, h) the input tensor was given
+        self._content: tuple[int, int] | None = None  # (w, h) last written into it
 
     @property
     def has_parts(self) -> bool:
@@ -52,30 +53,46 @@ class Segmenter(ABC):
         return names
 
     def run(
-        self, frame: Frame, parts: bool = True, pyramid: Pyramid | None = None
+        self,
+        frame: Frame,
+        parts: bool = True,
+        pyramid: Pyramid | None = None,
+        region: Box | None = None,
     ) -> SegmentationOutput:
         """Segment one frame (BGR or I420); `parts=False` skips reading the 24 part channels.
 
         `pyramid` (of this frame) lends its halvings, shared with the later stages: the input
-        is area-averaged without aliasing, and the full-resolution pass is paid once."""
+        is area-averaged without aliasing, and the full-resolution pass is paid once.
+        `region` (x0, y0, x1, y1 in frame pixels): segment only that part of the frame; the
+        output then covers the region as if it were the frame."""
         height, width = frame.shape[:2]
+        if region is not None:
+            width, height = region[2] - region[0], region[3] - region[1]
         in_w, in_h, cw, ch = self.input_size(width, height)
-        batch = self._prepare(in_w, in_h)
-        small = (pyramid or Pyramid(frame)).down_to((cw, ch))
+        self._resize(in_w, in_h)
+        pyramid = pyramid or Pyramid(frame)
+        small = pyramid.down_to((cw, ch)) if region is None else pyramid.region(region, (cw, ch))
         content = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)  # a new array: `small` may be shared
-        if self._dtype == np.uint8:
-            batch[0, :ch, :cw] = content
-        else:
-            np.multiply(content, self._scale, out=batch[0, :ch, :cw], casting="unsafe")
-            batch[0, :ch, :cw] += self._offset
+        self.engine.fill_input(lambda tensor: self._fill(tensor, content))
         names = self.output_names(parts)
-        outputs = dict(zip(names, self.engine.run(batch, names), strict=True))
+        outputs = dict(zip(names, self.engine.invoke(names), strict=True))
         mapping = GridMapping((width, height), (cw, ch), self.spec.output_stride)
         return self.decode(outputs, mapping)
 
-    def _prepare(self, in_w: int, in_h: int) -> np.ndarray:
-        """The input batch for this size, padded once; only the content area is rewritten."""
-        if self._batch is None or self._batch.shape[1:3] != (in_h, in_w):
+    def _resize(self, in_w: int, in_h: int) -> None:
+        if self._input != (in_w, in_h):
             self.engine.resize_input(in_h, in_w)
-            self._batch = np.full((1, in_h, in_w, 3), self._pad, dtype=self._dtype)
-        return self._batch
+            self._input, self._content = (in_w, in_h), None  # a new tensor: pad it all
+
+    def _fill(self, tensor: np.ndarray, rgb: np.ndarray) -> None:
+        """Write `rgb` normalised into the top left of the input tensor, in one pass; the rest
+        is padding, written only when the content's size changes (the tensor keeps it)."""
+        ch, cw = rgb.shape[:2]
+        if self._content != (cw, ch):
+            tensor[...] = self._pad
+            self._content = (cw, ch)
+        view = tensor[:ch, :cw]
+        if self._dtype == np.uint8:
+            view[...] = rgb
+        else:
+            cv2.addWeighted(rgb, self._scale, rgb, 0.0, self._offset, dst=view, dtype=cv2.CV_32F)

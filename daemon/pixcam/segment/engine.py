@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +100,14 @@ class Engine:
         self._interp.allocate_tensors()
         self._outputs = {d["name"]: d for d in self._interp.get_output_details()}
 
-    def run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
-        """Run on a [1,H,W,3] input; return the named outputs as float32 (dequantized)."""
-        self._interp.set_tensor(self._input["index"], batch)
+    def fill_input(self, fill: Callable[[np.ndarray], None]) -> None:
+        """Call `fill` with the input tensor's own buffer (H×W×3, a view) to write the next
+        input in place: no batch array of our own and no copy into the tensor. The view must
+        not outlive the call (the interpreter refuses to run while one is held)."""
+        fill(self._interp.tensor(self._input["index"])()[0])
+
+    def invoke(self, names: list[str]) -> list[np.ndarray]:
+        """Run on the input as filled; return the named outputs as float32 (dequantized)."""
         start, cpu = time.perf_counter(), time.process_time()
         self._interp.invoke()
         self.last_invoke_ms = (time.perf_counter() - start) * 1000.0

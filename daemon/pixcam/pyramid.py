@@ -3,7 +3,7 @@
 The network input, the refiner's guide and the blurred background all start by halving the
 full frame with INTER_AREA (OpenCV's fast path, exact at 2×); made once, the full-resolution
 pass that each of them paid is paid once. Every level is BGR. Of an I420 frame the first level
-asked for comes straight from its planes (`I420.reduced_bgr`: at 1080p the network's input
+asked for comes straight from its planes (halved, then converted: at 1080p the network's input
 needs only level 2, so nothing is made at 960×540), and the full-size BGR picture is made only
 if a stage asks for it. A part of the frame (`region`: the selfie model's square around the
 person) is made from that part's pixels alone.
@@ -22,14 +22,18 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in level-0 (frame) pixels
 class Pyramid:
     """Level 0 is the image itself (in BGR), level k its k-th successive 2× area halving."""
 
-    __slots__ = ("_levels", "_i420", "size")
+    __slots__ = ("_levels", "_i420", "_luma", "size")
 
     def __init__(self, image: Frame) -> None:
         # (w, h) of level 0, known without converting an I420 frame.
         self.size = (image.shape[1], image.shape[0])
         self._levels: dict[int, np.ndarray] = {}
+        # An I420 frame's Y plane halved k times, each halving kept: the selfie model's
+        # square is cropped from one the network input's level passed through.
+        self._luma: dict[int, np.ndarray] = {}
         if isinstance(image, I420):
             self._i420: I420 | None = image
+            self._luma[0] = image.y
         else:
             self._i420 = None
             self._levels[0] = image
@@ -45,7 +49,7 @@ class Pyramid:
         finer = max((j for j in self._levels if j < k), default=None)
         if self._i420 is not None and (finer is None or (finer == 0 and k > 0)):
             # From the planes: never through a full-size BGR picture.
-            img = self._i420.to_bgr() if k == 0 else self._i420.reduced_bgr(k)
+            img = self._i420.to_bgr() if k == 0 else self._from_planes(self._i420, k)
         else:
             assert finer is not None  # a BGR pyramid always has level 0
             img = self._levels[finer]
@@ -69,17 +73,28 @@ class Pyramid:
         k = _halvings((x1 - x0, y1 - y0), size)
         made = self._levels.get(k)
         if made is not None:
-            return _fit(made[y0 >> k : max(1, y1 >> k), x0 >> k : max(1, x1 >> k)], size)
+            return _fit(_crop(made, rect, k), size)
         if self._i420 is None:
-            return _fit(halved(self._levels[0][y0:y1, x0:x1], k), size)
-        y, u, v = self._i420.planes
-        cx0, cy0, cx1, cy1 = x0 // 2, y0 // 2, (x1 + 1) // 2, (y1 + 1) // 2
-        planes = (
-            halved(y[y0:y1, x0:x1], k),
-            halved(u[cy0:cy1, cx0:cx1], k - 1),
-            halved(v[cy0:cy1, cx0:cx1], k - 1),
-        )
-        return yuv_to_bgr(*(_fit(p, size) for p in planes))
+            return _fit(halved(_crop(self._levels[0], rect, 0), k), size)
+        j = max(i for i in self._luma if i <= k)  # the finest Y halving made already
+        y = halved(_crop(self._luma[j], rect, j), k - j)
+        u, v = (halved(_crop(p, rect, 1), k - 1) for p in (self._i420.u, self._i420.v))
+        return yuv_to_bgr(_fit(y, size), _fit(u, size), _fit(v, size))
+
+    def _from_planes(self, frame: I420, k: int) -> np.ndarray:
+        """Level k ≥ 1 of an I420 frame: Y halved k times, U and V k - 1 times (at k = 1 as
+        they are), converted at the small size (a quarter of a full conversion at k = 1)."""
+        j = max(i for i in self._luma if i <= k)
+        y = self._luma[j]
+        for i in range(j + 1, k + 1):
+            y = self._luma[i] = halved(y, 1)
+        return yuv_to_bgr(y, halved(frame.u, k - 1), halved(frame.v, k - 1))
+
+
+def _crop(img: np.ndarray, rect: Box, k: int) -> np.ndarray:
+    """`rect` (level-0 pixels) on level k: its corners halved k times, at least one pixel."""
+    x0, y0, x1, y1 = (c >> k for c in rect)
+    return img[y0 : max(y0 + 1, y1), x0 : max(x0 + 1, x1)]
 
 
 def _halvings(have: tuple[int, int], size: tuple[int, int]) -> int:

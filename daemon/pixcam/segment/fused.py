@@ -78,7 +78,7 @@ class FusedOutput(SegmentationOutput):
     def _blend_in_rect(
         self, own: np.ndarray, size: tuple[int, int], second: SegmentationOutput, rect: Rect
     ) -> np.ndarray:
-        """`own` with the target pixels that lie inside `rect` blended with `second`."""
+        """`own` (changed in place) with the target pixels inside `rect` blended with `second`."""
         (ow, oh), (fw, fh) = size, self.frame_size
         sx, sy = ow / fw, oh / fh
         x0, y0, x1, y1 = rect
@@ -104,10 +104,9 @@ class FusedOutput(SegmentationOutput):
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        out = own.copy()
-        part = out[v0:v1, u0:u1]
+        part = own[v0:v1, u0:u1]  # `own` is the warp's fresh array: blended in place
         cv2.addWeighted(part, self.weight, other, 1.0 - self.weight, 0.0, dst=part)
-        return out
+        return own
 
 
 class FusedSegmenter:

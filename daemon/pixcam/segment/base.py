@@ -14,8 +14,12 @@ from pixcam.segment.engine import Engine
 from pixcam.segment.output import GridMapping, SegmentationOutput
 
 # How each input convention turns uint8 RGB into the tensor: (dtype, scale, offset, pad value).
+# The offset's 2e-6 below -1 matters to the int8 BodyPix alone: its input steps of 2/255 from
+# zero point -1 put every v/127.5 - 1 exactly on a rounding tie, which float noise decides.
+# Just below every tie: "balanced" mean IoU on the dev photos 0.9140, as with the numpy
+# normalisation this one replaced; just above: 0.9130.
 _NORMALISE = {
-    "minus_one_one": (np.float32, 1 / 127.5, -1.0, 0.0),
+    "minus_one_one": (np.float32, 1 / 127.5, -1.0 - 2e-6, 0.0),
     "zero_one": (np.float32, 1 / 255.0, 0.0, 0.5),
     "uint8": (np.uint8, 1.0, 0.0, 128),
 }

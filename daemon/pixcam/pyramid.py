@@ -11,29 +11,36 @@ person) is made from that part's pixels alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import cv2
 import numpy as np
 
 from pixcam.i420 import I420, Frame, halved, yuv_to_bgr
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in level-0 (frame) pixels
+T = TypeVar("T")
 
 
 class Pyramid:
     """Level 0 is the image itself (in BGR), level k its k-th successive 2× area halving."""
 
-    __slots__ = ("_levels", "_i420", "_luma", "size")
+    __slots__ = ("_levels", "_i420", "_luma", "_chroma", "size")
 
     def __init__(self, image: Frame) -> None:
         # (w, h) of level 0, known without converting an I420 frame.
         self.size = (image.shape[1], image.shape[0])
         self._levels: dict[int, np.ndarray] = {}
-        # An I420 frame's Y plane halved k times, each halving kept: the selfie model's
-        # square is cropped from one the network input's level passed through.
+        # An I420 frame's planes at level k (Y halved k times, U and V k - 1 times), each
+        # halving kept: the selfie model's square is cropped from those the network input's
+        # level passed through.
         self._luma: dict[int, np.ndarray] = {}
+        self._chroma: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if isinstance(image, I420):
             self._i420: I420 | None = image
             self._luma[0] = image.y
+            self._chroma[1] = image.u, image.v
         else:
             self._i420 = None
             self._levels[0] = image
@@ -49,7 +56,7 @@ class Pyramid:
         finer = max((j for j in self._levels if j < k), default=None)
         if self._i420 is not None and (finer is None or (finer == 0 and k > 0)):
             # From the planes: never through a full-size BGR picture.
-            img = self._i420.to_bgr() if k == 0 else self._from_planes(self._i420, k)
+            img = self._i420.to_bgr() if k == 0 else self._from_planes(k)
         else:
             assert finer is not None  # a BGR pyramid always has level 0
             img = self._levels[finer]
@@ -78,17 +85,29 @@ class Pyramid:
             return _fit(halved(_crop(self._levels[0], rect, 0), k), size)
         j = max(i for i in self._luma if i <= k)  # the finest Y halving made already
         y = halved(_crop(self._luma[j], rect, j), k - j)
-        u, v = (halved(_crop(p, rect, 1), k - 1) for p in (self._i420.u, self._i420.v))
+        # Colour at half the output's resolution will do, as in the frame itself: from level
+        # k + 1's chroma when made (small and in cache), else from the finest made.
+        c = max(i for i in self._chroma if i <= k + 1)
+        u, v = (halved(_crop(p, rect, c), max(0, k - c)) for p in self._chroma[c])
         return yuv_to_bgr(_fit(y, size), _fit(u, size), _fit(v, size))
 
-    def _from_planes(self, frame: I420, k: int) -> np.ndarray:
+    def _from_planes(self, k: int) -> np.ndarray:
         """Level k ≥ 1 of an I420 frame: Y halved k times, U and V k - 1 times (at k = 1 as
         they are), converted at the small size (a quarter of a full conversion at k = 1)."""
-        j = max(i for i in self._luma if i <= k)
-        y = self._luma[j]
-        for i in range(j + 1, k + 1):
-            y = self._luma[i] = halved(y, 1)
-        return yuv_to_bgr(y, halved(frame.u, k - 1), halved(frame.v, k - 1))
+        y = _kept_halving(self._luma, k, lambda y: halved(y, 1))
+        u, v = _kept_halving(self._chroma, k, lambda uv: (halved(uv[0], 1), halved(uv[1], 1)))
+        return yuv_to_bgr(y, u, v)
+
+
+
+def _kept_halving(kept: dict[int, T], k: int, halve: Callable[[T], T]) -> T:
+    """Level k of `kept` (levels made so far), halving from the finest one below and keeping
+    each level on the way."""
+    j = max(i for i in kept if i <= k)
+    item = kept[j]
+    for i in range(j + 1, k + 1):
+        item = kept[i] = halve(item)
+    return item
 
 
 def _crop(img: np.ndarray, rect: Box, k: int) -> np.ndarray:

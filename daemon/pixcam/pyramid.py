@@ -74,8 +74,9 @@ class Pyramid:
         """The part `rect` of the image in BGR at `size` (w, h), reduced as `down_to` reduces
         the whole (to within 2^k pixels of `rect` at halving k). A level made already is
         cropped; otherwise only the part's own pixels are halved, and an I420 frame's planes
-        are converted at `size`: at 1080p the selfie model's square costs a third of what
-        cropping a converted 960×540 level did. Even corners keep the chroma aligned."""
+        are converted at `size`: at 1080p the selfie model's square costs under half of what
+        cropping a converted 960×540 level did (docs/live-costs.md). Even corners keep the
+        chroma aligned."""
         x0, y0, x1, y1 = rect
         k = _halvings((x1 - x0, y1 - y0), size)
         made = self._levels.get(k)
@@ -97,7 +98,6 @@ class Pyramid:
         y = _kept_halving(self._luma, k, lambda y: halved(y, 1))
         u, v = _kept_halving(self._chroma, k, lambda uv: (halved(uv[0], 1), halved(uv[1], 1)))
         return yuv_to_bgr(y, u, v)
-
 
 
 def _kept_halving(kept: dict[int, T], k: int, halve: Callable[[T], T]) -> T:

@@ -231,3 +231,13 @@ def test_compositing_a_full_range_frame_maps_what_reaches_the_output(mode: str, 
         assert diff.mean() < 0.3 and diff.max() <= 3, (diff.mean(), diff.max())
         person = alpha == 255
         assert np.abs(got[:h][person].astype(np.int16) - want[:h][person]).max() <= 1
+
+
+def test_422_chroma_is_halved_as_inter_area_halves_it() -> None:
+    """A 4:2:2 camera's chroma rows are averaged in pairs: INTER_AREA's picture, at a
+    twentieth of its (1, 2) general path's cost."""
+    from pixcam import yuvjpeg
+
+    plane = np.random.default_rng(3).integers(0, 256, (96, 64), np.uint8)
+    got = yuvjpeg.rows_halved(plane, np.empty((48, 64), np.uint8))
+    assert np.array_equal(got, cv2.resize(plane, (64, 48), interpolation=cv2.INTER_AREA))

@@ -4,7 +4,8 @@ A JPEG holds Y'CbCr: decoding it to planes skips libjpeg's colour conversion and
 upsampling, and the chain's I420 then needs no BGR→I420 conversion either. The planes keep
 JPEG's full range (`I420.full_range`): the mapping to video's limited range is left to where
 a pixel reaches the output (the person's box in the blend, the sink), which spares mapping the
-background's pixels, about 0.5 ms of 0.65 per 1080p frame on one core.
+background's pixels (the blurred background replaces them): 0.4 ms less per 1080p frame,
+decode and compose, measured in one process against mapping at the decode.
 Measured on one core, presenter video at quality 90 (`bench pipeline`'s decode row): about
 1.5 ms less per 1080p frame than simplejpeg's BGR decode plus `I420.from_bgr` (range mapped).
 
@@ -95,6 +96,13 @@ def _handle() -> int | None:
     return h.value if h is not None else None
 
 
+def rows_halved(plane: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The mean of each pair of rows (4:2:2 chroma → 4:2:0) into `dst`: INTER_AREA's result,
+    pixel for pixel, but a (1, 2) INTER_AREA takes OpenCV's general path: 3.3 ms a plane at
+    1080p on one core, against 0.17 for this."""
+    return cv2.addWeighted(plane[0::2], 0.5, plane[1::2], 0.5, 0.0, dst=dst)
+
+
 def decode(jpeg: np.ndarray) -> I420 | None:
     """`jpeg` (one contiguous uint8 buffer) as I420 in full range; None when this way cannot
     decode it (no library, a subsampling other than 4:2:0/4:2:2, an odd size, bad data)."""
@@ -122,7 +130,6 @@ def decode(jpeg: np.ndarray) -> I420 | None:
     ):
         return None
     if sub == _TJSAMP_422:
-        half = (width // 2, height // 2)
-        cv2.resize(cu, half, dst=u, interpolation=cv2.INTER_AREA)
-        cv2.resize(cv_, half, dst=v, interpolation=cv2.INTER_AREA)
+        rows_halved(cu, u)
+        rows_halved(cv_, v)
     return out

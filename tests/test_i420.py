@@ -241,3 +241,17 @@ def test_422_chroma_is_halved_as_inter_area_halves_it() -> None:
     plane = np.random.default_rng(3).integers(0, 256, (96, 64), np.uint8)
     got = yuvjpeg.rows_halved(plane, np.empty((48, 64), np.uint8))
     assert np.array_equal(got, cv2.resize(plane, (64, 48), interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("subsampling", ["420", "422"])
+def test_bench_mjpg_has_the_asked_subsampling_and_decodes_planar(subsampling: str, frames) -> None:
+    import simplejpeg
+
+    from pixcam import yuvjpeg
+    from pixcam.bench_pipeline import encode_mjpg
+
+    (jpeg,) = encode_mjpg(frames[:1], 360, subsampling)
+    assert simplejpeg.decode_jpeg_header(jpeg)[3] == subsampling
+    if yuvjpeg.available():
+        got = mjpg.decode_frame(jpeg)
+        assert isinstance(got, I420) and got.full_range and got.shape == (360, 640, 3)

@@ -212,6 +212,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "--sizes", default="720,1080,2160", help="frame heights (the video upscaled; 2160 = 4K)"
     )
     pipe.add_argument(
+        "--subsampling", default="420", choices=("420", "422"), help="the MJPG's chroma"
+    )
+    pipe.add_argument(
         "--live",
         type=float,
         default=10.0,

@@ -4,8 +4,8 @@ A JPEG holds Y'CbCr: decoding it to planes skips libjpeg's colour conversion and
 upsampling, and the chain's I420 then needs no BGR→I420 conversion either. The planes keep
 JPEG's full range (`I420.full_range`): the mapping to video's limited range is left to where
 a pixel reaches the output (the person's box in the blend, the sink), which spares mapping the
-background's pixels (the blurred background replaces them): 0.4 ms less per 1080p frame,
-decode and compose, measured in one process against mapping at the decode.
+background's pixels (the background replaces them): decode and compose 0.5 ms less per 720p
+or 1080p frame, measured in one process against mapping at the decode (docs/live-costs.md).
 Measured on one core, presenter video at quality 90 (`bench pipeline`'s decode row): about
 1.5 ms less per 1080p frame than simplejpeg's BGR decode plus `I420.from_bgr` (range mapped).
 

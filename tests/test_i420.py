@@ -53,6 +53,17 @@ def test_reduced_bgr_is_the_halved_picture(k: int, frames) -> None:
     assert np.abs(got.astype(np.int16) - want).mean() < 1.5
 
 
+def test_reduced_levels_come_from_one_half_size_picture(frames) -> None:
+    """The network asks for level 2 first, the guide for level 1 next: the full-size planes
+    are read once, for level 1, which the deeper levels halve."""
+    i = I420.from_bgr(frames[1])
+    two = i.reduced_bgr(2)
+    one = i.reduced_bgr(1)
+    assert i.reduced_bgr(1) is one
+    size = (two.shape[1], two.shape[0])
+    assert np.array_equal(two, cv2.resize(one, size, interpolation=cv2.INTER_AREA))
+
+
 def test_flipped_mirrors_every_plane(frames) -> None:
     got = I420.from_bgr(frames[2]).flipped()
     want = I420.from_bgr(cv2.flip(frames[2], 1))

@@ -15,7 +15,7 @@ and the blur work on are made in BGR, from area-halved planes (`reduced_bgr`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 import cv2
@@ -59,6 +59,8 @@ class I420:
 
     data: np.ndarray
     full_range: bool = False
+    # `reduced_bgr(1)`, made on the first call for any level and kept for the others.
+    _half_bgr: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         d = self.data
@@ -125,15 +127,20 @@ class I420:
         return cv2.cvtColor(self.limited().data, cv2.COLOR_YUV2BGR_I420)
 
     def reduced_bgr(self, k: int) -> np.ndarray:
-        """The picture at 1/2^k size (k ≥ 1) in BGR, made from the planes: Y area-averaged by
-        2^k, U and V by 2^(k-1) (at k = 1 as they are), converted at the small size. At k = 1
-        about a quarter of a full conversion's cost; the same pixels as halving the full-size
-        BGR picture k times (to rounding)."""
+        """The picture at 1/2^k size (k ≥ 1) in BGR: level 1 from the planes (Y area-halved,
+        U and V as they are, converted at half size), made once and kept, deeper levels its
+        2× area halvings; the same pixels as halving the full-size BGR picture k times (to
+        rounding). The chain asks for the network's level 2 first and the guide's level 1
+        next: made from the planes each time, the full-size Y was read twice (measured in one
+        process, paired: 1.3 ms a 1080p frame more, 0.7 at 720p)."""
         if k < 1:
             raise ValueError(f"reduced_bgr needs k >= 1, got {k}")
-        y, u, v = _halved(self.y, k), _halved(self.u, k - 1), _halved(self.v, k - 1)
-        matrix = _FULL_YUV_TO_BGR if self.full_range else _YUV_TO_BGR
-        return cv2.transform(cv2.merge([y, u, v]), matrix)
+        half = self._half_bgr
+        if half is None:
+            matrix = _FULL_YUV_TO_BGR if self.full_range else _YUV_TO_BGR
+            half = cv2.transform(cv2.merge([_halved(self.y, 1), self.u, self.v]), matrix)
+            object.__setattr__(self, "_half_bgr", half)  # a cache, not the picture: frozen
+        return _halved(half, k - 1)
 
     def resized(self, width: int, height: int) -> I420:
         """Scaled to `width`×`height` (even) plane by plane, bilinear: for steps of less than

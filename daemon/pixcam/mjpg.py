@@ -57,9 +57,7 @@ def decode_reduced(jpeg: np.ndarray | bytes, width: int, height: int) -> np.ndar
     else:
         try:
             jh, jw = simplejpeg.decode_jpeg_header(buf)[:2]
-            scale = 1
-            while scale < 8 and jw // (2 * scale) >= width and jh // (2 * scale) >= height:
-                scale *= 2
+            scale = yuvjpeg.covering_scale(jw, jh, (width, height))
             img = simplejpeg.decode_jpeg(
                 buf,
                 colorspace="BGR",

@@ -5,7 +5,8 @@ upsampling, and the chain's I420 then needs no BGR→I420 conversion either. The
 JPEG's full range (`I420.full_range`): the mapping to video's limited range is left to where
 a pixel reaches the output (the person's box in the blend, the sink), which spares mapping the
 background's pixels (the background replaces them): decode and compose 0.5 ms less per 720p
-or 1080p frame, measured in one process against mapping at the decode (docs/live-costs.md).
+or 1080p frame, about 0.15 in all, measured in one process against mapping at the decode
+(docs/live-costs.md).
 Measured on one core, presenter video at quality 90 (`bench pipeline`'s decode row): about
 1.5 ms less per 1080p frame than simplejpeg's BGR decode plus `I420.from_bgr` (range mapped).
 
@@ -118,7 +119,7 @@ def decode(jpeg: np.ndarray, cover: tuple[int, int] | None = None) -> I420 | Non
     if _lib.tjDecompressHeader3(handle, src, size, w, h, samp, space) != 0:
         return None
     width, height, sub = w.value, h.value, samp.value
-    scale = 1 if cover is None else _covering_scale(width, height, cover)
+    scale = 1 if cover is None else covering_scale(width, height, cover)
     width, height = -(-width // scale), -(-height // scale)
     if sub not in (_TJSAMP_420, _TJSAMP_422) or width % 2 or height % 2:
         return None
@@ -142,7 +143,7 @@ def decode(jpeg: np.ndarray, cover: tuple[int, int] | None = None) -> I420 | Non
     return out
 
 
-def _covering_scale(width: int, height: int, cover: tuple[int, int]) -> int:
+def covering_scale(width: int, height: int, cover: tuple[int, int]) -> int:
     """The largest DCT scale denominator (1, 2, 4, 8) at which the JPEG still covers `cover`."""
     scale = 1
     while scale < 8 and width // (2 * scale) >= cover[0] and height // (2 * scale) >= cover[1]:

@@ -36,8 +36,8 @@ Y_TO_LIMITED = (219 / 255, 16.0)
 C_TO_LIMITED = (224 / 255, 128 * (1 - 224 / 255))
 # `_YUV_TO_BGR` of the full-range values: the range mapping folded into the matrix, so a small
 # picture made from full-range planes costs nothing more.
-_SCALES = np.float32([Y_TO_LIMITED[0], C_TO_LIMITED[0], C_TO_LIMITED[0]])
-_OFFSETS = np.float32([Y_TO_LIMITED[1], C_TO_LIMITED[1], C_TO_LIMITED[1]])
+_SCALES = np.array([Y_TO_LIMITED[0], C_TO_LIMITED[0], C_TO_LIMITED[0]], np.float32)
+_OFFSETS = np.array([Y_TO_LIMITED[1], C_TO_LIMITED[1], C_TO_LIMITED[1]], np.float32)
 _FULL_YUV_TO_BGR = np.hstack(
     [_YUV_TO_BGR[:, :3] * _SCALES, _YUV_TO_BGR[:, 3:] + (_YUV_TO_BGR[:, :3] @ _OFFSETS)[:, None]]
 ).astype(np.float32)

@@ -45,15 +45,23 @@ def test_reduced_decode_gives_the_size_asked(asked: tuple[int, int]) -> None:
     assert cv2.absdiff(small, full).mean() < 3
 
 
+@pytest.mark.parametrize("sampling", ["420", "422"])
 @pytest.mark.parametrize("asked", [(320, 240), (300, 200), (160, 120), (80, 60), (427, 320)])
-def test_reduced_frame_is_planar_at_the_size_asked(asked: tuple[int, int]) -> None:
+def test_reduced_frame_is_planar_at_the_size_asked(asked: tuple[int, int], sampling: str) -> None:
     """For the chain: I420 at a DCT scale (then a bilinear step), so no colour conversion;
-    an odd size, which I420 cannot hold, comes in BGR."""
-    got = mjpg.decode_reduced_frame(jpeg(), *asked)
+    an odd size, which I420 cannot hold, comes in BGR. The colours are the BGR decode's."""
+    factor = {
+        "420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+        "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    }
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor[sampling]]
+    ok, data = cv2.imencode(".jpg", picture(), params)
+    assert ok
+    got = mjpg.decode_reduced_frame(data, *asked)
     assert got is not None and got.shape == (asked[1], asked[0], 3)
     planar = yuvjpeg.available() and asked[0] % 2 == 0
     assert isinstance(got, I420) == planar
-    want = mjpg.decode_reduced(jpeg(), *asked)
+    want = mjpg.decode_reduced(data, *asked)
     assert want is not None and cv2.absdiff(as_bgr(got), want).mean() < 2
 
 

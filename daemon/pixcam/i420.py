@@ -59,8 +59,8 @@ class I420:
 
     data: np.ndarray
     full_range: bool = False
-    # `reduced_bgr(1)`, made on the first call for any level and kept for the others (a frame's
-    # pixels do not change once it is made; a buffer written again is a new `I420`'s to read).
+    # `reduced_bgr(1)`, made on the first call for any level and kept for the others: the chain
+    # never writes into a frame it reads (blends go into new or background buffers).
     _half_bgr: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -2,9 +2,10 @@
 
 Per output height (the camera's 2160 lines, and `[output] height` 1080 and 720), one core, one
 inference thread, median CPU ms per frame over the presenter video upscaled to 3840×2160 and
-encoded as MJPG (quality 90, as webcams send): the decode (full, or at libjpeg-turbo's reduced
-scale that covers the output: `mjpg.decode_reduced`), the resize to the exact output size,
-the chain's stages and the sink's BGR→I420. Then the live runner on a replayed 30 fps
+encoded as MJPG (quality 90, as webcams send): the decode as the camera source does it
+(`mjpg.decode_frame`: I420, at libjpeg-turbo's reduced scale that covers the output and a
+bilinear step to its exact size), the chain's stages and what the sink converts (nothing for
+I420, BGR→I420 otherwise). Then the live runner on a replayed 30 fps
 camera of those frames, on every core the process may use, for `--live` seconds: fps out,
 capture-to-sink latency and the process CPU per frame out. Every frame is inferred
 (`skip_still` off): a moving picture.
@@ -21,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,11 +41,11 @@ from pixcam.bench_pipeline import (  # noqa: E402
 )
 from pixcam.config import Config, load_config  # noqa: E402
 from pixcam.effects import Effects, EffectsSettings  # noqa: E402
-from pixcam.outlet import fit  # noqa: E402
 from pixcam.pipeline import output_size  # noqa: E402
+from pixcam.sinks import to_device  # noqa: E402
 
 CAMERA_H = 2160
-ROWS = ("decode", "resize", "segment", "  network", "refine", "compose", "sink", "frame")
+ROWS = ("decode", "segment", "  network", "refine", "compose", "sink", "frame")
 
 
 def cpu_ms(fn):  # noqa: ANN001, ANN201 - a tiny timing helper
@@ -61,20 +61,16 @@ def stage_costs(cfg: Config, jpegs: list[np.ndarray], out_h: int) -> dict[str, f
     clock = StageCpuTimes()
     samples: dict[str, list[float]] = {r: [] for r in ROWS}
     for i, jpeg in enumerate(jpegs):
-        if (w, h) == (3840, CAMERA_H):
-            frame, dec = cpu_ms(lambda j=jpeg: mjpg.decode(j))
-        else:
-            frame, dec = cpu_ms(lambda j=jpeg: mjpg.decode_reduced(j, w, h))
-        frame, rsz = cpu_ms(lambda f=frame: fit(f, w, h))
+        frame, dec = cpu_ms(lambda j=jpeg: mjpg.decode_frame(j, (w, h)))
         clock.start()
         out = effects.process(frame, on_stage=clock)
-        _, sink = cpu_ms(lambda o=out: cv2.cvtColor(o, cv2.COLOR_BGR2YUV_I420))
+        _, sink = cpu_ms(lambda o=out: to_device(o))
         if i < WARMUP:
             continue
-        row = {"decode": dec, "resize": rsz, "sink": sink}
+        row = {"decode": dec, "sink": sink}
         row.update({s: clock.stages[s][1] for s in CHAIN})
         row["  network"] = network_ms(effects)[1]
-        row["frame"] = dec + rsz + sink + sum(clock.stages[s][1] for s in CHAIN)
+        row["frame"] = dec + sink + sum(clock.stages[s][1] for s in CHAIN)
         for k, v in row.items():
             samples[k].append(v)
     effects.close()

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import wait_until
 from fakes import SinkFactory, cfg_with
-from pixcam import mjpg, sources
+from pixcam import mjpg, sources, yuvjpeg
+from pixcam.i420 import I420, Frame, as_bgr
 from pixcam.pipeline import Pipeline, output_size
 from pixcam.sinks import SinkSpec
 from pixcam.sources import Source, SourceSpec
@@ -44,10 +45,33 @@ def test_reduced_decode_gives_the_size_asked(asked: tuple[int, int]) -> None:
     assert cv2.absdiff(small, full).mean() < 3
 
 
+@pytest.mark.parametrize("sampling", ["420", "422"])
+@pytest.mark.parametrize("asked", [(320, 240), (300, 200), (160, 120), (80, 60), (427, 320)])
+def test_reduced_frame_is_planar_at_the_size_asked(asked: tuple[int, int], sampling: str) -> None:
+    """For the chain: I420 at a DCT scale (then a bilinear step), so no colour conversion;
+    an odd size, which I420 cannot hold, comes in BGR. The colours are the BGR decode's."""
+    factor = {
+        "420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+        "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+    }
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor[sampling]]
+    ok, data = cv2.imencode(".jpg", picture(), params)
+    assert ok
+    got = mjpg.decode_reduced_frame(data, *asked)
+    assert got is not None and got.shape == (asked[1], asked[0], 3)
+    planar = yuvjpeg.available() and asked[0] % 2 == 0
+    assert isinstance(got, I420) == planar
+    want = mjpg.decode_reduced(data, *asked)
+    assert want is not None and cv2.absdiff(as_bgr(got), want).mean() < 2
+
+
 def test_reduced_decode_never_upscales_and_rejects_garbage() -> None:
     full = mjpg.decode_reduced(jpeg(), 4 * BIG_W, 4 * BIG_H)
     assert full is not None and full.shape == (BIG_H, BIG_W, 3)
     assert mjpg.decode_reduced(b"not a jpeg", 10, 10) is None
+    whole = mjpg.decode_reduced_frame(jpeg(), 4 * BIG_W, 4 * BIG_H)
+    assert whole is not None and whole.shape == (BIG_H, BIG_W, 3)
+    assert mjpg.decode_reduced_frame(b"not a jpeg", 10, 10) is None
 
 
 @pytest.mark.parametrize(
@@ -76,13 +100,13 @@ class MjpgCamera(Source):
 
 def test_a_smaller_output_gets_frames_decoded_at_its_size(monkeypatch: Any) -> None:
     asked: list[tuple[int, int]] = []
-    reduced = mjpg.decode_reduced
+    reduced = mjpg.decode_reduced_frame
 
-    def spy(data: Any, w: int, h: int) -> np.ndarray | None:
+    def spy(data: Any, w: int, h: int) -> Frame | None:
         asked.append((w, h))
         return reduced(data, w, h)
 
-    monkeypatch.setattr(mjpg, "decode_reduced", spy)
+    monkeypatch.setattr(mjpg, "decode_reduced_frame", spy)
 
     def open_camera(_spec: SourceSpec) -> Source:
         cam = MjpgCamera()
@@ -112,13 +136,13 @@ def test_a_smaller_output_gets_frames_decoded_at_its_size(monkeypatch: Any) -> N
 
 def test_big_frames_are_decoded_on_the_capture_thread(monkeypatch: Any) -> None:
     threads: list[str] = []
-    reduced = mjpg.decode_reduced
+    reduced = mjpg.decode_reduced_frame
 
-    def spy(data: Any, w: int, h: int) -> np.ndarray | None:
+    def spy(data: Any, w: int, h: int) -> Frame | None:
         threads.append(threading.current_thread().name)
         return reduced(data, w, h)
 
-    monkeypatch.setattr(mjpg, "decode_reduced", spy)
+    monkeypatch.setattr(mjpg, "decode_reduced_frame", spy)
     monkeypatch.setattr(sources, "DECODE_AHEAD_PIXELS", BIG_W * BIG_H - 1)
     cam = MjpgCamera()
     cam.start()

@@ -160,11 +160,11 @@ def test_planar_decode_gives_the_picture_of_the_bgr_decode(subsampling: str, fra
         simplejpeg.encode_jpeg(rgb, quality=90, colorsubsampling=subsampling), np.uint8
     )
     got = yuvjpeg.decode(jpeg)
-    assert isinstance(got, I420)
+    assert isinstance(got, I420) and got.full_range  # mapped where it reaches the output
     bgr = mjpg.decode(jpeg)
     assert bgr is not None
     want = I420.from_bgr(bgr)
-    for g, w in zip(got.planes, want.planes, strict=True):
+    for g, w in zip(got.limited().planes, want.planes, strict=True):
         assert np.abs(g.astype(np.int16) - w).mean() < 0.5
     # What it does not take goes the BGR way.
     j444 = simplejpeg.encode_jpeg(rgb, quality=90, colorsubsampling="444")
@@ -182,3 +182,76 @@ def test_quality_best_runs_in_the_chain_on_i420(models_installed, frames) -> Non
     fx = Effects(settings, load_segmenter(*settings.model))
     got = fx.process(I420.from_bgr(frames[0]))
     assert isinstance(got, I420) and got.shape == frames[0].shape
+
+
+def full_range_of(frame: np.ndarray) -> I420:
+    """The frame as a camera's MJPG decodes to planes: JPEG's full-range Y'CbCr."""
+    ycrcb = cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb)  # full range, as JPEG
+    h, w = frame.shape[:2]
+    out = I420.empty(w, h, full_range=True)
+    y, cr, cb = cv2.split(ycrcb)
+    out.y[:] = y
+    for plane, dst in ((cb, out.u), (cr, out.v)):
+        cv2.resize(plane, (w // 2, h // 2), dst=dst, interpolation=cv2.INTER_AREA)
+    return out
+
+
+def test_a_full_range_frame_is_the_picture_of_its_limited_range_one(frames) -> None:
+    """Every way out of a full-range frame maps it: the BGR conversions fold the mapping in or
+    map first, the sink's buffer is limited range, a mirrored frame stays full range."""
+    f = frames[6]
+    full = full_range_of(f)
+    lim = full.limited()
+    assert not lim.full_range and lim.limited() is lim
+    want = I420.from_bgr(f)
+    for g, w in zip(lim.planes, want.planes, strict=True):
+        assert np.abs(g.astype(np.int16) - w).mean() < 0.6
+    assert np.abs(full.to_bgr().astype(np.int16) - f).mean() < 2.0  # chroma subsampling
+    for k in (1, 2):
+        diff = full.reduced_bgr(k).astype(np.int16) - lim.reduced_bgr(k)
+        assert np.abs(diff).mean() < 0.6 and np.abs(diff).max() <= 3
+    flipped = full.flipped()
+    assert flipped.full_range and np.array_equal(flipped.y, cv2.flip(full.y, 1))
+    assert not as_i420(full).full_range and np.array_equal(to_device(full), lim.data)
+
+
+@pytest.mark.parametrize("mode", ["blur", "image", "none"])
+def test_compositing_a_full_range_frame_maps_what_reaches_the_output(mode: str, frames) -> None:
+    """The blend maps the person's pixels as it goes (the background's are replaced, never
+    mapped): the camera gets the composite of the limited-range frame."""
+    settings = ComposeSettings(background=mode, image="studio-grey.png")
+    on_full, on_limited = Compositor(settings), Compositor(settings)
+    h, w = frames[0].shape[:2]
+    alpha = soft_person(w, h)
+    for f in frames[:4]:
+        full = full_range_of(f)
+        want = to_device(on_limited.compose(full.limited(), alpha, Pyramid(full.limited())))
+        got = to_device(on_full.compose(full, alpha, Pyramid(full)))
+        diff = np.abs(got.astype(np.int16) - want)
+        assert diff.mean() < 0.3 and diff.max() <= 3, (diff.mean(), diff.max())
+        person = alpha == 255
+        assert np.abs(got[:h][person].astype(np.int16) - want[:h][person]).max() <= 1
+
+
+def test_422_chroma_is_halved_as_inter_area_halves_it() -> None:
+    """A 4:2:2 camera's chroma rows are averaged in pairs: INTER_AREA's picture, at a
+    twentieth of its (1, 2) general path's cost."""
+    from pixcam import yuvjpeg
+
+    plane = np.random.default_rng(3).integers(0, 256, (96, 64), np.uint8)
+    got = yuvjpeg.rows_halved(plane, np.empty((48, 64), np.uint8))
+    assert np.array_equal(got, cv2.resize(plane, (64, 48), interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("subsampling", ["420", "422"])
+def test_bench_mjpg_has_the_asked_subsampling_and_decodes_planar(subsampling: str, frames) -> None:
+    import simplejpeg
+
+    from pixcam import yuvjpeg
+    from pixcam.bench_pipeline import encode_mjpg
+
+    (jpeg,) = encode_mjpg(frames[:1], 360, subsampling)
+    assert simplejpeg.decode_jpeg_header(jpeg)[3] == subsampling
+    if yuvjpeg.available():
+        got = mjpg.decode_frame(jpeg)
+        assert isinstance(got, I420) and got.full_range and got.shape == (360, 640, 3)

@@ -69,3 +69,20 @@ def test_region_reuses_the_planes_a_smaller_level_halved(frame_1080, rect) -> No
     fresh = Pyramid(frame).region(rect, (256, 256))
     diff = np.abs(got.astype(np.int16) - fresh)
     assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 4
+
+
+def test_a_full_range_frame_gives_the_pictures_of_its_limited_range_one(frame_1080) -> None:
+    """A camera's MJPG frame stays JPEG's full range: the levels and the selfie model's square
+    fold the range mapping into their conversion (without it they lose contrast)."""
+    ycrcb = cv2.cvtColor(frame_1080, cv2.COLOR_BGR2YCrCb)
+    full = I420.empty(1920, 1080, full_range=True)
+    full.y[:] = ycrcb[..., 0]
+    for plane, dst in ((ycrcb[..., 2], full.u), (ycrcb[..., 1], full.v)):
+        cv2.resize(plane, (960, 540), dst=dst, interpolation=cv2.INTER_AREA)
+    lim = full.limited()
+    for got, want in (
+        (Pyramid(full).level(2), Pyramid(lim).level(2)),
+        (Pyramid(full).region(RECTS[0], (256, 256)), Pyramid(lim).region(RECTS[0], (256, 256))),
+    ):
+        diff = np.abs(got.astype(np.int16) - want)
+        assert diff.mean() < 0.6 and np.percentile(diff, 99) <= 2

@@ -44,6 +44,11 @@ from pixcam.sources import Source
 DEFAULT_VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/presenter-1280x720.mp4"
 WARMUP = 5
 JPEG_QUALITY = 90  # about what webcams send in MJPG
+# `--subsampling`: webcams send 4:2:2 MJPG as often as 4:2:0, and it decodes differently.
+SUBSAMPLING = {
+    "420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+    "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+}
 CHAIN = ("segment", "refine", "compose")
 STAGES = (
     "decode (MJPG)",
@@ -89,15 +94,24 @@ def decode_frames(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def encode_mjpg(frames: list[np.ndarray], height: int) -> list[np.ndarray]:
-    """The frames as a webcam sends them in MJPG at `height` lines (upscaled if need be)."""
+def encode_mjpg(
+    frames: list[np.ndarray], height: int, subsampling: str = "420"
+) -> list[np.ndarray]:
+    """The frames as a webcam sends them in MJPG at `height` lines (upscaled if need be),
+    chroma subsampled 4:2:0 or 4:2:2."""
+    params = [
+        cv2.IMWRITE_JPEG_QUALITY,
+        JPEG_QUALITY,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+        SUBSAMPLING[subsampling],
+    ]
     out = []
     for f in frames:
         h, w = f.shape[:2]
         if h != height:
             size = (round(w * height / h), height)
             f = cv2.resize(f, size, interpolation=cv2.INTER_LINEAR)
-        ok, jpeg = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok, jpeg = cv2.imencode(".jpg", f, params)
         if not ok:
             raise PixcamError("JPEG encoding failed")
         out.append(jpeg)
@@ -389,10 +403,11 @@ def run(args: argparse.Namespace) -> int:
     parts = parse_parts(getattr(args, "parts", None))
     frames = decode_frames(video, args.frames + WARMUP)
     h = frames[0].shape[0]
+    subsampling = getattr(args, "subsampling", None) or "420"
 
     columns: list[tuple[str, dict[str, tuple]]] = []
     for height in sizes:
-        jpegs = encode_mjpg(frames, height)
+        jpegs = encode_mjpg(frames, height, subsampling)
         for t in threads:
             columns.append((f"{height}p {t}t", bench_setting(cfg, jpegs, t)))
 
@@ -402,7 +417,8 @@ def run(args: argparse.Namespace) -> int:
     m = cfg.model
     res = network_resolution(spec, m.quality, m.internal_resolution) or spec.default_resolution
     print_table(
-        f"pixcam bench pipeline: {video.name} as MJPG (quality {JPEG_QUALITY}), model "
+        f"pixcam bench pipeline: {video.name} as MJPG (quality {JPEG_QUALITY}, "
+        f"{subsampling[0]}:{subsampling[1]}:{subsampling[2]}), model "
         f"{spec.name} (internal resolution {res}, [model] quality {m.quality}), "
         f"background {args.background}, "
         f"{args.frames} timed frames after {WARMUP} warm-up; median ms, wall / CPU",
@@ -416,7 +432,7 @@ def run(args: argparse.Namespace) -> int:
             f"({cfg.model.threads} inference threads, every core the process may use)"
         )
         for height in sizes:
-            status = bench_live(cfg, encode_mjpg(frames, height), live)
+            status = bench_live(cfg, encode_mjpg(frames, height, subsampling), live)
             lat = status.get("latency_ms") or {}
             # What the worker spends per frame (decode excluded): latency minus this is the
             # wait for the worker plus the decode, which a newest-frame slot keeps under an

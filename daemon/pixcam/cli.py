@@ -115,9 +115,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="long side of the network input in pixels (default: the configured one)",
     )
-    p.add_argument(
-        "--quality", choices=QUALITIES, help="default: the configured one"
-    )
+    p.add_argument("--quality", choices=QUALITIES, help="default: the configured one")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--overlay", **file_or_flag, help="also write the mask drawn over the input")
     p.add_argument("--opacity", type=float, default=0.7, help="overlay opacity 0..1")
@@ -210,6 +208,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     pipe.add_argument("--background", default="blur", choices=BACKGROUNDS)
     pipe.add_argument(
         "--sizes", default="720,1080,2160", help="frame heights (the video upscaled; 2160 = 4K)"
+    )
+    pipe.add_argument(
+        "--subsampling", default="420", choices=("420", "422"), help="the MJPG's chroma"
     )
     pipe.add_argument(
         "--live",

@@ -28,7 +28,7 @@ import numpy as np
 
 from pixcam import images, paths
 from pixcam.errors import PixcamError
-from pixcam.i420 import I420, Frame, upscaled
+from pixcam.i420 import C_TO_LIMITED, I420, Y_TO_LIMITED, Frame, upscaled
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 from pixcam.pyramid import Pyramid
 
@@ -163,25 +163,31 @@ def blend_dense(
     alpha: np.ndarray,
     scratch: _Scratch | None = None,
     out: np.ndarray | None = None,
+    fg_map: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """fg·a + bg·(1-a) in uint8 (each product rounded, so ±1 level; exact at a = 0 and 255).
     `fg` and `bg` are BGR (H×W×3) or one plane (H×W), `alpha` H×W; written into `out` (which
     may be `bg` or a view, such as a region of a bigger picture) when given.
+    `fg_map`: (scale, offset) applied to `fg` on the way (one more pass): a full-range
+    plane's mapping to the limited range of `bg`.
 
     cv2's saturating uint8 multiply/add: 5 SIMD passes, ~1.8 ms at 720p on one core, where
     cv2.blendLinear (float weights) takes ~6.5 ms and numpy uint16 math ~18 ms.
     """
     a, inv = (scratch or _Scratch()).get(fg.shape)
-    if fg.ndim == 2:
-        # One plane: the alpha is used as it is, and its scratch takes fg·a.
-        fa = cv2.multiply(fg, alpha, dst=a, scale=1 / 255)
-        a = alpha
-    else:
-        cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a)
-        fa = cv2.multiply(fg, a, scale=1 / 255)
-    cv2.bitwise_not(a, dst=inv)
+    if out is None:
+        out = np.empty_like(fg)
+    if fg.ndim == 3:
+        alpha = cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR, dst=a)
+    # The background's share first: then `out` (which may be `bg`) takes fg·a and the sum in
+    # place, no scratch for fg·a (with a mapping, decode and compose measured 0.4 ms less per
+    # 1080p frame than mapping the whole frame at the decode, 0.3 through a scratch buffer).
+    cv2.bitwise_not(alpha, dst=inv)
     cv2.multiply(bg, inv, dst=inv, scale=1 / 255)
-    return cv2.add(fa, inv, dst=np.empty_like(fg) if out is None else out)
+    if fg_map is not None:
+        fg = cv2.convertScaleAbs(fg, dst=out, alpha=fg_map[0], beta=fg_map[1])
+    cv2.multiply(fg, alpha, dst=out, scale=1 / 255)
+    return cv2.add(out, inv, dst=out)
 
 
 def blend(
@@ -193,6 +199,7 @@ def blend(
     reuse_bg: bool = False,
     out: np.ndarray | None = None,
     box: tuple[int, int, int, int] | None = None,
+    fg_map: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Like `blend_dense`, but only inside the bounding box of alpha > 0 (`box`, x, y, w, h,
     when the caller knows it): outside it the output is the background, copied into `out` (a
@@ -207,7 +214,7 @@ def blend(
         np.copyto(out, bg)
     if w and h:
         roi = (slice(y, y + h), slice(x, x + w))
-        blend_dense(fg[roi], bg[roi], alpha[roi], scratch, out=out[roi])
+        blend_dense(fg[roi], bg[roi], alpha[roi], scratch, out=out[roi], fg_map=fg_map)
     return out
 
 
@@ -215,7 +222,8 @@ def blend_i420(
     fg: I420, bg: I420, alpha: Pyramid, scratch: _Scratch | None = None, *, reuse_bg: bool
 ) -> I420:
     """`blend` plane by plane: Y with the alpha (`alpha.base`), U and V with its half-size
-    area mean (`alpha.level(1)`, shared with the blurred background)."""
+    area mean (`alpha.level(1)`, shared with the blurred background). A full-range `fg` is
+    mapped to limited range inside the box only: outside it the output is the background."""
     full, half = alpha.base, alpha.level(1)
     # The box of alpha > 0, found on the half alpha (a quarter of the reads) and doubled for Y:
     # a lone alpha 1 whose 2×2 block averages to 0 is left out, an error of one grey level.
@@ -224,10 +232,11 @@ def blend_i420(
     x, y, w, h = 2 * hx, 2 * hy, 2 * hw, 2 * hh
     out = bg if reuse_bg else I420.empty(fg.width, fg.height)
     boxes = ((x, y, min(w, fg.width - x), min(h, fg.height - y)), box, box)
-    for f, b, o, a, r in zip(
-        fg.planes, bg.planes, out.planes, (full, half, half), boxes, strict=True
+    maps = (Y_TO_LIMITED, C_TO_LIMITED, C_TO_LIMITED) if fg.full_range else (None,) * 3
+    for f, b, o, a, r, m in zip(
+        fg.planes, bg.planes, out.planes, (full, half, half), boxes, maps, strict=True
     ):
-        blend(f, b, a, scratch, reuse_bg=reuse_bg, out=o, box=r)
+        blend(f, b, a, scratch, reuse_bg=reuse_bg, out=o, box=r, fg_map=m)
     return out
 
 

@@ -1,12 +1,16 @@
 """The virtual camera's own picture format, I420, as a frame type the chain can carry.
 
 A frame is either BGR (H×W×3 uint8, what OpenCV, files and the part effects use) or `I420`:
-full-resolution Y, half-resolution U and V, BT.601 limited range, in one buffer laid out as
-pyvirtualcam and OpenCV take it ((H·3/2)×W). A webcam's MJPG is YCbCr already, so a camera
-frame kept in I420 from the decode to the sink is never converted to BGR and back at full
-resolution: the compositor blends 1.5 bytes a pixel instead of 3 and the sink converts
-nothing. Only the small pictures the network, the refiner and the blur work on are made in
-BGR, from area-halved planes (`reduced_bgr`).
+full-resolution Y, half-resolution U and V, BT.601, in one buffer laid out as pyvirtualcam
+and OpenCV take it ((H·3/2)×W). Video's limited range (Y 16..235) unless `full_range`: a
+camera's MJPG is decoded as JPEG holds it (0..255) and mapped to limited range only where a
+pixel of it reaches the output (the person's box in the blend; `limited()` for the sink), so
+the background's pixels, which the blurred background replaces, are never mapped.
+
+A webcam's MJPG is YCbCr already, so a camera frame kept in I420 from the decode to the sink
+is never converted to BGR and back at full resolution: the compositor blends 1.5 bytes a pixel
+instead of 3 and the sink converts nothing. Only the small pictures the network, the refiner
+and the blur work on are made in BGR, from area-halved planes (`reduced_bgr`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ _YUV_TO_BGR = np.array(
     ],
     np.float32,
 )
+# Full range (JPEG) → limited range (video): y' = 16 + y·219/255, c' = 128 + (c-128)·224/255,
+# as (scale, offset) for one `cv2.convertScaleAbs` a plane.
+Y_TO_LIMITED = (219 / 255, 16.0)
+C_TO_LIMITED = (224 / 255, 128 * (1 - 224 / 255))
+# `_YUV_TO_BGR` of the full-range values: the range mapping folded into the matrix, so a small
+# picture made from full-range planes costs nothing more.
+_SCALES = np.array([Y_TO_LIMITED[0], C_TO_LIMITED[0], C_TO_LIMITED[0]], np.float32)
+_OFFSETS = np.array([Y_TO_LIMITED[1], C_TO_LIMITED[1], C_TO_LIMITED[1]], np.float32)
+_FULL_YUV_TO_BGR = np.hstack(
+    [_YUV_TO_BGR[:, :3] * _SCALES, _YUV_TO_BGR[:, 3:] + (_YUV_TO_BGR[:, :3] @ _OFFSETS)[:, None]]
+).astype(np.float32)
 # Its inverse: B, G, R → Y', Cb, Cr, for small pictures of odd size (`upscaled`).
 _BGR_TO_YUV = np.array(
     [
@@ -39,9 +54,11 @@ _BGR_TO_YUV = np.array(
 
 @dataclass(frozen=True, eq=False)
 class I420:
-    """One picture in I420; `data` is the whole (H·3/2)×W buffer, `y`, `u`, `v` views of it."""
+    """One picture in I420; `data` is the whole (H·3/2)×W buffer, `y`, `u`, `v` views of it.
+    `full_range`: JPEG's 0..255 values rather than video's limited range."""
 
     data: np.ndarray
+    full_range: bool = False
 
     def __post_init__(self) -> None:
         d = self.data
@@ -51,8 +68,8 @@ class I420:
             raise ValueError("an I420 buffer must be contiguous")
 
     @classmethod
-    def empty(cls, width: int, height: int) -> I420:
-        return cls(np.empty((height * 3 // 2, width), np.uint8))
+    def empty(cls, width: int, height: int, full_range: bool = False) -> I420:
+        return cls(np.empty((height * 3 // 2, width), np.uint8), full_range)
 
     @classmethod
     def from_bgr(cls, bgr: np.ndarray) -> I420:
@@ -94,29 +111,56 @@ class I420:
     def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.y, self.u, self.v
 
+    def limited(self) -> I420:
+        """The picture in limited range: itself, or mapped into a new buffer (one pass)."""
+        if not self.full_range:
+            return self
+        out = I420.empty(self.width, self.height)
+        for src, dst, chroma in zip(self.planes, out.planes, (False, True, True), strict=True):
+            to_limited(src, dst, chroma)
+        return out
+
     def to_bgr(self) -> np.ndarray:
-        return cv2.cvtColor(self.data, cv2.COLOR_YUV2BGR_I420)
+        # OpenCV's I420 conversion takes limited range only.
+        return cv2.cvtColor(self.limited().data, cv2.COLOR_YUV2BGR_I420)
 
     def reduced_bgr(self, k: int) -> np.ndarray:
-        """The picture at 1/2^k size (k ≥ 1) in BGR, made from the planes: Y area-averaged by
-        2^k, U and V by 2^(k-1) (at k = 1 as they are), converted at the small size. At k = 1
-        about a quarter of a full conversion's cost; the same pixels as halving the full-size
-        BGR picture k times (to rounding)."""
+        """The picture at 1/2^k size (k ≥ 1) in BGR, made from the planes: Y area-halved k
+        times, U and V k - 1 times, converted at the small size; the same pixels as halving
+        the full-size BGR picture k times (to rounding). The chain's own levels come from
+        `Pyramid`, which keeps the planes' halvings between levels."""
         if k < 1:
             raise ValueError(f"reduced_bgr needs k >= 1, got {k}")
-        return yuv_to_bgr(halved(self.y, k), halved(self.u, k - 1), halved(self.v, k - 1))
+        return yuv_to_bgr(
+            halved(self.y, k), halved(self.u, k - 1), halved(self.v, k - 1), self.full_range
+        )
+
+    def resized(self, width: int, height: int) -> I420:
+        """Scaled to `width`×`height` (even) plane by plane, bilinear: for steps of less than
+        2×, which do not alias."""
+        out = I420.empty(width, height, self.full_range)
+        for src, dst in zip(self.planes, out.planes, strict=True):
+            cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=cv2.INTER_LINEAR)
+        return out
 
     def flipped(self) -> I420:
         """Mirrored left to right, plane by plane."""
-        out = I420.empty(self.width, self.height)
+        out = I420.empty(self.width, self.height, self.full_range)
         for src, dst in zip(self.planes, out.planes, strict=True):
             cv2.flip(src, 1, dst=dst)
         return out
 
 
-def yuv_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Y', Cb, Cr planes of one size (a reduced picture's) in BGR."""
-    return cv2.transform(cv2.merge([y, u, v]), _YUV_TO_BGR)
+def yuv_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray, full_range: bool) -> np.ndarray:
+    """Y', Cb, Cr planes of one size (a reduced picture's) in BGR; of full-range planes with
+    the range mapping folded into the matrix, so it costs nothing more."""
+    return cv2.transform(cv2.merge([y, u, v]), _FULL_YUV_TO_BGR if full_range else _YUV_TO_BGR)
+
+
+def to_limited(plane: np.ndarray, dst: np.ndarray, chroma: bool) -> np.ndarray:
+    """A full-range plane mapped to limited range into `dst` (which may be `plane`)."""
+    scale, offset = C_TO_LIMITED if chroma else Y_TO_LIMITED
+    return cv2.convertScaleAbs(plane, dst=dst, alpha=scale, beta=offset)
 
 
 def halved(plane: np.ndarray, times: int) -> np.ndarray:
@@ -149,5 +193,6 @@ def as_bgr(frame: Frame) -> np.ndarray:
 
 
 def as_i420(frame: Frame) -> I420:
-    """The frame in I420 (the virtual camera's format), converted once when it is BGR."""
-    return frame if isinstance(frame, I420) else I420.from_bgr(frame)
+    """The frame in I420 as the virtual camera takes it (limited range), converted once when
+    it is BGR or full range."""
+    return frame.limited() if isinstance(frame, I420) else I420.from_bgr(frame)

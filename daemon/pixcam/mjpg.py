@@ -57,9 +57,7 @@ def decode_reduced(jpeg: np.ndarray | bytes, width: int, height: int) -> np.ndar
     else:
         try:
             jh, jw = simplejpeg.decode_jpeg_header(buf)[:2]
-            scale = 1
-            while scale < 8 and jw // (2 * scale) >= width and jh // (2 * scale) >= height:
-                scale *= 2
+            scale = yuvjpeg.covering_scale(jw, jh, (width, height))
             img = simplejpeg.decode_jpeg(
                 buf,
                 colorspace="BGR",
@@ -84,9 +82,9 @@ def decode_frame(jpeg: np.ndarray | bytes, size: tuple[int, int] | None = None) 
     frame size, which I420 cannot hold; None when the data is not a readable JPEG.
     Straight to planes where the system has TurboJPEG (`yuvjpeg`), else through BGR.
     `size` (w, h): the picture is shown that big; a larger JPEG is decoded at a reduced
-    scale (`decode_reduced`, BGR)."""
+    scale (`decode_reduced_frame`)."""
     if size is not None and _larger_than(jpeg, size):
-        return decode_reduced(jpeg, *size)
+        return decode_reduced_frame(jpeg, *size)
     if yuvjpeg.available():
         planar = yuvjpeg.decode(_buffer(jpeg))
         if planar is not None:
@@ -95,6 +93,21 @@ def decode_frame(jpeg: np.ndarray | bytes, size: tuple[int, int] | None = None) 
     if bgr is None or bgr.shape[0] % 2 or bgr.shape[1] % 2:
         return bgr
     return I420.from_bgr(bgr)
+
+
+def decode_reduced_frame(jpeg: np.ndarray | bytes, width: int, height: int) -> Frame | None:
+    """`decode_reduced` for the chain: planar (I420) where `yuvjpeg` can and the size is even,
+    so a big camera's frames skip the colour conversion, the compositor blends half the bytes
+    and the sink converts nothing; else BGR."""
+    if yuvjpeg.available() and width % 2 == 0 and height % 2 == 0:
+        planar = yuvjpeg.decode(_buffer(jpeg), (width, height))
+        if planar is not None:
+            if planar.width < width or planar.height < height:
+                return planar  # smaller than asked: whole, as decode_reduced does
+            if (planar.width, planar.height) == (width, height):
+                return planar
+            return planar.resized(width, height)
+    return decode_reduced(jpeg, width, height)
 
 
 def _larger_than(jpeg: np.ndarray | bytes, size: tuple[int, int]) -> bool:

@@ -56,7 +56,7 @@ class Pyramid:
         finer = max((j for j in self._levels if j < k), default=None)
         if self._i420 is not None and (finer is None or (finer == 0 and k > 0)):
             # From the planes: never through a full-size BGR picture.
-            img = self._i420.to_bgr() if k == 0 else self._from_planes(k)
+            img = self._i420.to_bgr() if k == 0 else self._from_planes(self._i420, k)
         else:
             assert finer is not None  # a BGR pyramid always has level 0
             img = self._levels[finer]
@@ -90,14 +90,14 @@ class Pyramid:
         # k + 1's chroma when made (small and in cache), else from the finest made.
         c = max(i for i in self._chroma if i <= k + 1)
         u, v = (halved(_crop(p, rect, c), max(0, k - c)) for p in self._chroma[c])
-        return yuv_to_bgr(_fit(y, size), _fit(u, size), _fit(v, size))
+        return yuv_to_bgr(_fit(y, size), _fit(u, size), _fit(v, size), self._i420.full_range)
 
-    def _from_planes(self, k: int) -> np.ndarray:
+    def _from_planes(self, frame: I420, k: int) -> np.ndarray:
         """Level k ≥ 1 of an I420 frame: Y halved k times, U and V k - 1 times (at k = 1 as
         they are), converted at the small size (a quarter of a full conversion at k = 1)."""
         y = _kept_halving(self._luma, k, lambda y: halved(y, 1))
         u, v = _kept_halving(self._chroma, k, lambda uv: (halved(uv[0], 1), halved(uv[1], 1)))
-        return yuv_to_bgr(y, u, v)
+        return yuv_to_bgr(y, u, v, frame.full_range)
 
 
 def _kept_halving(kept: dict[int, T], k: int, halve: Callable[[T], T]) -> T:

@@ -84,14 +84,18 @@ _GF_RADIUS_FRAC = 1 / 24  # window radius / grid height: about one network outpu
 _GF_EPS = 0.02**2  # regularisation on a 0..1 guide: colour steps below ~5 levels are ignored
 _DETAIL = 2  # apply the filter's coefficients at this multiple of the working size
 _WORK_DIVISOR = 4  # the grid is at most 1/4 of the frame (and at most _GRID_LONG)
-# Weight of the guided filter's output against the fine probability at the detail size: on
-# the dev photos 1.0 (filter only) / 0.65 / 0.5 / 0.4 gave IoU 0.906 / 0.913 / 0.914 / 0.914
-# and halo8 0.127 / 0.130 / 0.134 / 0.137 (docs/cut.md).
-_FILTER_SHARE = 0.5
+# Weight of the guided filter's output against the fine probability at the detail size. On
+# the dev photos 1.0 (filter only) / 0.85 / 0.75 / 0.5 gave IoU 0.906 / 0.910 / 0.912 / 0.913;
+# on the still presenter the fine outline wobbles more than the filter's (flicker 0.108 /
+# 0.112 / 0.119 / 0.136): 0.75 with the still-picture damping below (docs/cut.md).
+_FILTER_SHARE = 0.75
 _PRE_GAIN = 3.0  # probability contrast before the guided filter (threshold ± 1/6 → 0..1)
 _RAMP = 0.1  # filtered range (around 0.5) stretched to the full 0..255 alpha range
 _MOTION_LO, _MOTION_HI = 0.015, 0.06  # grey-level change (0..1) from "still" to "moving"
 _JUMP_LO, _JUMP_HI = 0.5, 0.9  # probability change that overrides smoothing without motion
+# Where the picture is still, a small probability change (below _WOBBLE_LO, fading out at
+# _WOBBLE_HI) is network wobble: it is held back with _WOBBLE_KEEP instead of `smoothing`.
+_WOBBLE_LO, _WOBBLE_HI, _WOBBLE_KEEP = 0.05, 0.25, 0.9
 
 
 def box(img: np.ndarray, r: int) -> np.ndarray:
@@ -170,10 +174,18 @@ def _as_probability(prob_small: np.ndarray) -> np.ndarray:
     return np.asarray(prob_small, dtype=np.float32)
 
 
+def _scaled(x: np.ndarray, gain: float, offset: float, top: float = 1.0) -> np.ndarray:
+    """clip(x·gain + offset, 0, top) in one new float32 array. Chained numpy expressions make a
+    fresh temporary per operation, which on a detail-size plane costs several times the
+    arithmetic itself (measured 0.36 ms against 0.02 ms at 320×180)."""
+    y = x * np.float32(gain)
+    y += np.float32(offset)
+    return np.clip(y, np.float32(0), np.float32(top), out=y)
+
+
 def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """0 below lo, 1 above hi, linear between (in place on a temporary)."""
-    y = (x - np.float32(lo)) * np.float32(1 / (hi - lo))
-    return np.clip(y, 0.0, 1.0, out=y)
+    """0 below lo, 1 above hi, linear between."""
+    return _scaled(x, 1 / (hi - lo), -lo / (hi - lo))
 
 
 class Refiner:
@@ -197,7 +209,7 @@ class Refiner:
     def reset(self) -> None:
         """Forget the previous frames (new source, resolution change, scene cut)."""
         self._state: np.ndarray | None = None
-        self._prev_guide: np.ndarray | None = None
+        self._prev_grey: np.ndarray | None = None
 
     def refine(
         self, frame: Frame, prob_small: np.ndarray, pyramid: Pyramid | None = None
@@ -219,22 +231,24 @@ class Refiner:
         # Detail grid: where the filter's output is produced; never above frame size.
         dw, dh = min(w, gw * _DETAIL), min(h, gh * _DETAIL)
         pyramid = pyramid or Pyramid(frame)
-        detail_u8 = pyramid.down_to((dw, dh))
-        guide = pyramid.down_to((gw, gh)).astype(np.float32) * np.float32(1 / 255)
+        guide_u8, detail_u8 = pyramid.down_to((gw, gh)), pyramid.down_to((dw, dh))
+        guide = guide_u8.astype(np.float32) * np.float32(1 / 255)
+        detail = detail_u8.astype(np.float32) * np.float32(1 / 255) if dw != gw else guide
 
         # A probability finer than the grid has an outline the grid would lose (the selfie
-        # model's): it is smoothed and kept at the detail size, and averaged down for the filter.
+        # model's): it is smoothed (against the picture's motion at that size) and kept at the
+        # detail size, and averaged down for the filter.
         fine = None
         if pw > gw:
             if (pw, ph) != (dw, dh):
                 shrink = cv2.INTER_AREA if pw > dw else cv2.INTER_LINEAR
                 prob = cv2.resize(prob, (dw, dh), interpolation=shrink)
-            fine = self._smooth(prob, guide, s.smoothing)
+            fine = self._smooth(prob, detail_u8, s.smoothing)
             prob = cv2.resize(fine, (gw, gh), interpolation=cv2.INTER_AREA)
         else:
             if (pw, ph) != (gw, gh):
                 prob = cv2.resize(prob, (gw, gh), interpolation=cv2.INTER_AREA)
-            prob = self._smooth(prob, guide, s.smoothing)
+            prob = self._smooth(prob, guide_u8, s.smoothing)
 
         if s.edge_aware:
             # Steepen the network's soft ramp first: the guided filter then only has to move a
@@ -244,10 +258,10 @@ class Refiner:
             if (dw, dh) != (gw, gh):
                 a = cv2.resize(a, (dw, dh), interpolation=cv2.INTER_LINEAR)
                 b = cv2.resize(b, (dw, dh), interpolation=cv2.INTER_LINEAR)
-                guide = detail_u8.astype(np.float32) * np.float32(1 / 255)
-            q = apply_coefficients(a, b, guide)
+            q = apply_coefficients(a, b, detail)
             if fine is not None:
-                q = cv2.addWeighted(q, _FILTER_SHARE, self._steepen(fine), 1 - _FILTER_SHARE, 0)
+                own = self._steepen(fine)
+                q = cv2.addWeighted(q, _FILTER_SHARE, own, 1 - _FILTER_SHARE, 0)
         else:
             # No filter: the final bilinear resize is the upsampling.
             q = self._steepen(prob if fine is None else fine)
@@ -255,29 +269,41 @@ class Refiner:
 
     def _steepen(self, prob: np.ndarray) -> np.ndarray:
         """The probability's contrast around the threshold raised `_PRE_GAIN` times, 0..1."""
-        t = np.float32(self._settings.threshold)
-        sharp = (prob - t) * np.float32(_PRE_GAIN) + np.float32(0.5)
-        return np.clip(sharp, 0.0, 1.0, out=sharp)
+        return _scaled(prob, _PRE_GAIN, 0.5 - self._settings.threshold * _PRE_GAIN)
 
-    def _smooth(self, prob: np.ndarray, guide: np.ndarray, smoothing: float) -> np.ndarray:
-        """Motion-adaptive EMA: strong where the picture is still, none where it moves.
-        `prob` may be finer than `guide` (the motion test stays on the grid)."""
-        state, prev = self._state, self._prev_guide
-        self._prev_guide = guide
-        if state is None or prev is None or state.shape != prob.shape or smoothing <= 0:
+    def _smooth(self, prob: np.ndarray, picture: np.ndarray, smoothing: float) -> np.ndarray:
+        """Motion-adaptive EMA: strong where the picture (BGR uint8, `prob`'s size) is still,
+        none where it moves."""
+        state, prev = self._state, self._prev_grey
+        grey = self._prev_grey = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
+        if (
+            state is None
+            or prev is None
+            or (state.shape, prev.shape) != (prob.shape, grey.shape)
+            or smoothing <= 0
+        ):
             self._state = prob.copy()  # prob may be the caller's buffer, reused next frame
             return prob
         # Picture motion (not mask change) decides: network flicker on a still person has no
         # motion, real movement does. A small box blur keeps camera noise below _MOTION_LO.
-        motion = box(cv2.cvtColor(cv2.absdiff(guide, prev), cv2.COLOR_BGR2GRAY), 1)
+        motion = cv2.boxFilter(cv2.absdiff(grey, prev), cv2.CV_32F, (3, 3)) * np.float32(1 / 255)
         follow = _ramp(motion, _MOTION_LO, _MOTION_HI)
-        if follow.shape != prob.shape:
-            follow = cv2.resize(follow, prob.shape[::-1], interpolation=cv2.INTER_LINEAR)
         # A huge probability jump on a still picture (someone sits very still, then the
         # network changes its mind for good) must not take ~1/(1-smoothing) frames.
-        jump = _ramp(cv2.absdiff(prob, state), _JUMP_LO, _JUMP_HI)
-        keep = np.float32(smoothing) * (1.0 - np.maximum(follow, jump))
-        out = prob + keep * (state - prob)
+        change = cv2.absdiff(prob, state)
+        jump = _ramp(change, _JUMP_LO, _JUMP_HI)
+        # How far to hold back: `smoothing`, raised towards _WOBBLE_KEEP for a small change
+        # where the picture is still (1 − ramps: 1 for a tiny change, 1 without motion).
+        wobble = _scaled(_ramp(change, _WOBBLE_LO, _WOBBLE_HI), -1.0, 1.0)
+        wobble *= _scaled(motion, -1 / _MOTION_LO, 1.0)
+        hold = _scaled(wobble, max(0.0, _WOBBLE_KEEP - smoothing), smoothing)
+        keep = np.maximum(follow, jump, out=jump)
+        keep *= np.float32(-1.0)
+        keep += np.float32(1.0)
+        keep *= hold  # hold·(1 − max(follow, jump))
+        out = cv2.subtract(state, prob)
+        out *= keep
+        out += prob
         self._state = out
         return out
 
@@ -285,8 +311,8 @@ class Refiner:
     def _finish(q: np.ndarray, feather: float, size: tuple[int, int]) -> np.ndarray:
         """Contrast curve, feather, uint8, and the single full-resolution resize."""
         w, h = size
-        alpha: np.ndarray = (q - np.float32(0.5)) * np.float32(255 / _RAMP) + np.float32(128)
-        np.clip(alpha, 0.0, 255.0, out=alpha)  # before the blur, so the ramp has that width
+        # Clipped before the blur, so the ramp has that width.
+        alpha = _scaled(q, 255 / _RAMP, 128 - 0.5 * 255 / _RAMP, 255.0)
         scale = w / q.shape[1]  # output pixels per grid pixel
         # A Gaussian's 10–90 % rise is 2.56 σ; bilinear upsampling adds ~`scale` px by itself,
         # so only the remainder is blurred here, at grid resolution.

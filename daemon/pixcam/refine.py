@@ -54,9 +54,11 @@ class RefineSettings:
     smoothing: float = 0.5  # 0 = no temporal smoothing .. 0.95 = very slow to follow
     # Width (10–90 %) of the soft edge in output-frame pixels. The final bilinear upscale
     # alone gives ~frame/detail-grid px (4 at 720p, 6 at 1080p): smaller values change nothing.
-    # 3 rather than 6: on the dev photos the ±8 px error drops from 0.218 to 0.193 and the
-    # halo from 0.203 to 0.176 at the same IoU and flicker (docs/cut.md).
-    feather: float = 3.0
+    # 2: no extra blur even on a 640 px wide frame (2× upscale), where the bilinear edge is
+    # already 2 px. On the dev photos (mostly 640×480) 6 → 3 → 2 took the ±8 px error from
+    # 0.218 to 0.193 (round 1), then 0.161 → 0.157 (with the fine probability), at the same
+    # IoU; at 720p and above nothing changes (docs/cut.md).
+    feather: float = 2.0
     edge_aware: bool = True  # guided filter against the frame
     threshold: float = 0.5  # probability that maps to alpha 128 (`[model] threshold`)
 

@@ -13,18 +13,22 @@ grid (the probability's own size, at most 160 px on the long side: 160×90 for 1
 3. a contrast curve around the threshold and a feather of configurable width.
 
 The filter's grid is as coarse as BodyPix (stride 16), but the selfie model the default fuses
-in sees the person finely (256 px across them). So the refiner takes the probability at the
-detail size (`probability_size`, twice the grid) and mixes that fine probability in evenly
-with the filter's output there: its own outline where the model has one, the picture's edges
-where it is blocky (docs/cut.md: mean IoU 0.906 → 0.913, ±8 px error 0.170 → 0.159).
+in sees the person finely (256 px across them). So the chain gives the refiner a model's
+probability at the detail size (`probability_size`, twice the grid) when the model's cells are
+finer than the grid, and the refiner mixes that fine probability in with the filter's output
+(a quarter of it): the model's own outline where it has one, the picture's edges where it is
+blocky. Its temporal smoothing then runs at that size, and holds back small changes on a
+still picture harder (the fine outline wobbles more). On the dev photos (docs/cut.md, with the
+feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.85 ms more per 720p frame.
 
 Only the last operation touches the full resolution: one uint8 bilinear resize. Measured (see
-bench/boundary_error.py, bench/stages.py): ~2 ms CPU per 720p frame; on the dev photos with
+bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev photos with
 the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear probability) to 0.18.
 
 `prob_small` is the person probability as **float32 in 0..1** (what
 `SegmentationOutput.person_probability` returns); uint8 0..255 is accepted too and converted.
-It must cover the whole frame with the frame's aspect ratio (any size up to the frame's).
+It must cover the whole frame with the frame's aspect ratio (any size up to the frame's); one
+finer than the filter grid is taken as a fine outline (above).
 """
 
 from __future__ import annotations

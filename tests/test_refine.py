@@ -98,26 +98,30 @@ def test_edge_aware_snaps_a_misplaced_mask_to_the_picture_edge() -> None:
     assert abs(crossing_x(on) - true_edge) <= 0.6 * abs(crossing_x(off) - true_edge)
 
 
+def flicker(settings: RefineSettings, base: np.ndarray, noise: float, frames: int = 30) -> float:
+    """Mean |Δalpha| between the frames of a flat grey picture whose probability is `base` plus
+    noise: no edge for the guided filter to snap the mask to, only the smoothing steadies it."""
+    rng = np.random.default_rng(7)
+    frame = np.full((H, W, 3), 128, np.uint8)
+    r = Refiner(settings)
+    prev, diffs = None, []
+    for _ in range(frames):
+        noisy = np.clip(base + rng.normal(0, noise, base.shape).astype(np.float32), 0, 1)
+        alpha = r.refine(frame, noisy).astype(np.int16)
+        if prev is not None:
+            diffs.append(np.abs(alpha - prev).mean())
+        prev = alpha
+    return float(np.mean(diffs[5:]))
+
+
 @pytest.mark.parametrize("edge_aware", [False, True])
 def test_temporal_smoothing_reduces_flicker_on_a_still_picture(edge_aware: bool) -> None:
-    rng = np.random.default_rng(7)
-    # A flat grey picture: no edge for the guided filter to snap the noisy mask to, so only
-    # the temporal smoothing can steady it.
-    frame = np.full((H, W, 3), 128, np.uint8)
     base = step_prob(322, blur=2)
-
-    def flicker(smoothing: float) -> float:
-        r = Refiner(RefineSettings(smoothing=smoothing, feather=6, edge_aware=edge_aware))
-        prev, diffs = None, []
-        for _ in range(30):
-            noisy = np.clip(base + rng.normal(0, 0.12, base.shape).astype(np.float32), 0, 1)
-            alpha = r.refine(frame, noisy).astype(np.int16)
-            if prev is not None:
-                diffs.append(np.abs(alpha - prev).mean())
-            prev = alpha
-        return float(np.mean(diffs[5:]))
-
-    assert flicker(0.8) < 0.5 * flicker(0.0)
+    smoothed, raw = (
+        flicker(RefineSettings(smoothing=s, feather=6, edge_aware=edge_aware), base, 0.12)
+        for s in (0.8, 0.0)
+    )
+    assert smoothed < 0.5 * raw
 
 
 def test_smoothing_still_follows_a_moving_person() -> None:
@@ -209,24 +213,11 @@ def test_probability_size_is_the_grid_or_twice_it_for_a_fine_model() -> None:
 
 
 def test_a_fine_probability_is_smoothed_too() -> None:
-    frame = np.full((H, W, 3), 128, np.uint8)
-    rng = np.random.default_rng(3)
     x_fine = (np.arange(2 * SW, dtype=np.float32) + 0.5) * (W / (2 * SW))
     base = np.repeat((x_fine < 322).astype(np.float32)[None, :], 2 * SH, axis=0)
     base = cv2.GaussianBlur(base, (0, 0), 2)
-
-    def flicker(smoothing: float) -> float:
-        r = Refiner(RefineSettings(smoothing=smoothing))
-        prev, diffs = None, []
-        for _ in range(20):
-            noisy = np.clip(base + rng.normal(0, 0.08, base.shape).astype(np.float32), 0, 1)
-            alpha = r.refine(frame, noisy).astype(np.int16)
-            if prev is not None:
-                diffs.append(np.abs(alpha - prev).mean())
-            prev = alpha
-        return float(np.mean(diffs[3:]))
-
-    assert flicker(0.5) < 0.5 * flicker(0.0)
+    smoothed, raw = (flicker(RefineSettings(smoothing=s), base, 0.08, 20) for s in (0.5, 0.0))
+    assert smoothed < 0.5 * raw
 
 
 def test_a_small_wobble_on_a_still_picture_is_held_back_more_than_a_real_change() -> None:

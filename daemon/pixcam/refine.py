@@ -19,7 +19,7 @@ finer than the grid, and the refiner mixes that fine probability in with the fil
 (a quarter of it): the model's own outline where it has one, the picture's edges where it is
 blocky. Its temporal smoothing then runs at that size, and holds back small changes on a
 still picture harder (the fine outline wobbles more). On the dev photos (docs/cut.md, with the
-feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.85 ms more per 720p frame.
+feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.8 ms more per 720p frame.
 
 Only the last operation touches the full resolution: one uint8 bilinear resize. Measured (see
 bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev photos with
@@ -191,9 +191,9 @@ def _scaled(x: np.ndarray, gain: float, offset: float, top: float = 1.0) -> np.n
     return np.clip(y, np.float32(0), np.float32(top), out=y)
 
 
-def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """0 below lo, 1 above hi, linear between."""
-    return _scaled(x, 1 / (hi - lo), -lo / (hi - lo))
+def _fade(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """1 below lo, 0 above hi, linear between."""
+    return _scaled(x, -1 / (hi - lo), hi / (hi - lo))
 
 
 class Refiner:
@@ -295,20 +295,18 @@ class Refiner:
         # Picture motion (not mask change) decides: network flicker on a still person has no
         # motion, real movement does. A small box blur keeps camera noise below _MOTION_LO.
         motion = cv2.boxFilter(cv2.absdiff(grey, prev), cv2.CV_32F, (3, 3)) * np.float32(1 / 255)
-        follow = _ramp(motion, _MOTION_LO, _MOTION_HI)
-        # A huge probability jump on a still picture (someone sits very still, then the
-        # network changes its mind for good) must not take ~1/(1-smoothing) frames.
         change = cv2.absdiff(prob, state)
-        jump = _ramp(change, _JUMP_LO, _JUMP_HI)
         # How far to hold back: `smoothing`, raised towards _WOBBLE_KEEP for a small change
-        # where the picture is still (1 − ramps: 1 for a tiny change, 1 without motion).
-        wobble = _scaled(_ramp(change, _WOBBLE_LO, _WOBBLE_HI), -1.0, 1.0)
-        wobble *= _scaled(motion, -1 / _MOTION_LO, 1.0)
-        hold = _scaled(wobble, max(0.0, _WOBBLE_KEEP - smoothing), smoothing)
-        keep = np.maximum(follow, jump, out=jump)
-        keep *= np.float32(-1.0)
-        keep += np.float32(1.0)
-        keep *= hold  # hold·(1 − max(follow, jump))
+        # where the picture is still (both factors 1 for a tiny change without motion).
+        calm = _fade(change, _WOBBLE_LO, _WOBBLE_HI)
+        calm *= _fade(motion, 0.0, _MOTION_LO)
+        hold = _scaled(calm, max(0.0, _WOBBLE_KEEP - smoothing), smoothing)
+        # Not at all where the picture moves, nor for a huge probability jump on a still
+        # picture (someone sits very still, then the network changes its mind for good): that
+        # must not take ~1/(1-smoothing) frames.
+        keep = _fade(motion, _MOTION_LO, _MOTION_HI)
+        np.minimum(keep, _fade(change, _JUMP_LO, _JUMP_HI), out=keep)
+        keep *= hold
         out = cv2.subtract(state, prob)
         out *= keep
         out += prob

@@ -239,9 +239,11 @@ class Refiner:
         # Detail grid: where the filter's output is produced; never above frame size.
         dw, dh = min(w, gw * _DETAIL), min(h, gh * _DETAIL)
         pyramid = pyramid or Pyramid(frame)
-        guide_u8, detail_u8 = pyramid.down_to((gw, gh)), pyramid.down_to((dw, dh))
-        guide = guide_u8.astype(np.float32) * np.float32(1 / 255)
-        detail = detail_u8.astype(np.float32) * np.float32(1 / 255) if dw != gw else guide
+        guide_u8 = detail_u8 = pyramid.down_to((gw, gh))
+        guide = detail = guide_u8.astype(np.float32) * np.float32(1 / 255)
+        if (dw, dh) != (gw, gh):
+            detail_u8 = pyramid.down_to((dw, dh))
+            detail = detail_u8.astype(np.float32) * np.float32(1 / 255)
 
         # A probability finer than the grid has an outline the grid would lose (the selfie
         # model's): it is smoothed (against the picture's motion at that size) and kept at the

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import sys
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEV = REPO.parent / "shared" / "data" / "segmentation" / "dev"
 sys.path.insert(0, str(REPO / "daemon"))
 
-from pixcam.refine import Refiner, RefineSettings  # noqa: E402
+from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 
 @dataclass
@@ -141,9 +142,11 @@ def evaluate(samples: list[Sample], source: Callable[[Sample], ProbFn], work_sca
         h, w = sample.image.shape[:2]
         prob_at = source(sample)
         full = prob_at(sample.image, (w, h))
-        small = prob_at(
-            sample.image, (max(8, round(w / work_scale)), max(8, round(h / work_scale)))
-        )
+        # These sources are as coarse as BodyPix: no finer than the refiner's grid (a larger
+        # probability would be taken for a fine model's outline).
+        gw, gh = probability_size(w, h, math.inf)
+        sw, sh = max(8, round(w / work_scale)), max(8, round(h / work_scale))
+        small = prob_at(sample.image, (min(gw, sw), min(gh, sh)))
         for name, settings in methods().items():
             if name == "raw-soft":
                 alpha = np.clip(full * 255 + 0.5, 0, 255).astype(np.uint8)

@@ -14,6 +14,7 @@ as the pipeline runs it (`effects.Effects`, default settings), for scale.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -30,7 +31,7 @@ sys.path.insert(0, str(REPO / "daemon"))
 from pixcam.compose import ComposeSettings, Compositor  # noqa: E402
 from pixcam.config import Config  # noqa: E402
 from pixcam.effects import Effects, EffectsSettings  # noqa: E402
-from pixcam.refine import Refiner, RefineSettings  # noqa: E402
+from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 BG_IMAGE = SHARED / "images" / "girl-919048_1280.jpg"
@@ -60,14 +61,16 @@ def test_frame(size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
 
-def probability(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Person probability at `size`: the real segmenter's if available."""
+def probability(frame: np.ndarray) -> np.ndarray:
+    """Person probability at the size the chain asks for: the real segmenter's if available."""
+    fh, fw = frame.shape[:2]
     try:
         from pixcam.segment import load_segmenter
 
-        return load_segmenter(None, threads=1).run(frame).person_probability(size=size)
+        out = load_segmenter(None, threads=1).run(frame)
+        return out.person_probability(size=probability_size(fw, fh, out.cell))
     except Exception:  # no model installed: any plausible mask costs the same
-        w, h = size
+        w, h = probability_size(fw, fh, math.inf)
         prob = np.zeros((h, w), np.float32)
         cv2.ellipse(prob, (w // 2, h), (w // 4, int(h * 0.8)), 0, 0, 360, 1.0, -1)
         return cv2.GaussianBlur(prob, (0, 0), 2)
@@ -141,7 +144,7 @@ def main() -> int:
     rows: dict[str, dict[str, tuple[float, float]]] = {}
     for label, (w, h) in SIZES.items():
         frame = test_frame((w, h))
-        prob_small = probability(frame, (w // 4, h // 4))
+        prob_small = probability(frame)
         alpha = Refiner(RefineSettings(smoothing=0)).refine(frame, prob_small)
         for threads in (1, 2):
             cv2.setNumThreads(threads)

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "video"
 sys.path.insert(0, str(REPO / "daemon"))
 
-from pixcam.refine import Refiner, RefineSettings  # noqa: E402
+from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 SMOOTHING = (0.0, 0.5, 0.8, 0.95)
 
@@ -42,7 +42,8 @@ def frames_and_probs(
         if not ok:
             break
         h, w = frame.shape[:2]
-        out.append((frame, seg.run(frame).person_probability(size=(w // 4, h // 4))))
+        result = seg.run(frame)
+        out.append((frame, result.person_probability(size=probability_size(w, h, result.cell))))
     cap.release()
     return out
 

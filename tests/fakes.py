@@ -115,6 +115,7 @@ class FlakySegmenter:
     """Person everywhere in the left half; raises on call number `bad`. No part heads."""
 
     has_parts = False
+    cell = 16.0  # frame pixels per output cell, as BodyPix's stride 16
 
     def __init__(self, bad: int | None = None) -> None:
         self.calls, self.bad = 0, bad

@@ -112,6 +112,7 @@ class SlowSegmenter:
     """A stage whose time grows with the network input's area, as the real one's does."""
 
     has_parts = False
+    cell = 16.0  # frame pixels per output cell, as BodyPix's stride 16
 
     def __init__(self, resolution: int, seconds_at_417: float) -> None:
         self.delay = seconds_at_417 * (resolution / 417) ** 2

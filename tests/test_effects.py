@@ -40,6 +40,28 @@ def test_stages_run_and_are_reported_in_order() -> None:
     assert out[:, -5:].max() <= 5 and out[:, :5].min() >= 195  # person kept, background black
 
 
+class SizeRecorder(FlakySegmenter):
+    """Remembers the probability sizes the chain asks for."""
+
+    def __init__(self, cell: float) -> None:
+        super().__init__()
+        self.cell = cell
+        self.sizes: list[tuple[int, int]] = []
+
+    def person_probability(self, size: tuple[int, int]) -> np.ndarray:
+        self.sizes.append(size)
+        return super().person_probability(size)
+
+
+@pytest.mark.parametrize(("cell", "times"), [(16.0, 1), (1.0, 2)])
+def test_the_chain_asks_a_fine_model_for_a_finer_probability(cell: float, times: int) -> None:
+    seg = SizeRecorder(cell)
+    cfg = cfg_with(effects={"background": "color", "color": "#000000"})
+    Effects(EffectsSettings.from_config(cfg), seg).process(frame())
+    # A 64×48 frame: the refiner's grid is a quarter of it; a fine model's, twice that.
+    assert (W, H) == (64, 48) and seg.sizes == [(16 * times, 12 * times)]
+
+
 def test_pass_through_without_effects_or_segmenter() -> None:
     f = frame()
     none = EffectsSettings.from_config(cfg_with(effects={"background": "none"}))

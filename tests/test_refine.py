@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pixcam.refine import Refiner, RefineSettings, guided_filter
+from pixcam.refine import Refiner, RefineSettings, guided_filter, probability_size
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "segmentation" / "dev"
 
@@ -98,26 +98,30 @@ def test_edge_aware_snaps_a_misplaced_mask_to_the_picture_edge() -> None:
     assert abs(crossing_x(on) - true_edge) <= 0.6 * abs(crossing_x(off) - true_edge)
 
 
+def flicker(settings: RefineSettings, base: np.ndarray, noise: float, frames: int = 30) -> float:
+    """Mean |Δalpha| between the frames of a flat grey picture whose probability is `base` plus
+    noise: no edge for the guided filter to snap the mask to, only the smoothing steadies it."""
+    rng = np.random.default_rng(7)
+    frame = np.full((H, W, 3), 128, np.uint8)
+    r = Refiner(settings)
+    prev, diffs = None, []
+    for _ in range(frames):
+        noisy = np.clip(base + rng.normal(0, noise, base.shape).astype(np.float32), 0, 1)
+        alpha = r.refine(frame, noisy).astype(np.int16)
+        if prev is not None:
+            diffs.append(np.abs(alpha - prev).mean())
+        prev = alpha
+    return float(np.mean(diffs[5:]))
+
+
 @pytest.mark.parametrize("edge_aware", [False, True])
 def test_temporal_smoothing_reduces_flicker_on_a_still_picture(edge_aware: bool) -> None:
-    rng = np.random.default_rng(7)
-    # A flat grey picture: no edge for the guided filter to snap the noisy mask to, so only
-    # the temporal smoothing can steady it.
-    frame = np.full((H, W, 3), 128, np.uint8)
     base = step_prob(322, blur=2)
-
-    def flicker(smoothing: float) -> float:
-        r = Refiner(RefineSettings(smoothing=smoothing, feather=6, edge_aware=edge_aware))
-        prev, diffs = None, []
-        for _ in range(30):
-            noisy = np.clip(base + rng.normal(0, 0.12, base.shape).astype(np.float32), 0, 1)
-            alpha = r.refine(frame, noisy).astype(np.int16)
-            if prev is not None:
-                diffs.append(np.abs(alpha - prev).mean())
-            prev = alpha
-        return float(np.mean(diffs[5:]))
-
-    assert flicker(0.8) < 0.5 * flicker(0.0)
+    smoothed, raw = (
+        flicker(RefineSettings(smoothing=s, feather=6, edge_aware=edge_aware), base, 0.12)
+        for s in (0.8, 0.0)
+    )
+    assert smoothed < 0.5 * raw
 
 
 def test_smoothing_still_follows_a_moving_person() -> None:
@@ -195,3 +199,61 @@ def test_edge_aware_refinement_reduces_boundary_error_on_dev_photos() -> None:
     assert np.mean(refined) < 0.5 * np.mean(raw)
     assert np.mean(refined) < 0.92 * np.mean(plain)
     assert np.mean(np.array(refined) < np.array(plain)) > 0.6  # better on most photos
+
+
+# --------------------------------------------------------- a probability finer than the grid
+def test_probability_size_is_the_grid_or_twice_it_for_a_fine_model() -> None:
+    # 720p: the grid is 160×90 (1/8); BodyPix's cells (~70 px) are coarser than that.
+    assert probability_size(1280, 720, cell=70.0) == (160, 90)
+    # The selfie model on the person's square (~3 px cells): the detail size, twice the grid.
+    assert probability_size(1280, 720, cell=3.0) == (320, 180)
+    # A small frame: the grid is 1/4 of it, the detail size never exceeds the frame.
+    assert probability_size(256, 192, cell=2.0) == (128, 96)
+    assert probability_size(100, 60, cell=2.0) == (50, 30)
+
+
+def test_a_fine_probability_is_smoothed_too() -> None:
+    x_fine = (np.arange(2 * SW, dtype=np.float32) + 0.5) * (W / (2 * SW))
+    base = np.repeat((x_fine < 322).astype(np.float32)[None, :], 2 * SH, axis=0)
+    base = cv2.GaussianBlur(base, (0, 0), 2)
+    smoothed, raw = (flicker(RefineSettings(smoothing=s), base, 0.08, 20) for s in (0.5, 0.0))
+    assert smoothed < 0.5 * raw
+
+
+def test_a_small_wobble_on_a_still_picture_is_held_back_more_than_a_real_change() -> None:
+    frame = two_colour_frame(322)
+
+    def person_after(level: float) -> float:
+        r = Refiner(RefineSettings(smoothing=0.5, feather=0))
+        for _ in range(5):
+            r.refine(frame, step_prob(322) * np.float32(0.55))
+        return float(r.refine(frame, step_prob(322) * np.float32(level))[:, :250].mean())
+
+    # 0.55 → 0.45: smoothing 0.5 alone would land on the threshold (alpha ~128); held back as
+    # wobble, the person stays opaque.
+    assert person_after(0.45) > 230
+    # 0.55 → 0.15 is no wobble: half of it comes through at once (0.35, below the threshold).
+    assert person_after(0.15) < 25
+
+
+def test_a_fine_probability_keeps_outlines_the_grid_loses_on_dev_photos() -> None:
+    if not (DEV / "manifest.csv").is_file():
+        pytest.skip(f"dev photos not found at {DEV} (shared data absent)")
+    with open(DEV / "manifest.csv", newline="") as f:
+        names = [row["name"] for row in csv.DictReader(f)][:25]
+    coarse, fine = [], []
+    settings = RefineSettings(smoothing=0)
+    for name in names:
+        image = cv2.imread(str(DEV / "images" / f"{name}.jpg"))
+        truth = cv2.imread(str(DEV / "masks" / f"{name}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        h, w = truth.shape
+        # A model with a fine but soft outline (as the selfie model's): the truth at the
+        # detail size, blurred; and the same averaged down to the filter grid.
+        size = probability_size(w, h, cell=1.0)
+        own = cv2.resize(truth.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        own = cv2.GaussianBlur(own, (0, 0), 1.0)
+        grid = cv2.resize(own, (size[0] // 2, size[1] // 2), interpolation=cv2.INTER_AREA)
+        fine.append(band_mae(Refiner(settings).refine(image, own), truth))
+        coarse.append(band_mae(Refiner(settings).refine(image, grid), truth))
+    assert np.mean(fine) < 0.9 * np.mean(coarse)
+    assert np.mean(np.array(fine) < np.array(coarse)) > 0.7  # better on most photos

@@ -304,3 +304,22 @@ def test_second_model_output_lands_on_its_rectangle() -> None:
         expect = np.where(inside, 0.5 * np.clip((x - 200) / (cw - 1), 0, 1), 0.0)
         np.testing.assert_allclose(row, expect, atol=2e-3)
         assert prob[: int(100 * k) - 1].max() == 0 and prob[int(400 * k) + 1 :].max() == 0
+
+
+def test_outputs_tell_how_fine_their_cells_are() -> None:
+    """BodyPix's stride-16 cells on a frame scaled to 289 px: ~71 frame pixels at 1280 wide;
+    a fused output's cells are the second model's where it looked, in frame pixels."""
+    main = SegmentationOutput(
+        np.zeros((10, 19), np.float32), None, GridMapping((1280, 720), (289, 163), 16)
+    )
+    assert main.cell == pytest.approx(1280 * 16 / 289)
+    # The selfie model (stride 1) saw a 720 px square as 256 px: 2.8 frame pixels per cell.
+    second = SegmentationOutput(
+        np.zeros((256, 256), np.float32), None, GridMapping((360, 360), (256, 256), 1)
+    )
+    fused = FusedOutput(
+        main.segments, None, main.mapping, second, weight=0.5, second_rect=(280, 0, 1000, 720)
+    )
+    assert fused.cell == pytest.approx(720 / 256)
+    whole = FusedOutput(main.segments, None, main.mapping, None)
+    assert whole.cell == main.cell

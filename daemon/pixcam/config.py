@@ -141,7 +141,7 @@ class ModelConfig(_Section):
 
 class RefineConfig(_Section):
     smoothing: float = _field(0.5, "a number 0..0.95", ge=0.0, le=0.95)
-    feather: int = _field(3, "an integer 0..100 (pixels)", ge=0, le=100)
+    feather: int = _field(2, "an integer 0..100 (pixels)", ge=0, le=100)
     edge_aware: bool = _field(True, "true or false")
 
 

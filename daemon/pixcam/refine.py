@@ -12,13 +12,23 @@ grid (the probability's own size, at most 160 px on the long side: 160×90 for 1
    size ("fast guided filter", He & Sun 2015);
 3. a contrast curve around the threshold and a feather of configurable width.
 
+The filter's grid is as coarse as BodyPix (stride 16), but the selfie model the default fuses
+in sees the person finely (256 px across them). So the chain gives the refiner a model's
+probability at the detail size (`probability_size`, twice the grid) when the model's cells are
+finer than the grid, and the refiner mixes that fine probability in with the filter's output
+(a quarter of it): the model's own outline where it has one, the picture's edges where it is
+blocky. Its temporal smoothing then runs at that size, and holds back small changes on a
+still picture harder (the fine outline wobbles more). On the dev photos (docs/cut.md, with the
+feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.8 ms more per 720p frame.
+
 Only the last operation touches the full resolution: one uint8 bilinear resize. Measured (see
-bench/boundary_error.py, bench/stages.py): ~2 ms CPU per 720p frame; on the dev photos with
+bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev photos with
 the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear probability) to 0.18.
 
 `prob_small` is the person probability as **float32 in 0..1** (what
 `SegmentationOutput.person_probability` returns); uint8 0..255 is accepted too and converted.
-It must cover the whole frame with the frame's aspect ratio (any size up to the frame's).
+It must cover the whole frame with the frame's aspect ratio (any size up to the frame's); one
+finer than the filter grid is taken as a fine outline (above).
 """
 
 from __future__ import annotations
@@ -48,9 +58,11 @@ class RefineSettings:
     smoothing: float = 0.5  # 0 = no temporal smoothing .. 0.95 = very slow to follow
     # Width (10–90 %) of the soft edge in output-frame pixels. The final bilinear upscale
     # alone gives ~frame/detail-grid px (4 at 720p, 6 at 1080p): smaller values change nothing.
-    # 3 rather than 6: on the dev photos the ±8 px error drops from 0.218 to 0.193 and the
-    # halo from 0.203 to 0.176 at the same IoU and flicker (docs/cut.md).
-    feather: float = 3.0
+    # 2: no extra blur even on a 640 px wide frame (2× upscale), where the bilinear edge is
+    # already 2 px. On the dev photos (mostly 640×480) 6 → 3 → 2 took the ±8 px error from
+    # 0.218 to 0.193 (round 1), then 0.161 → 0.157 (with the fine probability), at the same
+    # IoU; at 720p and above nothing changes (docs/cut.md).
+    feather: float = 2.0
     edge_aware: bool = True  # guided filter against the frame
     threshold: float = 0.5  # probability that maps to alpha 128 (`[model] threshold`)
 
@@ -77,10 +89,21 @@ _GRID_LONG = 160  # long side of the grid the filter runs on (160×90 for 16:9)
 _GF_RADIUS_FRAC = 1 / 24  # window radius / grid height: about one network output cell
 _GF_EPS = 0.02**2  # regularisation on a 0..1 guide: colour steps below ~5 levels are ignored
 _DETAIL = 2  # apply the filter's coefficients at this multiple of the working size
+_WORK_DIVISOR = 4  # the grid is at most 1/4 of the frame (and at most _GRID_LONG)
+# Weight of the guided filter's output against the fine probability at the detail size. On
+# the dev photos 1.0 (filter only) / 0.85 / 0.75 / 0.5 gave IoU 0.906 / 0.910 / 0.912 / 0.913;
+# on the still presenter the fine outline wobbles more than the filter's (flicker 0.108 /
+# 0.112 / 0.119 / 0.136): 0.75 with the still-picture damping below (docs/cut.md).
+_FILTER_SHARE = 0.75
 _PRE_GAIN = 3.0  # probability contrast before the guided filter (threshold ± 1/6 → 0..1)
 _RAMP = 0.1  # filtered range (around 0.5) stretched to the full 0..255 alpha range
-_MOTION_LO, _MOTION_HI = 0.015, 0.06  # grey-level change (0..1) from "still" to "moving"
+# Grey-level change (0..1) from "still" to "moving", at the probability's size. 0.06 → 0.025 for
+# "moving": with the fine probability the presenter's lag 1.42 → 0.92 at flicker 0.105 → 0.108.
+_MOTION_LO, _MOTION_HI = 0.015, 0.025
 _JUMP_LO, _JUMP_HI = 0.5, 0.9  # probability change that overrides smoothing without motion
+# Where the picture is still, a small probability change (below _WOBBLE_LO, fading out at
+# _WOBBLE_HI) is network wobble: it is held back with _WOBBLE_KEEP instead of `smoothing`.
+_WOBBLE_LO, _WOBBLE_HI, _WOBBLE_KEEP = 0.05, 0.25, 0.9
 
 
 def box(img: np.ndarray, r: int) -> np.ndarray:
@@ -140,6 +163,17 @@ def grid_size(width: int, height: int) -> tuple[int, int]:
     return max(2, round(width * k)), max(2, round(height * k))
 
 
+def probability_size(width: int, height: int, cell: float) -> tuple[int, int]:
+    """The size to give `Refiner.refine` the probability at, for a `width`×`height` frame and a
+    segmentation whose output cells are `cell` frame pixels wide: the filter grid, or twice
+    that (the detail size) when the model's outline is finer than the grid (the selfie model,
+    alone or fused), so the refiner keeps it."""
+    gw, gh = grid_size(max(1, width // _WORK_DIVISOR), max(1, height // _WORK_DIVISOR))
+    if cell >= width / gw:
+        return gw, gh
+    return min(width, gw * _DETAIL), min(height, gh * _DETAIL)
+
+
 def _as_probability(prob_small: np.ndarray) -> np.ndarray:
     if prob_small.ndim != 2:
         raise ValueError(f"prob_small must be H×W, got shape {prob_small.shape}")
@@ -148,10 +182,18 @@ def _as_probability(prob_small: np.ndarray) -> np.ndarray:
     return np.asarray(prob_small, dtype=np.float32)
 
 
-def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """0 below lo, 1 above hi, linear between (in place on a temporary)."""
-    y = (x - np.float32(lo)) * np.float32(1 / (hi - lo))
-    return np.clip(y, 0.0, 1.0, out=y)
+def _scaled(x: np.ndarray, gain: float, offset: float, top: float = 1.0) -> np.ndarray:
+    """clip(x·gain + offset, 0, top) in one new float32 array. Chained numpy expressions make a
+    fresh temporary per operation, which on a detail-size plane costs several times the
+    arithmetic itself (measured 0.36 ms against 0.02 ms at 320×180)."""
+    y = x * np.float32(gain)
+    y += np.float32(offset)
+    return np.clip(y, np.float32(0), np.float32(top), out=y)
+
+
+def _fade(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """1 below lo, 0 above hi, linear between."""
+    return _scaled(x, -1 / (hi - lo), hi / (hi - lo))
 
 
 class Refiner:
@@ -175,7 +217,7 @@ class Refiner:
     def reset(self) -> None:
         """Forget the previous frames (new source, resolution change, scene cut)."""
         self._state: np.ndarray | None = None
-        self._prev_guide: np.ndarray | None = None
+        self._prev_grey: np.ndarray | None = None
 
     def refine(
         self, frame: Frame, prob_small: np.ndarray, pyramid: Pyramid | None = None
@@ -189,51 +231,87 @@ class Refiner:
         if ph > h or pw > w or abs(pw / ph - w / h) > 0.05 * w / h:
             raise ValueError(f"prob_small {pw}×{ph} does not match the frame {w}×{h}")
         s = self._settings
-        # Filter grid: the probability's own grid, capped; BodyPix's stride-16 output has no
-        # detail finer than that, and the filter's cost grows with its area.
-        gw, gh = grid_size(pw, ph)
-        if (gw, gh) != (pw, ph):
-            prob = cv2.resize(prob, (gw, gh), interpolation=cv2.INTER_AREA)
+        # Filter grid: the probability's own, at most 1/4 of the frame and `_GRID_LONG` long;
+        # BodyPix's stride-16 output has no detail finer than that, and the filter's cost grows
+        # with its area.
+        limit_w, limit_h = max(1, w // _WORK_DIVISOR), max(1, h // _WORK_DIVISOR)
+        gw, gh = grid_size(min(pw, limit_w), min(ph, limit_h))
         # Detail grid: where the filter's output is produced; never above frame size.
         dw, dh = min(w, gw * _DETAIL), min(h, gh * _DETAIL)
         pyramid = pyramid or Pyramid(frame)
-        detail_u8 = pyramid.down_to((dw, dh))
-        guide = pyramid.down_to((gw, gh)).astype(np.float32) * np.float32(1 / 255)
+        guide_u8 = detail_u8 = pyramid.down_to((gw, gh))
+        guide = detail = guide_u8.astype(np.float32) * np.float32(1 / 255)
+        if (dw, dh) != (gw, gh):
+            detail_u8 = pyramid.down_to((dw, dh))
+            detail = detail_u8.astype(np.float32) * np.float32(1 / 255)
 
-        prob = self._smooth(prob, guide, s.smoothing)
-        # Steepen the network's soft ramp first: the guided filter then only has to move a
-        # near-binary edge onto the picture's edge instead of copying a 30 px gradient.
-        sharp = (prob - np.float32(s.threshold)) * np.float32(_PRE_GAIN) + np.float32(0.5)
-        np.clip(sharp, 0.0, 1.0, out=sharp)
+        # A probability finer than the grid has an outline the grid would lose (the selfie
+        # model's): it is smoothed (against the picture's motion at that size) and kept at the
+        # detail size, and averaged down for the filter.
+        fine = None
+        if pw > gw:
+            if (pw, ph) != (dw, dh):
+                shrink = cv2.INTER_AREA if pw > dw else cv2.INTER_LINEAR
+                prob = cv2.resize(prob, (dw, dh), interpolation=shrink)
+            fine = self._smooth(prob, detail_u8, s.smoothing)
+            prob = cv2.resize(fine, (gw, gh), interpolation=cv2.INTER_AREA)
+        else:
+            if (pw, ph) != (gw, gh):
+                prob = cv2.resize(prob, (gw, gh), interpolation=cv2.INTER_AREA)
+            prob = self._smooth(prob, guide_u8, s.smoothing)
 
         if s.edge_aware:
+            # Steepen the network's soft ramp first: the guided filter then only has to move a
+            # near-binary edge onto the picture's edge instead of copying a 30 px gradient.
             r = max(1, round(gh * _GF_RADIUS_FRAC))
-            a, b = guided_coefficients(guide, sharp, r, _GF_EPS)
+            a, b = guided_coefficients(guide, self._steepen(prob), r, _GF_EPS)
             if (dw, dh) != (gw, gh):
                 a = cv2.resize(a, (dw, dh), interpolation=cv2.INTER_LINEAR)
                 b = cv2.resize(b, (dw, dh), interpolation=cv2.INTER_LINEAR)
-                guide = detail_u8.astype(np.float32) * np.float32(1 / 255)
-            q = apply_coefficients(a, b, guide)
+            q = apply_coefficients(a, b, detail)
+            if fine is not None:
+                own = self._steepen(fine)
+                q = cv2.addWeighted(q, _FILTER_SHARE, own, 1 - _FILTER_SHARE, 0)
         else:
-            q = sharp  # stays on the filter grid: the final bilinear resize is the upsampling
+            # No filter: the final bilinear resize is the upsampling.
+            q = self._steepen(prob if fine is None else fine)
         return self._finish(q, s.feather, (w, h))
 
-    def _smooth(self, prob: np.ndarray, guide: np.ndarray, smoothing: float) -> np.ndarray:
-        """Motion-adaptive EMA: strong where the picture is still, none where it moves."""
-        state, prev = self._state, self._prev_guide
-        self._prev_guide = guide
-        if state is None or prev is None or state.shape != prob.shape or smoothing <= 0:
+    def _steepen(self, prob: np.ndarray) -> np.ndarray:
+        """The probability's contrast around the threshold raised `_PRE_GAIN` times, 0..1."""
+        return _scaled(prob, _PRE_GAIN, 0.5 - self._settings.threshold * _PRE_GAIN)
+
+    def _smooth(self, prob: np.ndarray, picture: np.ndarray, smoothing: float) -> np.ndarray:
+        """Motion-adaptive EMA: strong where the picture (BGR uint8, `prob`'s size) is still,
+        none where it moves."""
+        state, prev = self._state, self._prev_grey
+        grey = self._prev_grey = cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY)
+        if (
+            state is None
+            or prev is None
+            or (state.shape, prev.shape) != (prob.shape, grey.shape)
+            or smoothing <= 0
+        ):
             self._state = prob.copy()  # prob may be the caller's buffer, reused next frame
             return prob
         # Picture motion (not mask change) decides: network flicker on a still person has no
         # motion, real movement does. A small box blur keeps camera noise below _MOTION_LO.
-        motion = box(cv2.cvtColor(cv2.absdiff(guide, prev), cv2.COLOR_BGR2GRAY), 1)
-        follow = _ramp(motion, _MOTION_LO, _MOTION_HI)
-        # A huge probability jump on a still picture (someone sits very still, then the
-        # network changes its mind for good) must not take ~1/(1-smoothing) frames.
-        jump = _ramp(cv2.absdiff(prob, state), _JUMP_LO, _JUMP_HI)
-        keep = np.float32(smoothing) * (1.0 - np.maximum(follow, jump))
-        out = prob + keep * (state - prob)
+        motion = cv2.boxFilter(cv2.absdiff(grey, prev), cv2.CV_32F, (3, 3)) * np.float32(1 / 255)
+        change = cv2.absdiff(prob, state)
+        # How far to hold back: `smoothing`, raised towards _WOBBLE_KEEP for a small change
+        # where the picture is still (both factors 1 for a tiny change without motion).
+        calm = _fade(change, _WOBBLE_LO, _WOBBLE_HI)
+        calm *= _fade(motion, 0.0, _MOTION_LO)
+        hold = _scaled(calm, max(0.0, _WOBBLE_KEEP - smoothing), smoothing)
+        # Not at all where the picture moves, nor for a huge probability jump on a still
+        # picture (someone sits very still, then the network changes its mind for good): that
+        # must not take ~1/(1-smoothing) frames.
+        keep = _fade(motion, _MOTION_LO, _MOTION_HI)
+        np.minimum(keep, _fade(change, _JUMP_LO, _JUMP_HI), out=keep)
+        keep *= hold
+        out = cv2.subtract(state, prob)
+        out *= keep
+        out += prob
         self._state = out
         return out
 
@@ -241,8 +319,8 @@ class Refiner:
     def _finish(q: np.ndarray, feather: float, size: tuple[int, int]) -> np.ndarray:
         """Contrast curve, feather, uint8, and the single full-resolution resize."""
         w, h = size
-        alpha: np.ndarray = (q - np.float32(0.5)) * np.float32(255 / _RAMP) + np.float32(128)
-        np.clip(alpha, 0.0, 255.0, out=alpha)  # before the blur, so the ramp has that width
+        # Clipped before the blur, so the ramp has that width.
+        alpha = _scaled(q, 255 / _RAMP, 128 - 0.5 * 255 / _RAMP, 255.0)
         scale = w / q.shape[1]  # output pixels per grid pixel
         # A Gaussian's 10–90 % rise is 2.56 σ; bilinear upsampling adds ~`scale` px by itself,
         # so only the remainder is blurred here, at grid resolution.

@@ -20,7 +20,7 @@ import numpy as np
 from pixcam import images, overlay
 from pixcam.config import Config, load_config
 from pixcam.errors import PixcamError
-from pixcam.refine import Refiner, RefineSettings
+from pixcam.refine import Refiner, RefineSettings, probability_size
 from pixcam.segment import SegmentationOutput, Segmenter, load_segmenter
 
 log = logging.getLogger(__name__)
@@ -65,12 +65,10 @@ def live_alpha(
     out: SegmentationOutput | None = None,
 ) -> np.ndarray:
     """The alpha the live pipeline composites `frame` with (first frame: no smoothing)."""
-    from pixcam.effects import work_size
-
     h, w = frame.shape[:2]
     if out is None:
         out = segmenter.run(frame, parts=False)
-    prob = out.person_probability(size=work_size(w, h))
+    prob = out.person_probability(size=probability_size(w, h, out.cell))
     return Refiner(settings).refine(frame, prob)
 
 

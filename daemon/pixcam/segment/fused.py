@@ -65,6 +65,15 @@ class FusedOutput(SegmentationOutput):
     # Where in the frame the second model looked (its whole input); None: the whole frame.
     second_rect: Rect | None = None
 
+    @property
+    def cell(self) -> float:
+        """The second model's cell where it looked (the finer one: the refiner keeps it)."""
+        if self.second is None:
+            return super().cell
+        rect = self.second_rect
+        looked = self.frame_size[0] if rect is None else rect[2] - rect[0]  # in frame pixels
+        return min(super().cell, self.second.cell * looked / self.second.frame_size[0])
+
     def person_probability(self, size: tuple[int, int] | None = None) -> np.ndarray:
         own = super().person_probability(size)
         if self.second is None:

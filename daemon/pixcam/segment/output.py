@@ -51,6 +51,11 @@ class SegmentationOutput:
     def frame_size(self) -> tuple[int, int]:
         return self.mapping.frame_size
 
+    @property
+    def cell(self) -> float:
+        """Frame pixels per output cell: how fine the probability's detail is."""
+        return self.frame_size[0] * self.mapping.stride / self.mapping.content[0]
+
     def person_probability(self, size: tuple[int, int] | None = None) -> np.ndarray:
         """float32 probability over the whole frame at `size` (width, height), default its own."""
         return self.mapping.warp(self.segments, size)

@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import REPO, VIDEOS, need, wait_until
-from fakes import CameraFactory, SinkFactory, cfg_with
+from fakes import FakePipeline, cfg_with
 from pixcam import autotune
 from pixcam.autotune import DOWN_AFTER_S, UP_AFTER_S, Controller
 from pixcam.effects import EffectsSettings
-from pixcam.pipeline import Pipeline
 from pixcam.segment import PRESETS
 
 FPS = 30.0
@@ -135,15 +134,7 @@ def test_the_runner_recovers_its_frame_rate_with_a_slow_stage() -> None:
 
     # The fake camera's frames never move: every one must reach the (slow) network.
     cfg = cfg_with(output={"fps": 30}, refine={"edge_aware": False}, model={"skip_still": False})
-    pipe = Pipeline(
-        cfg,
-        source_opener=CameraFactory(good=10**6, down=0),
-        sink_opener=SinkFactory(),
-        segmenter_loader=loader,
-        keepalive=False,
-    )
-    pipe.start()
-    try:
+    with FakePipeline(cfg, loader=loader, source=None) as pipe:
         wait_until(lambda: (pipe.status()["auto_tune"] or {}).get("level", 0) >= 1, "a step")
         tune = pipe.status()["auto_tune"]
         assert tune["step"] == "resolution 75 %" and "budget" in tune["reason"]
@@ -153,8 +144,6 @@ def test_the_runner_recovers_its_frame_rate_with_a_slow_stage() -> None:
         time.sleep(3.0)
         assert pipe.status()["auto_tune"]["level"] == 1  # and it stays
         assert pipe.status()["fps"] >= 0.9 * 30
-    finally:
-        pipe.stop()
     # 75 % of the default preset's network input (balanced: PRESETS["balanced"][0] = 289 px).
     three_quarters = 0.75 * PRESETS["balanced"][0]
     assert loads[0] == 0 and abs(loads[-1] - three_quarters) <= 8
@@ -162,20 +151,11 @@ def test_the_runner_recovers_its_frame_rate_with_a_slow_stage() -> None:
 
 def test_auto_tune_off_keeps_the_users_settings() -> None:
     cfg = cfg_with(output={"fps": 30}, model={"auto_tune": False})
-    pipe = Pipeline(
-        cfg,
-        source_opener=CameraFactory(good=10**6, down=0),
-        sink_opener=SinkFactory(),
-        segmenter_loader=lambda *_: SlowSegmenter(417, 0.050),
-        keepalive=False,
-    )
-    pipe.start()
-    try:
+    seg = SlowSegmenter(417, 0.050)
+    with FakePipeline(cfg, segmenter=seg, source=None) as p:
         time.sleep(DOWN_AFTER_S + 2.0)
-        assert pipe.status()["auto_tune"] is None
-        assert pipe._effects is not None and pipe._effects.tune_level == 0
-    finally:
-        pipe.stop()
+        assert p.status()["auto_tune"] is None
+        assert p._effects is not None and p._effects.tune_level == 0
 
 
 # ----------------------------------------------------------------------------- real video

@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -24,6 +25,8 @@ from pixcam.segment import PRESETS
 
 FPS = 30.0
 BUDGET = 1 / FPS
+# The trace's median core share at or above this: no other program ran on its core to speak of.
+CORE_OURS = 0.9
 
 
 def drive(ctl: Controller, cost: dict[int, float], seconds: float, t0: float = 0.0) -> list[int]:
@@ -161,7 +164,11 @@ def test_auto_tune_off_keeps_the_users_settings() -> None:
 # ----------------------------------------------------------------------------- real video
 def test_a_real_video_on_one_busy_core_gets_back_to_its_frame_rate(models_installed: Path) -> None:
     """`taskset -c 0` the live runner on a real video with a busy loop on the same core: it
-    steps down until the output rate holds, and stays there."""
+    steps down until the output rate holds, and stays there.
+
+    Where other programs take turns on that core too (the trace measures the share of it the
+    runner and its hog got), the rate may not hold even at the last step: then the tuner must
+    have gone down to that last step, and not back and forth."""
     need(VIDEOS / "walking-640x360.mp4", "test video")
     if shutil.which("taskset") is None:
         pytest.skip("taskset (util-linux) is not installed")
@@ -177,5 +184,14 @@ def test_a_real_video_on_one_busy_core_gets_back_to_its_frame_rate(models_instal
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     print("\n" + done.stdout)
     last = [r for r in rows if float(r["t_s"]) >= seconds - 10]
-    assert last and all(float(r["fps"]) >= 0.9 * target for r in last), last
-    assert len({r["level"] for r in last}) == 1  # settled, no oscillation
+    assert last
+    levels = [int(r["level"]) for r in last]
+    slow = [r for r in last if float(r["fps"]) < 0.9 * target]
+    share = statistics.median(float(r["core_share"]) for r in last)
+    if share >= CORE_OURS:  # the core was the runner's and the hog's: the rate holds
+        assert not slow, slow
+        assert len(set(levels)) == 1  # settled, no oscillation
+    else:
+        print(f"others had {1 - share:.0%} of the core over the last 10 s")
+        assert all(int(r["level"]) == int(r["levels"]) for r in slow), slow
+        assert levels in (sorted(levels), sorted(levels, reverse=True)), levels  # one way

@@ -6,7 +6,6 @@ import csv
 import io
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from pixcam.segment import PRESETS
 
 FPS = 30.0
 BUDGET = 1 / FPS
-# The trace's median core share at or above this: no other program ran on its core to speak of.
+# The trace's core share at or above this: no other program ran on its core to speak of.
 CORE_OURS = 0.9
 
 
@@ -167,8 +166,9 @@ def test_a_real_video_on_one_busy_core_gets_back_to_its_frame_rate(models_instal
     steps down until the output rate holds, and stays there.
 
     Where other programs take turns on that core too (the trace measures the share of it the
-    runner and its hog got), the rate may not hold even at the last step: then the tuner must
-    have gone down to that last step, and not back and forth."""
+    runner and its hog got), the rate may not hold even at the last step, and a level may
+    follow the load as it comes and goes: then the rate must hold or the tuner be at its last
+    step, and the level may move one way but not back and forth."""
     need(VIDEOS / "walking-640x360.mp4", "test video")
     if shutil.which("taskset") is None:
         pytest.skip("taskset (util-linux) is not installed")
@@ -187,11 +187,11 @@ def test_a_real_video_on_one_busy_core_gets_back_to_its_frame_rate(models_instal
     assert last
     levels = [int(r["level"]) for r in last]
     slow = [r for r in last if float(r["fps"]) < 0.9 * target]
-    share = statistics.median(float(r["core_share"]) for r in last)
-    if share >= CORE_OURS:  # the core was the runner's and the hog's: the rate holds
+    share = min(float(r["core_share"]) for r in last)
+    assert levels in (sorted(levels), sorted(levels, reverse=True)), levels  # no oscillation
+    if share >= CORE_OURS:  # the core was the runner's and the hog's all along
         assert not slow, slow
-        assert len(set(levels)) == 1  # settled, no oscillation
+        assert len(set(levels)) == 1  # settled
     else:
-        print(f"others had {1 - share:.0%} of the core over the last 10 s")
+        print(f"others had up to {1 - share:.0%} of the core over the last 10 s")
         assert all(int(r["level"]) == int(r["levels"]) for r in slow), slow
-        assert levels in (sorted(levels), sorted(levels, reverse=True)), levels  # one way

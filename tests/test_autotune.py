@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -166,9 +167,10 @@ def test_a_real_video_on_one_busy_core_gets_back_to_its_frame_rate(models_instal
     steps down until the output rate holds, and stays there.
 
     Where other programs take turns on that core too (the trace measures the share of it the
-    runner and its hog got), the rate may not hold even at the last step, and a level may
-    follow the load as it comes and goes: then the rate must hold or the tuner be at its last
-    step, and the level may move one way but not back and forth."""
+    runner and its hog got), the output rate is theirs as much as the tuner's: frames may be
+    late at the last step, or while a starved video reader lags with the chain in budget, and
+    a level may follow the load as it comes or goes. Then the tuner is held to its own job:
+    the chain's median time in budget, or no step left; one way, never back and forth."""
     need(VIDEOS / "walking-640x360.mp4", "test video")
     if shutil.which("taskset") is None:
         pytest.skip("taskset (util-linux) is not installed")
@@ -193,5 +195,6 @@ def test_a_real_video_on_one_busy_core_gets_back_to_its_frame_rate(models_instal
         assert not slow, slow
         assert len(set(levels)) == 1  # settled
     else:
-        print(f"others had up to {1 - share:.0%} of the core over the last 10 s")
-        assert all(int(r["level"]) == int(r["levels"]) for r in slow), slow
+        work_ms = statistics.median(float(r["total_ms"]) for r in last)
+        print(f"others had up to {1 - share:.0%} of the core; chain median {work_ms:.0f} ms")
+        assert work_ms <= 1e3 / target or levels[-1] == int(last[-1]["levels"]), last

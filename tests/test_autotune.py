@@ -155,10 +155,10 @@ def test_the_runner_recovers_its_frame_rate_with_a_slow_stage() -> None:
 def test_auto_tune_off_keeps_the_users_settings() -> None:
     cfg = cfg_with(output={"fps": 30}, model={"auto_tune": False})
     seg = SlowSegmenter(417, 0.050)
-    with FakePipeline(cfg, segmenter=seg, source=None) as p:
+    with FakePipeline(cfg, segmenter=seg, source=None) as pipe:
         time.sleep(DOWN_AFTER_S + 2.0)
-        assert p.status()["auto_tune"] is None
-        assert p._effects is not None and p._effects.tune_level == 0
+        assert pipe.status()["auto_tune"] is None
+        assert pipe._effects is not None and pipe._effects.tune_level == 0
 
 
 # ----------------------------------------------------------------------------- real video

@@ -1,16 +1,22 @@
 """Stand-ins shared by the tests: a camera, a sink and a segmenter that need no hardware or
-model, and `cfg_with` for a validated `Config` with a few values changed. They plug into the
-real seams (`Source`'s producer side, `Sink`, the `Segmenter` protocol), never into internals."""
+model, `cfg_with` for a validated `Config` with a few values changed, and `FakePipeline`, the
+live runner on them. They plug into the real seams (`Source`'s producer side, `Sink`, the
+`Segmenter` protocol, the `Pipeline` constructor), never into internals."""
 
 from __future__ import annotations
 
 import threading
+from types import TracebackType
 from typing import Any
 
 import numpy as np
+import pytest
 
+from pixcam.camera import SourceOpener
 from pixcam.config import Config, load_config
 from pixcam.i420 import Frame, as_bgr
+from pixcam.loader import SegmenterLoader
+from pixcam.pipeline import Pipeline
 from pixcam.sinks import Sink, SinkError, SinkSpec
 from pixcam.sources import Source, SourceError, SourceSpec
 
@@ -130,3 +136,66 @@ class FlakySegmenter:
         prob = np.zeros((size[1], size[0]), np.float32)
         prob[:, : size[0] // 2] = 1.0
         return prob
+
+
+def no_model(*key: Any) -> Any:
+    """The loader of a stream that must need no model (background "none")."""
+    pytest.fail(f"no model needed, but {key} was loaded")
+
+
+FAKE_CAMERA = SourceSpec(device="/dev/fake0")
+
+
+class FakePipeline(Pipeline):
+    """The live runner on the stand-ins: `cameras` opens the camera (a `CameraFactory` whose
+    camera lives for ever, unless given), `sinks` the virtual cameras (a `SinkFactory`), and
+    `segmenter` is what every model load gives (or `loader` loads; neither: no model may be
+    loaded). The camera is `source` (None: the config's, which then follows its settings).
+    Keep-alive off unless asked (these tests count frames); `keepalive=None` is the runner's
+    default. `with FakePipeline(...) as p:` starts it and stops it after."""
+
+    def __init__(
+        self,
+        cfg: Config | None = None,
+        *,
+        cameras: SourceOpener | None = None,
+        sinks: SinkFactory | None = None,
+        segmenter: Any = None,
+        loader: SegmenterLoader | None = None,
+        source: SourceSpec | None = FAKE_CAMERA,
+        keepalive: bool | None = False,
+        **kw: Any,
+    ) -> None:
+        self.cameras = cameras if cameras is not None else CameraFactory(good=10**9, down=0)
+        self.sinks = sinks if sinks is not None else SinkFactory()
+        if loader is None:
+            loader = no_model if segmenter is None else lambda *key: segmenter
+        super().__init__(
+            cfg or cfg_with(effects={"background": "none"}),
+            source,
+            SinkSpec(device="memory"),
+            source_opener=self.cameras,
+            sink_opener=self.sinks,
+            segmenter_loader=loader,
+            keepalive=keepalive,
+            **kw,
+        )
+
+    @property
+    def sink(self) -> MemorySink:
+        """The first virtual camera opened."""
+        return self.sinks.sinks[0]
+
+    @property
+    def frames(self) -> list[np.ndarray]:
+        """What the first virtual camera got, BGR."""
+        return self.sink.frames
+
+    def __enter__(self) -> FakePipeline:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

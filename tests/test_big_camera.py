@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import wait_until
-from fakes import SinkFactory, cfg_with
+from fakes import FakePipeline, cfg_with
 from pixcam import mjpg, sources, yuvjpeg
 from pixcam.i420 import I420, Frame, as_bgr
-from pixcam.pipeline import Pipeline, output_size
-from pixcam.sinks import SinkSpec
+from pixcam.pipeline import output_size
 from pixcam.sources import Source, SourceSpec
 
 BIG_W, BIG_H = 640, 480
@@ -113,22 +112,10 @@ def test_a_smaller_output_gets_frames_decoded_at_its_size(monkeypatch: Any) -> N
         cam.start()
         return cam
 
-    sinks = SinkFactory()
     cfg = cfg_with(effects={"background": "none"}, output={"height": 240})
-    p = Pipeline(
-        cfg,
-        SourceSpec(device="/dev/fake-mjpg"),
-        SinkSpec(device="memory"),
-        source_opener=open_camera,
-        sink_opener=sinks,
-        keepalive=False,
-    )
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "three frames out")
-    finally:
-        p.stop()
-    sink = sinks.sinks[0]
+    with FakePipeline(cfg, cameras=open_camera, source=SourceSpec(device="/dev/fake-mjpg")) as p:
+        wait_until(lambda: len(p.frames) >= 3, "three frames out")
+    sink = p.sink
     assert (sink.width, sink.height) == (320, 240)
     assert {f.shape for f in sink.frames} == {(240, 320, 3)}
     assert asked and set(asked) == {(320, 240)}

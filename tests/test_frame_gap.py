@@ -4,6 +4,12 @@ sleeps (a model load, a failing model, an image or video background, the camera 
 the sink records when each frame arrives and the largest gap is asserted and printed.
 
 The keep-alive is off here: the worker itself must never wait on a slow thing.
+
+On a loaded machine the scheduler alone holds a stream back for a few hundred ms now and then,
+so each stalled stream is held against two baselines measured in the same test: its own
+largest gap just before the stall, and that of a twin stream (the same pipeline, nothing
+stalled) over the very window of the stall. A stall that blocked the worker still shows its
+full 1.5 s; a busy machine shows in the twin as well.
 """
 
 from __future__ import annotations
@@ -29,8 +35,14 @@ from pixcam.sources import Source, SourceSpec
 
 MAX_GAP_S = 0.25
 STALL_S = 1.5  # every fake stalls this long: six times the allowed gap
+# Over the baselines: the stream's own largest gap before + this; the twin's largest gap
+# times TWIN_FACTOR + this (a window's largest gap varies a lot on a loaded machine: up to
+# 2.2 times between two such streams over 65 windows at load 10).
+MARGIN_S = 0.1
+TWIN_FACTOR = 2.5
 GAPS: dict[str, float] = {}  # the largest gap per stall source
 QUIET: dict[str, float] = {}  # the same stream's largest gap with nothing stalled
+TWIN: dict[str, float] = {}  # the twin stream's largest gap over the stall's window
 
 
 class TimedSink(Sink):
@@ -89,9 +101,11 @@ class SlowCameras:
 
 
 class Stream:
-    def __init__(self, pipeline: Pipeline, sink: list[TimedSink], cameras: SlowCameras) -> None:
+    def __init__(
+        self, pipeline: Pipeline, sink: list[TimedSink], cameras: SlowCameras, twin: list[TimedSink]
+    ) -> None:
         self.pipeline, self.cameras = pipeline, cameras
-        self._sink = sink
+        self._sink, self._twin = sink, twin
 
     @property
     def sink(self) -> TimedSink:
@@ -100,10 +114,10 @@ class Stream:
     def measure(self, source: str, stall: Callable[[], None], done: Callable[[], bool]) -> None:
         """Run `stall`, wait until `done` (and a little more), record the largest gap.
 
-        On a loaded machine the scheduler alone can hold a thread back for a while, so the
-        same stream is first watched as long with nothing stalled; the bound is 250 ms or,
-        when that quiet baseline is already worse, the baseline plus 100 ms (a stall that
-        blocked the worker would still show its full 1.5 s)."""
+        The bound is 250 ms, or more where the machine is busy: the stream's own largest gap
+        over as long a window just before (in the same state: paused, say) plus 100 ms, or
+        2.5 times the twin's largest gap over the stall's window plus 100 ms. Where that
+        nears the stall itself, a blocked worker cannot be told from the machine: skipped."""
         wait_until(lambda: len(self.sink.times) > 10, what="frames flowing")
         t0 = time.monotonic()
         time.sleep(STALL_S + 0.3)
@@ -112,36 +126,47 @@ class Stream:
         stall()
         wait_until(done, what=f"{source} finished", timeout=30)
         time.sleep(0.3)
-        gap = self.sink.largest_gap(t0)
+        gap, twin = self.sink.largest_gap(t0), self._twin[0].largest_gap(t0)
         GAPS[source] = max(gap, GAPS.get(source, 0.0))
         QUIET[source] = max(quiet, QUIET.get(source, 0.0))
-        bound = max(MAX_GAP_S, quiet + 0.1)
-        assert gap < bound, f"{source}: {gap * 1e3:.0f} ms without a frame"
+        TWIN[source] = max(twin, TWIN.get(source, 0.0))
+        bound = max(MAX_GAP_S, quiet + MARGIN_S, TWIN_FACTOR * twin + MARGIN_S)
+        seen = f"{gap * 1e3:.0f} ms (before {quiet * 1e3:.0f}, twin {twin * 1e3:.0f})"
+        if bound > 0.8 * STALL_S:
+            pytest.skip(f"{source}: machine too busy to tell a blocked worker: {seen}")
+        assert gap < bound, f"{source}: {seen} without a frame"
 
 
 @pytest.fixture
 def stream_factory() -> Iterator[Callable[..., Stream]]:
+    """A stream stalled as each test says, and its twin: the same, never stalled."""
     made: list[Pipeline] = []
 
-    def make(cfg: Config | None = None, loader: Any = None) -> Stream:
+    def run(cfg: Config, cameras: SlowCameras, loader: Any) -> tuple[Pipeline, list[TimedSink]]:
         sinks: list[TimedSink] = []
 
         def open_sink(spec: SinkSpec, w: int, h: int, fps: float) -> Sink:
             sinks.append(TimedSink(w, h, fps))
             return sinks[-1]
 
-        cameras = SlowCameras()
         pipeline = Pipeline(
-            cfg or cfg_with(effects={"background": "blur"}),
+            cfg,
             sink_spec=SinkSpec(device="timed"),
             source_opener=cameras,
             sink_opener=open_sink,
-            segmenter_loader=loader or SlowLoader(),
+            segmenter_loader=loader,
             keepalive=False,
         )
         pipeline.start()
         made.append(pipeline)
-        return Stream(pipeline, sinks, cameras)
+        return pipeline, sinks
+
+    def make(cfg: Config | None = None, loader: Any = None) -> Stream:
+        cfg = cfg or cfg_with(effects={"background": "blur"})
+        cameras = SlowCameras()
+        pipeline, sinks = run(cfg, cameras, loader or SlowLoader())
+        _, twin = run(cfg, SlowCameras(), SlowLoader())  # opened and loaded once: never slow
+        return Stream(pipeline, sinks, cameras, twin)
 
     yield make
     for pipeline in made:
@@ -151,9 +176,9 @@ def stream_factory() -> Iterator[Callable[..., Stream]]:
 @pytest.fixture(scope="module", autouse=True)
 def report() -> Iterator[None]:
     yield
-    print("\nlargest frame gap per stall source, ms (and with nothing stalled just before):")
+    print("\nlargest frame gap per stall source, ms (just before; the twin meanwhile):")
     for source, gap in GAPS.items():
-        print(f"  {source}: {gap * 1e3:.0f} ({QUIET[source] * 1e3:.0f})")
+        print(f"  {source}: {gap * 1e3:.0f} ({QUIET[source] * 1e3:.0f}; {TWIN[source] * 1e3:.0f})")
 
 
 def effects(s: Stream) -> Effects:

@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
-from fakes import CameraFactory, FakeCamera, FlakySegmenter, H, SinkFactory, W, cfg_with
+from fakes import (
+    CameraFactory,
+    FakeCamera,
+    FakePipeline,
+    FlakySegmenter,
+    H,
+    SinkFactory,
+    W,
+    cfg_with,
+)
 from pixcam import camera, outlet, sources
 from pixcam.cli import main
 from pixcam.config import load_config
@@ -151,38 +160,18 @@ def fast_faults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outlet, "SINK_RETRY_S", 0.01)
 
 
-def _pipeline(cams: Any, sinks: SinkFactory, **kw: Any) -> Pipeline:
-    cfg = kw.pop("cfg", None) or cfg_with(effects={"background": "none"})
-    # These tests count the frames sent; the keep-alive's repeats have their own tests.
-    kw.setdefault("keepalive", False)
-    return Pipeline(
-        cfg,
-        SourceSpec(device="/dev/fake0"),
-        SinkSpec(device="memory"),
-        source_opener=cams,
-        sink_opener=sinks,
-        segmenter_loader=kw.pop("loader", lambda *a: pytest.fail("no model needed")),
-        **kw,
-    )
-
-
 @pytest.mark.parametrize("stall", [False, True], ids=["unplugged", "stalled"])
 def test_camera_loss_shows_placeholder_and_recovers(fast_faults: None, stall: bool) -> None:
     cams = CameraFactory(good=5, down=3, stall=stall)
-    sinks = SinkFactory()
-    p = _pipeline(cams, sinks)
-    p.start()
-    try:
 
-        def recovered() -> bool:
-            k = sinks.sinks[0].kinds()
-            return "placeholder" in k and k[k.index("placeholder") :].count("camera") >= 5
+    def recovered() -> bool:
+        k = p.sink.kinds()
+        return "placeholder" in k and k[k.index("placeholder") :].count("camera") >= 5
 
+    with FakePipeline(cameras=cams) as p:
         wait_until(recovered, "placeholder then camera frames again")
         status = p.status()
-    finally:
-        p.stop()
-    kinds = sinks.sinks[0].kinds()
+    kinds = p.sink.kinds()
     first_ph = kinds.index("placeholder")
     # Newest frame only: some of the 5 camera frames may be skipped, never queued; while the
     # stalled camera sends nothing, the last one is held (repeated) until the placeholder.
@@ -193,7 +182,7 @@ def test_camera_loss_shows_placeholder_and_recovers(fast_faults: None, stall: bo
     wait_until(lambda: cams.opened[0].closed, "the dead camera to be released")
     assert cams.failures == 3  # reopened with backoff until it came back
     assert status["state"] == "running" and status["errors"] >= 1
-    assert len(sinks.sinks) == 1  # the virtual camera stayed open throughout
+    assert len(p.sinks.sinks) == 1  # the virtual camera stayed open throughout
 
 
 def test_exception_in_one_frame_does_not_stop_the_stream(
@@ -206,15 +195,10 @@ def test_exception_in_one_frame_does_not_stop_the_stream(
         refine={"smoothing": 0},
         model={"skip_still": False},
     )
-    sinks = SinkFactory()
-    p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=lambda *a: seg)
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 10, "10 frames")
+    with FakePipeline(cfg, segmenter=seg) as p:
+        wait_until(lambda: len(p.frames) >= 10, "10 frames")
         status = p.status()
-    finally:
-        p.stop()
-    frames = sinks.sinks[0].frames
+    frames = p.frames
     # Composed frames: person half kept (200), background half black.
     composed = [f for f in frames if f[:, -5:].max() <= 5 and f[:, :5].min() >= 195]
     raw = [f for f in frames if f.min() == 200]
@@ -233,54 +217,37 @@ def test_exceptions_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_pause_closes_camera_and_sends_idle_then_resumes(fast_faults: None) -> None:
     cams = CameraFactory(good=10**9, down=0)
-    sinks = SinkFactory()
-    p = _pipeline(cams, sinks, idle_fps=200.0)
-    p.start()
-    try:
-        wait_until(lambda: sinks.sinks[0].kinds().count("camera") >= 3, "camera frames")
+    with FakePipeline(cameras=cams, idle_fps=200.0) as p:
+        wait_until(lambda: p.sink.kinds().count("camera") >= 3, "camera frames")
         p.pause()
-        wait_until(lambda: sinks.sinks[0].kinds()[-3:] == ["idle"] * 3, "idle frames")
+        wait_until(lambda: p.sink.kinds()[-3:] == ["idle"] * 3, "idle frames")
         assert cams.opened[0].closed and p.status()["state"] == "paused"
         p.resume()
-        wait_until(lambda: sinks.sinks[0].kinds()[-3:] == ["camera"] * 3, "camera again")
+        wait_until(lambda: p.sink.kinds()[-3:] == ["camera"] * 3, "camera again")
         assert len(cams.opened) == 2 and p.status()["state"] == "running"
-    finally:
-        p.stop()
 
 
 def test_start_paused_never_opens_the_camera(fast_faults: None) -> None:
     cams = CameraFactory(good=10**9, down=0)
-    sinks = SinkFactory()
-    p = _pipeline(cams, sinks, start_paused=True, idle_fps=200.0)
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "idle frames")
+    with FakePipeline(cameras=cams, start_paused=True, idle_fps=200.0) as p:
+        wait_until(lambda: len(p.frames) >= 3, "idle frames")
         assert not cams.opened
-        assert (sinks.sinks[0].width, sinks.sinks[0].height) == (1280, 720)  # config size
-    finally:
-        p.stop()
-    assert set(sinks.sinks[0].kinds()) == {"idle"}
+        assert (p.sink.width, p.sink.height) == (1280, 720)  # config size
+    assert set(p.sink.kinds()) == {"idle"}
 
 
 def test_failed_file_sink_ends_the_run_with_its_message() -> None:
     sinks = SinkFactory(fail_at=4, reopenable=False)
-    p = _pipeline(CameraFactory(good=10**9, down=0), sinks)
-    p.start()
-    with pytest.raises(SinkError, match="disappeared"):
+    with FakePipeline(sinks=sinks) as p, pytest.raises(SinkError, match="disappeared"):
         wait_until(lambda: p.wait(0.05), "the run to end")
-    p.stop()
-    assert len(sinks.sinks[0].frames) == 4
+    assert len(p.frames) == 4
 
 
 def test_lost_virtual_camera_is_reopened(fast_faults: None) -> None:
     sinks = SinkFactory(fail_at=4, reopenable=True)
-    p = _pipeline(CameraFactory(good=10**9, down=0), sinks)
-    p.start()
-    try:
+    with FakePipeline(sinks=sinks) as p:
         wait_until(lambda: len(sinks.sinks) == 2 and len(sinks.sinks[1].frames) >= 3, "new sink")
         assert "disappeared" in p.status()["last_error"]
-    finally:
-        p.stop()
 
 
 def test_apply_switches_effects_and_model_live() -> None:
@@ -290,24 +257,18 @@ def test_apply_switches_effects_and_model_live() -> None:
         loaded.append(key)
         return FlakySegmenter()
 
-    cfg = cfg_with(effects={"background": "none"})
-    sinks = SinkFactory()
-    p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=loader)
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "pass-through frames")
+    with FakePipeline(cfg_with(effects={"background": "none"}), loader=loader) as p:
+        wait_until(lambda: len(p.frames) >= 3, "pass-through frames")
         assert loaded == []  # background none: no model loaded, no inference
-        assert sinks.sinks[0].frames[-1].min() == 200
+        assert p.frames[-1].min() == 200
         p.apply(cfg_with(effects={"background": "color", "color": "#000000"}))
-        wait_until(lambda: sinks.sinks[0].frames[-1][:, -5:].max() <= 5, "composed frames")
+        wait_until(lambda: p.frames[-1][:, -5:].max() <= 5, "composed frames")
         assert loaded == [(None, 2, 0, "balanced")]
         p.apply(cfg_with(effects={"background": "color"}, model={"name": "bodypix-050-s8-float"}))
         wait_until(lambda: p.status()["model"] == "bodypix-050-s8-float", "the new model")
-        n = len(sinks.sinks[0].frames)
-        wait_until(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the switch")
+        n = len(p.frames)
+        wait_until(lambda: len(p.frames) >= n + 3, "frames after the switch")
         assert loaded[-1] == ("bodypix-050-s8-float", 2, 0, "balanced")
-    finally:
-        p.stop()
 
 
 def test_failing_model_load_keeps_the_stream_and_says_why() -> None:
@@ -316,18 +277,12 @@ def test_failing_model_load_keeps_the_stream_and_says_why() -> None:
             raise PixcamError("model broken is not installed")
         return FlakySegmenter()
 
-    cfg = cfg_with(effects={"background": "color"})
-    sinks = SinkFactory()
-    p = _pipeline(CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=loader)
-    p.start()
-    try:
+    with FakePipeline(cfg_with(effects={"background": "color"}), loader=loader) as p:
         p.apply(cfg_with(effects={"background": "color"}, model={"name": "broken"}))
         wait_until(lambda: "not installed" in (p.status()["last_error"] or ""), "the load error")
-        n = len(sinks.sinks[0].frames)
-        wait_until(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames after the failure")
+        n = len(p.frames)
+        wait_until(lambda: len(p.frames) >= n + 3, "frames after the failure")
         assert p.status()["model"] == "default"
-    finally:
-        p.stop()
 
 
 def test_mirror_applies_once_with_and_without_effects() -> None:
@@ -343,39 +298,19 @@ def test_mirror_applies_once_with_and_without_effects() -> None:
         return cam
 
     for background in ("none", "blur"):
-        sinks = SinkFactory()
         cfg = cfg_with(effects={"background": background, "mirror": True})
-        loader = lambda *a: FlakySegmenter()  # noqa: E731
-        p = Pipeline(
-            cfg,
-            SourceSpec(device="x"),
-            SinkSpec(),
-            source_opener=opener,
-            sink_opener=sinks,
-            segmenter_loader=loader,
-        )
-        p.start()
-        try:
-            wait_until(lambda s=sinks: len(s.sinks[0].frames) >= 3, "frames")
-        finally:
-            p.stop()
-        out = sinks.sinks[0].frames[-1]
+        p = FakePipeline(cfg, cameras=opener, segmenter=FlakySegmenter(), keepalive=None)
+        with p:
+            wait_until(lambda p=p: len(p.frames) >= 3, "frames")
+        out = p.frames[-1]
         # Left half is "person" for FlakySegmenter, so it is kept as is: mirrored ramp.
         np.testing.assert_array_equal(out[:, : W // 4], ramp[:, ::-1][:, : W // 4])
 
 
 def test_status_has_stage_timings_and_fps() -> None:
-    cfg = cfg_with(effects={"background": "blur"})
-    sinks = SinkFactory()
-    p = _pipeline(
-        CameraFactory(good=10**9, down=0), sinks, cfg=cfg, loader=lambda *a: FlakySegmenter()
-    )
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 5, "frames")
+    with FakePipeline(cfg_with(effects={"background": "blur"}), segmenter=FlakySegmenter()) as p:
+        wait_until(lambda: len(p.frames) >= 5, "frames")
         s = p.status()
-    finally:
-        p.stop()
     assert set(s["stages_ms"]) >= {"segment", "refine", "compose", "sink", "total"}
     assert all(v >= 0 for v in s["stages_ms"].values())
     assert s["fps"] > 0 and s["frames"] >= 5 and s["sink"] == "memory"
@@ -424,14 +359,13 @@ def test_stop_waits_for_a_frame_inside_the_model_however_long() -> None:
                 time.sleep(5.5)
             return super().run(frame, parts, pyramid)
 
-    sinks = SinkFactory()
     before = set(threading.enumerate())
-    p = Pipeline(
+    p = FakePipeline(
         # The fake camera's frames never move: every one must reach the network.
         cfg_with(effects={"background": "blur"}, model={"skip_still": False}),
-        source_opener=CameraFactory(good=10_000, down=0),
-        sink_opener=sinks,
-        segmenter_loader=lambda *a: SlowSegmenter(),
+        cameras=CameraFactory(good=10_000, down=0),
+        segmenter=SlowSegmenter(),
+        source=None,
         keepalive=True,
     )
     p.start()
@@ -466,23 +400,21 @@ def test_virtual_camera_shows_a_card_while_the_first_model_loads(
     import threading
 
     loader = GatedLoader()
-    sinks = SinkFactory()
-    cams = CameraFactory(good=10**9, down=0)
     cfg = cfg_with(effects={"background": "color", "color": "#000000"})
-    p = _pipeline(cams, sinks, cfg=cfg, loader=loader, start_paused=paused, idle_fps=50.0)
+    p = FakePipeline(cfg, loader=loader, start_paused=paused, idle_fps=50.0)
     starting = threading.Thread(target=p.start)
     starting.start()
     try:
-        wait_until(lambda: sinks.sinks and len(sinks.sinks[0].frames) >= 5, "cards during the load")
-        assert starting.is_alive() and set(sinks.sinks[0].kinds()) == {"idle"}  # same grey
+        wait_until(lambda: p.sinks.sinks and len(p.frames) >= 5, "cards during the load")
+        assert starting.is_alive() and set(p.sink.kinds()) == {"idle"}  # same grey
         assert p.status()["model"] is None
         loader.release.set()
         starting.join(20)
         if paused:
-            wait_until(lambda: len(sinks.sinks[0].frames) >= 10, "idle frames after it")
-            assert set(sinks.sinks[0].kinds()) == {"idle"}
+            wait_until(lambda: len(p.frames) >= 10, "idle frames after it")
+            assert set(p.sink.kinds()) == {"idle"}
         else:  # composited: the background side is the colour
-            wait_until(lambda: sinks.sinks[0].frames[-1][:, -5:].max() <= 5, "composited frames")
+            wait_until(lambda: p.frames[-1][:, -5:].max() <= 5, "composited frames")
         assert p.status()["model"] == "default"
     finally:
         loader.release.set()
@@ -493,13 +425,12 @@ def test_virtual_camera_shows_a_card_while_the_first_model_loads(
 def test_first_model_failing_releases_the_virtual_camera_and_the_camera() -> None:
     loader = GatedLoader(PixcamError("model default is not installed"))
     loader.release.set()
-    sinks = SinkFactory()
     cams = CameraFactory(good=10**9, down=0)
-    p = _pipeline(cams, sinks, cfg=cfg_with(effects={"background": "color"}), loader=loader)
+    p = FakePipeline(cfg_with(effects={"background": "color"}), cameras=cams, loader=loader)
     with pytest.raises(PixcamError, match="not installed"):
         p.start()
     assert cams.opened and cams.opened[0].closed
-    assert sinks.sinks[0].closed
+    assert p.sink.closed
 
 
 def test_file_output_loads_the_model_before_creating_the_file() -> None:

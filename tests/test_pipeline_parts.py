@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
-from fakes import CameraFactory, FakeCamera, FlakySegmenter, SinkFactory, cfg_with
+from fakes import CameraFactory, FakeCamera, FakePipeline, FlakySegmenter, cfg_with
 from pixcam import camera
 from pixcam.effects import EffectsSettings, effects_active
+from pixcam.loader import default_loader
 from pixcam.parts import part_ids
 from pixcam.pipeline import Pipeline
 from pixcam.sinks import SinkSpec
@@ -61,21 +62,13 @@ class StillCamera(FakeCamera):
         super().publish(self.picture.copy())
 
 
-def still_pipeline(picture: np.ndarray, cfg: Any, sinks: SinkFactory, **kw: Any) -> Pipeline:
+def still_pipeline(picture: np.ndarray, cfg: Any, **kw: Any) -> FakePipeline:
     def opener(spec: SourceSpec) -> Source:
         cam = StillCamera(picture)
         cam.start()
         return cam
 
-    return Pipeline(
-        cfg,
-        SourceSpec(device="/dev/fake0"),
-        SinkSpec(device="memory"),
-        source_opener=opener,
-        sink_opener=sinks,
-        keepalive=False,
-        **kw,
-    )
+    return FakePipeline(cfg, cameras=opener, **kw)
 
 
 # ------------------------------------------------------------ real model, real video
@@ -131,19 +124,14 @@ def test_privacy_on_any_background_is_exact_away_from_the_face(
 ) -> None:
     picture = read_video(doctor, 1)[0]
     base = {"background": background, "color": "#000000"}
-    sinks = SinkFactory()
     cfg = cfg_with(effects=base, parts={"privacy": "pixelate"}, refine={"smoothing": 0.0})
-    p = still_pipeline(picture, cfg, sinks)
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "frames")
+    with still_pipeline(picture, cfg, loader=default_loader) as p:
+        wait_until(lambda: len(p.frames) >= 3, "frames")
         plain = cfg_with(effects=base, refine={"smoothing": 0.0})
         p.apply(plain)
-        n = len(sinks.sinks[0].frames)
-        wait_until(lambda: len(sinks.sinks[0].frames) >= n + 3, "frames without privacy")
-    finally:
-        p.stop()
-    frames = sinks.sinks[0].frames
+        n = len(p.frames)
+        wait_until(lambda: len(p.frames) >= n + 3, "frames without privacy")
+    frames = p.frames
     with_fx, without = frames[2], frames[-1]
     zone = face_zone(seg, picture)
     changed = np.any(with_fx != without, axis=2)
@@ -157,7 +145,6 @@ def test_privacy_on_any_background_is_exact_away_from_the_face(
 @pytest.mark.slow
 def test_parts_view_colours_the_person_and_switches_live(seg: Any, doctor: Path) -> None:
     picture = read_video(doctor, 1)[0]
-    sinks = SinkFactory()
     loads: list[tuple[Any, ...]] = []
 
     def loader(*key: Any) -> Any:
@@ -165,20 +152,16 @@ def test_parts_view_colours_the_person_and_switches_live(seg: Any, doctor: Path)
         return seg
 
     off = cfg_with(effects={"background": "none"}, refine={"smoothing": 0.0})
-    p = still_pipeline(picture, off, sinks, segmenter_loader=loader)
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 2, "pass-through frames")
+    with still_pipeline(picture, off, loader=loader) as p:
+        wait_until(lambda: len(p.frames) >= 2, "pass-through frames")
         assert loads == [] and not p.status()["effects"]  # nothing to do: no model at all
         p.apply(cfg_with(effects={"background": "none"}, parts={"view": True, "opacity": 1.0}))
         wait_until(lambda: "parts" in p.status()["stages_ms"], "the parts view")
-        n = len(sinks.sinks[0].frames)
-        wait_until(lambda: len(sinks.sinks[0].frames) >= n + 2, "view frames")
-        view = sinks.sinks[0].frames[-1]
+        n = len(p.frames)
+        wait_until(lambda: len(p.frames) >= n + 2, "view frames")
+        view = p.frames[-1]
         p.apply(off)
-        wait_until(lambda: np.array_equal(sinks.sinks[0].frames[-1], picture), "view off again")
-    finally:
-        p.stop()
+        wait_until(lambda: np.array_equal(p.frames[-1], picture), "view off again")
     assert len(loads) == 1
     person = seg.run(picture, parts=False).person_probability() > 0.9
     background = seg.run(picture, parts=False).person_probability() < 0.02
@@ -207,34 +190,21 @@ def test_model_without_parts_says_so_once_and_keeps_streaming(
 ) -> None:
     seg = RecordingSegmenter()
     cfg = cfg_with(effects={"background": "color", "color": "#000000"}, parts={"privacy": "blur"})
-    sinks = SinkFactory()
-    p = Pipeline(
-        cfg,
-        SourceSpec(device="/dev/fake0"),
-        SinkSpec(device="memory"),
-        source_opener=CameraFactory(good=10**9, down=0),
-        sink_opener=sinks,
-        segmenter_loader=lambda *a: seg,
-        keepalive=False,
-    )
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 20, "20 frames")
+    with FakePipeline(cfg, segmenter=seg) as p:
+        wait_until(lambda: len(p.frames) >= 20, "20 frames")
         status = p.status()
         # background "none" with only an impossible part effect: plain pass-through
         p.apply(cfg_with(effects={"background": "none"}, parts={"privacy": "blur"}))
-        wait_until(lambda: sinks.sinks[0].frames[-1].min() == 200, "pass-through")
+        wait_until(lambda: p.frames[-1].min() == 200, "pass-through")
         # the part effect switched off: the problem is gone from the status
         p.apply(cfg_with(effects={"background": "color", "color": "#000000"}))
         wait_until(lambda: p.status()["last_error"] is None, "the message cleared")
-    finally:
-        p.stop()
     warnings = [r for r in caplog.records if "has no body parts" in r.message]
     assert len(warnings) == 1, [r.message for r in warnings]
     assert warnings[0].levelno == logging.WARNING
     assert "has no body parts" in status["last_error"] and status["errors"] == 0
     assert not any(seg.parts_flags)  # never asked for what the model cannot give
-    composed = [f for f in sinks.sinks[0].frames if f[:, -5:].max() <= 5]
+    composed = [f for f in p.frames if f[:, -5:].max() <= 5]
     assert len(composed) >= 15  # the background effect went on
 
 
@@ -252,20 +222,13 @@ def test_parts_are_read_only_while_an_effect_needs_them(seg: Any, doctor: Path) 
             return seg.run(frame, parts=parts)
 
     picture = cv2.resize(read_video(doctor, 1)[0], (320, 180))
-    sinks = SinkFactory()
-    p = still_pipeline(
-        picture, cfg_with(effects={"background": "blur"}), sinks, segmenter_loader=lambda *a: Spy()
-    )
-    p.start()
-    try:
+    with still_pipeline(picture, cfg_with(effects={"background": "blur"}), segmenter=Spy()) as p:
         wait_until(lambda: len(calls) >= 3, "plain frames")
         p.apply(cfg_with(effects={"background": "blur"}, parts={"privacy": "blur"}))
         wait_until(lambda: calls[-3:] == [True] * 3, "frames with parts")
         p.apply(cfg_with(effects={"background": "blur"}))
         wait_until(lambda: calls[-3:] == [False] * 3, "plain frames again")
         status = p.status()
-    finally:
-        p.stop()
     assert calls[0] is False
     assert status["errors"] == 0, status["last_error"]
 
@@ -301,21 +264,13 @@ class BlockingSegmenter(FlakySegmenter):
 def test_keepalive_repeats_the_last_frame_while_inference_lags() -> None:
     seg = BlockingSegmenter()
     cfg = cfg_with(effects={"background": "color", "color": "#000000"}, refine={"smoothing": 0})
-    sinks = SinkFactory()
-    p = Pipeline(
-        cfg,
-        SourceSpec(device="/dev/fake0"),
-        SinkSpec(device="memory"),
-        source_opener=CameraFactory(good=10**9, down=0),
-        sink_opener=sinks,
-        segmenter_loader=lambda *a: seg,
-    )
+    p = FakePipeline(cfg, segmenter=seg, keepalive=None)
     p.start()  # the memory sink is reopenable (a device): keep-alive on by default
     try:
         wait_until(seg.entered.is_set, "inference to block")
         sent = p.status()["frames"]
         wait_until(lambda: p.status()["repeated"] >= 5, "repeated frames")
-        got = sinks.sinks[0].frames
+        got = p.frames
         assert p.status()["frames"] == sent  # no new frame was made meanwhile
         assert all(np.array_equal(f, got[-1]) for f in got[-5:])
         assert got[-1][:, -5:].max() <= 5  # the last composed frame, not a raw one
@@ -344,19 +299,8 @@ def test_resume_is_no_warning_but_a_real_failure_is(
     monkeypatch.setattr(camera, "BACKOFF_S", (0.01, 0.02, 0.05))
     caplog.set_level(logging.INFO, logger="pixcam.pipeline")
     cams = CameraFactory(good=10**9, down=0)
-    sinks = SinkFactory()
-    p = Pipeline(
-        cfg_with(effects={"background": "none"}),
-        SourceSpec(device="/dev/fake0"),
-        SinkSpec(device="memory"),
-        source_opener=cams,
-        sink_opener=sinks,
-        idle_fps=200.0,
-        keepalive=False,
-    )
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 3, "frames")
+    with FakePipeline(cameras=cams, idle_fps=200.0) as p:
+        wait_until(lambda: len(p.frames) >= 3, "frames")
         p.pause()
         wait_until(lambda: p.status()["state"] == "paused", "paused")
         p.resume()
@@ -367,8 +311,6 @@ def test_resume_is_no_warning_but_a_real_failure_is(
         cams.opened[-1].good = 0
         wait_until(lambda: len(cams.opened) == 3, "reopened after the failure")
         wait_until(lambda: any("is back" in r.message for r in caplog.records), "is back")
-    finally:
-        p.stop()
     assert all(level < logging.WARNING for level, _m in resume_logs), resume_logs
     back = [r for r in caplog.records if "is back" in r.message]
     assert [r.levelno for r in back] == [logging.WARNING]
@@ -381,22 +323,9 @@ def test_failed_default_model_is_named(caplog: pytest.LogCaptureFixture) -> None
     def loader(*key: Any) -> Any:
         raise PixcamError("not installed")
 
-    sinks = SinkFactory()
-    p = Pipeline(
-        cfg_with(effects={"background": "none"}),
-        SourceSpec(device="/dev/fake0"),
-        SinkSpec(device="memory"),
-        source_opener=CameraFactory(good=10**9, down=0),
-        sink_opener=sinks,
-        segmenter_loader=loader,
-        keepalive=False,
-    )
-    p.start()
-    try:
+    with FakePipeline(loader=loader) as p:
         p.apply(cfg_with(effects={"background": "blur"}))
         wait_until(lambda: "not installed" in (p.status()["last_error"] or ""), "the load error")
-    finally:
-        p.stop()
     msgs = [r.message for r in caplog.records if "not loaded" in r.message]
     assert msgs and "None" not in msgs[0]
     assert f"default ({models.default_model_name()})" in msgs[0]

@@ -7,13 +7,10 @@ from typing import Any
 import numpy as np
 
 from conftest import wait_until
-from fakes import CameraFactory, FlakySegmenter, SinkFactory, cfg_with
+from fakes import FakePipeline, FlakySegmenter, cfg_with
 from pixcam.compose import BlurBackground, ComposeSettings, Compositor
 from pixcam.effects import Effects, EffectsSettings
-from pixcam.pipeline import Pipeline
 from pixcam.pyramid import Pyramid
-from pixcam.sinks import SinkSpec
-from pixcam.sources import SourceSpec
 from pixcam.stillness import MAX_CARRY, MotionGate
 
 H, W = 180, 320
@@ -96,25 +93,14 @@ def test_a_carried_frame_reuses_the_kept_blur_but_shows_its_own_person() -> None
 
 def test_the_auto_tune_is_fed_only_the_frames_the_network_ran_on(monkeypatch: Any) -> None:
     seg = FlakySegmenter()
-    sinks = SinkFactory()
-    p = Pipeline(
-        cfg_with(effects={"background": "color"}, refine={"smoothing": 0}),
-        SourceSpec(device="/dev/fake0"),
-        SinkSpec(device="memory"),
-        source_opener=CameraFactory(good=10**9, down=0),
-        sink_opener=sinks,
-        segmenter_loader=lambda *a: seg,
-        keepalive=False,
-    )
+    cfg = cfg_with(effects={"background": "color"}, refine={"smoothing": 0})
+    p = FakePipeline(cfg, segmenter=seg)
     fed: list[float] = []
     monkeypatch.setattr(p, "_tune", fed.append)
-    p.start()
-    try:
-        wait_until(lambda: len(sinks.sinks[0].frames) >= 12, "12 frames out")
-    finally:
-        p.stop()
+    with p:
+        wait_until(lambda: len(p.frames) >= 12, "12 frames out")
     # The fake camera's picture never moves: most frames carry the mask.
-    assert 0 < len(fed) == seg.calls < len(sinks.sinks[0].frames)
+    assert 0 < len(fed) == seg.calls < len(p.frames)
 
 
 def test_effects_blur_the_background_only_when_the_network_runs(monkeypatch: Any) -> None:

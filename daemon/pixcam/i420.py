@@ -165,10 +165,13 @@ def to_limited(plane: np.ndarray, dst: np.ndarray, chroma: bool) -> np.ndarray:
 
 def halved(plane: np.ndarray, times: int) -> np.ndarray:
     """`plane` area-halved `times` times: OpenCV's 2× INTER_AREA is a fast path, a 4× one
-    is not (at 1080p one 4× step costs 8× two 2× steps)."""
+    is not (at 1080p one 4× step costs 8× two 2× steps). Nor is a halving of an odd size: its
+    last row or column is dropped (a 1080p frame's 240×135 level into 120×67 took 0.29 ms
+    against 0.02)."""
     for _ in range(times):
-        size = (max(1, plane.shape[1] // 2), max(1, plane.shape[0] // 2))
-        plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+        h, w = plane.shape[:2]
+        even = plane[: max(1, h & ~1), : max(1, w & ~1)]
+        plane = cv2.resize(even, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
     return plane
 
 

@@ -34,7 +34,7 @@ finer than the filter grid is taken as a fine outline (above).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 import cv2
 import numpy as np
@@ -73,6 +73,16 @@ class RefineSettings:
             raise ValueError(f"feather must be >= 0, got {self.feather}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+class Alpha(NamedTuple):
+    """The refined mask: `full` (uint8, frame size) is the bilinear upscale of `small` (the
+    detail grid's alpha; the same array when that is the frame's size). The compositor reads
+    the small one where it will do (the box of alpha > 0, the blur's alpha): no pass over
+    the full one but the halving for U and V."""
+
+    full: np.ndarray
+    small: np.ndarray
 
 
 class RefineChanges(TypedDict, total=False):
@@ -225,6 +235,12 @@ class Refiner:
         """Return the alpha (uint8 H×W, frame size) for `frame` (BGR or I420) from `prob_small`.
 
         `pyramid` (of `frame`) lends the halvings other stages made already."""
+        return self.refine_alpha(frame, prob_small, pyramid).full
+
+    def refine_alpha(
+        self, frame: Frame, prob_small: np.ndarray, pyramid: Pyramid | None = None
+    ) -> Alpha:
+        """`refine`, with the small alpha the full one was upscaled from."""
         h, w = frame.shape[:2]
         prob = _as_probability(prob_small)
         ph, pw = prob.shape
@@ -316,7 +332,7 @@ class Refiner:
         return out
 
     @staticmethod
-    def _finish(q: np.ndarray, feather: float, size: tuple[int, int]) -> np.ndarray:
+    def _finish(q: np.ndarray, feather: float, size: tuple[int, int]) -> Alpha:
         """Contrast curve, feather, uint8, and the single full-resolution resize."""
         w, h = size
         # Clipped before the blur, so the ramp has that width.
@@ -330,5 +346,5 @@ class Refiner:
             alpha = cv2.GaussianBlur(alpha, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
         small = alpha.astype(np.uint8)
         if small.shape[1] == w and small.shape[0] == h:
-            return small
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+            return Alpha(small, small)
+        return Alpha(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), small)

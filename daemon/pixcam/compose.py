@@ -286,11 +286,14 @@ def blend_i420(
     area mean (`alpha.half`, shared with the blurred background). A full-range `fg` is
     mapped to limited range inside the box only: outside it the output is the background."""
     x, y, w, h = alpha.box()
-    # The half alpha is 0 outside the full box halved (outwards).
+    # The half alpha is 0 outside the full box halved (outwards); that doubled for Y keeps
+    # its rows and columns even (an odd start or width measured 0.1 ms more at 720p).
     hx, hy = x // 2, y // 2
-    box = (hx, hy, (x + w + 1) // 2 - hx, (y + h + 1) // 2 - hy)
+    hw, hh = (x + w + 1) // 2 - hx, (y + h + 1) // 2 - hy
+    x, y = 2 * hx, 2 * hy
     out = bg if reuse_bg else I420.empty(fg.width, fg.height)
-    boxes = ((x, y, w, h), box, box)
+    box = (hx, hy, hw, hh)
+    boxes = ((x, y, min(2 * hw, fg.width - x), min(2 * hh, fg.height - y)), box, box)
     maps = (Y_TO_LIMITED, C_TO_LIMITED, C_TO_LIMITED) if fg.full_range else (None,) * 3
     half = alpha.half
     for f, b, o, a, r, m in zip(

@@ -165,13 +165,17 @@ def to_limited(plane: np.ndarray, dst: np.ndarray, chroma: bool) -> np.ndarray:
 
 def halved(plane: np.ndarray, times: int) -> np.ndarray:
     """`plane` area-halved `times` times: OpenCV's 2× INTER_AREA is a fast path, a 4× one
-    is not (at 1080p one 4× step costs 8× two 2× steps). Nor is a halving of an odd size: its
-    last row or column is dropped (a 1080p frame's 240×135 level into 120×67 took 0.29 ms
-    against 0.02)."""
+    is not (at 1080p one 4× step costs 8× two 2× steps). Nor is an odd size's (a 1080p
+    frame's 240×135 level into 120×67: 0.29 ms); there a bilinear step, which at a scale just
+    over 2 averages the two nearest rows or columns as the area mean does, takes 0.04 ms."""
     for _ in range(times):
         h, w = plane.shape[:2]
-        even = plane[: max(1, h & ~1), : max(1, w & ~1)]
-        plane = cv2.resize(even, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+        even = h % 2 == 0 and w % 2 == 0
+        plane = cv2.resize(
+            plane,
+            (max(1, w // 2), max(1, h // 2)),
+            interpolation=cv2.INTER_AREA if even else cv2.INTER_LINEAR,
+        )
     return plane
 
 

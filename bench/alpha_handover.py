@@ -1,13 +1,15 @@
-"""What the refine → compose hand-over costs: the compose stage before and after, paired.
+"""What the refine → compose hand-over costs: its last resize and the compose, paired.
 
 Per size, the presenter video is encoded to MJPG and decoded to I420 as the camera source
-does, segmented and refined once per frame (the real model), and then composed (the default
-blur) in three ways, in rotating order, each on a fresh pyramid holding the levels the
-segment and refine stages made:
-- before: the full alpha only (the compositor halves it down to the blur's level and finds
-  the box on its half), with an odd-sized level halved by the general area resize;
+does, segmented and refined once per frame (the real model); then the refiner's last step
+(its small alpha upscaled to the frame) and the compose (the default blur) are timed in three
+ways, in rotating order, each on a fresh pyramid holding the levels segment and refine made:
+- before: one whole-frame resize, the full alpha alone handed over (the compositor halves it
+  down to the blur's level and finds the box on its half), an odd-sized level halved by the
+  general area resize;
 - halving: the same, with `i420.halved` (an odd size halved by a bilinear step);
-- hand-over: the refiner's small alpha too (`Alpha.small`: the box and the blur's alpha).
+- hand-over: `refine.upscaled` (only the part around the person resized) and the small
+  alpha handed over too (`Alpha.small`: the box, the blur's alpha, the half from the box).
 Each frame is composed `--rounds` times each way. Printed: median ms of each, the median of
 the per-compose differences against "before" (same frame and round), and the output's
 difference from "before" in grey levels (largest, and mean over all frames' pixels).
@@ -40,7 +42,7 @@ from pixcam.compose import Compositor  # noqa: E402
 from pixcam.config import load_config  # noqa: E402
 from pixcam.effects import EffectsSettings  # noqa: E402
 from pixcam.i420 import halved  # noqa: E402
-from pixcam.refine import Refiner, probability_size  # noqa: E402
+from pixcam.refine import Refiner, probability_size, upscaled  # noqa: E402
 
 WAYS = ("before", "halving", "hand-over")
 WARMUP = 3
@@ -79,8 +81,13 @@ def measure(height: int, frames: int, rounds: int) -> dict[str, tuple[float, flo
                 for k in made:
                     fresh.level(k)
                 small = alpha.small if way == "hand-over" else None
+                size = (frame.width, frame.height)
                 t = time.perf_counter()
-                results[way] = compositor.compose(frame, alpha.full, fresh, small=small).data
+                if small is None:
+                    full = cv2.resize(alpha.small, size, interpolation=cv2.INTER_LINEAR)
+                else:
+                    full = upscaled(small, size)
+                results[way] = compositor.compose(frame, full, fresh, small=small).data
                 if i >= WARMUP:
                     ms[way].append((time.perf_counter() - t) * 1e3)
             pyramid.halved = halved
@@ -108,7 +115,7 @@ def main() -> int:
     for height in (int(s) for s in args.sizes.split(",")):
         for way, (med, diff, worst, mean) in measure(height, args.frames, args.rounds).items():
             print(
-                f"{height}p {way:10s} compose {med:5.2f} ms  {diff:+.3f} ms  "
+                f"{height}p {way:10s} upscale + compose {med:5.2f} ms  {diff:+.3f} ms  "
                 f"output diff max {worst} mean {mean:.3f}"
             )
     return 0

@@ -29,7 +29,7 @@ import numpy as np
 
 from pixcam import images, paths
 from pixcam.errors import PixcamError
-from pixcam.i420 import C_TO_LIMITED, I420, Y_TO_LIMITED, Frame, upscaled
+from pixcam.i420 import C_TO_LIMITED, I420, Y_TO_LIMITED, Frame, halved, upscaled
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 from pixcam.pyramid import Pyramid
 
@@ -224,15 +224,15 @@ class AlphaLevels:
     small one for the blur and the box of alpha > 0.
 
     `small`, when given, is the alpha `full` is the bilinear upscale of (the refiner's
-    `Alpha.small`): the box and the blur's alpha come from it, so the only pass over the full
-    alpha is the halving for U and V (cheaper than upscaling `small` to half size: 0.1 against
-    0.2 ms at 1080p)."""
+    `Alpha.small`): the box and the blur's alpha come from it, and the half is made from the
+    box's part of the full alpha alone (0 elsewhere, as the whole halving would make it)."""
 
-    __slots__ = ("pyramid", "small")
+    __slots__ = ("pyramid", "small", "_half")
 
     def __init__(self, full: np.ndarray, small: np.ndarray | None = None) -> None:
         self.pyramid = Pyramid(full)
         self.small = small
+        self._half: np.ndarray | None = None
 
     @property
     def base(self) -> np.ndarray:
@@ -240,7 +240,17 @@ class AlphaLevels:
 
     @property
     def half(self) -> np.ndarray:
-        return self.pyramid.level(1)
+        if self._half is None:
+            full = self.base
+            fh, fw = full.shape
+            if self.small is None or fh % 2 or fw % 2:
+                self._half = self.pyramid.level(1)
+            else:
+                self._half = np.zeros((fh // 2, fw // 2), np.uint8)
+                x, y, w, h = self.half_box()
+                part = full[2 * y : 2 * (y + h), 2 * x : 2 * (x + w)]
+                self._half[y : y + h, x : x + w] = halved(part, 1)
+        return self._half
 
     def reduced(self, k: int, size: tuple[int, int]) -> np.ndarray:
         """The alpha at `size` (w, h), about level k's size: the small alpha reduced (halvings,
@@ -251,10 +261,10 @@ class AlphaLevels:
         return cv2.resize(self.pyramid.level(k), size, interpolation=cv2.INTER_AREA)
 
     def box(self) -> tuple[int, int, int, int]:
-        """(x, y, w, h) in full-size pixels holding every alpha > 0; from the small alpha, a
+        """(x, y, w, h) in full-size pixels holding every alpha > 0: from the small alpha, a
         few pixels wider than the exact box (where alpha is 0 the blend gives the background
-        exactly), else the exact box of the half alpha doubled (a lone alpha 1 whose 2×2
-        block averages to 0 is left out, an error of one grey level)."""
+        exactly); else the half alpha's box doubled (a lone alpha 1 whose 2×2 block averages
+        to 0 is left out, an error of one grey level)."""
         small = self.small
         fh, fw = self.base.shape
         if small is None:
@@ -266,6 +276,12 @@ class AlphaLevels:
         x0, x1 = _upscaled_span(x, x + w, small.shape[1], fw)
         y0, y1 = _upscaled_span(y, y + h, small.shape[0], fh)
         return x0, y0, x1 - x0, y1 - y0
+
+    def half_box(self) -> tuple[int, int, int, int]:
+        """`box()` on the half alpha, halved outwards (it is 0 outside)."""
+        x, y, w, h = self.box()
+        hx, hy = x // 2, y // 2
+        return hx, hy, (x + w + 1) // 2 - hx, (y + h + 1) // 2 - hy
 
 
 def _upscaled_span(lo: int, hi: int, n_small: int, n_full: int) -> tuple[int, int]:
@@ -285,14 +301,11 @@ def blend_i420(
     """`blend` plane by plane: Y with the alpha (`alpha.base`), U and V with its half-size
     area mean (`alpha.half`, shared with the blurred background). A full-range `fg` is
     mapped to limited range inside the box only: outside it the output is the background."""
-    x, y, w, h = alpha.box()
-    # The half alpha is 0 outside the full box halved (outwards); that doubled for Y keeps
-    # its rows and columns even (an odd start or width measured 0.1 ms more at 720p).
-    hx, hy = x // 2, y // 2
-    hw, hh = (x + w + 1) // 2 - hx, (y + h + 1) // 2 - hy
+    # The half box doubled for Y keeps its rows and columns even (an odd start or width
+    # measured 0.1 ms more at 720p).
+    box = hx, hy, hw, hh = alpha.half_box()
     x, y = 2 * hx, 2 * hy
     out = bg if reuse_bg else I420.empty(fg.width, fg.height)
-    box = (hx, hy, hw, hh)
     boxes = ((x, y, min(2 * hw, fg.width - x), min(2 * hh, fg.height - y)), box, box)
     maps = (Y_TO_LIMITED, C_TO_LIMITED, C_TO_LIMITED) if fg.full_range else (None,) * 3
     half = alpha.half

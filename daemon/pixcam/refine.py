@@ -347,4 +347,24 @@ class Refiner:
         small = alpha.astype(np.uint8)
         if small.shape[1] == w and small.shape[0] == h:
             return Alpha(small, small)
-        return Alpha(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), small)
+        return Alpha(upscaled(small, (w, h)), small)
+
+
+def upscaled(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`small` (uint8) bilinearly resized to `size` (w, h), the same picture as one whole
+    resize: only the part around alpha > 0 is resized when the scale is whole (the rest stays
+    0), since the person covers about a quarter of the frame."""
+    w, h = size
+    sh, sw = small.shape
+    x, y, bw, bh = cv2.boundingRect(small)
+    if w % sw or h % sh:
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    full = np.zeros((h, w), np.uint8)
+    if not (bw and bh):
+        return full
+    kx, ky = w // sw, h // sh
+    # A margin of one zero pixel: the part's resize then reads what the whole one reads.
+    x0, y0, x1, y1 = max(0, x - 1), max(0, y - 1), min(sw, x + bw + 1), min(sh, y + bh + 1)
+    part = full[y0 * ky : y1 * ky, x0 * kx : x1 * kx]
+    cv2.resize(small[y0:y1, x0:x1], (part.shape[1], part.shape[0]), dst=part)
+    return full

@@ -21,7 +21,8 @@ blocky. Its temporal smoothing then runs at that size, and holds back small chan
 still picture harder (the fine outline wobbles more). On the dev photos (docs/cut.md, with the
 feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.8 ms more per 720p frame.
 
-Only the last operation touches the full resolution: one uint8 bilinear resize. Measured (see
+Only the last operation touches the full resolution: one uint8 bilinear resize, of the part
+around the person (`upscaled`; the compositor gets the small alpha too, `Alpha`). Measured (see
 bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev photos with
 the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear probability) to 0.18.
 

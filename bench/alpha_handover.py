@@ -8,7 +8,7 @@ ways, in rotating order, each on a fresh pyramid holding the levels segment and 
   down to the blur's level and finds the box on its half), an odd-sized level halved by the
   general area resize;
 - halving: the same, with `i420.halved` (an odd size halved by a bilinear step);
-- hand-over: `refine.upscaled` (only the part around the person resized) and the small
+- hand-over: `refine.upscale_alpha` (only the part around the person resized) and the small
   alpha handed over too (`Alpha.small`: the box, the blur's alpha, the half from the box).
 Each frame is composed `--rounds` times each way. Printed: median ms of each, the median of
 the per-compose differences against "before" (same frame and round), and the output's
@@ -42,7 +42,7 @@ from pixcam.compose import Compositor  # noqa: E402
 from pixcam.config import load_config  # noqa: E402
 from pixcam.effects import EffectsSettings  # noqa: E402
 from pixcam.i420 import halved  # noqa: E402
-from pixcam.refine import Refiner, probability_size, upscaled  # noqa: E402
+from pixcam.refine import Refiner, probability_size, upscale_alpha  # noqa: E402
 
 WAYS = ("before", "halving", "hand-over")
 WARMUP = 3
@@ -86,7 +86,7 @@ def measure(height: int, frames: int, rounds: int) -> dict[str, tuple[float, flo
                 if small is None:
                     full = cv2.resize(alpha.small, size, interpolation=cv2.INTER_LINEAR)
                 else:
-                    full = upscaled(small, size)
+                    full = upscale_alpha(small, size)
                 results[way] = compositor.compose(frame, full, fresh, small=small).data
                 if i >= WARMUP:
                     ms[way].append((time.perf_counter() - t) * 1e3)

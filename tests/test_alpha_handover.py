@@ -9,7 +9,7 @@ import pytest
 
 from pixcam.compose import AlphaLevels, ComposeSettings, Compositor
 from pixcam.i420 import I420, halved
-from pixcam.refine import Refiner, RefineSettings, upscaled
+from pixcam.refine import Refiner, RefineSettings, upscale_alpha
 
 
 def blob(shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -32,13 +32,15 @@ def blob(shape: tuple[int, int], seed: int) -> np.ndarray:
         ((1000, 600), (320, 180)),
     ],  # fmt: skip
 )
-def test_upscaled_is_the_whole_resize(size: tuple[int, int], small_size: tuple[int, int]) -> None:
+def test_upscale_alpha_is_the_whole_resize(
+    size: tuple[int, int], small_size: tuple[int, int]
+) -> None:
     for seed in range(40):
         small = blob((small_size[1], small_size[0]), seed)
         whole = cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)
-        assert np.array_equal(upscaled(small, size), whole), seed
+        assert np.array_equal(upscale_alpha(small, size), whole), seed
     empty = np.zeros((small_size[1], small_size[0]), np.uint8)
-    assert not upscaled(empty, size).any()
+    assert not upscale_alpha(empty, size).any()
 
 
 def test_refiner_hands_over_the_alpha_it_upscaled() -> None:
@@ -56,7 +58,7 @@ def test_refiner_hands_over_the_alpha_it_upscaled() -> None:
 @pytest.mark.parametrize("seed", range(12))
 def test_levels_from_the_small_alpha_match_the_full_one(seed: int) -> None:
     small = blob((180, 320), seed)
-    full = upscaled(small, (1920, 1080))
+    full = upscale_alpha(small, (1920, 1080))
     levels = AlphaLevels(full, small)
     assert np.array_equal(levels.half, halved(full, 1))
     x, y, w, h = levels.box()
@@ -78,7 +80,7 @@ def test_handed_over_alpha_composes_the_same_picture() -> None:
     small = np.zeros((180, 320), np.uint8)
     cv2.ellipse(small, (170, 130), (60, 90), 0, 0, 360, 255, -1)
     small = cv2.GaussianBlur(small, (0, 0), 1.0)
-    full = upscaled(small, (1280, 720))
+    full = upscale_alpha(small, (1280, 720))
     colour = Compositor(ComposeSettings(background="color"))
     without = colour.compose(frame, full)
     with_small = colour.compose(frame, full, small=small)

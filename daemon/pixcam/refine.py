@@ -22,7 +22,7 @@ still picture harder (the fine outline wobbles more). On the dev photos (docs/cu
 feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.8 ms more per 720p frame.
 
 Only the last operation touches the full resolution: one uint8 bilinear resize, of the part
-around the person (`upscaled`; the compositor gets the small alpha too, `Alpha`). Measured (see
+around the person (`upscale_alpha`; the compositor gets the small alpha too, `Alpha`). Measured (see
 bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev photos with
 the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear probability) to 0.18.
 
@@ -348,10 +348,10 @@ class Refiner:
         small = alpha.astype(np.uint8)
         if small.shape[1] == w and small.shape[0] == h:
             return Alpha(small, small)
-        return Alpha(upscaled(small, (w, h)), small)
+        return Alpha(upscale_alpha(small, (w, h)), small)
 
 
-def upscaled(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def upscale_alpha(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`small` (uint8) bilinearly resized to `size` (w, h), the same picture as one whole
     resize: only the part around alpha > 0 is resized when the scale is whole (the rest stays
     0), since the person covers about a quarter of the frame."""

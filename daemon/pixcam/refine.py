@@ -22,9 +22,10 @@ still picture harder (the fine outline wobbles more). On the dev photos (docs/cu
 feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.8 ms more per 720p frame.
 
 Only the last operation touches the full resolution: one uint8 bilinear resize, of the part
-around the person (`upscale_alpha`; the compositor gets the small alpha too, `Alpha`). Measured (see
-bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev photos with
-the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear probability) to 0.18.
+around the person (`upscale_alpha`; the compositor gets the small alpha too, `Alpha`).
+Measured (see bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev
+photos with the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear
+probability) to 0.18.
 
 `prob_small` is the person probability as **float32 in 0..1** (what
 `SegmentationOutput.person_probability` returns); uint8 0..255 is accepted too and converted.
@@ -79,8 +80,8 @@ class RefineSettings:
 class Alpha(NamedTuple):
     """The refined mask: `full` (uint8, frame size) is the bilinear upscale of `small` (the
     detail grid's alpha; the same array when that is the frame's size). The compositor reads
-    the small one where it will do (the box of alpha > 0, the blur's alpha): no pass over
-    the full one but the halving for U and V."""
+    the small one where it will do (the box of alpha > 0, the blur's alpha) and of the full
+    one only the box's part (halved for U and V)."""
 
     full: np.ndarray
     small: np.ndarray

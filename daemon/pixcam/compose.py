@@ -16,6 +16,7 @@ Settings change live with `update()`; a missing or unreadable image or video rai
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ import numpy as np
 
 from pixcam import images, paths
 from pixcam.errors import PixcamError
-from pixcam.i420 import C_TO_LIMITED, I420, Y_TO_LIMITED, Frame, upscaled
+from pixcam.i420 import C_TO_LIMITED, I420, Y_TO_LIMITED, Frame, halved, upscaled
 from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
 from pixcam.pyramid import Pyramid
 
@@ -218,23 +219,98 @@ def blend(
     return out
 
 
+class AlphaLevels:
+    """The alpha as the blend and the blur read it: full size (Y), its area half (U, V), a
+    small one for the blur and the box of alpha > 0.
+
+    `small`, when given, is the alpha `full` is the bilinear upscale of (the refiner's
+    `Alpha.small`): the box and the blur's alpha come from it, and the half is made from the
+    box's part of the full alpha alone (0 elsewhere, as the whole halving would make it)."""
+
+    __slots__ = ("pyramid", "small", "_half")
+
+    def __init__(self, full: np.ndarray, small: np.ndarray | None = None) -> None:
+        self.pyramid = Pyramid(full)
+        self.small = small
+        self._half: np.ndarray | None = None
+
+    @property
+    def base(self) -> np.ndarray:
+        return self.pyramid.base
+
+    @property
+    def half(self) -> np.ndarray:
+        if self._half is None:
+            full = self.base
+            fh, fw = full.shape
+            if self.small is None or fh % 2 or fw % 2:
+                self._half = self.pyramid.level(1)
+            else:
+                self._half = np.zeros((fh // 2, fw // 2), np.uint8)
+                x, y, w, h = self.half_box()
+                part = full[2 * y : 2 * (y + h), 2 * x : 2 * (x + w)]
+                self._half[y : y + h, x : x + w] = halved(part, 1)
+        return self._half
+
+    def reduced(self, k: int, size: tuple[int, int]) -> np.ndarray:
+        """The alpha at `size` (w, h), about level k's size: the small alpha reduced (halvings,
+        then a bilinear step) when it is at least that big, else the full one's level k."""
+        small = self.small
+        if small is not None and small.shape[1] >= size[0] and small.shape[0] >= size[1]:
+            return Pyramid(small).down_to(size)
+        return cv2.resize(self.pyramid.level(k), size, interpolation=cv2.INTER_AREA)
+
+    def box(self) -> tuple[int, int, int, int]:
+        """(x, y, w, h) in full-size pixels holding every alpha > 0: from the small alpha, a
+        few pixels wider than the exact box (where alpha is 0 the blend gives the background
+        exactly); else the half alpha's box doubled (a lone alpha 1 whose 2×2 block averages
+        to 0 is left out, an error of one grey level)."""
+        small = self.small
+        fh, fw = self.base.shape
+        if small is None:
+            x, y, w, h = cv2.boundingRect(self.half)
+            return 2 * x, 2 * y, min(2 * w, fw - 2 * x), min(2 * h, fh - 2 * y)
+        x, y, w, h = cv2.boundingRect(small)
+        if not (w and h):
+            return 0, 0, 0, 0
+        x0, x1 = _upscaled_span(x, x + w, small.shape[1], fw)
+        y0, y1 = _upscaled_span(y, y + h, small.shape[0], fh)
+        return x0, y0, x1 - x0, y1 - y0
+
+    def half_box(self) -> tuple[int, int, int, int]:
+        """`box()` on the half alpha, halved outwards (it is 0 outside)."""
+        x, y, w, h = self.box()
+        hx, hy = x // 2, y // 2
+        return hx, hy, (x + w + 1) // 2 - hx, (y + h + 1) // 2 - hy
+
+
+def _upscaled_span(lo: int, hi: int, n_small: int, n_full: int) -> tuple[int, int]:
+    """The pixels [lo', hi') of an `n_full` line bilinearly upscaled from an `n_small` one that
+    read any of the small pixels [lo, hi): full pixel d samples small position
+    (d + 0.5)·n_small/n_full - 0.5 from its two neighbours. One pixel of slack each side."""
+    s = n_full / n_small
+    return (
+        max(0, math.floor((lo - 0.5) * s - 0.5) - 1),
+        min(n_full, math.ceil((hi + 0.5) * s - 0.5) + 1),
+    )
+
+
 def blend_i420(
-    fg: I420, bg: I420, alpha: Pyramid, scratch: _Scratch | None = None, *, reuse_bg: bool
+    fg: I420, bg: I420, alpha: AlphaLevels, scratch: _Scratch | None = None, *, reuse_bg: bool
 ) -> I420:
     """`blend` plane by plane: Y with the alpha (`alpha.base`), U and V with its half-size
-    area mean (`alpha.level(1)`, shared with the blurred background). A full-range `fg` is
+    area mean (`alpha.half`, shared with the blurred background). A full-range `fg` is
     mapped to limited range inside the box only: outside it the output is the background."""
-    full, half = alpha.base, alpha.level(1)
-    # The box of alpha > 0, found on the half alpha (a quarter of the reads) and doubled for Y:
-    # a lone alpha 1 whose 2×2 block averages to 0 is left out, an error of one grey level.
-    hx, hy, hw, hh = cv2.boundingRect(half)
-    box = (hx, hy, hw, hh)
-    x, y, w, h = 2 * hx, 2 * hy, 2 * hw, 2 * hh
+    # The half box doubled for Y keeps its rows and columns even (an odd start or width
+    # measured 0.1 ms more at 720p).
+    box = hx, hy, hw, hh = alpha.half_box()
+    x, y = 2 * hx, 2 * hy
     out = bg if reuse_bg else I420.empty(fg.width, fg.height)
-    boxes = ((x, y, min(w, fg.width - x), min(h, fg.height - y)), box, box)
+    boxes = ((x, y, min(2 * hw, fg.width - x), min(2 * hh, fg.height - y)), box, box)
     maps = (Y_TO_LIMITED, C_TO_LIMITED, C_TO_LIMITED) if fg.full_range else (None,) * 3
+    half = alpha.half
     for f, b, o, a, r, m in zip(
-        fg.planes, bg.planes, out.planes, (full, half, half), boxes, maps, strict=True
+        fg.planes, bg.planes, out.planes, (alpha.base, half, half), boxes, maps, strict=True
     ):
         blend(f, b, a, scratch, reuse_bg=reuse_bg, out=o, box=r, fg_map=m)
     return out
@@ -251,10 +327,9 @@ class _Background(Protocol):
         `fresh`); `pyramid` is the frame's, to share its halvings."""
         ...
 
-    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
+    def get_i420(self, frame: I420, alpha: AlphaLevels, pyramid: Pyramid | None = None) -> I420:
         """The same in I420, for a frame in I420 (converted once per picture, not per frame,
-        where the background stands still); `alpha` is the alpha's pyramid, whose halvings
-        the chroma blend uses too."""
+        where the background stands still); `alpha` is shared with the chroma blend."""
         ...
 
     def close(self) -> None: ...
@@ -301,11 +376,11 @@ class BlurBackground:
         small = self._small(frame, alpha, pyramid)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
-    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
+    def get_i420(self, frame: I420, alpha: AlphaLevels, pyramid: Pyramid | None = None) -> I420:
         return upscaled(self._small(frame, alpha, pyramid), frame.width, frame.height)
 
     def _small(
-        self, frame: np.ndarray | I420, alpha: np.ndarray | Pyramid, pyramid: Pyramid | None
+        self, frame: np.ndarray | I420, alpha: np.ndarray | AlphaLevels, pyramid: Pyramid | None
     ) -> np.ndarray:
         """The blurred background at the downscale, BGR."""
         h, w = frame.shape[:2]
@@ -315,8 +390,8 @@ class BlurBackground:
         small = cv2.resize(
             (pyramid or Pyramid(frame)).level(k), (sw, sh), interpolation=cv2.INTER_AREA
         )
-        alphas = alpha if isinstance(alpha, Pyramid) else Pyramid(alpha)
-        a_small = cv2.resize(alphas.level(k), (sw, sh), interpolation=cv2.INTER_AREA)
+        alphas = alpha if isinstance(alpha, AlphaLevels) else AlphaLevels(alpha)
+        a_small = alphas.reduced(k, (sw, sh))
         # Dilate: a small pixel that straddles the outline carries some person colour.
         a_small = cv2.dilate(a_small, np.ones((3, 3), np.uint8))
         weight = (255 - a_small).astype(np.float32) * np.float32(1 / 255)
@@ -353,7 +428,7 @@ class _ConvertedOnce:
     ) -> np.ndarray:
         raise NotImplementedError
 
-    def get_i420(self, frame: I420, alpha: Pyramid, pyramid: Pyramid | None = None) -> I420:
+    def get_i420(self, frame: I420, alpha: AlphaLevels, pyramid: Pyramid | None = None) -> I420:
         # Only the frame's shape is read, and the alpha not at all.
         bgr = self.get(frame, alpha.base, pyramid)  # type: ignore[arg-type]
         if self._i420 is None or self._i420[0] is not bgr:
@@ -534,6 +609,7 @@ class Compositor:
         alpha_u8: np.ndarray,
         pyramid: Pyramid | None = None,
         *,
+        small: np.ndarray | None = None,
         keep_background: bool = False,
         reuse_background: bool = False,
     ) -> np.ndarray: ...
@@ -545,6 +621,7 @@ class Compositor:
         alpha_u8: np.ndarray,
         pyramid: Pyramid | None = None,
         *,
+        small: np.ndarray | None = None,
         keep_background: bool = False,
         reuse_background: bool = False,
     ) -> I420: ...
@@ -555,13 +632,16 @@ class Compositor:
         alpha_u8: np.ndarray,
         pyramid: Pyramid | None = None,
         *,
+        small: np.ndarray | None = None,
         keep_background: bool = False,
         reuse_background: bool = False,
     ) -> Frame:
         """The output frame, in the frame's own format (BGR or I420); mode "none" without
         mirror returns `frame` itself.
 
-        `pyramid` (of `frame`) lends the halvings the earlier stages made.
+        `pyramid` (of `frame`) lends the halvings the earlier stages made; `small` is the
+        alpha `alpha_u8` is the bilinear upscale of (`refine.Alpha.small`), read for the
+        box and the blur instead of the full one.
         `keep_background`: keep this frame's blurred background; `reuse_background`: the
         picture hardly moved since it was kept and the mask is the same (a carried mask), so
         the kept one serves again. The blur is a third of a still frame's cost (the mask is
@@ -572,19 +652,19 @@ class Compositor:
             if s.mirror:
                 frame = frame.flipped() if isinstance(frame, I420) else cv2.flip(frame, 1)
                 alpha_u8 = cv2.flip(alpha_u8, 1)
+                small = None if small is None else cv2.flip(small, 1)
                 pyramid = None  # of the unflipped frame
             if background is None:
                 return frame
             if alpha_u8.shape != frame.shape[:2]:
                 raise ValueError(f"alpha {alpha_u8.shape} does not match frame {frame.shape}")
-            alphas = Pyramid(alpha_u8) if isinstance(frame, I420) else None
+            alphas = AlphaLevels(alpha_u8, small)
             kept = self._kept
             bg: Frame
             if reuse_background and kept and kept[0] is background and _alike(kept[1], frame):
                 bg, fresh = kept[1], False  # blended from, never into
             else:
                 if isinstance(frame, I420):
-                    assert alphas is not None
                     bg = background.get_i420(frame, alphas, pyramid)
                 else:
                     bg = background.get(frame, alpha_u8, pyramid)
@@ -595,10 +675,11 @@ class Compositor:
                 else:
                     self._kept = None
             if isinstance(frame, I420):
-                assert isinstance(bg, I420) and alphas is not None
+                assert isinstance(bg, I420)
                 return blend_i420(frame, bg, alphas, self._scratch, reuse_bg=fresh)
             assert isinstance(bg, np.ndarray)
-            return blend(frame, bg, alpha_u8, self._scratch, reuse_bg=fresh)
+            box = None if small is None else alphas.box()
+            return blend(frame, bg, alpha_u8, self._scratch, reuse_bg=fresh, box=box)
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import cv2
-import numpy as np
 
 from pixcam import autotune
 from pixcam.compose import Background, ComposeSettings, Compositor
@@ -33,7 +32,7 @@ from pixcam.framing import (
 from pixcam.i420 import I420, Frame, as_bgr
 from pixcam.partfx import PartEffects, PartSettings
 from pixcam.pyramid import Pyramid
-from pixcam.refine import Refiner, RefineSettings, probability_size
+from pixcam.refine import Alpha, Refiner, RefineSettings, probability_size
 from pixcam.segment.output import SegmentationOutput
 from pixcam.stillness import MotionGate
 
@@ -205,7 +204,7 @@ class Effects:
         self._model: ModelChoice | None = settings.model if segmenter is not None else None
         self._parts_fed = False  # the part tracker saw the previous frame
         self._gate = MotionGate()
-        self._alpha: np.ndarray | None = None  # the last refined mask, carried while still
+        self._alpha: Alpha | None = None  # the last refined mask, carried while still
         self.carried = False  # the last frame kept that mask (the network did not run)
         self._warned: ModelChoice | None = None  # the model the notice was logged for
         self.notice: str | None = None
@@ -339,7 +338,7 @@ class Effects:
         # A still picture keeps the last mask; not with part effects, which need this very
         # frame's part output, nor while framing, whose crop moves under a kept mask.
         gated = s.skip_still and not want_parts and not framing
-        if gated and self._gate.still(pyramid) and alpha is not None and alpha.shape == (h, w):
+        if gated and self._gate.still(pyramid) and alpha is not None and alpha.full.shape == (h, w):
             self._gate.carry()
             self.carried = True
             clock.done("carry")
@@ -361,14 +360,19 @@ class Effects:
             # Same aspect as the frame (the refiner checks it), as fine as the refiner uses.
             prob = out.person_probability(size=probability_size(w, h, out.cell))
             clock.done("frame" if framing else "segment")
-            alpha = self._alpha = self._refiner.refine(frame, prob, pyramid)
+            alpha = self._alpha = self._refiner.refine_alpha(frame, prob, pyramid)
             clock.done("refine")
             if gated:
                 self._gate.ran(prob)
         # A carried mask on a still picture: the blurred background of the last inferred frame
         # serves too (the frame's own pixels still come through the blend).
         result = self._compositor.compose(
-            frame, alpha, pyramid, keep_background=gated, reuse_background=gated and out is None
+            frame,
+            alpha.full,
+            pyramid,
+            small=alpha.small,
+            keep_background=gated,
+            reuse_background=gated and out is None,
         )
         clock.done("compose")
         if want_parts and out is not None:
@@ -377,7 +381,7 @@ class Effects:
             # The compositor hands out a new array (except for "none", which returns the
             # camera frame itself): draw into it rather than copying 2.7 MB again.
             bgr = as_bgr(result)
-            result = self._fx.apply(bgr, out, alpha, inplace=bgr is not frame)
+            result = self._fx.apply(bgr, out, alpha.full, inplace=bgr is not frame)
             self._parts_fed = True
             clock.done("parts")
         return result

@@ -165,10 +165,17 @@ def to_limited(plane: np.ndarray, dst: np.ndarray, chroma: bool) -> np.ndarray:
 
 def halved(plane: np.ndarray, times: int) -> np.ndarray:
     """`plane` area-halved `times` times: OpenCV's 2× INTER_AREA is a fast path, a 4× one
-    is not (at 1080p one 4× step costs 8× two 2× steps)."""
+    is not (at 1080p one 4× step costs 8× two 2× steps). Nor is an odd size's (a 1080p
+    frame's 240×135 level into 120×67: 0.29 ms); there a bilinear step, which at a scale just
+    over 2 averages the two nearest rows or columns as the area mean does, takes 0.04 ms."""
     for _ in range(times):
-        size = (max(1, plane.shape[1] // 2), max(1, plane.shape[0] // 2))
-        plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+        h, w = plane.shape[:2]
+        even = h % 2 == 0 and w % 2 == 0
+        plane = cv2.resize(
+            plane,
+            (max(1, w // 2), max(1, h // 2)),
+            interpolation=cv2.INTER_AREA if even else cv2.INTER_LINEAR,
+        )
     return plane
 
 

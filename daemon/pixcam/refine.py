@@ -21,9 +21,11 @@ blocky. Its temporal smoothing then runs at that size, and holds back small chan
 still picture harder (the fine outline wobbles more). On the dev photos (docs/cut.md, with the
 feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.8 ms more per 720p frame.
 
-Only the last operation touches the full resolution: one uint8 bilinear resize. Measured (see
-bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev photos with
-the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear probability) to 0.18.
+Only the last operation touches the full resolution: one uint8 bilinear resize, of the part
+around the person (`upscale_alpha`; the compositor gets the small alpha too, `Alpha`).
+Measured (see bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev
+photos with the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear
+probability) to 0.18.
 
 `prob_small` is the person probability as **float32 in 0..1** (what
 `SegmentationOutput.person_probability` returns); uint8 0..255 is accepted too and converted.
@@ -34,7 +36,7 @@ finer than the filter grid is taken as a fine outline (above).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 import cv2
 import numpy as np
@@ -73,6 +75,16 @@ class RefineSettings:
             raise ValueError(f"feather must be >= 0, got {self.feather}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+class Alpha(NamedTuple):
+    """The refined mask: `full` (uint8, frame size) is the bilinear upscale of `small` (the
+    detail grid's alpha; the same array when that is the frame's size). The compositor reads
+    the small one where it will do (the box of alpha > 0, the blur's alpha) and of the full
+    one only the box's part (halved for U and V)."""
+
+    full: np.ndarray
+    small: np.ndarray
 
 
 class RefineChanges(TypedDict, total=False):
@@ -225,6 +237,12 @@ class Refiner:
         """Return the alpha (uint8 H×W, frame size) for `frame` (BGR or I420) from `prob_small`.
 
         `pyramid` (of `frame`) lends the halvings other stages made already."""
+        return self.refine_alpha(frame, prob_small, pyramid).full
+
+    def refine_alpha(
+        self, frame: Frame, prob_small: np.ndarray, pyramid: Pyramid | None = None
+    ) -> Alpha:
+        """`refine`, with the small alpha the full one was upscaled from."""
         h, w = frame.shape[:2]
         prob = _as_probability(prob_small)
         ph, pw = prob.shape
@@ -316,7 +334,7 @@ class Refiner:
         return out
 
     @staticmethod
-    def _finish(q: np.ndarray, feather: float, size: tuple[int, int]) -> np.ndarray:
+    def _finish(q: np.ndarray, feather: float, size: tuple[int, int]) -> Alpha:
         """Contrast curve, feather, uint8, and the single full-resolution resize."""
         w, h = size
         # Clipped before the blur, so the ramp has that width.
@@ -330,5 +348,25 @@ class Refiner:
             alpha = cv2.GaussianBlur(alpha, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
         small = alpha.astype(np.uint8)
         if small.shape[1] == w and small.shape[0] == h:
-            return small
+            return Alpha(small, small)
+        return Alpha(upscale_alpha(small, (w, h)), small)
+
+
+def upscale_alpha(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`small` (uint8) bilinearly resized to `size` (w, h), the same picture as one whole
+    resize: only the part around alpha > 0 is resized when the scale is whole (the rest stays
+    0), since the person covers about a quarter of the frame."""
+    w, h = size
+    sh, sw = small.shape
+    x, y, bw, bh = cv2.boundingRect(small)
+    if w % sw or h % sh:
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    full = np.zeros((h, w), np.uint8)
+    if not (bw and bh):
+        return full
+    kx, ky = w // sw, h // sh
+    # A margin of one zero pixel: the part's resize then reads what the whole one reads.
+    x0, y0, x1, y1 = max(0, x - 1), max(0, y - 1), min(sw, x + bw + 1), min(sh, y + bh + 1)
+    part = full[y0 * ky : y1 * ky, x0 * kx : x1 * kx]
+    cv2.resize(small[y0:y1, x0:x1], (part.shape[1], part.shape[0]), dst=part)
+    return full

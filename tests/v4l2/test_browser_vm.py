@@ -26,6 +26,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,6 +82,65 @@ def needs_all_checks() -> None:
             "mode changes under a watching Chromium need a VM faster than TCG emulation; "
             "PIXCAM_BROWSER_ALL=1 runs them"
         )
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) of every live process in process group `pgid`."""
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # pgrp; utime and stime are fields 11 and 12 after it
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLK_TCK
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole VM spent busy (all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / CLK_TCK
+
+
+class CpuLoad:
+    """Cores used by process groups and by the whole VM, sampled on a thread: where a gap in
+    the page's frames comes from, pixcam's work or Chromium's, or both wanting the 2 vCPUs."""
+
+    def __init__(self, groups: dict[str, int], period_s: float = 0.5) -> None:
+        self.groups, self.period_s = groups, period_s
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            used = {name: group_cpu_s(pgid) for name, pgid in self.groups.items()}
+            self.samples.append((time.monotonic(), {**used, "vm": busy_cpu_s()}))
+            if self._stop.wait(self.period_s):
+                return
+
+    def cores(self, t0: float, t1: float) -> str:
+        """Cores each used from t0 to t1 (the samples around them), e.g. "pixcam 0.9 ..."."""
+        before = [s for s in self.samples if s[0] <= t0] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= t1] or self.samples[-1:]
+        (ta, a), (tb, b) = before[-1], after[0]
+        if tb <= ta:
+            return "-"
+        return " ".join(f"{k} {(b[k] - a[k]) / (tb - ta):.1f}" for k in a)
 
 
 def magenta(frame: np.ndarray, where: Any) -> float:
@@ -392,7 +452,16 @@ def test_mode_changes_while_watched(bench: Bench) -> None:
     if page.command("stats").get("ready_state") != "live":
         open_pixcam(bench)
     wait_kind(bench, "color", START_DEADLINE_S)
+    assert bench.daemon is not None
+    groups = {"pixcam": bench.daemon.popen.pid, "chromium": page.pgid}
+    with CpuLoad(groups) as load:
+        changes_while_watched(bench, load)
+
+
+def changes_while_watched(bench: Bench, load: CpuLoad) -> None:
+    page = bench.page
     # The same stream with nothing changing first: what emulation alone does to the gaps.
+    quiet_from = time.monotonic()
     page.command("mark")
     bench.daemon_gap_ms = 0.0
     end = time.monotonic() + QUIET_S
@@ -400,6 +469,7 @@ def test_mode_changes_while_watched(bench: Bench) -> None:
         bench.watch_gap()
         time.sleep(2)
     quiet, quiet_daemon_ms = page.command("stats"), bench.daemon_gap_ms
+    quiet_cores = load.cores(quiet_from, time.monotonic())
 
     page.command("mark")
     bench.daemon_gap_ms = 0.0
@@ -420,6 +490,13 @@ def test_mode_changes_while_watched(bench: Bench) -> None:
     assert stats["ready_state"] == "live", stats
     gaps = [(round(at / 1e3 + clock - asked_at[0], 1), round(gap / 1e3, 2))
             for at, gap in stats["gaps"]]  # fmt: skip
+    # Cores used during each of the page's gaps, against the calm stream's.
+    gap_cores = [f"{gap / 1e3:.1f} s: {load.cores(at / 1e3 + clock - gap / 1e3, at / 1e3 + clock)}"
+                 for at, gap in stats["gaps"] if gap >= 1000]  # fmt: skip
+    measured(
+        f"browser: cores used with nothing changing: {quiet_cores}; during the page's gaps "
+        f"over 1 s: {gap_cores}; over all the changes: {load.cores(asked_at[0], time.monotonic())}"
+    )
     measured(
         f"browser: mode changes seen ({', '.join(changes)}); largest gap between frames: "
         f"page {stats['max_gap_ms'] / 1e3:.2f} s, pixcam out {bench.daemon_gap_ms / 1e3:.2f} s; "

@@ -190,6 +190,17 @@ class Bench:
         self.daemon = self._stack.enter_context(background(argv, log, stamp=True))
         return self.daemon
 
+    def ensure_daemon(self) -> None:
+        """The daemon running and watching its virtual camera (started if it is not)."""
+        if self.daemon is None or not self.daemon.alive():
+            daemon = self.start_daemon()
+            wait_for(
+                lambda: "on demand: watching" in self.log() or not daemon.alive(),
+                START_DEADLINE_S,
+                "the daemon to watch its virtual camera",
+            )
+            assert daemon.alive(), self.log()
+
     def logged_at(self, text: str) -> float | None:
         """When the current daemon first logged `text` (time.monotonic(), from its stamped
         log), None if it has not."""
@@ -315,14 +326,8 @@ def test_idle_pixcam_is_listed_and_probes_leave_the_camera_off(
     before = page.labels()
     assert "Camera" in before and "pixcam" not in before, before
 
-    daemon = bench.start_daemon()
     t0 = time.monotonic()
-    wait_for(
-        lambda: "on demand: watching" in bench.log() or not daemon.alive(),
-        START_DEADLINE_S,
-        "the daemon to watch its virtual camera",
-    )
-    assert daemon.alive(), bench.log()
+    bench.ensure_daemon()
     measured(f"browser: daemon start to idle card {time.monotonic() - t0:.1f} s")
     # Nobody watches, the camera is off, yet the idle card makes it a camera Chromium lists.
     assert v4l2caps.query(pixcam_dev).can_capture
@@ -392,7 +397,9 @@ def test_restart_while_watched(bench: Bench) -> None:
     writes the last card from the standard library alone, long before the heavy imports are
     done, so the page's track never goes 10 s without a frame and carries the new pixcam."""
     page = bench.page
-    open_pixcam(bench)
+    bench.ensure_daemon()  # (started by the first test; here too when run alone)
+    if page.command("stats").get("ready_state") != "live":
+        open_pixcam(bench)
     wait_kind(bench, "color", START_DEADLINE_S)
     page.command("mark")
     bench.kill_daemon()

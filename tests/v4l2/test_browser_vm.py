@@ -399,6 +399,8 @@ def test_restart_while_watched(bench: Bench) -> None:
     page = bench.page
     bench.ensure_daemon()  # (started by the first test; here too when run alone)
     if page.command("stats").get("ready_state") != "live":
+        if "pixcam" not in page.labels():  # run alone: no getUserMedia yet shows no labels
+            page.command("grant", timeout=START_DEADLINE_S)
         open_pixcam(bench)
     wait_kind(bench, "color", START_DEADLINE_S)
     page.command("mark")

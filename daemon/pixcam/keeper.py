@@ -73,6 +73,7 @@ class Keeper:
             self._fd = self._take(last)
             self.device = last.device
             self.since = time.monotonic()
+            log.info("keeper: holding %s with the last card until the stream opens", last.device)
             while True:
                 os.write(self._fd, last.card)
                 self.frames += 1

@@ -71,9 +71,11 @@ START_DEADLINE_S = 300.0
 ALL_CHECKS = os.environ.get("PIXCAM_BROWSER_ALL") == "1"
 # Chromium ends a track after 10 poll timeouts of 1 s without a frame.
 CHROMIUM_TRACK_TIMEOUT_S = 10.0
-# systemd's delay before it starts pixcam again after a crash (pixcam.service).
-SERVICE = REPO / "daemon" / "pixcam" / "packaging" / "pixcam.service"
-RESTART_SEC = float(re.search(r"^RestartSec=(\d+)", SERVICE.read_text(), re.M)[1])  # type: ignore[index]
+# systemd starts pixcam again 3 s after a crash (pixcam.service's RestartSec), and on a real
+# machine pixcam's keeper writes 0.15-0.5 s after its launch (bench/keeper_start.py). Under
+# emulation the launch alone takes 12-22x (more on a busy host) while those 3 s do not
+# stretch: the restart here is immediate, leaving the keeper the budget it has for real.
+RESTART_DELAY_S = 0.0
 
 
 def needs_all_checks() -> None:
@@ -184,7 +186,8 @@ class Bench:
 
     def start_daemon(self) -> Proc:
         self.starts += 1
-        argv = [sys.executable, "-m", "pixcam", "daemon", "--config", str(self.config),
+        # -v: INFO from the first line on (the keeper logs before the daemon sets its level).
+        argv = [sys.executable, "-m", "pixcam", "-v", "daemon", "--config", str(self.config),
                 "--no-tray", "--socket", str(self.socket)]  # fmt: skip
         log = self.work / f"pixcam-{self.starts}.log"
         self.daemon = self._stack.enter_context(background(argv, log, stamp=True))
@@ -393,7 +396,7 @@ def test_stream_runs_the_camera_only_while_the_page_watches(bench: Bench) -> Non
 
 
 def test_restart_while_watched(bench: Bench) -> None:
-    """pixcam killed and started again after systemd's RestartSec: its keeper (keeper.py)
+    """pixcam killed and started again (as systemd does after a crash): its keeper (keeper.py)
     writes the last card from the standard library alone, long before the heavy imports are
     done, so the page's track never goes 10 s without a frame and carries the new pixcam."""
     page = bench.page
@@ -406,8 +409,11 @@ def test_restart_while_watched(bench: Bench) -> None:
     page.command("mark")
     bench.kill_daemon()
     killed = time.monotonic()
-    time.sleep(RESTART_SEC)
+    time.sleep(RESTART_DELAY_S)
     bench.start_daemon()
+    # The device side: someone writes again once the node stops offering OUTPUT.
+    written = timed(lambda: not v4l2caps.query(bench.output).can_output, START_DEADLINE_S,
+                    "a writer on the virtual camera", step=0.2)  # fmt: skip
 
     def flowing_or_ended() -> bool:
         s = page.command("stats")
@@ -435,8 +441,9 @@ def test_restart_while_watched(bench: Bench) -> None:
     gaps = [(round(since_kill(at - gap), 1), round(gap / 1e3, 2)) for at, gap in after["gaps"]]
     survived = after["ready_state"] == "live"
     measured(
-        f"browser: restart (RestartSec {RESTART_SEC:g} s), s after the kill: the new pixcam's "
-        f"keeper on the virtual camera {keeper_from}, its sink {logged('virtual camera')}, "
+        f"browser: restart (after {RESTART_DELAY_S:g} s), s after the kill: a writer on the "
+        f"device {written - killed:.1f}, the new pixcam's keeper {logged('keeper: holding')} "
+        f"(from its hand-over {keeper_from}), its sink {logged('virtual camera')}, "
         f"model loaded {logged('pixcam running')}; the page's gaps over 0.5 s (start, "
         f"length s): {gaps}, largest {after['max_gap_ms'] / 1e3:.1f} s; same track "
         + ("kept" if survived else f"ENDED {since_kill(after['ended_ms']):.1f}")

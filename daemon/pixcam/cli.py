@@ -131,7 +131,16 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 
 
 # ------------------------------------------------------------------------------ run
+def _keep_virtual_camera(output_file: str | None, output_device: str | None = None) -> None:
+    """Before the heavy imports: a watching app keeps its stream while pixcam starts."""
+    if not output_file:
+        from pixcam import keeper
+
+        keeper.start(output_device)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    _keep_virtual_camera(args.output, args.output_device)
     from pixcam import run
 
     return run.run(args)
@@ -161,6 +170,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- daemon
 def _cmd_daemon(args: argparse.Namespace) -> int:
+    _keep_virtual_camera(getattr(args, "output", None))
     from pixcam import daemon
 
     return daemon.run_from_args(args)

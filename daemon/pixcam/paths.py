@@ -25,6 +25,11 @@ def data_home() -> Path:
     return _xdg("XDG_DATA_HOME", Path.home() / ".local" / "share")
 
 
+def cache_home() -> Path:
+    """`$XDG_CACHE_HOME`, `~/.cache` by default."""
+    return _xdg("XDG_CACHE_HOME", Path.home() / ".cache")
+
+
 def config_file() -> Path:
     """The user's settings: `$XDG_CONFIG_HOME/pixcam/config.toml`."""
     return config_home() / "pixcam" / "config.toml"

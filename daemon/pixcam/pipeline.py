@@ -25,14 +25,15 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from pixcam import camera
+from pixcam import camera, keeper_cache, v4l2caps
 from pixcam.autotune import Tuner
 from pixcam.camera import Camera, SourceOpener, source_spec_from
 from pixcam.cards import Cards
 from pixcam.compose import Background
 from pixcam.config import Config
 from pixcam.effects import Effects, EffectsSettings
-from pixcam.i420 import Frame
+from pixcam.i420 import I420, Frame
+from pixcam.keeper_cache import LastOutput
 from pixcam.loader import Loader, SegmenterLoader, default_loader
 from pixcam.outlet import Outlet, SinkOpener, fit
 from pixcam.sinks import SinkSpec, open_sink
@@ -148,8 +149,11 @@ class Pipeline:
                 *output_size(width, height, cfg.output.height),
                 float(cfg.output.fps) or fps or 30.0,
             )
-            if settings.active and live:
-                self._load_first_model(fx, settings)
+            if live:
+                card = self._first_card()
+                self._remember_output(card)
+                if settings.active:
+                    self._load_first_model(fx, settings, card)
         except BaseException:
             self._camera.close()
             self._outlet.close()
@@ -166,12 +170,29 @@ class Pipeline:
         if keepalive:
             self._outlet.start_keepalive(self._thread, self._stop, lambda: self._paused)
 
-    def _load_first_model(self, fx: Effects, settings: EffectsSettings) -> None:
+    def _first_card(self) -> Frame:
+        """What the virtual camera shows first: the idle card paused, else "starting"."""
+        w, h = self._outlet.dims
+        return self._cards.idle(w, h) if self._paused else self._cards.starting(w, h)
+
+    def _remember_output(self, card: Frame) -> None:
+        """The device and its first card, for the keeper of the next start (keeper.py)."""
+        sink = self._outlet.sink
+        if sink is None or not isinstance(card, I420):  # an odd-sized card: no keeper
+            return
+        try:
+            info = v4l2caps.query(sink.name)
+        except OSError as exc:
+            log.debug("not remembering %s for the next start: %s", sink.name, exc)
+            return
+        if info.is_loopback:
+            last = LastOutput(sink.name, info.card, card.width, card.height, card.data.tobytes())
+            keeper_cache.save(last)
+
+    def _load_first_model(self, fx: Effects, settings: EffectsSettings, card: Frame) -> None:
         """Load the model while the virtual camera already shows a card. After a restart
         (systemd, after a crash) an app may still be watching: Chromium ends its track after
         10 s without a frame, and a model load alone can take that long on a slow machine."""
-        w, h = self._outlet.dims
-        card = self._cards.idle(w, h) if self._paused else self._cards.starting(w, h)
         with self._outlet.showing(card, self._idle_fps):
             fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
 

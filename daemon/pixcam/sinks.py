@@ -10,11 +10,9 @@ its device and its file descriptor are still alive.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from pixcam import keeper, v4l2caps
 from pixcam.devices import MODPROBE_OPTS, holders, own_fds
 from pixcam.errors import PixcamError
 from pixcam.i420 import I420, Frame, as_bgr, as_i420
@@ -177,10 +176,8 @@ def _is_loopback(device: str, sysfs: Path) -> bool:
     if node is not None and node.loopback:
         return True
     try:
-        from pixcam import v4l2caps
-
         return v4l2caps.query(device).is_loopback
-    except (OSError, ImportError):
+    except OSError:
         return False
 
 
@@ -230,6 +227,9 @@ class VirtualCameraSink(Sink):
         module: Path = SYSFS_MODULE,
     ) -> None:
         path = pick_output_device(device, sysfs, module)
+        # The keeper (if it holds the device since start-up) closes first: v4l2loopback takes
+        # one writer at a time.
+        keeper.release()
         before = own_fds(path)
         try:
             self._cam: _Backend | None = backend(width, height, fps, path)
@@ -291,11 +291,6 @@ class VirtualCameraSink(Sink):
                 log.debug("closing %s: %s", self.name, exc)
 
 
-# _IOW('V', 18, int): VIDIOC_STREAMON.
-VIDIOC_STREAMON = (1 << 30) | (4 << 16) | (ord("V") << 8) | 18
-BUF_TYPE_VIDEO_OUTPUT = 2
-
-
 def _claim_writer(fd: int) -> None:
     """STREAMON on pyvirtualcam's fd, which only ever write()s.
 
@@ -304,7 +299,7 @@ def _claim_writer(fd: int) -> None:
     refuses every later writer, so a restarted pixcam would fail until the module is reloaded.
     """
     try:
-        fcntl.ioctl(fd, VIDIOC_STREAMON, struct.pack("i", BUF_TYPE_VIDEO_OUTPUT))
+        v4l2caps.stream_on(fd, v4l2caps.BUF_TYPE_VIDEO_OUTPUT)
     except OSError as exc:  # newer drivers may refuse it without buffers; harmless then
         log.debug("VIDIOC_STREAMON on fd %d: %s", fd, exc)
 

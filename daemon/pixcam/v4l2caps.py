@@ -38,6 +38,36 @@ class _Capability(ctypes.Structure):
     ]
 
 
+class _PixFormat(ctypes.Structure):
+    _fields_ = [
+        ("width", ctypes.c_uint32),
+        ("height", ctypes.c_uint32),
+        ("pixelformat", ctypes.c_uint32),
+        ("field", ctypes.c_uint32),
+        ("bytesperline", ctypes.c_uint32),
+        ("sizeimage", ctypes.c_uint32),
+        ("colorspace", ctypes.c_uint32),
+        ("priv", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("ycbcr_enc", ctypes.c_uint32),
+        ("quantization", ctypes.c_uint32),
+        ("xfer_func", ctypes.c_uint32),
+    ]
+
+
+class _FormatUnion(ctypes.Union):
+    # 200 bytes, 8-aligned: some members of the kernel's union hold pointers.
+    _fields_ = [
+        ("pix", _PixFormat),
+        ("raw_data", ctypes.c_uint8 * 200),
+        ("_align", ctypes.c_void_p),
+    ]
+
+
+class _Format(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32), ("fmt", _FormatUnion)]
+
+
 class _FmtDesc(ctypes.Structure):
     _fields_ = [
         ("index", ctypes.c_uint32),
@@ -58,6 +88,8 @@ def _ioc(direction: int, nr: int, size: int) -> int:
 _IOC_WRITE, _IOC_READ = 1, 2
 VIDIOC_QUERYCAP = _ioc(_IOC_READ, 0, ctypes.sizeof(_Capability))
 VIDIOC_ENUM_FMT = _ioc(_IOC_READ | _IOC_WRITE, 2, ctypes.sizeof(_FmtDesc))
+VIDIOC_G_FMT = _ioc(_IOC_READ | _IOC_WRITE, 4, ctypes.sizeof(_Format))
+VIDIOC_STREAMON = _ioc(_IOC_WRITE, 18, ctypes.sizeof(ctypes.c_int))
 
 
 @dataclass(frozen=True)
@@ -148,3 +180,24 @@ def explain_oserror(exc: OSError) -> str:
     if exc.errno == errno.ENOTTY:
         return "not a V4L2 device"
     return exc.strerror or str(exc)
+
+
+@dataclass(frozen=True)
+class PixFormat:
+    width: int
+    height: int
+    pixelformat: str  # fourcc text, "YU12" for I420
+    sizeimage: int  # bytes per frame
+
+
+def get_format(fd: int, buf_type: int) -> PixFormat:
+    """VIDIOC_G_FMT on an open node; OSError when the driver refuses."""
+    fmt = _Format(type=buf_type)
+    fcntl.ioctl(fd, VIDIOC_G_FMT, fmt)
+    pix = fmt.fmt.pix
+    return PixFormat(pix.width, pix.height, fourcc_text(pix.pixelformat), pix.sizeimage)
+
+
+def stream_on(fd: int, buf_type: int) -> None:
+    """VIDIOC_STREAMON; OSError when the driver refuses."""
+    fcntl.ioctl(fd, VIDIOC_STREAMON, ctypes.c_int(buf_type))

@@ -138,6 +138,11 @@ class ChromiumPage:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         return image, res
 
+    @property
+    def pgid(self) -> int:
+        """Chromium's process group: the browser and every process it started."""
+        return self._proc.pid
+
     def tail(self, n: int = 30) -> str:
         lines = self.log.read_text(errors="replace").splitlines()
         # dbus and GPU noise of a headless browser in a VM: not what failed.

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,19 +65,86 @@ REACT_SLACK_S = 30.0
 QUIET_S = 12.0  # the stream watched with nothing changing, before the mode changes
 CALM_SLACK_S = 0.5  # a change's gap may exceed the calm stream's largest by this much
 START_DEADLINE_S = 300.0
-# Tests 3 and 4 do not pass in the emulated VM: a restarted pixcam's Python alone takes over
-# 10 s to start there (1-1.5 s on a real machine), so Chromium ends the track first, and
-# Chromium itself misses frames for seconds while a change is made, where pixcam's own
-# output never went over 0.72 s without a frame. They run where asked for.
+# Tests 3 and 4 do not pass in the emulated VM on a busy host. 3: pixcam's keeper takes the
+# device over 0.15 s after it starts there, but its launch (Python, pixcam.cli) took over 9 s
+# with the host's 2 cores shared, and Chromium ends the track after 10 s. 4: Chromium itself
+# misses frames for seconds while a change is made, where pixcam's own output never went
+# over 0.72 s without a frame. They run where asked for.
 ALL_CHECKS = os.environ.get("PIXCAM_BROWSER_ALL") == "1"
+# Chromium ends a track after 10 poll timeouts of 1 s without a frame.
+CHROMIUM_TRACK_TIMEOUT_S = 10.0
+# systemd starts pixcam again 3 s after a crash (pixcam.service's RestartSec), and on a real
+# machine pixcam's keeper writes 0.15-0.5 s after its launch (bench/keeper_start.py). Under
+# emulation the launch alone takes 12-22x (more on a busy host) while those 3 s do not
+# stretch: the restart here is immediate, leaving the keeper the budget it has for real.
+RESTART_DELAY_S = 0.0
 
 
 def needs_all_checks() -> None:
     if not ALL_CHECKS:
         pytest.skip(
             "restart/mode changes under a watching Chromium need a VM faster than TCG "
-            "emulation; PIXCAM_BROWSER_ALL=1 runs them"
+            "emulation on a shared host; PIXCAM_BROWSER_ALL=1 runs them"
         )
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) of every live process in process group `pgid`."""
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # pgrp; utime and stime are fields 11 and 12 after it
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLK_TCK
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole VM spent busy (all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:8]) - values[3] - values[4]) / CLK_TCK
+
+
+class CpuLoad:
+    """Cores used by process groups and by the whole VM, sampled on a thread: where a gap in
+    the page's frames comes from, pixcam's work or Chromium's, or both wanting the 2 vCPUs."""
+
+    def __init__(self, groups: dict[str, int], period_s: float = 0.5) -> None:
+        self.groups, self.period_s = groups, period_s
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            used = {name: group_cpu_s(pgid) for name, pgid in self.groups.items()}
+            self.samples.append((time.monotonic(), {**used, "vm": busy_cpu_s()}))
+            if self._stop.wait(self.period_s):
+                return
+
+    def cores(self, t0: float, t1: float) -> str:
+        """Cores each used from t0 to t1 (the samples around them), e.g. "pixcam 0.9 ..."."""
+        before = [s for s in self.samples if s[0] <= t0] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= t1] or self.samples[-1:]
+        (ta, a), (tb, b) = before[-1], after[0]
+        if tb <= ta:
+            return "-"
+        return " ".join(f"{k} {(b[k] - a[k]) / (tb - ta):.1f}" for k in a)
 
 
 def magenta(frame: np.ndarray, where: Any) -> float:
@@ -119,11 +188,23 @@ class Bench:
 
     def start_daemon(self) -> Proc:
         self.starts += 1
-        argv = [sys.executable, "-m", "pixcam", "daemon", "--config", str(self.config),
+        # -v: INFO from the first line on (the keeper logs before the daemon sets its level).
+        argv = [sys.executable, "-m", "pixcam", "-v", "daemon", "--config", str(self.config),
                 "--no-tray", "--socket", str(self.socket)]  # fmt: skip
         log = self.work / f"pixcam-{self.starts}.log"
         self.daemon = self._stack.enter_context(background(argv, log, stamp=True))
         return self.daemon
+
+    def ensure_daemon(self) -> None:
+        """The daemon running and watching its virtual camera (started if it is not)."""
+        if self.daemon is None or not self.daemon.alive():
+            daemon = self.start_daemon()
+            wait_for(
+                lambda: "on demand: watching" in self.log() or not daemon.alive(),
+                START_DEADLINE_S,
+                "the daemon to watch its virtual camera",
+            )
+            assert daemon.alive(), self.log()
 
     def logged_at(self, text: str) -> float | None:
         """When the current daemon first logged `text` (time.monotonic(), from its stamped
@@ -250,14 +331,8 @@ def test_idle_pixcam_is_listed_and_probes_leave_the_camera_off(
     before = page.labels()
     assert "Camera" in before and "pixcam" not in before, before
 
-    daemon = bench.start_daemon()
     t0 = time.monotonic()
-    wait_for(
-        lambda: "on demand: watching" in bench.log() or not daemon.alive(),
-        START_DEADLINE_S,
-        "the daemon to watch its virtual camera",
-    )
-    assert daemon.alive(), bench.log()
+    bench.ensure_daemon()
     measured(f"browser: daemon start to idle card {time.monotonic() - t0:.1f} s")
     # Nobody watches, the camera is off, yet the idle card makes it a camera Chromium lists.
     assert v4l2caps.query(pixcam_dev).can_capture
@@ -323,66 +398,70 @@ def test_stream_runs_the_camera_only_while_the_page_watches(bench: Bench) -> Non
 
 
 def test_restart_while_watched(bench: Bench) -> None:
+    """pixcam killed and started again (as systemd does after a crash): its keeper (keeper.py)
+    writes the last card from the standard library alone, long before the heavy imports are
+    done, so the page's track never goes 10 s without a frame and carries the new pixcam."""
     needs_all_checks()
     page = bench.page
-    open_pixcam(bench)
+    bench.ensure_daemon()  # (started by the first test; here too when run alone)
+    if page.command("stats").get("ready_state") != "live":
+        if "pixcam" not in page.labels():  # run alone: no getUserMedia yet shows no labels
+            page.command("grant", timeout=START_DEADLINE_S)
+        open_pixcam(bench)
     wait_kind(bench, "color", START_DEADLINE_S)
     page.command("mark")
-    before = page.command("stats")
     bench.kill_daemon()
     killed = time.monotonic()
+    time.sleep(RESTART_DELAY_S)
     bench.start_daemon()
+    # The device side: someone writes again once the node stops offering OUTPUT.
+    written = timed(lambda: not v4l2caps.query(bench.output).can_output, START_DEADLINE_S,
+                    "a writer on the virtual camera", step=0.2)  # fmt: skip
 
     def flowing_or_ended() -> bool:
         s = page.command("stats")
-        return s["frames"] > before["frames"] + 2 or s["ready_state"] == "ended"
+        return bench.logged_at("virtual camera") is not None or s["ready_state"] == "ended"
 
-    timed(flowing_or_ended, START_DEADLINE_S, "frames or the end of the track", step=0.5)
+    timed(flowing_or_ended, START_DEADLINE_S, "the new pixcam's sink or the end of the track")
+    # A few frames of the new sink's own, through the same track.
+    time.sleep(2.0)
     after = page.command("stats")
     clock = bench.page_clock()
 
-    def since_kill(page_ms: float | None) -> str:
-        return "-" if page_ms is None else f"{page_ms / 1e3 + clock - killed:.1f}"
+    def since_kill(page_ms: float) -> float:
+        return page_ms / 1e3 + clock - killed
 
     def logged(text: str) -> str:
         at = bench.logged_at(text)
         return "-" if at is None else f"{at - killed:.1f}"
 
+    # "keeper: held DEV for S s ..." is logged at the hand-over: its first card came S s before.
+    held = re.search(r"keeper: held \S+ for ([\d.]+) s", bench.log(400))
+    handed = bench.logged_at("keeper: held")
+    keeper_from = (
+        "-" if held is None or handed is None else f"{handed - float(held[1]) - killed:.1f}"
+    )
+    gaps = [(round(since_kill(at - gap), 1), round(gap / 1e3, 2)) for at, gap in after["gaps"]]
     survived = after["ready_state"] == "live"
-    # The gap the restart made: [page ms it ended at, its length]; an ended track's last frame.
-    end_ms, gap_ms = max(after["gaps"], key=lambda g: g[1], default=(None, 0))
-    old_last = end_ms - gap_ms if survived and end_ms is not None else after["last_frame_ms"]
     measured(
-        f"browser: restart, s after the kill: the old pixcam's last frame on the page "
-        f"{since_kill(old_last)}, the new pixcam on the virtual camera "
-        f"{logged('virtual camera')} and its model loaded {logged('pixcam running')}; track "
-        + (f"kept, next frame {since_kill(end_ms)}" if survived else
-           f"ended {since_kill(after['ended_ms'])}")
-    )  # fmt: skip
-    if survived:
-        gap_ms = after["max_gap_ms"]
-    else:
-        # Chromium ends a track only after ~10 s without frames (10 poll timeouts of 1 s):
-        # the new writer did not break it, the silence did.
-        silent_ms = after["ended_ms"] - after["last_frame_ms"]
-        assert silent_ms >= 9000, f"track ended {silent_ms} ms after the last frame: {after}"
-        # What a call app does on "ended": ask for the camera again. It works at once.
-        # (Not the node's capture flag: the browser's own open keeps that set until it closes.)
-        wait_for(lambda: bench.logged_at("virtual camera") is not None, START_DEADLINE_S,
-                 "the new pixcam to hold the virtual camera")  # fmt: skip
-        measured(
-            f"browser: restart, s after the kill: the new pixcam on the virtual camera "
-            f"{logged('virtual camera')}, its model loaded {logged('pixcam running')}"
-        )
-        open_pixcam(bench)
-        timed(lambda: page.command("stats")["frames"] > 0, START_DEADLINE_S, "frames again")
-        gap_ms = page.command("stats")["first_frame_ms"] - after["last_frame_ms"]
+        f"browser: restart (after {RESTART_DELAY_S:g} s), s after the kill: a writer on the "
+        f"device {written - killed:.1f}, the new pixcam's keeper {logged('keeper: holding')} "
+        f"(from its hand-over {keeper_from}), its sink {logged('virtual camera')}, "
+        f"model loaded {logged('pixcam running')}; the page's gaps over 0.5 s (start, "
+        f"length s): {gaps}, largest {after['max_gap_ms'] / 1e3:.1f} s; same track "
+        + ("kept" if survived else f"ENDED {since_kill(after['ended_ms']):.1f}")
+    )
+    assert survived, (
+        f"the track ended: the page got no frame for {CHROMIUM_TRACK_TIMEOUT_S:g} s across the "
+        f"restart; page {after}\n{bench.log()}"
+    )
+    assert held is not None, f"the keeper never held the virtual camera:\n{bench.log(400)}"
+    assert after["max_gap_ms"] < CHROMIUM_TRACK_TIMEOUT_S * 1e3, after
     wait_kind(bench, "color", START_DEADLINE_S)
-    back = time.monotonic()
     measured(
-        f"browser: pixcam killed and restarted while watched: frames again after "
-        f"{gap_ms / 1e3:.1f} s, composited again after {back - killed:.1f} s, same track "
-        f"{'survived' if survived else 'ended (a new getUserMedia took over)'}"
+        f"browser: pixcam killed and restarted while watched: largest gap on the page "
+        f"{after['max_gap_ms'] / 1e3:.1f} s, composited again {time.monotonic() - killed:.1f} s "
+        "after the kill, same track"
     )
 
 
@@ -392,7 +471,16 @@ def test_mode_changes_while_watched(bench: Bench) -> None:
     if page.command("stats").get("ready_state") != "live":
         open_pixcam(bench)
     wait_kind(bench, "color", START_DEADLINE_S)
+    assert bench.daemon is not None
+    groups = {"pixcam": bench.daemon.popen.pid, "chromium": page.pgid}
+    with CpuLoad(groups) as load:
+        changes_while_watched(bench, load)
+
+
+def changes_while_watched(bench: Bench, load: CpuLoad) -> None:
+    page = bench.page
     # The same stream with nothing changing first: what emulation alone does to the gaps.
+    quiet_from = time.monotonic()
     page.command("mark")
     bench.daemon_gap_ms = 0.0
     end = time.monotonic() + QUIET_S
@@ -400,6 +488,7 @@ def test_mode_changes_while_watched(bench: Bench) -> None:
         bench.watch_gap()
         time.sleep(2)
     quiet, quiet_daemon_ms = page.command("stats"), bench.daemon_gap_ms
+    quiet_cores = load.cores(quiet_from, time.monotonic())
 
     page.command("mark")
     bench.daemon_gap_ms = 0.0
@@ -420,6 +509,13 @@ def test_mode_changes_while_watched(bench: Bench) -> None:
     assert stats["ready_state"] == "live", stats
     gaps = [(round(at / 1e3 + clock - asked_at[0], 1), round(gap / 1e3, 2))
             for at, gap in stats["gaps"]]  # fmt: skip
+    # Cores used during each of the page's gaps, against the calm stream's.
+    gap_cores = [f"{gap / 1e3:.1f} s: {load.cores(at / 1e3 + clock - gap / 1e3, at / 1e3 + clock)}"
+                 for at, gap in stats["gaps"] if gap >= 1000]  # fmt: skip
+    measured(
+        f"browser: cores used with nothing changing: {quiet_cores}; during the page's gaps "
+        f"over 1 s: {gap_cores}; over all the changes: {load.cores(asked_at[0], time.monotonic())}"
+    )
     measured(
         f"browser: mode changes seen ({', '.join(changes)}); largest gap between frames: "
         f"page {stats['max_gap_ms'] / 1e3:.2f} s, pixcam out {bench.daemon_gap_ms / 1e3:.2f} s; "

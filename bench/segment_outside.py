@@ -32,8 +32,8 @@ from pixcam.bench_pipeline import (  # noqa: E402
     parse_sizes,
 )
 from pixcam.config import load_config  # noqa: E402
-from pixcam.effects import work_size  # noqa: E402
 from pixcam.pyramid import Pyramid  # noqa: E402
+from pixcam.refine import probability_size  # noqa: E402
 
 
 def networks_cpu_ms(seg: object) -> float:
@@ -57,7 +57,7 @@ def main() -> int:
             h, w = frame.shape[:2]
             start = time.process_time()
             out = seg.run(frame, parts=False, pyramid=Pyramid(frame))
-            out.person_probability(work_size(w, h))
+            out.person_probability(probability_size(w, h, out.cell))
             total = (time.process_time() - start) * 1e3
             if i >= WARMUP:
                 net = networks_cpu_ms(seg)

@@ -31,6 +31,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import need, run  # noqa: E402
+
 from pixcam import mjpg, pyramid  # noqa: E402
 from pixcam.bench_pipeline import (  # noqa: E402
     DEFAULT_VIDEO,
@@ -112,6 +114,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sizes", default="720,1080")
     args = ap.parse_args()
+    need(DEFAULT_VIDEO, "the benchmark video")
     for height in (int(s) for s in args.sizes.split(",")):
         for way, (med, diff, worst, mean) in measure(height, args.frames, args.rounds).items():
             print(
@@ -122,4 +125,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

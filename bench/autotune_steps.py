@@ -24,6 +24,7 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import need, run  # noqa: E402
 from partfx_bench import read_frames  # noqa: E402
 
 from pixcam import autotune  # noqa: E402
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--video", default=str(VIDEO))
     ap.add_argument("--model", default="bodypix-050-s8-int8")
     args = ap.parse_args()
+    need(args.video, "the video")
     cfg = Config().with_values(
         {"model.name": args.model, "parts.privacy": "blur", "effects.background": "blur"}
     )
@@ -88,4 +90,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

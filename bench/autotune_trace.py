@@ -24,6 +24,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import need, run  # noqa: E402
+
 from pixcam.config import Config  # noqa: E402
 from pixcam.pipeline import Pipeline  # noqa: E402
 from pixcam.sinks import Sink, SinkSpec  # noqa: E402
@@ -82,6 +84,7 @@ def main() -> None:
     ap.add_argument("--hog-until", type=float, default=40.0)
     ap.add_argument("--csv", action="store_true", help="comma-separated rows")
     args = ap.parse_args()
+    need(args.video, "the video")
     cfg = Config().with_values({"model.name": args.model, "output.fps": args.fps})
     cpus = sorted(os.sched_getaffinity(0))
     pipe = Pipeline(
@@ -144,4 +147,4 @@ def stop(hogs: list[subprocess.Popen[bytes]]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _needs import need, run  # noqa: E402
 from boundary_error import DEV, boundary_band, load_dev  # noqa: E402
 
 from pixcam.compose import ComposeSettings, Compositor  # noqa: E402
@@ -59,9 +60,7 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="model name (default: the project's)")
     ap.add_argument("--alphas", type=Path, action="append", help="DIR/NAME.alpha.png files")
     args = ap.parse_args()
-    if not DEV.is_dir():
-        print(f"no dev photos at {DEV}", file=sys.stderr)
-        return 1
+    need(DEV, "the dev photos")
     cv2.setNumThreads(1)
     seg = None if args.alphas else load_segmenter(args.model, threads=1)
     rows = [d.name for d in args.alphas] if args.alphas else ["default"]
@@ -99,4 +98,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -27,6 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import need, run  # noqa: E402
+
 from pixcam import mjpg  # noqa: E402
 from pixcam.bench_pipeline import (  # noqa: E402
     CHAIN,
@@ -83,6 +85,7 @@ def main() -> int:
     ap.add_argument("--live", type=float, default=10.0)
     ap.add_argument("--heights", default="2160,1080,720")
     args = ap.parse_args()
+    need(DEFAULT_VIDEO, "the benchmark video")
     heights = [int(x) for x in args.heights.split(",")]
     base = load_config(None).with_values({"model.skip_still": False})
     jpegs = encode_mjpg(decode_frames(DEFAULT_VIDEO, args.frames + WARMUP), CAMERA_H)
@@ -113,4 +116,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -41,6 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEV = REPO.parent / "shared" / "data" / "segmentation" / "dev"
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import need, run  # noqa: E402
+
 from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 
@@ -189,9 +191,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos")
     ap.add_argument("--alphas", type=Path, action="append", help="score DIR/NAME.alpha.png")
     args = ap.parse_args()
-    if not DEV.is_dir():
-        print(f"no dev photos at {DEV}", file=sys.stderr)
-        return 1
+    need(DEV, "the dev photos")
     cv2.setNumThreads(1)
     samples = list(load_dev(args.limit))
     if args.alphas:
@@ -205,4 +205,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

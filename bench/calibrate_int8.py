@@ -1,14 +1,16 @@
 """Make the calibration ranges the int8 BodyPix models are quantized from at install time.
 
     .venv/bin/python bench/calibrate_int8.py [--data ../shared/data] [--no-iou]
+        [--model NAME] [--frames-per-video 8] [--limit N] [--out DIR]
 
-For every derived model in models.toml: run its installed float model over the licensed
-calibration set (the Pixabay photos and evenly spaced frames of the Pixabay videos in
+For every derived model in models.toml (or `--model`): run its installed float model over the
+licensed calibration set (the Pixabay photos and evenly spaced frames of the Pixabay videos in
 `../shared/data`, see `quantize.calibration_frames`), write the per-tensor activation ranges to
 the package file named by the recipe (`daemon/pixcam/calibration/*.json`, numbers only, no
-images), quantize from that file as `pixcam models install` does, and print the result's sha256
-and size (to pin in models.toml) and the mean person-mask IoU of float and int8 on the dev photos
-(internal resolution 481, 1 thread), which must stay within 0.5 point.
+images; `--out DIR` writes them into DIR instead, e.g. for a trial), quantize from that file as
+`pixcam models install` does, and print the result's sha256 and size (to pin in models.toml)
+and the mean person-mask IoU of float and int8 on the dev photos (internal resolution 481, 1
+thread; `--limit N`: the first N), which must stay within 0.5 point.
 
 Developer tool: users never need the photos; they get the ranges file with pixcam.
 """
@@ -20,8 +22,10 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from _needs import need, run
 
 from pixcam import evaluate, models, quantize
+from pixcam.errors import PixcamError
 from pixcam.segment.bodypix import BodyPixSegmenter
 from pixcam.segment.engine import Engine
 
@@ -43,13 +47,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with images/, video/")
     ap.add_argument("--no-iou", action="store_true", help="skip the dev-photo IoU check")
+    ap.add_argument("--model", help="only this derived model (default: every one)")
+    ap.add_argument("--frames-per-video", type=int, default=quantize.FRAMES_PER_VIDEO)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N dev photos")
+    ap.add_argument("--out", type=Path, default=PACKAGE, help="folder for the ranges files")
     args = ap.parse_args()
-    frames = quantize.calibration_frames(args.data)
+    derived = [s for s in models.list_models() if s.derived_from is not None]
+    if args.model is not None:
+        derived = [models.get_spec(args.model)]
+        if derived[0].derived_from is None:
+            raise PixcamError(f"{args.model} is not derived from a float model: nothing to make")
+    frames = quantize.calibration_frames(
+        need(args.data, "the calibration set"), args.frames_per_video
+    )
     dev = None if args.no_iou else evaluate.default_data_dir()
-    samples = evaluate.load_samples(dev) if dev else []
-    for spec in models.list_models():
-        if spec.derived_from is None:
-            continue
+    samples = evaluate.load_samples(dev, args.limit) if dev else []
+    for spec in derived:
         base = models.resolve(spec.derived_from)
         float_bytes = base.path.read_bytes()
         size = tuple(spec.recipe["calibration_size"])
@@ -62,12 +75,13 @@ def main() -> None:
             "size": list(size),
             "made_by": "bench/calibrate_int8.py",
         }
-        out = PACKAGE / spec.recipe["ranges"]
-        out.parent.mkdir(exist_ok=True)
+        out = args.out / spec.recipe["ranges"]
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(quantize.ranges_to_json(ranges, about), encoding="utf-8")
-        data = quantize.derive(spec, base.path)
+        # From the file just written, as `pixcam models install` quantizes from the shipped one.
+        data = quantize.quantize_bytes(float_bytes, quantize.parse_ranges(out.read_text()))
         line = (
-            f"{spec.name}: {len(ranges)} ranges -> {out.relative_to(PACKAGE.parents[1])}; "
+            f"{spec.name}: {len(ranges)} ranges -> {out}; "
             f"sha256 {hashlib.sha256(data).hexdigest()} ({len(data)} bytes)"
         )
         if samples:
@@ -78,4 +92,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

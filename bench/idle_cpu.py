@@ -19,6 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import run  # noqa: E402
+
 from pixcam.bench_pipeline import I420Sink  # noqa: E402
 from pixcam.config import ConfigWatcher, load_config  # noqa: E402
 from pixcam.pipeline import Pipeline  # noqa: E402
@@ -63,4 +65,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _needs import need, run  # noqa: E402
 from idle_cpu import cpu_seconds  # noqa: E402
 
 from pixcam.bench_pipeline import DEFAULT_VIDEO, I420Sink  # noqa: E402
@@ -60,9 +61,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args()
+    need(DEFAULT_VIDEO, "the benchmark video")
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
-        config.write_text("")  # the defaults (tray on where there is a display)
+        # The defaults (tray on where there is a display), but no on-demand: the discard sink
+        # is no device to watch, so the camera runs until the pause below.
+        config.write_text("[daemon]\nalways_on = true\n")
 
         def pipeline(cfg: Any, source: Any, sink: Any, **kw: Any) -> Pipeline:
             opener = lambda _spec, w, h, fps: I420Sink(w, h, fps)  # noqa: E731
@@ -89,4 +93,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -22,6 +22,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import run  # noqa: E402
+
 from pixcam import models  # noqa: E402
 
 SIZES = ((289, 161), (417, 241), (625, 353))  # network input (w, h) for 16:9 frames
@@ -71,4 +73,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

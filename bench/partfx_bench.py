@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _needs import need, run
 
 from pixcam.config import Config
 from pixcam.effects import Effects, EffectsSettings
@@ -118,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
-    if not args.video.exists():
-        print(f"{args.video} not found", file=sys.stderr)
-        return 1
+    need(args.video, "the video")
     res = measure(args.video, args.frames, args.threads, args.model, args.repeats)
     width = max(map(len, res))
     print(f"{args.video.name}, {args.frames} frames x {args.repeats}, {args.threads} thread(s)")
@@ -130,4 +128,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -1,6 +1,6 @@
 """Float vs int8 BodyPix: speed per inference, person-mask IoU, file size.
 
-    .venv/bin/python bench/quantize_bench.py [--rounds 15] [--per 10] [--no-iou]
+    .venv/bin/python bench/quantize_bench.py [--rounds 15] [--per 10] [--no-iou] [--limit N]
 
 Needs the float models installed and the int8 ones made (`pixcam models install --from DIR`,
 which also makes the int8 ones).
@@ -11,7 +11,7 @@ interleaved rounds and each float/int8 pair is also timed back to back, alternat
 first: the speed-up is the median of those paired ratios, which drift in machine load cancels.
 
 IoU: mean person-mask IoU on the dev photos (threshold 0.5, probability warped back to the
-photo) through the project's own segmenter, 1 thread.
+photo) through the project's own segmenter, 1 thread (`--limit N`: the first N photos).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from _needs import run
 
 from pixcam import evaluate, models
 from pixcam.segment.bodypix import BodyPixSegmenter
@@ -85,11 +86,11 @@ def measure_speed(rounds: int, per: int) -> dict[tuple[str, int, tuple[int, int]
     return cases
 
 
-def measure_iou(resolutions: list[int]) -> dict[tuple[str, int], float]:
+def measure_iou(resolutions: list[int], limit: int | None) -> dict[tuple[str, int], float]:
     data = evaluate.default_data_dir()
     if data is None:
         return {}
-    samples = evaluate.load_samples(data)
+    samples = evaluate.load_samples(data, limit)
     out = {}
     for f, q in PAIRS:
         spec = models.get_spec(f)
@@ -106,6 +107,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--per", type=int, default=10, help="paired runs per case per round")
     parser.add_argument("--no-iou", action="store_true")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N dev photos")
     args = parser.parse_args()
 
     cases = measure_speed(args.rounds, args.per)
@@ -122,7 +124,7 @@ def main() -> int:
         fs, qs = models.resolve(f).path.stat().st_size, models.resolve(q).path.stat().st_size
         print(f"  {f}: {fs}  {q}: {qs}  ratio {fs / qs:.2f}x")
     if not args.no_iou:
-        ious = measure_iou([w for _, w in SIZES])
+        ious = measure_iou([w for _, w in SIZES], args.limit)
         print("\nmean person-mask IoU on the dev photos (1 thread):")
         for (name, res), v in ious.items():
             print(f"  {name:24} res {res}: {v:.4f}")
@@ -130,4 +132,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -27,6 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import lacking, need, run  # noqa: E402
+
 from pixcam import mjpg, yuvjpeg  # noqa: E402
 from pixcam.bench_pipeline import (  # noqa: E402
     DEFAULT_VIDEO,
@@ -95,10 +97,9 @@ def main() -> int:
     p.add_argument("--video", default=str(DEFAULT_VIDEO))
     args = p.parse_args()
     if not yuvjpeg.available():
-        print("libturbojpeg is not installed (Debian/Ubuntu: libturbojpeg0): nothing to compare")
-        return 1
+        lacking("libturbojpeg is not installed (Debian/Ubuntu: libturbojpeg0): nothing to compare")
     cfg = load_config(None).with_values({"model.skip_still": False})
-    frames = decode_frames(Path(args.video), args.frames + WARMUP)
+    frames = decode_frames(need(args.video, "the video"), args.frames + WARMUP)
     segmenter = load_model(cfg, 1)
     clock = StageCpuTimes()
     for sub in args.subsampling.split(","):
@@ -126,4 +127,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import need, run  # noqa: E402
+
 from pixcam import mjpg  # noqa: E402
 from pixcam.bench_pipeline import (  # noqa: E402
     DEFAULT_VIDEO,
@@ -47,6 +49,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="720,1080")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    need(DEFAULT_VIDEO, "the benchmark video")
     seg = load_model(load_config(None), args.threads)
     source = decode_frames(DEFAULT_VIDEO, args.frames + WARMUP)
     for height in parse_sizes(args.sizes):
@@ -73,4 +76,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)

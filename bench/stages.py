@@ -8,7 +8,7 @@ column for cost and compare rows within one run. The pipeline bench can import
 `time_refine()` and `time_compose()`. With a model installed, the last row is the whole chain
 as the pipeline runs it (`effects.Effects`, default settings), for scale.
 
-    .venv/bin/python bench/stages.py [--frames 60]
+    .venv/bin/python bench/stages.py [--frames 60] [--sizes 720p,1080p] [--threads 1,2]
 """
 
 from __future__ import annotations
@@ -28,10 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import run  # noqa: E402
+
 from pixcam.compose import ComposeSettings, Compositor  # noqa: E402
 from pixcam.config import Config  # noqa: E402
 from pixcam.effects import Effects, EffectsSettings  # noqa: E402
+from pixcam.models import ModelNotInstalled  # noqa: E402
 from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
+from pixcam.segment import load_segmenter  # noqa: E402
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 BG_IMAGE = SHARED / "images" / "girl-919048_1280.jpg"
@@ -65,11 +69,9 @@ def probability(frame: np.ndarray) -> np.ndarray:
     """Person probability at the size the chain asks for: the real segmenter's if available."""
     fh, fw = frame.shape[:2]
     try:
-        from pixcam.segment import load_segmenter
-
         out = load_segmenter(None, threads=1).run(frame)
         return out.person_probability(size=probability_size(fw, fh, out.cell))
-    except Exception:  # no model installed: any plausible mask costs the same
+    except ModelNotInstalled:  # any plausible mask costs the same
         w, h = probability_size(fw, fh, math.inf)
         prob = np.zeros((h, w), np.float32)
         cv2.ellipse(prob, (w // 2, h), (w // 4, int(h * 0.8)), 0, 0, 360, 1.0, -1)
@@ -102,10 +104,8 @@ def time_compose(
 def time_chain(frame: np.ndarray, frames: int = 60) -> tuple[float, float] | None:
     """Median ms of the whole chain with the default settings; None without a model."""
     try:
-        from pixcam.segment import load_segmenter
-
         seg = load_segmenter(None, threads=1)
-    except Exception:  # no model installed: the stage rows still stand
+    except ModelNotInstalled:  # the stage rows still stand
         return None
     effects = Effects(EffectsSettings.from_config(Config()), seg)
     return median_ms(lambda: effects.process(frame), frames)
@@ -140,13 +140,19 @@ def compose_cases() -> dict[str, ComposeSettings]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--sizes", default=",".join(SIZES), help="of " + ", ".join(SIZES))
+    ap.add_argument("--threads", default="1,2", help="OpenCV thread counts")
     args = ap.parse_args()
+    if unknown := set(args.sizes.split(",")) - set(SIZES):
+        ap.error(f"--sizes: {', '.join(sorted(unknown))} unknown; use {', '.join(SIZES)}")
+    sizes = {s: SIZES[s] for s in args.sizes.split(",")}
+    threads_list = [int(t) for t in args.threads.split(",")]
     rows: dict[str, dict[str, tuple[float, float]]] = {}
-    for label, (w, h) in SIZES.items():
+    for label, (w, h) in sizes.items():
         frame = test_frame((w, h))
         prob_small = probability(frame)
         alpha = Refiner(RefineSettings(smoothing=0)).refine(frame, prob_small)
-        for threads in (1, 2):
+        for threads in threads_list:
             cv2.setNumThreads(threads)
             col = f"{label} {threads}t"
             refine_ms = time_refine(frame, prob_small, args.frames)
@@ -161,12 +167,12 @@ def main() -> int:
                     frame, wide, compose_cases()[name], args.frames
                 )
             rows.setdefault("naive float blur (ref)", {})[col] = median_ms(
-                lambda f=frame, a=alpha: naive_float_blur_compose(f, a), max(10, args.frames // 4)
+                lambda f=frame, a=alpha: naive_float_blur_compose(f, a), max(2, args.frames // 4)
             )
             chain = time_chain(frame, args.frames)
             if chain is not None:
                 rows.setdefault("chain (Effects)", {})[col] = chain
-    cols = [f"{s} {t}t" for s in SIZES for t in (1, 2)]
+    cols = [f"{s} {t}t" for s in sizes for t in threads_list]
     print(f"median ms per frame over {args.frames} calls, wall / process CPU")
     print(f"{'stage':<24}" + "".join(f"{c:>14}" for c in cols))
     for name, vals in rows.items():
@@ -175,4 +181,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

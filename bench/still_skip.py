@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "video"
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import need, run  # noqa: E402
+
 from pixcam.config import load_config  # noqa: E402
 from pixcam.effects import Effects, EffectsSettings  # noqa: E402
 
@@ -121,10 +123,7 @@ def main() -> int:
         f"{'IoU min':>9}{'lag':>5}{'flicker every/skip':>20}{'carry/infer ms':>16}"
     )
     for name in args.videos:
-        path = VIDEOS / name
-        if not path.is_file():
-            print(f"{name}: not found in {VIDEOS}", file=sys.stderr)
-            return 1
+        path = need(VIDEOS / name, "the video")
         r = measure(path, args.frames, args.threads)
         print(
             f"{path.stem:<26}{r['frames']:>7}{r['carried']:>9.0%}{r['cpu_ratio']:>11.2f}"
@@ -137,4 +136,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "video"
 sys.path.insert(0, str(REPO / "daemon"))
 
+from _needs import need, run  # noqa: E402
+
 from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 SMOOTHING = (0.0, 0.5, 0.8, 0.95)
@@ -78,6 +80,7 @@ def main() -> int:
     ap.add_argument("--internal-resolution", type=int, default=0, help="network input long side")
     ap.add_argument("--video", default="", help="only videos whose name contains this")
     args = ap.parse_args()
+    need(VIDEOS, "the shared videos")
     videos = [p for p in sorted(VIDEOS.glob("*.mp4")) if args.video in p.stem]
     if not videos:
         print(f"no videos in {VIDEOS}", file=sys.stderr)
@@ -91,4 +94,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -35,6 +35,10 @@ INSTALL_HINT = "install it with `pixcam models install`"
 ORIGINS = "origins.json"  # in the model folder: where each installed file came from
 
 
+class ModelNotInstalled(PixcamError):
+    """A known model whose file is not in the model folder (not installed yet)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One manifest entry; `path` is where the installed file lives (or would live)."""
@@ -133,7 +137,9 @@ def verify(spec: ModelSpec) -> Path:
     """The installed file's path, after checking it exists and its sha256 matches."""
     path = spec.path
     if not path.is_file():
-        raise PixcamError(f"model {spec.name} is not installed ({path} missing); {INSTALL_HINT}")
+        raise ModelNotInstalled(
+            f"model {spec.name} is not installed ({path} missing); {INSTALL_HINT}"
+        )
     found = sha256_of(path)
     if found != spec.sha256:
         raise PixcamError(

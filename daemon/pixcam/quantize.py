@@ -340,10 +340,14 @@ def ranges_to_json(ranges: dict[str, dict[str, np.ndarray]], about: dict[str, An
 def load_ranges(resource: str) -> dict[str, dict[str, np.ndarray]]:
     """A ranges file shipped in the package (path relative to the ``pixcam`` package)."""
     try:
-        text = resources.files("pixcam").joinpath(resource).read_text(encoding="utf-8")
-        tensors = json.loads(text)["tensors"]
+        return parse_ranges(resources.files("pixcam").joinpath(resource).read_text("utf-8"))
     except (OSError, ValueError, KeyError) as exc:
         raise PixcamError(f"calibration ranges {resource} missing or unreadable: {exc}") from None
+
+
+def parse_ranges(text: str) -> dict[str, dict[str, np.ndarray]]:
+    """The ranges of a ranges file's text (as ``ranges_to_json`` wrote it)."""
+    tensors = json.loads(text)["tensors"]
     shape = (1, 1, 1, 1)  # per-tensor ranges, as the quantizer keeps them
     return {
         name: {"min": np.full(shape, lo, np.float32), "max": np.full(shape, hi, np.float32)}

@@ -1,0 +1,47 @@
+"""What a bench needs that a machine may lack, and how a bench ends without it.
+
+A bench that cannot run here (a model not installed, the ../shared photos or videos absent,
+libturbojpeg or ai-edge-quantizer missing) prints one line saying what is missing and exits
+with `LACKING`, which tests/test_benches.py reports as a skip with that line; any other
+`PixcamError` is one line and exit status 1. Not a bench itself (the leading underscore).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from pixcam.errors import PixcamError
+from pixcam.models import ModelNotInstalled
+from pixcam.quantize import QuantizerMissing
+
+LACKING = 77  # the exit status that means "skipped", as in automake's test harness
+
+
+def lacking(what: str) -> NoReturn:
+    """End the bench: this machine lacks `what` (one line on stderr)."""
+    print(f"{Path(sys.argv[0]).name}: {what}", file=sys.stderr)
+    raise SystemExit(LACKING)
+
+
+def need(path: Path | str, what: str) -> Path:
+    """`path`, or the bench ends saying that `what` is not there."""
+    path = Path(path)
+    if not path.exists():
+        lacking(f"{what} not found at {path}")
+    return path
+
+
+def run(main: Callable[[], int | None]) -> NoReturn:
+    """Run a bench's `main` and exit with its status: what this machine lacks as `lacking`
+    does, any other user-facing error as one line and status 1, not a traceback."""
+    try:
+        status = main()
+    except (ModelNotInstalled, QuantizerMissing) as exc:
+        lacking(str(exc))
+    except PixcamError as exc:
+        print(f"{Path(sys.argv[0]).name}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    raise SystemExit(status or 0)

@@ -1,0 +1,244 @@
+"""Every bench runs on a few frames, so none breaks silently when the code it measures moves.
+
+Each `bench/*.py` (found by glob: a new bench gets a test without editing this file, and fails
+until `SCRIPTS` gives it its smoke arguments) and each `pixcam bench` subcommand (as the CLI's
+parser lists them) runs in a subprocess with this Python, on the real models installed for the
+session, with the smallest work its options allow, and must exit 0 and print its result lines.
+A bench that needs what this machine lacks says so and exits with `bench/_needs.py`'s LACKING
+status (`pixcam bench`: its one-line error): the test is skipped with that line. These are not
+speed tests: the figures printed are not checked, only that they are there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from conftest import REPO
+
+BENCH = REPO / "bench"
+LACKING = 77  # bench/_needs.py: this machine lacks something (checked by a test below)
+NUM = r"-?\d+\.\d+"
+
+
+class Smoke(NamedTuple):
+    args: tuple[str, ...]  # "{tmp}" stands for a fresh temporary folder
+    prints: tuple[str, ...]  # regular expressions, each must match a line of stdout
+
+
+SCRIPTS: dict[str, Smoke] = {
+    "alpha_handover.py": Smoke(
+        ("--frames", "4", "--rounds", "1", "--sizes", "720"),  # 3 warm-up frames, 1 timed
+        (rf"^720p hand-over +upscale \+ compose +{NUM} ms +{NUM} ms +output diff max \d+",),
+    ),
+    "autotune_steps.py": Smoke(
+        ("--frames", "3"),
+        (rf"^untouched +{NUM} +{NUM} ", rf"^stride 16 +{NUM} +{NUM} +{NUM} +{NUM}"),
+    ),
+    "autotune_trace.py": Smoke(
+        ("--seconds", "2", "--every", "0.5", "--hog-at", "0.5", "--hog-until", "1.5"),
+        (rf"^ *{NUM} +{NUM} +{NUM} +\d+/\d+ +{NUM} +{NUM} +yes +{NUM} ",),
+    ),
+    "band_colour.py": Smoke(("--limit", "1"), (rf"^default +{NUM} +{NUM} +{NUM} ",)),
+    "big_camera.py": Smoke(
+        ("--frames", "1", "--live", "1", "--heights", "720"),
+        (rf"^  network +{NUM}$", rf"^frame +{NUM}$", rf"into 720p: {NUM} fps out"),
+    ),
+    "boundary_error.py": Smoke(
+        ("--source", "model", "--limit", "1"),
+        (r"photos=1$", rf"^refine feather=0 +{NUM} +{NUM} +{NUM} +{NUM} +{NUM} \|"),
+    ),
+    "calibrate_int8.py": Smoke(
+        # The ranges go into a temporary folder, not into the package.
+        ("--model", "bodypix-050-s16-int8", "--frames-per-video", "1", "--limit", "1")
+        + ("--out", "{tmp}"),
+        (
+            r"^bodypix-050-s16-int8: \d+ ranges -> \S+\.json; sha256 [0-9a-f]{64} \(\d+ bytes\);"
+            rf" dev IoU float {NUM} int8 {NUM} \(1 photos\)$",
+        ),
+    ),
+    "idle_cpu.py": Smoke(
+        ("--seconds", "0.5"),
+        (rf"^idle over \d+ s: {NUM}% of one core, {NUM} idle frames/s sent, state paused$",),
+    ),
+    "idle_daemon.py": Smoke(
+        ("--seconds", "0.5"),
+        (rf"^daemon idle over \d+ s: {NUM}% of one core \(state paused, tray \w+\)$",),
+    ),
+    "int8_vs_float.py": Smoke(
+        ("--runs", "4"),  # the medians leave out the first 3
+        (rf"^417x241: float {NUM} +int8 {NUM} +float builtin {NUM} .* float/int8 {NUM}×$",),
+    ),
+    "keeper_start.py": Smoke(("--runs", "1"), (rf"^the keeper is there {NUM}x sooner",)),
+    "partfx_bench.py": Smoke(
+        ("--frames", "2", "--repeats", "1"),
+        (rf"^  parts read +{NUM} ms$", rf"^  view \+ blur face \+ parts read +{NUM} ms$"),
+    ),
+    "quantize_bench.py": Smoke(
+        ("--rounds", "1", "--per", "1", "--limit", "1"),
+        (
+            rf"^bodypix-050-s8 +2 +481x641 +{NUM} +{NUM} +{NUM}x$",
+            rf"^  bodypix-050-s8-int8 +res 641: {NUM}$",
+        ),
+    ),
+    "range_mapping.py": Smoke(
+        ("--frames", "2", "--sizes", "720", "--subsampling", "422"),
+        (rf"^  deferred +decode +{NUM} .* ratio {NUM}$", rf"^  deferred saves {NUM} ms"),
+    ),
+    "segment_outside.py": Smoke(
+        ("--frames", "2", "--sizes", "720"),
+        (rf"^720p: segment stage outside the networks {NUM} CPU ms, networks {NUM} ms",),
+    ),
+    "stages.py": Smoke(
+        ("--frames", "2", "--sizes", "720p", "--threads", "1"),
+        # The chain row is there only when the real model loaded (else a synthetic mask).
+        (rf"^refine \(default\) +{NUM}/{NUM}", rf"^chain \(Effects\) +{NUM}/{NUM}"),
+    ),
+    "still_skip.py": Smoke(
+        ("--frames", "4", "presenter-1280x720.mp4"),
+        (rf"^presenter-1280x720 +4 +\d+% +{NUM} +{NUM} +{NUM} +\d+ +{NUM} / {NUM} +{NUM} / ",),
+    ),
+    "temporal_flicker.py": Smoke(
+        ("--frames", "3", "--video", "presenter"),
+        (rf"^presenter-1280x720 +0\.95 +{NUM} +{NUM}$",),
+    ),
+}
+
+PIXCAM_BENCH: dict[str, Smoke] = {
+    # Every installed model (each family's decoding), one photo for the IoU.
+    "segment": Smoke(
+        ("--threads", "1", "--repeat", "1", "--limit", "1"),
+        (
+            rf"^bodypix-050-s16-int8 +int8 .* 1 +{NUM} +{NUM} +{NUM} +{NUM}$",
+            rf"^selfie-general +float16 .* 1 +{NUM} +{NUM} +{NUM} +{NUM}$",
+        ),
+    ),
+    "pipeline": Smoke(
+        ("--threads", "1", "--frames", "2", "--sizes", "360", "--live", "1"),
+        (rf"^frame +{NUM} / {NUM}", rf"^  360p: {NUM} fps out, capture-to-sink latency"),
+    ),
+}
+
+# `pixcam bench`'s one-line errors that mean this machine lacks something.
+PIXCAM_LACKS = re.compile(r"^pixcam: (model \S+ is not installed|benchmark video .* not found)")
+
+
+def bench_scripts() -> list[str]:
+    """Every bench: the scripts in bench/, not their helper modules (a leading underscore)."""
+    return sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+
+
+def pixcam_bench_commands() -> list[str]:
+    """The subcommands `pixcam bench --help` lists, from the CLI's own parser."""
+    from pixcam.cli import build_parser
+
+    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        return {name: p for a in actions for name, p in a.choices.items()}
+
+    return sorted(subcommands(subcommands(build_parser())["bench"]))
+
+
+def bench_env(models_dir: Path, tmp: Path) -> dict[str, str]:
+    """This session's installed models; a config, cache and runtime folder of the bench's own
+    (a bench reads the user's config as the daemon does); no display (no tray to wait for)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["PIXCAM_MODELS_DIR"] = str(models_dir)
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"):
+        folder = tmp / name.lower()
+        folder.mkdir(mode=0o700)
+        env[name] = str(folder)
+    return env
+
+
+def repo_status() -> str:
+    """`git status` of the working tree (empty without git): a bench must not write into it."""
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout if done.returncode == 0 else ""
+
+
+def run_smoke(argv: list[str], smoke: Smoke, env: dict[str, str], tmp: Path) -> str:
+    """Run one bench; skip when it lacks something, else check its exit and result lines."""
+    argv = [*argv, *(a.replace("{tmp}", str(tmp)) for a in smoke.args)]
+    before = repo_status()
+    start = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=180)
+    assert repo_status() == before, "the bench changed files in the repository"
+    print(f"{' '.join(argv[1:])}: {time.monotonic() - start:.1f} s\n{done.stdout}")
+    err = done.stderr.strip().splitlines()
+    if done.returncode == LACKING or (done.returncode == 1 and err and PIXCAM_LACKS.match(err[-1])):
+        pytest.skip(err[-1] if err else f"exit status {done.returncode} without a reason")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    missing = [p for p in smoke.prints if not re.search(p, done.stdout, re.MULTILINE)]
+    assert not missing, f"no line matches {missing} in:\n{done.stdout}"
+    return done.stdout
+
+
+def test_every_smoke_entry_names_a_bench_that_exists() -> None:
+    assert sorted(SCRIPTS) == bench_scripts(), "bench/ and SCRIPTS disagree"
+    assert sorted(PIXCAM_BENCH) == pixcam_bench_commands(), "`pixcam bench` and the table"
+
+
+@pytest.mark.parametrize("script", bench_scripts())
+def test_bench_script_runs_on_a_few_frames(
+    script: str, models_installed: Path, tmp_path: Path
+) -> None:
+    if script not in SCRIPTS:
+        pytest.fail(f"bench/{script} has no smoke arguments: add it to SCRIPTS in {__file__}")
+    env = bench_env(models_installed, tmp_path)
+    run_smoke([sys.executable, str(BENCH / script)], SCRIPTS[script], env, tmp_path)
+
+
+@pytest.mark.parametrize("command", pixcam_bench_commands())
+def test_pixcam_bench_runs_on_a_few_frames(
+    command: str, models_installed: Path, tmp_path: Path
+) -> None:
+    if command not in PIXCAM_BENCH:
+        pytest.fail(f"`pixcam bench {command}` has no smoke arguments: add it to PIXCAM_BENCH")
+    env = bench_env(models_installed, tmp_path)
+    argv = [sys.executable, "-m", "pixcam", "bench", command]
+    run_smoke(argv, PIXCAM_BENCH[command], env, tmp_path)
+
+
+def test_a_bench_without_its_model_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    """What `run_smoke` skips on: a bench's own one line and status, not a traceback."""
+    env = bench_env(tmp_path / "no-models", tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "int8_vs_float.py"), "--runs", "4"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == LACKING, done.stderr
+    assert re.fullmatch(
+        r"int8_vs_float\.py: model bodypix-050-s16-float is not installed \(.*\); "
+        r"install it with `pixcam models install`",
+        done.stderr.strip(),
+    ), done.stderr
+
+
+def test_a_bench_given_a_bad_value_says_so_in_one_line(tmp_path: Path) -> None:
+    env = bench_env(tmp_path / "no-models", tmp_path)
+    argv = [sys.executable, str(BENCH / "calibrate_int8.py"), "--model", "selfie-general"]
+    argv += ["--out", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "calibrate_int8.py: selfie-general is not derived from a float model: nothing to make"
+    )

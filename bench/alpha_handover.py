@@ -15,6 +15,7 @@ the per-compose differences against "before" (same frame and round), and the out
 difference from "before" in grey levels (largest, and mean over all frames' pixels).
 
     taskset -c 1 .venv/bin/python bench/alpha_handover.py [--frames 40] [--rounds 3]
+        [--sizes 720,1080]
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ absolute difference of the output picture from the untouched chain's (0..255 lev
 quality given up). The steps go in order of CPU ms saved per level of picture difference.
 
     .venv/bin/python bench/autotune_steps.py [--frames 30] [--video FILE]
+        [--model bodypix-050-s8-int8]
 """
 
 from __future__ import annotations

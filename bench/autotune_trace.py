@@ -7,6 +7,7 @@ process may use (start it under `taskset -c 0` to give it, and the hog, one core
 column is how much of those CPUs the trace and its hogs got (1: no other program ran there).
 
     taskset -c 0 .venv/bin/python bench/autotune_trace.py [--seconds 60] [--model NAME]
+        [--video FILE] [--fps N] [--every 1] [--hogs 1] [--hog-at 10] [--hog-until 40] [--csv]
 """
 
 from __future__ import annotations

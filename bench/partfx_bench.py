@@ -1,4 +1,7 @@
-"""What the body-part effects add per frame: `python bench/partfx_bench.py [VIDEO]`.
+"""What the body-part effects add per frame, per effect.
+
+    .venv/bin/python bench/partfx_bench.py [VIDEO] [--frames 60] [--repeats 2] [--threads 1]
+        [--model NAME]
 
 Two costs, measured on the same frames in one run (medians; the machine is shared, so compare
 numbers from one run only):
@@ -8,8 +11,8 @@ numbers from one run only):
 - the "parts" stage of `effects.Effects` (the chain the pipeline runs) for each effect, on the
   camera's own background (background "none"), so it includes what the pipeline does there.
 
-`measure()` is what the pipeline bench calls; everything runs on one thread
-(`cv2.setNumThreads(1)`, one XNNPACK thread) unless told otherwise.
+`pixcam bench pipeline --parts` times the same effects within the whole frame. Everything here
+runs on one thread (`cv2.setNumThreads(1)`, one XNNPACK thread) unless told otherwise.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Reported per subsampling and size: median CPU ms of the decode, the compose, eve
 outside the network, the ratio outside/network, and the median per-frame saving.
 
     taskset -c 1 .venv/bin/python bench/range_mapping.py [--frames 80] [--sizes 720,1080]
-        [--subsampling 420,422]
+        [--subsampling 420,422] [--video FILE]
 """
 
 from __future__ import annotations

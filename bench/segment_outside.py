@@ -8,6 +8,7 @@ ratio to the networks' time, which a busy machine disturbs less than the millise
 (`pixcam bench pipeline` shows the same stage within the whole frame, with fewer frames).
 
     taskset -c 1 .venv/bin/python bench/segment_outside.py [--frames 60] [--sizes 720,1080]
+        [--threads 1]
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ Reported:
   change (as bench/temporal_flicker.py: grey change < 3 at a 1/4 downscale);
 - carry / infer ms: the skipping chain's median CPU on a carried and on an inferred frame.
 
-    taskset -c 1 .venv/bin/python bench/still_skip.py [--frames 240] [--threads 1]
+    taskset -c 1 .venv/bin/python bench/still_skip.py [--frames 240] [--threads 1] [VIDEO ...]
+
+(VIDEO: names in ../shared/data/video; default the presenter and walking videos.)
 """
 
 from __future__ import annotations

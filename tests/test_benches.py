@@ -1,7 +1,7 @@
 """Every bench runs on a few frames, so none breaks silently when the code it measures moves.
 
 Each `bench/*.py` (found by glob: a new bench gets a test without editing this file, and fails
-until `SCRIPTS` gives it its smoke arguments) and each `pixcam bench` subcommand (as the CLI's
+until `SMOKE` gives it its smoke arguments) and each `pixcam bench` subcommand (as the CLI's
 parser lists them) runs in a subprocess with this Python, on the real models installed for the
 session, with the smallest work its options allow, and must exit 0 and print its result lines.
 A bench that needs what this machine lacks says so and exits with `bench/_needs.py`'s LACKING
@@ -34,7 +34,8 @@ class Smoke(NamedTuple):
     prints: tuple[str, ...]  # regular expressions, each must match a line of stdout
 
 
-SCRIPTS: dict[str, Smoke] = {
+# Each bench (a bench/ script by its file name, or `pixcam bench COMMAND`) -> its smoke run.
+SMOKE: dict[str, Smoke] = {
     "alpha_handover.py": Smoke(
         ("--frames", "4", "--rounds", "1", "--sizes", "720"),  # 3 warm-up frames, 1 timed
         (rf"^720p hand-over +upscale \+ compose +{NUM} ms +{NUM} ms +output diff max \d+",),
@@ -110,18 +111,15 @@ SCRIPTS: dict[str, Smoke] = {
         ("--frames", "3", "--video", "presenter"),
         (rf"^presenter-1280x720 +0\.95 +{NUM} +{NUM}$",),
     ),
-}
-
-PIXCAM_BENCH: dict[str, Smoke] = {
     # Every installed model (each family's decoding), one photo for the IoU.
-    "segment": Smoke(
+    "pixcam bench segment": Smoke(
         ("--threads", "1", "--repeat", "1", "--limit", "1"),
         (
             rf"^bodypix-050-s16-int8 +int8 .* 1 +{NUM} +{NUM} +{NUM} +{NUM}$",
             rf"^selfie-general +float16 .* 1 +{NUM} +{NUM} +{NUM} +{NUM}$",
         ),
     ),
-    "pipeline": Smoke(
+    "pixcam bench pipeline": Smoke(
         ("--threads", "1", "--frames", "2", "--sizes", "360", "--live", "1"),
         (rf"^frame +{NUM} / {NUM}", rf"^  360p: {NUM} fps out, capture-to-sink latency"),
     ),
@@ -131,20 +129,25 @@ PIXCAM_BENCH: dict[str, Smoke] = {
 PIXCAM_LACKS = re.compile(r"^pixcam: (model \S+ is not installed|benchmark video .* not found)")
 
 
-def bench_scripts() -> list[str]:
-    """Every bench: the scripts in bench/, not their helper modules (a leading underscore)."""
-    return sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
-
-
-def pixcam_bench_commands() -> list[str]:
-    """The subcommands `pixcam bench --help` lists, from the CLI's own parser."""
+def benches() -> list[str]:
+    """Every bench: the scripts in bench/ (not their helper modules, with a leading
+    underscore), then the subcommands `pixcam bench --help` lists (from the CLI's parser)."""
     from pixcam.cli import build_parser
 
     def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
         actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         return {name: p for a in actions for name, p in a.choices.items()}
 
-    return sorted(subcommands(subcommands(build_parser())["bench"]))
+    scripts = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+    commands = sorted(subcommands(subcommands(build_parser())["bench"]))
+    return scripts + [f"pixcam bench {c}" for c in commands]
+
+
+def command(bench: str) -> list[str]:
+    """How to start `bench` with this Python."""
+    if bench.startswith("pixcam "):
+        return [sys.executable, "-m", *bench.split()]
+    return [sys.executable, str(BENCH / bench)]
 
 
 def bench_env(models_dir: Path, tmp: Path) -> dict[str, str]:
@@ -171,7 +174,7 @@ def repo_status() -> str:
     return done.stdout if done.returncode == 0 else ""
 
 
-def run_smoke(argv: list[str], smoke: Smoke, env: dict[str, str], tmp: Path) -> str:
+def run_smoke(argv: list[str], smoke: Smoke, env: dict[str, str], tmp: Path) -> None:
     """Run one bench; skip when it lacks something, else check its exit and result lines."""
     argv = [*argv, *(a.replace("{tmp}", str(tmp)) for a in smoke.args)]
     before = repo_status()
@@ -186,57 +189,32 @@ def run_smoke(argv: list[str], smoke: Smoke, env: dict[str, str], tmp: Path) -> 
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     missing = [p for p in smoke.prints if not re.search(p, done.stdout, re.MULTILINE)]
     assert not missing, f"no line matches {missing} in:\n{done.stdout}"
-    return done.stdout
 
 
 def test_every_smoke_entry_names_a_bench_that_exists() -> None:
-    assert sorted(SCRIPTS) == bench_scripts(), "bench/ and SCRIPTS disagree"
-    assert sorted(PIXCAM_BENCH) == pixcam_bench_commands(), "`pixcam bench` and the table"
+    assert not set(SMOKE) - set(benches()), "SMOKE names a bench that is gone"
 
 
-@pytest.mark.parametrize("script", bench_scripts())
-def test_bench_script_runs_on_a_few_frames(
-    script: str, models_installed: Path, tmp_path: Path
-) -> None:
-    if script not in SCRIPTS:
-        pytest.fail(f"bench/{script} has no smoke arguments: add it to SCRIPTS in {__file__}")
+@pytest.mark.parametrize("bench", benches())
+def test_bench_runs_on_a_few_frames(bench: str, models_installed: Path, tmp_path: Path) -> None:
+    if bench not in SMOKE:
+        pytest.fail(f"{bench} has no smoke arguments: give it an entry in SMOKE ({__file__})")
     env = bench_env(models_installed, tmp_path)
-    run_smoke([sys.executable, str(BENCH / script)], SCRIPTS[script], env, tmp_path)
+    run_smoke(command(bench), SMOKE[bench], env, tmp_path)
 
 
-@pytest.mark.parametrize("command", pixcam_bench_commands())
-def test_pixcam_bench_runs_on_a_few_frames(
-    command: str, models_installed: Path, tmp_path: Path
-) -> None:
-    if command not in PIXCAM_BENCH:
-        pytest.fail(f"`pixcam bench {command}` has no smoke arguments: add it to PIXCAM_BENCH")
-    env = bench_env(models_installed, tmp_path)
-    argv = [sys.executable, "-m", "pixcam", "bench", command]
-    run_smoke(argv, PIXCAM_BENCH[command], env, tmp_path)
-
-
-def test_a_bench_without_its_model_is_skipped_with_the_reason(tmp_path: Path) -> None:
-    """What `run_smoke` skips on: a bench's own one line and status, not a traceback."""
+@pytest.mark.parametrize("bench", ["int8_vs_float.py", "pixcam bench pipeline"])
+def test_a_bench_without_its_model_is_skipped_with_the_reason(bench: str, tmp_path: Path) -> None:
+    """What `run_smoke` skips on: the bench's own line (and status), not a traceback."""
     env = bench_env(tmp_path / "no-models", tmp_path)
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "int8_vs_float.py"), "--runs", "4"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == LACKING, done.stderr
-    assert re.fullmatch(
-        r"int8_vs_float\.py: model bodypix-050-s16-float is not installed \(.*\); "
-        r"install it with `pixcam models install`",
-        done.stderr.strip(),
-    ), done.stderr
+    lacks = r"^[\w.]+: model bodypix-050-\S+ is not installed \(.*\); install it with `pixcam"
+    with pytest.raises(pytest.skip.Exception, match=lacks):
+        run_smoke(command(bench), SMOKE[bench], env, tmp_path)
 
 
 def test_a_bench_given_a_bad_value_says_so_in_one_line(tmp_path: Path) -> None:
     env = bench_env(tmp_path / "no-models", tmp_path)
-    argv = [sys.executable, str(BENCH / "calibrate_int8.py"), "--model", "selfie-general"]
-    argv += ["--out", str(tmp_path)]
+    argv = [*command("calibrate_int8.py"), "--model", "selfie-general", "--out", str(tmp_path)]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip() == (

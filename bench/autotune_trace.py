@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
-from _needs import need, run  # noqa: E402
+from _needs import lacking, need, run  # noqa: E402
 
 from pixcam.config import Config  # noqa: E402
 from pixcam.pipeline import Pipeline  # noqa: E402
@@ -86,6 +87,8 @@ def main() -> None:
     ap.add_argument("--csv", action="store_true", help="comma-separated rows")
     args = ap.parse_args()
     need(args.video, "the video")
+    if args.hogs and shutil.which("taskset") is None:
+        lacking("taskset (util-linux) is not installed: it pins the hogs to the trace's CPUs")
     cfg = Config().with_values({"model.name": args.model, "output.fps": args.fps})
     cpus = sorted(os.sched_getaffinity(0))
     pipe = Pipeline(

@@ -4,9 +4,9 @@ Uses a real frame (../shared/data/video/presenter-1280x720.mp4, upscaled for 108
 real person probability when the segmenter and model are installed, else a synthetic
 probability (a blurred ellipse): refine's cost does not depend on the mask's content. Prints
 the median wall and process-CPU ms over `--frames` calls; on a shared machine quote the CPU
-column for cost and compare rows within one run. The pipeline bench can import
-`time_refine()` and `time_compose()`. With a model installed, the last row is the whole chain
-as the pipeline runs it (`effects.Effects`, default settings), for scale.
+column for cost and compare rows within one run. `time_refine()` and `time_compose()` can be
+imported. With a model installed, the last row is the whole chain as the pipeline runs it
+(`effects.Effects`, default settings), for scale.
 
     .venv/bin/python bench/stages.py [--frames 60] [--sizes 720p,1080p] [--threads 1,2]
 """

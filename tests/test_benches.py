@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from conftest import REPO
 BENCH = REPO / "bench"
 LACKING = 77  # bench/_needs.py: this machine lacks something (checked by a test below)
 NUM = r"-?\d+\.\d+"
+TIMEOUT_S = 180  # a bench here takes a few seconds; this only ends a hung one
 
 
 class Smoke(NamedTuple):
@@ -174,12 +176,28 @@ def repo_status() -> str:
     return done.stdout if done.returncode == 0 else ""
 
 
+def run_group(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a bench in a process group of its own, so a hung one is ended with what it started
+    (autotune_trace's busy hogs), not just the bench itself."""
+    with subprocess.Popen(
+        argv, env=env, cwd=cwd, text=True, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as proc:  # fmt: skip
+        try:
+            out, err = proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"still running after {TIMEOUT_S} s: {' '.join(argv)}\n{err[-3000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def run_smoke(argv: list[str], smoke: Smoke, env: dict[str, str], tmp: Path) -> None:
     """Run one bench; skip when it lacks something, else check its exit and result lines."""
     argv = [*argv, *(a.replace("{tmp}", str(tmp)) for a in smoke.args)]
     before = repo_status()
     start = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp, timeout=180)
+    done = run_group(argv, env, tmp)
     assert repo_status() == before, "the bench changed files in the repository"
     print(f"{' '.join(argv[1:])}: {time.monotonic() - start:.1f} s\n{done.stdout}")
     err = done.stderr.strip().splitlines()
@@ -215,7 +233,7 @@ def test_a_bench_without_its_model_is_skipped_with_the_reason(bench: str, tmp_pa
 def test_a_bench_given_a_bad_value_says_so_in_one_line(tmp_path: Path) -> None:
     env = bench_env(tmp_path / "no-models", tmp_path)
     argv = [*command("calibrate_int8.py"), "--model", "selfie-general", "--out", str(tmp_path)]
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    done = run_group(argv, env, tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip() == (
         "calibrate_int8.py: selfie-general is not derived from a float model: nothing to make"

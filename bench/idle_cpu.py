@@ -5,7 +5,7 @@ that converts each frame to I420 the way pyvirtualcam does for v4l2loopback, and
 watcher polls as in the daemon. CPU is the process's user+system ticks from /proc/self/stat
 over the window, as a share of one core.
 
-    .venv/bin/python bench/idle_cpu.py [--seconds 60]
+    .venv/bin/python bench/idle_cpu.py [--seconds 60] [--settle 2]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def cpu_seconds() -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--settle", type=float, default=2.0, help="seconds before measuring")
     args = ap.parse_args()
     cfg = load_config(None)
     sent: list[int] = []
@@ -49,7 +50,7 @@ def main() -> int:
     watcher = ConfigWatcher(REPO / "config" / "default.toml", lambda *_a: None)
     pipe.start()
     watcher.start()
-    time.sleep(2.0)  # past start-up
+    time.sleep(args.settle)  # past start-up
     c0, t0, n0 = cpu_seconds(), time.monotonic(), len(sent)
     time.sleep(args.seconds)
     c1, t1, n1 = cpu_seconds(), time.monotonic(), len(sent)

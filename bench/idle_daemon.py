@@ -8,6 +8,8 @@ process's user+system CPU (every thread, the tray's GLib loop included) is taken
 `--seconds`, as a share of one core. To include the tray, run it with a display and a tray:
 
     dbus-run-session -- xvfb-run -a sh -c 'trayer & .venv/bin/python bench/idle_daemon.py'
+
+Options: `--seconds 60`, `--settle 3` (seconds from the pause to the measurement).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pixcam.sinks import SinkSpec  # noqa: E402
 from pixcam.sources import SourceSpec  # noqa: E402
 
 
-def measure(daemon: Daemon, seconds: float, result: dict[str, Any]) -> None:
+def measure(daemon: Daemon, seconds: float, settle: float, result: dict[str, Any]) -> None:
     try:
         deadline = time.monotonic() + 60
         while daemon.status()["pipeline"] is None or daemon.status()["tray"] == "starting":
@@ -42,7 +44,7 @@ def measure(daemon: Daemon, seconds: float, result: dict[str, Any]) -> None:
                 raise RuntimeError("the daemon did not start within 60 s")
             time.sleep(0.2)
         daemon.pause_camera(True)
-        time.sleep(3.0)  # the camera closes, the idle card starts
+        time.sleep(settle)  # the camera closes, the idle card starts
         c0, t0 = cpu_seconds(), time.monotonic()
         time.sleep(seconds)
         c1, t1 = cpu_seconds(), time.monotonic()
@@ -60,6 +62,7 @@ def measure(daemon: Daemon, seconds: float, result: dict[str, Any]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--settle", type=float, default=3.0, help="seconds from pause to measuring")
     args = ap.parse_args()
     need(DEFAULT_VIDEO, "the benchmark video")
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +83,9 @@ def main() -> int:
             pipeline_factory=pipeline,
         )
         result: dict[str, Any] = {}
-        threading.Thread(target=measure, args=(daemon, args.seconds, result), daemon=True).start()
+        threading.Thread(
+            target=measure, args=(daemon, args.seconds, args.settle, result), daemon=True
+        ).start()
         daemon.run()
     if "share" not in result:
         print("the measurement did not complete", file=sys.stderr)

@@ -69,11 +69,11 @@ SMOKE: dict[str, Smoke] = {
         ),
     ),
     "idle_cpu.py": Smoke(
-        ("--seconds", "0.5"),
+        ("--seconds", "0.5", "--settle", "0.5"),
         (rf"^idle over \d+ s: {NUM}% of one core, {NUM} idle frames/s sent, state paused$",),
     ),
     "idle_daemon.py": Smoke(
-        ("--seconds", "0.5"),
+        ("--seconds", "0.5", "--settle", "0.5"),
         (rf"^daemon idle over \d+ s: {NUM}% of one core \(state paused, tray \w+\)$",),
     ),
     "int8_vs_float.py": Smoke(

@@ -27,7 +27,7 @@ from conftest import REPO
 
 BENCH = REPO / "bench"
 LACKING = 77  # bench/_needs.py: this machine lacks something (checked by a test below)
-NUM = r"-?\d+\.\d+"
+NUM = r"[-+]?\d+\.\d+"  # a printed figure (signed where it is a difference)
 TIMEOUT_S = 180  # a bench here takes a few seconds; this only ends a hung one
 
 

@@ -64,7 +64,7 @@ class FusedOutput(SegmentationOutput):
     """BodyPix's output whose person probability is blended with a second model's."""
 
     second: SegmentationOutput | None = None
-    weight: float = 0.5  # of BodyPix's probability; the second model gets the rest
+    weight: float = 0.45  # of BodyPix's probability; the second model gets the rest
     # Where in the frame the second model looked (its whole input); None: the whole frame.
     second_rect: Rect | None = None
 
@@ -127,9 +127,11 @@ class FusedSegmenter:
     # On the whole (letterboxed) frame 0.6 beat an even mean: mean IoU 0.893 (0.5) → 0.900
     # (0.6), 0.900 (0.7) at 417 px. With the selfie model's finer view of the person it earns
     # an equal say: at 289 px 0.9045 / 0.9057 / 0.9056 / 0.9015 for 0.4 / 0.5 / 0.6 / 0.7, and
-    # halo8 0.123 / 0.127 / 0.138 / 0.156 (docs/cut.md).
+    # halo8 0.123 / 0.127 / 0.138 / 0.156. Once its square stopped being clipped to the frame it
+    # earns a little more: 0.45 keeps the IoU of 0.5 (0.9144 / 0.9142) with less halo (halo8
+    # 0.119 / 0.124); 0.4 loses IoU (docs/cut.md, round 4).
     def __init__(
-        self, main: Segmenter, second: Segmenter, weight: float = 0.5, crop: bool = True
+        self, main: Segmenter, second: Segmenter, weight: float = 0.45, crop: bool = True
     ) -> None:
         self.main = main
         self.second = second

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
 
 from conftest import IMAGES, need
 from pixcam import evaluate, models, segment
+from pixcam.config import Config
+from pixcam.effects import Effects, EffectsSettings
 from pixcam.errors import PixcamError
 from pixcam.i420 import I420
 from pixcam.pyramid import Pyramid
@@ -305,6 +309,26 @@ def test_a_region_leaving_the_frame_is_the_frame_mirrored_at_its_edge() -> None:
     )
     with pytest.raises(ValueError, match="outside"):
         region_input(Pyramid(frame), (700, 0, 800, 100), (50, 50))
+
+
+def test_on_a_stream_the_square_stays_while_the_person_stays_in_it() -> None:
+    """A fused segmenter fed a stream (as `Effects` marks it) keeps the selfie model's square
+    while the new one is near (centre within 5 % of the side, side within 10 %); photos each
+    get their own."""
+    stand_in = SimpleNamespace(spec=None)
+    fused = FusedSegmenter(stand_in, stand_in)  # type: ignore[arg-type]
+    size = (1280, 720)
+    first, near, far = (400, 100, 800, 500), (410, 90, 812, 492), (440, 100, 840, 500)
+    assert fused._steady(first, size) == first and fused._steady(near, size) == near
+    fused = FusedSegmenter(stand_in, stand_in)  # type: ignore[arg-type]
+    fused.steady = True
+    assert fused._steady(first, size) == first
+    assert fused._steady(near, size) == first  # 10 px off a 400 px square: kept
+    assert fused._steady(far, size) == far  # 40 px: followed
+    assert fused._steady((446, 100, 846, 500), (1920, 1080)) == (446, 100, 846, 500)
+    assert fused._steady((400, 100, 860, 560), (1920, 1080)) == (400, 100, 860, 560)  # grown
+    fx = Effects(EffectsSettings.from_config(Config()), FusedSegmenter(stand_in, stand_in))
+    assert fx.segmenter.steady  # type: ignore[union-attr]
 
 
 def test_second_model_output_lands_on_its_rectangle() -> None:

@@ -34,6 +34,12 @@ from pixcam.segment.output import SegmentationOutput
 # The square around BodyPix's person grows by this share of its side: on the dev photos 10 %
 # beat 0, 5, 25 and 50 % (the selfie model wants some room around the person; docs/cut.md).
 CROP_MARGIN = 0.1
+# On a stream the square stays where it was while the person's square moves less than this
+# share of its side (and its side changes less than twice that): the selfie model's mask moves
+# with its square by a pixel, so a square that follows every twitch of BodyPix's box makes the
+# outline flicker. Half the margin keeps the person inside the old square. Presenter flicker
+# 0.104 → 0.100, doctor-desk 0.320 → 0.272 (docs/cut.md, round 4).
+STEADY_SHARE = 0.05
 _FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
@@ -138,6 +144,11 @@ class FusedSegmenter:
         self.weight = weight
         self.crop = crop  # give the second model the square around the person, not the frame
         self.spec = main.spec
+        # Frames are a stream (set by `effects.Effects`): keep the square while the person
+        # stays in it. Off for photos, each of which must get its own square.
+        self.steady = False
+        self._square: Box | None = None
+        self._size: tuple[int, int] | None = None
 
     @property
     def has_parts(self) -> bool:
@@ -159,7 +170,25 @@ class FusedSegmenter:
         find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
         square = person_square(a.person_probability(find), (w, h)) if self.crop else None
         if square is None:
+            self._square = None
             b = self.second.run(frame, parts=False, pyramid=pyramid)
             return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
+        square = self._steady(square, (w, h))
         b = self.second.run(frame, parts=False, pyramid=pyramid, region=square)
         return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, square)
+
+    def _steady(self, square: Box, size: tuple[int, int]) -> Box:
+        """On a stream, the last frame's square while this one's is near it."""
+        last = self._square
+        if self.steady and last is not None and self._size == size and _near(square, last):
+            return last
+        self._square, self._size = square, size
+        return square
+
+
+def _near(square: Box, last: Box, share: float = STEADY_SHARE) -> bool:
+    """`square`'s centre within `share` of `last`'s side of `last`'s, its side within twice."""
+    side = last[2] - last[0]
+    dx = abs(square[0] + square[2] - last[0] - last[2]) / 2
+    dy = abs(square[1] + square[3] - last[1] - last[3]) / 2
+    return max(dx, dy) <= share * side and abs(square[2] - square[0] - side) <= 2 * share * side

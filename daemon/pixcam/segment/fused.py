@@ -38,7 +38,7 @@ CROP_MARGIN = 0.1
 # share of its side (and its side changes less than twice that): the selfie model's mask moves
 # with its square by a pixel, so a square that follows every twitch of BodyPix's box makes the
 # outline flicker. Half the margin keeps the person inside the old square. Presenter flicker
-# 0.104 → 0.100, doctor-desk 0.320 → 0.272 (docs/cut.md, round 4).
+# 0.106 → 0.100, doctor-desk 0.296 → 0.251 (docs/cut.md, round 4).
 STEADY_SHARE = 0.05
 _FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
 
@@ -70,7 +70,7 @@ class FusedOutput(SegmentationOutput):
     """BodyPix's output whose person probability is blended with a second model's."""
 
     second: SegmentationOutput | None = None
-    weight: float = 0.45  # of BodyPix's probability; the second model gets the rest
+    weight: float = 0.5  # of BodyPix's probability; the second model gets the rest
     # Where in the frame the second model looked (its whole input); None: the whole frame.
     second_rect: Rect | None = None
 
@@ -133,11 +133,11 @@ class FusedSegmenter:
     # On the whole (letterboxed) frame 0.6 beat an even mean: mean IoU 0.893 (0.5) → 0.900
     # (0.6), 0.900 (0.7) at 417 px. With the selfie model's finer view of the person it earns
     # an equal say: at 289 px 0.9045 / 0.9057 / 0.9056 / 0.9015 for 0.4 / 0.5 / 0.6 / 0.7, and
-    # halo8 0.123 / 0.127 / 0.138 / 0.156. Once its square stopped being clipped to the frame it
-    # earns a little more: 0.45 keeps the IoU of 0.5 (0.9144 / 0.9142) with less halo (halo8
-    # 0.119 / 0.124); 0.4 loses IoU (docs/cut.md, round 4).
+    # halo8 0.123 / 0.127 / 0.138 / 0.156. With the square no longer clipped to the frame, 0.45
+    # keeps the IoU of 0.5 with less halo (halo8 0.119 / 0.124) but more flicker on the desk
+    # video (0.272 / 0.251, the still presenter 0.100 either way): not taken (docs/cut.md).
     def __init__(
-        self, main: Segmenter, second: Segmenter, weight: float = 0.45, crop: bool = True
+        self, main: Segmenter, second: Segmenter, weight: float = 0.5, crop: bool = True
     ) -> None:
         self.main = main
         self.second = second

@@ -37,6 +37,8 @@ def frames_and_probs(
     from pixcam.segment import load_segmenter
 
     seg = load_segmenter(None, threads=2, internal_resolution=resolution, quality=quality)
+    if hasattr(seg, "steady"):
+        seg.steady = True  # a stream, as in the live chain (effects.Effects)
     cap = cv2.VideoCapture(str(path))
     out = []
     while len(out) < n:

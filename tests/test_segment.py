@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
 
 from conftest import IMAGES, need
 from pixcam import evaluate, models, segment
+from pixcam.config import Config
+from pixcam.effects import Effects, EffectsSettings
 from pixcam.errors import PixcamError
+from pixcam.i420 import I420
 from pixcam.pyramid import Pyramid
 from pixcam.segment import (
     PRESETS,
@@ -19,8 +24,9 @@ from pixcam.segment import (
     segment_parts,
     segment_person,
 )
+from pixcam.segment.base import region_input
 from pixcam.segment.bodypix import sigmoid
-from pixcam.segment.fused import FusedOutput, even_corners, person_square
+from pixcam.segment.fused import FusedOutput, person_square
 
 # Mean person-mask IoU on the 75 dev photos at each model's default internal resolution,
 # measured 2026-11-24 (ai-edge-litert 2.3.0, the same with 1 and 2 threads): s16 0.858, s8
@@ -232,9 +238,10 @@ def test_quality_presets(models_installed, dev_data) -> None:
     np.testing.assert_allclose(whole, mean, atol=1e-4)
     # With it: the selfie model looked at the square around the person, BodyPix alone outside.
     assert out.second_rect is not None
-    x0, y0, x1, y1 = (round(v) for v in out.second_rect)
+    x0, y0, x1, y1 = out.second_rect
     h, w_px = image.shape[:2]
-    assert (x1 - x0, y1 - y0) != (w_px, h)
+    assert x1 - x0 == y1 - y0 and (x1 - x0, y1 - y0) != (w_px, h)  # square, may leave the frame
+    x0, y0 = max(0, x0), max(0, y0)
     fused = out.person_probability()
     own = alone.run(image).person_probability()
     outside = np.ones((h, w_px), bool)
@@ -264,22 +271,64 @@ def test_presets_without_the_selfie_model_run_bodypix_alone(
     assert "needs no-such-model" in caplog.text
 
 
-def test_person_square_is_grown_centred_and_clipped() -> None:
+def test_person_square_is_grown_centred_and_may_leave_the_frame() -> None:
     prob = np.zeros((90, 160), np.float32)  # a 1280×720 frame at 1/8
     prob[20:80, 70:90] = 0.9  # a standing person: x 560..720, y 160..640 in frame pixels
-    x0, y0, x1, y1 = person_square(prob, (1280, 720), margin=0.1)
-    assert (x0, y0, x1, y1) == (376, 136, 904, 664)  # side 480 × 1.1 = 528, same centre
+    assert person_square(prob, (1280, 720), margin=0.1) == (376, 136, 904, 664)  # 480 × 1.1
     prob[:] = 0
-    prob[0:90, 10:30] = 0.9  # full height at the left edge: clipped, then shifted inside
+    prob[30:90, 10:30] = 0.9  # at the left edge, to the bottom: square past both, not clipped
     x0, y0, x1, y1 = person_square(prob, (1280, 720), margin=0.1)
-    assert (x0, y0, x1, y1) == (0, 0, 792, 720)  # 720 × 1.1 wide, the frame's height tall
+    assert (x0, y0, x1 - x0, y1 - y0) == (-104, 216, 528, 528)
+    assert all(c % 2 == 0 for c in (x0, y0, x1, y1))  # whole I420 chroma samples
+    prob[:] = 0
+    prob[31:40, 11:14] = 0.9  # odd frame pixels (88, 248) .. (112, 320): corners made even
+    assert all(c % 2 == 0 for c in person_square(prob, (1280, 720), margin=0.1))
     assert person_square(np.full((90, 160), 0.4, np.float32), (1280, 720)) is None
 
 
-def test_the_second_models_square_has_even_corners() -> None:
-    """An I420 frame's chroma covers 2×2 pixels: the square takes whole samples."""
-    assert even_corners((377, 136, 905, 664)) == (376, 136, 904, 664)
-    assert even_corners((0, 1, 3, 2)) == (0, 0, 2, 2)  # never empty
+def test_a_region_leaving_the_frame_is_the_frame_mirrored_at_its_edge() -> None:
+    """The selfie model's square past the frame's left and bottom edges: the frame's part at
+    the square's scale, then mirrored (edge pixel not repeated) to fill the square."""
+    rng = np.random.default_rng(3)
+    frame = cv2.resize(rng.integers(0, 256, (36, 64, 3), np.uint8), (640, 360))
+    region = (-40, 200, 200, 440)  # 240 px square: 40 px left of the frame, 80 px below it
+    got = region_input(Pyramid(frame), region, (120, 120))  # 2:1
+    inside = Pyramid(frame).region((0, 200, 200, 360), (100, 80))
+    assert got.shape == (120, 120, 3)
+    assert np.array_equal(got[:80, 20:], inside)
+    assert np.array_equal(got[:80, :20], inside[:, 20:0:-1])  # mirrored left of the frame
+    assert np.array_equal(got[80:, 20:], inside[78:38:-1])  # and below it
+    # An I420 frame the same way, from its planes (its colour at half resolution).
+    yuv = region_input(Pyramid(I420.from_bgr(frame)), region, (120, 120))
+    assert np.array_equal(yuv[:80, :20], yuv[:80, 40:20:-1])
+    assert np.abs(yuv.astype(int) - got).mean() < 5
+    # Inside the frame it is the pyramid's own region.
+    assert np.array_equal(
+        region_input(Pyramid(frame), (0, 0, 240, 240), (120, 120)),
+        Pyramid(frame).region((0, 0, 240, 240), (120, 120)),
+    )
+    with pytest.raises(ValueError, match="outside"):
+        region_input(Pyramid(frame), (700, 0, 800, 100), (50, 50))
+
+
+def test_on_a_stream_the_square_stays_while_the_person_stays_in_it() -> None:
+    """A fused segmenter fed a stream (as `Effects` marks it) keeps the selfie model's square
+    while the new one is near (centre within 5 % of the side, side within 10 %); photos each
+    get their own."""
+    stand_in = SimpleNamespace(spec=None)
+    fused = FusedSegmenter(stand_in, stand_in)  # type: ignore[arg-type]
+    size = (1280, 720)
+    first, near, far = (400, 100, 800, 500), (410, 90, 812, 492), (440, 100, 840, 500)
+    assert fused._steady(first, size) == first and fused._steady(near, size) == near
+    fused = FusedSegmenter(stand_in, stand_in)  # type: ignore[arg-type]
+    fused.steady = True
+    assert fused._steady(first, size) == first
+    assert fused._steady(near, size) == first  # 10 px off a 400 px square: kept
+    assert fused._steady(far, size) == far  # 40 px: followed
+    assert fused._steady((446, 100, 846, 500), (1920, 1080)) == (446, 100, 846, 500)
+    assert fused._steady((400, 100, 860, 560), (1920, 1080)) == (400, 100, 860, 560)  # grown
+    fx = Effects(EffectsSettings.from_config(Config()), FusedSegmenter(stand_in, stand_in))
+    assert fx.segmenter.steady  # type: ignore[union-attr]
 
 
 def test_second_model_output_lands_on_its_rectangle() -> None:

@@ -70,6 +70,14 @@ class Segmenter(Protocol):
     ) -> SegmentationOutput: ...
 
 
+def _streamed(segmenter: Segmenter | None) -> Segmenter | None:
+    """`segmenter`, told it is fed a stream: the fused one then keeps the selfie model's square
+    while the person stays in it (segment/fused.py), which photos must not inherit."""
+    if hasattr(segmenter, "steady"):
+        segmenter.steady = True  # type: ignore[union-attr]
+    return segmenter
+
+
 class ModelChoice(NamedTuple):
     """Which model to load and how: `segment.load_segmenter(*choice)`."""
 
@@ -200,7 +208,7 @@ class Effects:
         self._refiner = Refiner(settings.refine)
         self._compositor = Compositor(settings.compose)
         self._fx = PartEffects(settings.parts)
-        self._segmenter = segmenter
+        self._segmenter = _streamed(segmenter)
         self._model: ModelChoice | None = settings.model if segmenter is not None else None
         self._parts_fed = False  # the part tracker saw the previous frame
         self._gate = MotionGate()
@@ -280,7 +288,7 @@ class Effects:
         self._settings, self._steps = settings, steps
 
     def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
-        self._segmenter, self._model = segmenter, model
+        self._segmenter, self._model = _streamed(segmenter), model
         self._alpha = None
 
     def reset(self) -> None:

@@ -105,8 +105,10 @@ _WORK_DIVISOR = 4  # the grid is at most 1/4 of the frame (and at most _GRID_LON
 # Weight of the guided filter's output against the fine probability at the detail size. On
 # the dev photos 1.0 (filter only) / 0.85 / 0.75 / 0.5 gave IoU 0.906 / 0.910 / 0.912 / 0.913;
 # on the still presenter the fine outline wobbles more than the filter's (flicker 0.108 /
-# 0.112 / 0.119 / 0.136): 0.75 with the still-picture damping below (docs/cut.md).
-_FILTER_SHARE = 0.75
+# 0.112 / 0.119 / 0.136): 0.75 with the still-picture damping below. Once the selfie model's
+# square held still on a stream (segment/fused.py) 0.65 fits: IoU 0.9142 → 0.9151, halo8
+# 0.124 → 0.127, presenter flicker 0.100 → 0.104 (0.6: 0.9154, 0.106; docs/cut.md round 4).
+_FILTER_SHARE = 0.65
 _PRE_GAIN = 3.0  # probability contrast before the guided filter (threshold ± 1/6 → 0..1)
 _RAMP = 0.1  # filtered range (around 0.5) stretched to the full 0..255 alpha range
 # Grey-level change (0..1) from "still" to "moving", at the probability's size. 0.06 → 0.025 for

@@ -68,14 +68,17 @@ class Segmenter(ABC):
         `pyramid` (of this frame) lends its halvings, shared with the later stages: the input
         is area-averaged without aliasing, and the full-resolution pass is paid once.
         `region` (x0, y0, x1, y1 in frame pixels): segment only that part of the frame; the
-        output then covers the region as if it were the frame."""
+        output then covers the region as if it were the frame. Where the region leaves the
+        frame, the frame is mirrored at its edge (`region_input`)."""
         height, width = frame.shape[:2]
         if region is not None:
             width, height = region[2] - region[0], region[3] - region[1]
         in_w, in_h, cw, ch = self.input_size(width, height)
         self._resize(in_w, in_h)
         pyramid = pyramid or Pyramid(frame)
-        small = pyramid.down_to((cw, ch)) if region is None else pyramid.region(region, (cw, ch))
+        small = (
+            pyramid.down_to((cw, ch)) if region is None else region_input(pyramid, region, (cw, ch))
+        )
         content = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)  # a new array: `small` may be shared
         self.engine.fill_input(lambda tensor: self._fill(tensor, content))
         names = self.output_names(parts)
@@ -100,3 +103,22 @@ class Segmenter(ABC):
             view[...] = rgb
         else:
             cv2.addWeighted(rgb, self._scale, rgb, 0.0, self._offset, dst=view, dtype=cv2.CV_32F)
+
+
+def region_input(pyramid: Pyramid, region: Box, size: tuple[int, int]) -> np.ndarray:
+    """`region` of the pyramid's frame at `size` (w, h); where it leaves the frame, the frame
+    mirrored at its edge (without repeating the edge pixel). On the dev photos mirroring beat
+    repeating the edge pixel and a grey or black border (docs/cut.md, round 4): it continues
+    the body and the background the way the network expects a picture to go on."""
+    x0, y0, x1, y1 = region
+    fw, fh = pyramid.size
+    inside = max(0, x0), max(0, y0), min(fw, x1), min(fh, y1)
+    if inside == region:
+        return pyramid.region(region, size)
+    if inside[0] >= inside[2] or inside[1] >= inside[3]:
+        raise ValueError(f"region {region} lies outside the {fw}×{fh} frame")
+    (w, h), (rw, rh) = size, (x1 - x0, y1 - y0)
+    left, top = round((inside[0] - x0) * w / rw), round((inside[1] - y0) * h / rh)
+    right, bottom = round((x1 - inside[2]) * w / rw), round((y1 - inside[3]) * h / rh)
+    part = pyramid.region(inside, (max(1, w - left - right), max(1, h - top - bottom)))
+    return cv2.copyMakeBorder(part, top, bottom, left, right, cv2.BORDER_REFLECT_101)

@@ -8,9 +8,13 @@ a smaller input (quality "balanced": 289 px, about the cost of BodyPix alone at 
 417 px); docs/cut.md. Body parts come from BodyPix only.
 
 The selfie model's input is a fixed 256×256, so a 16:9 frame would reach it letterboxed into
-256×144. It is given the square around the person BodyPix found instead (grown by a margin,
-clipped to the frame): on a webcam frame that is ~1.6× finer where the outline is. Outside that
-square the probability is BodyPix's alone (it found no person there).
+256×144. It is given the square around the person BodyPix found instead (grown by a margin):
+on a webcam frame that is ~1.6× finer where the outline is. Where that square leaves the frame
+(on most upper-body frames, below and at the sides) its input is the frame mirrored at the
+edge (`Segmenter.run`'s region), so the square stays square with the person centred and
+clear of its borders: clipping it instead put the person against the input's edge and grey
+padding beside it, and cost 0.002-0.005 mean IoU on the dev photos. Outside the square the
+probability is BodyPix's alone (it found no person there).
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ from pixcam.segment.output import SegmentationOutput
 # The square around BodyPix's person grows by this share of its side: on the dev photos 10 %
 # beat 0, 5, 25 and 50 % (the selfie model wants some room around the person; docs/cut.md).
 CROP_MARGIN = 0.1
+# On a stream the square stays where it was while the person's square moves less than this
+# share of its side (and its side changes less than twice that): the selfie model's mask moves
+# with its square by a pixel, so a square that follows every twitch of BodyPix's box makes the
+# outline flicker. Half the margin keeps the person inside the old square. Presenter flicker
+# 0.106 → 0.100, doctor-desk 0.296 → 0.251 (docs/cut.md, round 4).
+STEADY_SHARE = 0.05
 _FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
@@ -39,21 +49,20 @@ def person_square(
     prob: np.ndarray, frame_size: tuple[int, int], margin: float = CROP_MARGIN
 ) -> Box | None:
     """The square (x0, y0, x1, y1 in frame pixels) around the pixels where `prob` (covering the
-    frame at any size) is ≥ 0.5, its side grown by `margin` and clipped to the frame (so it is
-    a rectangle where the frame is too small). None when there is no such pixel."""
+    frame at any size) is ≥ 0.5, its side grown by `margin`, centred on them: it may reach
+    beyond the frame. Its corners are even: an I420 frame's chroma sample covers 2×2 pixels,
+    so the square takes whole ones. None when there is no such pixel."""
     # cv2's bounding box of the non-zero pixels: a tenth of numpy's nonzero + min/max.
     bx, by, bw, bh = cv2.boundingRect((prob >= 0.5).view(np.uint8))
     if bw == 0:
         return None
     fw, fh = frame_size
     kx, ky = fw / prob.shape[1], fh / prob.shape[0]
-    x0, x1 = bx * kx, (bx + bw) * kx
-    y0, y1 = by * ky, (by + bh) * ky
-    side = max(x1 - x0, y1 - y0) * (1.0 + margin)
-    w, h = min(fw, side), min(fh, side)
-    left = min(max(0.0, (x0 + x1 - w) / 2), fw - w)
-    top = min(max(0.0, (y0 + y1 - h) / 2), fh - h)
-    return round(left), round(top), round(left + w), round(top + h)
+    cx, cy = (bx + bw / 2) * kx, (by + bh / 2) * ky
+    half = max(bw * kx, bh * ky) * (1.0 + margin) / 2
+    side = max(2, 2 * round(half))
+    x0, y0 = 2 * round((cx - half) / 2), 2 * round((cy - half) / 2)
+    return x0, y0, x0 + side, y0 + side
 
 
 @dataclass
@@ -91,8 +100,8 @@ class FusedOutput(SegmentationOutput):
         (ow, oh), (fw, fh) = size, self.frame_size
         sx, sy = ow / fw, oh / fh
         x0, y0, x1, y1 = rect
-        u0, u1 = math.ceil(x0 * sx), min(ow, math.floor(x1 * sx))
-        v0, v1 = math.ceil(y0 * sy), min(oh, math.floor(y1 * sy))
+        u0, u1 = max(0, math.ceil(x0 * sx)), min(ow, math.floor(x1 * sx))
+        v0, v1 = max(0, math.ceil(y0 * sy)), min(oh, math.floor(y1 * sy))
         if u1 <= u0 or v1 <= v0:
             return own
         # Target pixel (u0 + p) → frame x = (u + 0.5)/sx - 0.5 → the second model's input pixel
@@ -124,7 +133,9 @@ class FusedSegmenter:
     # On the whole (letterboxed) frame 0.6 beat an even mean: mean IoU 0.893 (0.5) → 0.900
     # (0.6), 0.900 (0.7) at 417 px. With the selfie model's finer view of the person it earns
     # an equal say: at 289 px 0.9045 / 0.9057 / 0.9056 / 0.9015 for 0.4 / 0.5 / 0.6 / 0.7, and
-    # halo8 0.123 / 0.127 / 0.138 / 0.156 (docs/cut.md).
+    # halo8 0.123 / 0.127 / 0.138 / 0.156. With the square no longer clipped to the frame, 0.45
+    # keeps the IoU of 0.5 with less halo (halo8 0.119 / 0.124) but more flicker on the desk
+    # video (0.272 / 0.251, the still presenter 0.100 either way): not taken (docs/cut.md).
     def __init__(
         self, main: Segmenter, second: Segmenter, weight: float = 0.5, crop: bool = True
     ) -> None:
@@ -133,6 +144,11 @@ class FusedSegmenter:
         self.weight = weight
         self.crop = crop  # give the second model the square around the person, not the frame
         self.spec = main.spec
+        # Frames are a stream (set by `effects.Effects`): keep the square while the person
+        # stays in it. Off for photos, each of which must get its own square.
+        self.steady = False
+        self._square: Box | None = None
+        self._size: tuple[int, int] | None = None
 
     @property
     def has_parts(self) -> bool:
@@ -154,15 +170,25 @@ class FusedSegmenter:
         find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
         square = person_square(a.person_probability(find), (w, h)) if self.crop else None
         if square is None:
+            self._square = None
             b = self.second.run(frame, parts=False, pyramid=pyramid)
             return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
-        rect = even_corners(square)
-        b = self.second.run(frame, parts=False, pyramid=pyramid, region=rect)
-        return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, rect)
+        square = self._steady(square, (w, h))
+        b = self.second.run(frame, parts=False, pyramid=pyramid, region=square)
+        return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, square)
+
+    def _steady(self, square: Box, size: tuple[int, int]) -> Box:
+        """On a stream, the last frame's square while this one's is near it."""
+        last = self._square
+        if self.steady and last is not None and self._size == size and _near(square, last):
+            return last
+        self._square, self._size = square, size
+        return square
 
 
-def even_corners(rect: Box) -> Box:
-    """`rect` with its corners moved down to even pixels: an I420 frame's chroma sample covers
-    2×2 pixels, so an even rectangle takes whole ones."""
-    x0, y0, x1, y1 = rect
-    return x0 & ~1, y0 & ~1, max(x0 + 2, x1) & ~1, max(y0 + 2, y1) & ~1
+def _near(square: Box, last: Box, share: float = STEADY_SHARE) -> bool:
+    """`square`'s centre within `share` of `last`'s side of `last`'s, its side within twice."""
+    side = last[2] - last[0]
+    dx = abs(square[0] + square[2] - last[0] - last[2]) / 2
+    dy = abs(square[1] + square[3] - last[1] - last[3]) / 2
+    return max(dx, dy) <= share * side and abs(square[2] - square[0] - side) <= 2 * share * side

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _needs import need, run  # noqa: E402
 from band_colour import band_error, contrast_colour, hex_colour  # noqa: E402
 from boundary_error import DEV, boundary_band, load_dev, scores  # noqa: E402
 
@@ -60,9 +61,7 @@ def main() -> int:
     ap.add_argument("--quality", default="balanced", help="a `[model] quality` preset")
     ap.add_argument("--limit", type=int, default=None, help="only the first N photos")
     args = ap.parse_args()
-    if not DEV.is_dir():
-        print(f"no dev photos at {DEV}", file=sys.stderr)
-        return 1
+    need(DEV, "the dev photos")
     cv2.setNumThreads(1)
     seg = load_segmenter(None, threads=1, quality=args.quality)
     refine = EffectsSettings.from_config(load_config()).refine
@@ -90,4 +89,4 @@ def _cells(values: list[float]) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

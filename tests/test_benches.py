@@ -85,6 +85,10 @@ SMOKE: dict[str, Smoke] = {
         ("--frames", "2", "--repeats", "1"),
         (rf"^  parts read +{NUM} ms$", rf"^  view \+ blur face \+ parts read +{NUM} ms$"),
     ),
+    "placements.py": Smoke(
+        ("--limit", "1"),
+        (rf"^mean of 6 placements +{NUM} +", rf"^mirrored in 2 px left, 2 px top +{NUM} "),
+    ),
     "quantize_bench.py": Smoke(
         ("--rounds", "1", "--per", "1", "--limit", "1"),
         (

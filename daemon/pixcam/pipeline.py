@@ -151,7 +151,6 @@ class Pipeline:
             )
             if live:
                 card = self._first_card()
-                self._remember_output(card)
                 if settings.active:
                     self._load_first_model(fx, settings, card)
         except BaseException:
@@ -169,6 +168,9 @@ class Pipeline:
             keepalive = bool(getattr(self._outlet.sink, "reopenable", False))
         if keepalive:
             self._outlet.start_keepalive(self._thread, self._stop, lambda: self._paused)
+        if live:
+            # Once the stream runs: the save (~20 ms at 1080p) never delays a frame out.
+            self._remember_output(card)
 
     def _first_card(self) -> Frame:
         """What the virtual camera shows first: the idle card paused, else "starting"."""

@@ -294,6 +294,9 @@ def wait_kind(
     `watch_gap`: also keep pixcam's largest gap between frames out (Bench.watch_gap)."""
     seen: list[str] = []
     end = time.monotonic() + deadline_s
+    # A track just opened may have no frame yet (the page then has none to give).
+    timed(lambda: bench.page.command("stats").get("frames", 0) > 0, deadline_s,
+          "a first frame on the page", step=0.3)  # fmt: skip
     while True:
         if watch_gap:
             bench.watch_gap()

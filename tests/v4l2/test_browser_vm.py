@@ -74,7 +74,7 @@ START_DEADLINE_S = 300.0
 # Chromium ends a track after 10 poll timeouts of 1 s without a frame.
 CHROMIUM_TRACK_TIMEOUT_S = 10.0
 # systemd starts pixcam again 3 s after a crash (pixcam.service's RestartSec), and on a real
-# machine pixcam's keeper writes 0.15-0.5 s after its launch (bench/keeper_start.py). Under
+# machine pixcam's keeper writes under 0.1 s after its launch (bench/keeper_start.py). Under
 # emulation the launch alone takes 12-22x (more on a busy host) while those 3 s do not
 # stretch: the restart here is immediate, leaving the keeper the budget it has for real.
 RESTART_DELAY_S = 0.0

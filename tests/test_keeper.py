@@ -4,11 +4,10 @@ real v4l2loopback device with a browser watching is tests/v4l2/test_browser_vm.p
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 
 from conftest import REPO, wait_until
 from fakes import CameraFactory, SinkFactory, cfg_with
-from pixcam import keeper, keeper_cache, pipeline, v4l2caps
+from pixcam import keeper, keeper_cache, paths, pipeline, v4l2caps
 from pixcam.cards import Cards
 from pixcam.keeper_cache import LastOutput
 from pixcam.pipeline import Pipeline
@@ -25,12 +24,18 @@ from pixcam.sources import SourceSpec
 
 W, H = 64, 48
 CARD = bytes(range(256)) * (W * H * 3 // 2 // 256)
-LOOPBACK = v4l2caps.DeviceInfo(
-    path="", driver=v4l2caps.LOOPBACK_DRIVER, card="pixcam", bus_info="platform:v4l2loopback-001",
-    caps=v4l2caps.CAP_VIDEO_CAPTURE | v4l2caps.CAP_VIDEO_OUTPUT,
-    capture_formats=("YU12",), output_formats=("YU12",),
-)  # fmt: skip
-YU12 = v4l2caps.PixFormat(W, H, "YU12", len(CARD))
+YU12 = (W, H, "YU12", len(CARD))
+
+
+def loopback(path: str = "", **changes: object) -> v4l2caps.DeviceInfo:
+    """Device 1 of v4l2loopback, labelled pixcam, a reader on it and no writer; or changed."""
+    fields: dict[str, object] = dict(
+        path=path, driver=v4l2caps.LOOPBACK_DRIVER, card="pixcam",
+        bus_info="platform:v4l2loopback-001",
+        caps=v4l2caps.CAP_VIDEO_CAPTURE | v4l2caps.CAP_VIDEO_OUTPUT,
+        capture_formats=("YU12",), output_formats=("YU12",),
+    )  # fmt: skip
+    return v4l2caps.DeviceInfo(**{**fields, **changes})  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -51,7 +56,7 @@ def exclusive(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cache(tmp_path: Path, device: Path) -> Path:
-    path = tmp_path / "cache" / "last-output.json"
+    path = tmp_path / "cache" / "last-output"
     keeper_cache.save(LastOutput(str(device), "pixcam", W, H, CARD), path)
     return path
 
@@ -61,9 +66,9 @@ def watched_loopback(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The ioctls of a loopback a reader holds at W×H I420 with no writer; returns the calls
     the keeper made."""
     calls: list[str] = []
-    monkeypatch.setattr(v4l2caps, "query", lambda path: replace(LOOPBACK, path=path))
+    monkeypatch.setattr(v4l2caps, "query", loopback)
 
-    def get_format(fd: int, buf_type: int) -> v4l2caps.PixFormat:
+    def get_format(fd: int, buf_type: int) -> tuple[int, int, str, int]:
         calls.append("G_FMT")
         return YU12
 
@@ -73,9 +78,9 @@ def watched_loopback(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def run_keeper(cache: Path, exclusive: Path, wanted: str | None = None) -> keeper.Keeper:
-    """A keeper that has finished its checks and either stood down or written 2 cards."""
+    """A keeper that has either stood down or written 2 cards (the first one in start())."""
     k = keeper.Keeper(wanted, cache, exclusive).start()
-    wait_until(lambda: not k._thread.is_alive() or k.frames >= 2, "the keeper to decide")
+    wait_until(lambda: not k.running() or k.frames >= 2, "the keeper's second card")
     return k
 
 
@@ -85,50 +90,57 @@ def open_fds() -> set[str]:
 
 # ------------------------------------------------------------------------------ cache
 def test_the_cache_gives_back_what_was_saved(tmp_path: Path) -> None:
-    path = tmp_path / "last-output.json"
+    path = tmp_path / "last-output"
     last = LastOutput("/dev/video11", "pixcam", W, H, CARD)
     keeper_cache.save(last, path)
     assert keeper_cache.load(path) == last
     # Flat cards compress to little: the file stays small even for 1080p.
-    big = LastOutput("/dev/video11", "pixcam", 1920, 1080, bytes(1920 * 1080 * 3 // 2))
+    big = LastOutput("/dev/video11", "My = Cam", 1920, 1080, bytes(1920 * 1080 * 3 // 2))
     keeper_cache.save(big, path)
     assert keeper_cache.load(path) == big and path.stat().st_size < 20_000
+    assert os.listdir(tmp_path) == ["last-output"]  # no temporary file left
 
 
-def test_the_default_cache_is_in_the_xdg_cache_home(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
-    assert keeper_cache.cache_file() == Path("/somewhere/pixcam/last-output.json")
+@pytest.mark.parametrize("xdg", ["/somewhere", "", "relative/dir"])
+def test_the_default_cache_is_in_the_xdg_cache_home(
+    monkeypatch: pytest.MonkeyPatch, xdg: str
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    assert keeper_cache.cache_file() == str(paths.cache_home() / "pixcam" / "last-output")
 
 
 @pytest.mark.parametrize(
     "damage",
-    ["missing", "not json", "other format", "card too short", "card not base64", "no label"],
-)
+    ["missing", "not a cache", "other version", "card too short", "card not zlib", "no label",
+     "label with a line break"],
+)  # fmt: skip
 def test_an_unusable_cache_is_no_cache(tmp_path: Path, damage: str) -> None:
-    path = tmp_path / "last-output.json"
+    path = tmp_path / "last-output"
     keeper_cache.save(LastOutput("/dev/video11", "pixcam", W, H, CARD), path)
-    data = json.loads(path.read_text())
+    head, _, card = path.read_bytes().partition(b"\n\n")
     if damage == "missing":
         path.unlink()
-    elif damage == "not json":
-        path.write_text("{")
-    else:
-        if damage == "other format":
-            data["format"] = keeper_cache.FORMAT + 1
-        elif damage == "card too short":
-            data["width"] = W + 2
-        elif damage == "card not base64":
-            data["card"] = "!!"
-        else:
-            del data["label"]
-        path.write_text(json.dumps(data))
-    assert keeper_cache.load(path) is None
+    elif damage == "not a cache":
+        path.write_bytes(bytes(range(256)))
+    elif damage == "other version":
+        path.write_bytes(head.replace(b" 2\n", b" 1\n") + b"\n\n" + card)
+    elif damage == "card too short":
+        path.write_bytes(head + b"\n\n" + zlib.compress(CARD[:-1]))
+    elif damage == "card not zlib":
+        path.write_bytes(head + b"\n\n" + CARD)
+    elif damage == "no label":
+        path.write_bytes(head.replace(b"label=pixcam\n", b"") + b"\n\n" + card)
+    else:  # not saved: it would break the header
+        path.unlink()
+        keeper_cache.save(LastOutput("/dev/video11", "pix\ncam", W, H, CARD), path)
+    with pytest.raises(keeper_cache.NoCache):
+        keeper_cache.load(path)
 
 
 def test_a_cache_that_cannot_be_written_is_only_logged(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("")
-    keeper_cache.save(LastOutput("/dev/video11", "pixcam", W, H, CARD), blocked / "x.json")
+    keeper_cache.save(LastOutput("/dev/video11", "pixcam", W, H, CARD), blocked / "x")
 
 
 # ------------------------------------------------------------------------ the takeover
@@ -137,11 +149,14 @@ def test_it_writes_the_cached_card_until_released(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     before = open_fds()
-    k = run_keeper(cache, exclusive, str(device))
+    k = keeper.Keeper(str(device), cache, exclusive).start()
+    # The first card is out when start() returns: it runs before the heavy imports.
     assert k.device == str(device) and watched_loopback == ["G_FMT", "STREAMON"]
+    assert k.frames >= 1 and device.read_bytes()[: len(CARD)] == CARD
+    wait_until(lambda: k.frames >= 2, "the keeper's second card")
     monkeypatch.setattr(keeper, "_current", k)  # as keeper.start() leaves it
     keeper.release()
-    assert keeper._current is None and not k._thread.is_alive()
+    assert keeper._current is None and not k.running()
     assert open_fds() == before  # its fd is closed
     assert device.read_bytes() == CARD * k.frames  # whole cards, the exact cached bytes
     keeper.release()  # twice: nothing left to do
@@ -165,23 +180,21 @@ def test_it_stands_down_and_leaves_the_device_alone(
     elif why == "another device wanted":
         wanted = "12"
     elif why in ("not a loopback", "other label") or why in caps:
-        info = {"not a loopback": replace(LOOPBACK, driver="uvcvideo"),
-                "other label": replace(LOOPBACK, card="OBS Virtual Camera")}.get(
-            why, replace(LOOPBACK, caps=caps.get(why, 0)))  # fmt: skip
+        info = {"not a loopback": loopback(driver="uvcvideo"),
+                "other label": loopback(card="OBS Virtual Camera")}.get(
+            why, loopback(caps=caps.get(why, 0)))  # fmt: skip
         monkeypatch.setattr(v4l2caps, "query", lambda path: info)
     elif why == "exclusive_caps off":
         exclusive.write_text("Y,N,Y,Y,Y,Y,Y,Y\n")
     elif why == "exclusive_caps unknown":
         exclusive.unlink()
     elif why == "other size":
-        other = replace(YU12, width=W * 2, sizeimage=len(CARD) * 2)
-        monkeypatch.setattr(v4l2caps, "get_format", lambda fd, t: other)
+        monkeypatch.setattr(v4l2caps, "get_format", lambda fd, t: (W * 2, H, "YU12", len(CARD) * 2))
     else:  # the real ioctls on a plain file: ENOTTY
         monkeypatch.undo()
     before = open_fds()
-    k = run_keeper(cache, exclusive, wanted)
-    k._thread.join(5)
-    assert not k._thread.is_alive() and k.device is None and k.frames == 0
+    k = keeper.Keeper(wanted, cache, exclusive).start()
+    assert not k.running() and k.device is None and k.frames == 0 and k.stood_down
     assert "STREAMON" not in watched_loopback
     assert device.read_bytes() == b"" and open_fds() == before
 
@@ -189,21 +202,67 @@ def test_it_stands_down_and_leaves_the_device_alone(
 def test_a_failing_write_stands_down(
     tmp_path: Path, exclusive: Path, watched_loopback: list[str]
 ) -> None:
-    cache = tmp_path / "last-output.json"
+    cache = tmp_path / "last-output"
     keeper_cache.save(LastOutput("/dev/full", "pixcam", W, H, CARD), cache)  # ENOSPC
     before = open_fds()
-    k = run_keeper(cache, exclusive)
-    k._thread.join(5)
-    assert watched_loopback == ["G_FMT", "STREAMON"] and k.frames == 0
-    assert not k._thread.is_alive() and open_fds() == before
+    k = keeper.Keeper(None, cache, exclusive).start()
+    assert watched_loopback == ["G_FMT", "STREAMON"] and k.frames == 0 and k.device is None
+    assert not k.running() and open_fds() == before and "No space" in k.stood_down
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [([], None), (["-v"], None), (["daemon"], None), (["-vv", "daemon", "--no-tray"], None),
+     (["--verbose", "daemon", "--config", "c.toml", "--socket", "s"], None),
+     (["daemon", "--input", "clip.mp4"], None), (["run"], None),
+     (["run", "--output-device", "12"], "12"),
+     (["-v", "run", "--output-device=/dev/video5", "--frames", "9"], "/dev/video5"),
+     # Left to cli.py: not a virtual camera, not a run, or not plain enough to be sure.
+     (["daemon", "--output", "out.mp4"], "no"), (["run", "--out=x.mp4"], "no"),
+     (["daemon", "--help"], "no"), (["-h"], "no"), (["--version"], "no"), (["ctl", "status"], "no"),
+     (["models", "list"], "no"), (["-v", "-x", "daemon"], "no")],
+)  # fmt: skip
+def test_the_command_line_starts_it_for_a_run_into_the_virtual_camera(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], wanted: str | None
+) -> None:
+    started: list[str | None] = []
+    monkeypatch.setattr(keeper, "_start", started.append)
+    keeper.start_from_argv(argv)
+    assert started == ([] if wanted == "no" else [wanted])
+
+
+def test_cli_says_what_the_early_keeper_did_and_stops_one_for_another_device(
+    cache: Path, exclusive: Path, device: Path, watched_loopback: list[str],
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(keeper, "_current", keeper.Keeper(None, cache, exclusive).start())
+    caplog.set_level("INFO", "pixcam.keeper")
+    keeper.start(None)
+    assert f"keeper: holding {device}" in caplog.text
+    k = keeper._current
+    assert k is not None and k.running()
+    keeper.start("12")  # cli.py parsed another device than the early look
+    now = keeper._current
+    assert not k.running() and now is not None and now.wanted == "/dev/video12"
+    assert now.device is None  # the cache names another device: it stood down
+    keeper.release()
 
 
 # ---------------------------------------------------------------------- the real sink
 def test_the_virtual_camera_remembers_its_first_card_for_the_next_start(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(pipeline.v4l2caps, "query", lambda path: replace(LOOPBACK, path=path))
+    monkeypatch.setattr(pipeline.v4l2caps, "query", loopback)
     sinks = SinkFactory()
+    # Saved once the stream runs, not before it: the save costs ~20 ms at 1080p.
+    running_at_save: list[bool] = []
+    save = keeper_cache.save
+
+    def saving(last: LastOutput) -> None:
+        running_at_save.append(p._thread is not None and p._thread.is_alive())
+        save(last)
+
+    monkeypatch.setattr(pipeline.keeper_cache, "save", saving)
     p = Pipeline(
         cfg_with(effects={"background": "none"}, camera={"width": W, "height": H}),
         SourceSpec(device="/dev/fake0"), SinkSpec(device="auto"), start_paused=True,
@@ -218,6 +277,7 @@ def test_the_virtual_camera_remembers_its_first_card_for_the_next_start(
         assert last.card == idle.data.tobytes()
         wait_until(lambda: len(sinks.sinks[0].frames) >= 1, "the idle card")
         assert np.array_equal(sinks.sinks[0].frames[0], idle.to_bgr())  # what it shows first
+        assert running_at_save == [True]
     finally:
         p.stop()
 
@@ -241,24 +301,42 @@ def test_the_sink_releases_the_keeper_before_it_opens(
 
 
 # ------------------------------------------------------------------------ import cost
-@pytest.mark.parametrize("command", [["daemon", "--no-tray"], ["run"]])
-def test_the_keeper_starts_before_anything_heavy_is_imported(command: list[str]) -> None:
-    """`pixcam daemon`/`pixcam run` start the keeper before numpy, OpenCV, pyvirtualcam or
-    LiteRT are imported (what takes seconds on a cold start), and import nothing heavy for it."""
+@pytest.mark.parametrize(
+    ("launch", "argv"),
+    [("pixcam", ["daemon", "--no-tray"]), ("-m", ["-v", "run", "--output-device", "DEVICE"])],
+)
+def test_the_command_line_starts_it_before_anything_but_a_few_modules(
+    tmp_path: Path, device: Path, launch: str, argv: list[str]
+) -> None:
+    """`pixcam daemon` (the `pixcam` command, as systemd runs it) and `python -m pixcam run`
+    start the keeper as pixcam's package is imported: before cli.py, argparse, logging, numpy
+    or OpenCV, and with only a few small modules on the way (each one costs a file lookup and
+    a load: about 15 ms under emulation, more on a cold disk)."""
+    argv = [str(device) if arg == "DEVICE" else arg for arg in argv]
+    cache = tmp_path / "cache"
+    last = LastOutput(str(device), "pixcam", W, H, CARD)
+    keeper_cache.save(last, cache / "pixcam" / "last-output")
     script = (
         "import sys\n"
-        "from pixcam import cli, keeper\n"
-        "heavy = ('numpy', 'cv2', 'pyvirtualcam', 'ai_edge_litert', 'tflite_runtime')\n"
-        "def start(wanted=None):\n"
-        "    print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
-        "    raise SystemExit(0)\n"
-        "keeper.start = start\n"
-        f"cli.main({command!r})\n"
-        "print('never started')\n"
+        f"sys.argv = {[launch, *argv]!r}\n"  # as Python sets them while it imports pixcam
+        f"sys.orig_argv = {[sys.executable, '-m', 'pixcam', *argv]!r}\n"
+        "before = set(sys.modules)\n"
+        "import pixcam\n"
+        "loaded = sorted(set(sys.modules) - before)\n"
+        "from pixcam import keeper\n"
+        "print(keeper._current.stood_down)\n"
+        "print(' '.join(loaded))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "daemon")},
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO / "daemon"), "XDG_CACHE_HOME": str(cache)},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]", out.stdout
+    stood_down, loaded = out.stdout.splitlines()
+    # It read the cache and asked the device (a plain file here: no V4L2 ioctls).
+    assert "Inappropriate ioctl" in stood_down, stood_down
+    assert set(loaded.split()) <= {
+        "pixcam", "pixcam.interrupt", "pixcam.keeper", "pixcam.keeper_cache", "pixcam.v4l2caps",
+        "__future__", "ctypes", "_ctypes", "ctypes._endian", "struct", "_struct", "types",
+        "errno", "fcntl", "zlib",
+    }, loaded  # fmt: skip

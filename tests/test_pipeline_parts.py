@@ -280,6 +280,27 @@ def test_keepalive_repeats_the_last_frame_while_inference_lags() -> None:
         p.stop()
 
 
+def test_keepalive_covers_the_frame_in_flight_when_pause_is_asked() -> None:
+    """pause() while inference lags: the worker paces the idle card only once that frame is
+    done, and until then the keep-alive goes on repeating the last frame (it stopped at the
+    request: a watched stream went 6.5 s without a frame in the VM's browser test)."""
+    seg = BlockingSegmenter()
+    cfg = cfg_with(effects={"background": "color", "color": "#000000"}, refine={"smoothing": 0})
+    p = FakePipeline(cfg, segmenter=seg, keepalive=None)
+    p.start()
+    try:
+        wait_until(seg.entered.is_set, "inference to block")
+        p.pause()
+        repeated = p.status()["repeated"]
+        wait_until(lambda: p.status()["repeated"] >= repeated + 5, "repeats after the pause")
+        assert p.status()["state"] == "running"  # the worker is still in its frame
+        seg.release.set()
+        wait_until(lambda: p.status()["state"] == "paused", "the worker to pause")
+    finally:
+        seg.release.set()
+        p.stop()
+
+
 def test_keepalive_is_off_for_files(doctor: Path, tmp_path: Path) -> None:
     p = Pipeline(
         cfg_with(effects={"background": "none"}),

@@ -9,6 +9,13 @@ if sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") =
     from pixcam.interrupt import keep_ctrl_c
 
     keep_ctrl_c()
+    # A watching app gets its frames back first, before cli.py and the heavy imports (see
+    # keeper.py): `pixcam daemon`/`run` start the keeper here. With -m, Python's own
+    # command line names the module just before pixcam's arguments: not `-m pixcam.<module>`.
+    if sys.argv[0] != "-m" or sys.orig_argv[len(sys.orig_argv) - len(sys.argv)] == "pixcam":
+        from pixcam import keeper
+
+        keeper.start_from_argv(sys.argv[1:])
 
 __version__ = "0.1.0"
 

@@ -132,10 +132,13 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 
 # ------------------------------------------------------------------------------ run
 def _keep_virtual_camera(output_file: str | None, output_device: str | None = None) -> None:
-    """Before the heavy imports: a watching app keeps its stream while pixcam starts."""
-    if not output_file:
-        from pixcam import keeper
+    """Before the heavy imports: a watching app keeps its stream while pixcam starts. Mostly
+    started already, from the command line (pixcam/__init__.py); this says what it did."""
+    from pixcam import keeper
 
+    if output_file:
+        keeper.release()  # into a file: no virtual camera to keep
+    else:
         keeper.start(output_device)
 
 

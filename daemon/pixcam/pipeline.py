@@ -151,7 +151,6 @@ class Pipeline:
             )
             if live:
                 card = self._first_card()
-                self._remember_output(card)
                 if settings.active:
                     self._load_first_model(fx, settings, card)
         except BaseException:
@@ -168,7 +167,16 @@ class Pipeline:
         if keepalive is None:
             keepalive = bool(getattr(self._outlet.sink, "reopenable", False))
         if keepalive:
-            self._outlet.start_keepalive(self._thread, self._stop, lambda: self._paused)
+            self._outlet.start_keepalive(self._thread, self._stop, self._pacing_idle)
+        if live:
+            # Once the stream runs: the save (~20 ms at 1080p) never delays a frame out.
+            self._remember_output(card)
+
+    def _pacing_idle(self) -> bool:
+        """Whether the worker sends the idle card itself (the keep-alive then rests). Not as
+        soon as pause() is asked: the frame in flight may take a while yet (seconds under
+        emulation), and the keep-alive covers it."""
+        return self._state == State.PAUSED
 
     def _first_card(self) -> Frame:
         """What the virtual camera shows first: the idle card paused, else "starting"."""

@@ -12,7 +12,6 @@ import ctypes
 import errno
 import fcntl
 import os
-from dataclasses import dataclass
 
 # <linux/videodev2.h> capability bits and buffer types.
 CAP_VIDEO_CAPTURE = 0x00000001
@@ -92,15 +91,22 @@ VIDIOC_G_FMT = _ioc(_IOC_READ | _IOC_WRITE, 4, ctypes.sizeof(_Format))
 VIDIOC_STREAMON = _ioc(_IOC_WRITE, 18, ctypes.sizeof(ctypes.c_int))
 
 
-@dataclass(frozen=True)
 class DeviceInfo:
-    path: str
-    driver: str
-    card: str
-    bus_info: str
-    caps: int  # the node's own capabilities (device_caps when the driver reports them)
-    capture_formats: tuple[str, ...]
-    output_formats: tuple[str, ...]
+    """What one node is and offers. A plain class, not a dataclass: the keeper (keeper.py) asks
+    before anything heavy is imported, and `dataclasses` alone loads 38 modules (inspect, re...)."""
+
+    __slots__ = ("path", "driver", "card", "bus_info", "caps", "capture_formats", "output_formats")
+
+    def __init__(
+        self, path: str, driver: str, card: str, bus_info: str,
+        caps: int,  # the node's own capabilities (device_caps when the driver reports them)
+        capture_formats: tuple[str, ...], output_formats: tuple[str, ...],
+    ) -> None:  # fmt: skip
+        self.path, self.driver, self.card, self.bus_info = path, driver, card, bus_info
+        self.caps, self.capture_formats, self.output_formats = caps, capture_formats, output_formats
+
+    def __repr__(self) -> str:
+        return f"DeviceInfo({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
 
     @property
     def is_loopback(self) -> bool:
@@ -182,20 +188,13 @@ def explain_oserror(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-@dataclass(frozen=True)
-class PixFormat:
-    width: int
-    height: int
-    pixelformat: str  # fourcc text, "YU12" for I420
-    sizeimage: int  # bytes per frame
-
-
-def get_format(fd: int, buf_type: int) -> PixFormat:
-    """VIDIOC_G_FMT on an open node; OSError when the driver refuses."""
+def get_format(fd: int, buf_type: int) -> tuple[int, int, str, int]:
+    """VIDIOC_G_FMT on an open node: (width, height, fourcc text, bytes per frame), e.g.
+    (640, 360, "YU12", 345600); OSError when the driver refuses."""
     fmt = _Format(type=buf_type)
     fcntl.ioctl(fd, VIDIOC_G_FMT, fmt)
     pix = fmt.fmt.pix
-    return PixFormat(pix.width, pix.height, fourcc_text(pix.pixelformat), pix.sizeimage)
+    return pix.width, pix.height, fourcc_text(pix.pixelformat), pix.sizeimage
 
 
 def stream_on(fd: int, buf_type: int) -> None:

@@ -45,9 +45,9 @@ def test_planes_are_views_in_the_layout_opencv_and_pyvirtualcam_use(frames) -> N
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_reduced_bgr_is_the_halved_picture(k: int, frames) -> None:
+def test_levels_from_the_planes_are_the_halved_picture(k: int, frames) -> None:
     f = frames[1]
-    got = I420.from_bgr(f).reduced_bgr(k)
+    got = Pyramid(I420.from_bgr(f)).level(k)
     want = Pyramid(f).level(k)
     assert got.shape == want.shape
     assert np.abs(got.astype(np.int16) - want).mean() < 1.5
@@ -208,7 +208,7 @@ def test_a_full_range_frame_is_the_picture_of_its_limited_range_one(frames) -> N
         assert np.abs(g.astype(np.int16) - w).mean() < 0.6
     assert np.abs(full.to_bgr().astype(np.int16) - f).mean() < 2.0  # chroma subsampling
     for k in (1, 2):
-        diff = full.reduced_bgr(k).astype(np.int16) - lim.reduced_bgr(k)
+        diff = Pyramid(full).level(k).astype(np.int16) - Pyramid(lim).level(k)
         assert np.abs(diff).mean() < 0.6 and np.abs(diff).max() <= 3
     flipped = full.flipped()
     assert flipped.full_range and np.array_equal(flipped.y, cv2.flip(full.y, 1))

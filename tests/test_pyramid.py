@@ -31,7 +31,7 @@ def test_region_of_a_bgr_frame_is_the_cropped_frame_reduced(frame_1080, rect) ->
 
 
 @pytest.mark.parametrize("rect", RECTS)
-def test_region_of_an_i420_frame_is_its_reduced_bgr_cropped(frame_1080, rect) -> None:
+def test_region_of_an_i420_frame_is_its_level_cropped(frame_1080, rect) -> None:
     """From the planes alone, within a grey level of the way it was made before: the frame's
     level converted to BGR, cropped, then one bilinear step."""
     x0, y0, x1, y1 = rect

@@ -10,7 +10,7 @@ the background's pixels, which the blurred background replaces, are never mapped
 A webcam's MJPG is YCbCr already, so a camera frame kept in I420 from the decode to the sink
 is never converted to BGR and back at full resolution: the compositor blends 1.5 bytes a pixel
 instead of 3 and the sink converts nothing. Only the small pictures the network, the refiner
-and the blur work on are made in BGR, from area-halved planes (`reduced_bgr`).
+and the blur work on are made in BGR, from area-halved planes (`pyramid.Pyramid`).
 """
 
 from __future__ import annotations
@@ -123,17 +123,6 @@ class I420:
     def to_bgr(self) -> np.ndarray:
         # OpenCV's I420 conversion takes limited range only.
         return cv2.cvtColor(self.limited().data, cv2.COLOR_YUV2BGR_I420)
-
-    def reduced_bgr(self, k: int) -> np.ndarray:
-        """The picture at 1/2^k size (k ≥ 1) in BGR, made from the planes: Y area-halved k
-        times, U and V k - 1 times, converted at the small size; the same pixels as halving
-        the full-size BGR picture k times (to rounding). The chain's own levels come from
-        `Pyramid`, which keeps the planes' halvings between levels."""
-        if k < 1:
-            raise ValueError(f"reduced_bgr needs k >= 1, got {k}")
-        return yuv_to_bgr(
-            halved(self.y, k), halved(self.u, k - 1), halved(self.v, k - 1), self.full_range
-        )
 
     def resized(self, width: int, height: int) -> I420:
         """Scaled to `width`×`height` (even) plane by plane, bilinear: for steps of less than

@@ -16,8 +16,8 @@ The filter's grid is as coarse as BodyPix (stride 16), but the selfie model the 
 in sees the person finely (256 px across them). So the chain gives the refiner a model's
 probability at the detail size (`probability_size`, twice the grid) when the model's cells are
 finer than the grid, and the refiner mixes that fine probability in with the filter's output
-(a quarter of it): the model's own outline where it has one, the picture's edges where it is
-blocky. Its temporal smoothing then runs at that size, and holds back small changes on a
+(35 % of it, `_FILTER_SHARE`): the model's own outline where it has one, the picture's edges
+where it is blocky. Its temporal smoothing then runs at that size, and holds back small changes on a
 still picture harder (the fine outline wobbles more). On the dev photos (docs/cut.md, with the
 feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.8 ms more per 720p frame.
 

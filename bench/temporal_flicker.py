@@ -35,9 +35,10 @@ def frames_and_probs(
     path: Path, n: int, quality: str | None = None, resolution: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     from pixcam.segment import load_segmenter
+    from pixcam.segment.fused import FusedSegmenter
 
     seg = load_segmenter(None, threads=2, internal_resolution=resolution, quality=quality)
-    if hasattr(seg, "steady"):
+    if isinstance(seg, FusedSegmenter):
         seg.steady = True  # a stream, as in the live chain (effects.Effects)
     cap = cv2.VideoCapture(str(path))
     out = []

@@ -33,6 +33,7 @@ from pixcam.i420 import I420, Frame, as_bgr
 from pixcam.partfx import PartEffects, PartSettings
 from pixcam.pyramid import Pyramid
 from pixcam.refine import Alpha, Refiner, RefineSettings, probability_size
+from pixcam.segment.fused import FusedSegmenter
 from pixcam.segment.output import SegmentationOutput
 from pixcam.stillness import MotionGate
 
@@ -73,8 +74,8 @@ class Segmenter(Protocol):
 def _streamed(segmenter: Segmenter | None) -> Segmenter | None:
     """`segmenter`, told it is fed a stream: the fused one then keeps the selfie model's square
     while the person stays in it (segment/fused.py), which photos must not inherit."""
-    if hasattr(segmenter, "steady"):
-        segmenter.steady = True  # type: ignore[union-attr]
+    if isinstance(segmenter, FusedSegmenter):
+        segmenter.steady = True
     return segmenter
 
 

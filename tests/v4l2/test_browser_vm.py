@@ -72,6 +72,11 @@ QUIET_S = 60.0
 LOOK_EVERY_S = 1.0
 CALM_SLACK_S = 0.5  # a change's gap may exceed the calm stream's largest by this much
 PAGE_SLACK_S = 1.0  # the same on the page, where Chromium's own scheduling adds to it
+# and never less than this on the page: its largest gap with nothing changing ranged 1.8-3.1 s
+# over five runs (the VM's 2 saturated vCPUs), so a change's window could pass quiet + 1 s by
+# chance (once: 3.27 against 1.82 s). Still well under Chromium's 10 s, and over what the
+# bug this check found gave (6.5 s); pixcam's own output keeps its tight bound.
+PAGE_FLOOR_S = 4.0
 STALL_SLACK_S = 10.0  # and the time without a new frame made (inference: seconds each here)
 START_DEADLINE_S = 300.0
 # Chromium ends a track after 10 poll timeouts of 1 s without a frame.
@@ -549,15 +554,15 @@ def changes_while_watched(bench: Bench, load: CpuLoad) -> None:
     # VM's scheduling, for pixcam's keep-alive and more so for Chromium): a change may not
     # add to them. pixcam's frames out (the keep-alive's repeats included): what a watcher
     # gets from pixcam. The page's add Chromium's scheduling on a shared host (1.3 s seen
-    # while pixcam's never passed 0.6 s), hence its wider margin: it still catches pixcam
-    # reopening the device or the like (seconds). New frames made: a frame thread waiting on
-    # a change (an image decoded or a model loaded on it: tens of seconds here) would stop
-    # them while the keep-alive's repeats go on.
-    for what, gap, calm, slack in (
-        ("pixcam out", bench.daemon_gap_ms, quiet_daemon_ms, CALM_SLACK_S),
-        ("the page", stats["max_gap_ms"], quiet["max_gap_ms"], PAGE_SLACK_S),
+    # while pixcam's never passed 0.6 s), hence its wider margin and its floor: it still
+    # catches a stream that stops for seconds (a paused worker, a reopened device). New
+    # frames made: a frame thread waiting on a change (an image decoded or a model loaded on
+    # it: tens of seconds here) would stop them while the keep-alive's repeats go on.
+    for what, gap, calm, slack, floor in (
+        ("pixcam out", bench.daemon_gap_ms, quiet_daemon_ms, CALM_SLACK_S, MAX_GAP_S),
+        ("the page", stats["max_gap_ms"], quiet["max_gap_ms"], PAGE_SLACK_S, PAGE_FLOOR_S),
     ):
-        bound = max(MAX_GAP_S * 1e3, calm + slack * 1e3)
+        bound = max(floor * 1e3, calm + slack * 1e3)
         assert gap <= bound, f"{what}: {gap:.0f} ms without a frame; {stats}\n{bench.log()}"
     assert stall <= max(2 * quiet_stall, quiet_stall + STALL_SLACK_S), (
         f"pixcam made no new frame for {stall:.1f} s during the changes ({quiet_stall:.1f} s "

@@ -68,6 +68,13 @@ SMOKE: dict[str, Smoke] = {
             rf" dev IoU float {NUM} int8 {NUM} \(1 photos\)$",
         ),
     ),
+    "change_seen.py": Smoke(
+        ("--rounds", "1", "--settle", "0.5"),
+        (
+            r"^  image +median +\d+ ms \(max \d+ ms\)$",
+            r"^largest gap between frames out: \d+ ms during the changes, \d+ ms with",
+        ),
+    ),
     "idle_cpu.py": Smoke(
         ("--seconds", "0.5", "--settle", "0.5"),
         (rf"^idle over \d+ s: {NUM}% of one core, {NUM} idle frames/s sent, state paused$",),

@@ -8,6 +8,7 @@ user's files, and the models are installed into that data folder through the rea
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +32,13 @@ for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_
     (_HOME / _name.lower()).mkdir(mode=0o700)
     os.environ[_name] = str(_HOME / _name.lower())
 os.environ.pop("PIXCAM_MODELS_DIR", None)
+
+# A shell without job control starts a background command (`pytest ... &` in a script) with
+# SIGINT ignored, and every pixcam the tests start would inherit that: the Ctrl-C tests
+# (test_interrupt.py, the signal storms) would then fail for the shell's sake. The tests' own
+# process takes Ctrl-C again, so what they start gets Python's usual handler.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def need(path: Path, what: str) -> Path:

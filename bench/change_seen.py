@@ -33,7 +33,7 @@ from pixcam import models  # noqa: E402
 from pixcam.bench_pipeline import DEFAULT_VIDEO  # noqa: E402
 from pixcam.config import Config  # noqa: E402
 from pixcam.effects import EffectsSettings  # noqa: E402
-from pixcam.i420 import Frame, as_bgr  # noqa: E402
+from pixcam.i420 import I420, Frame, halved, yuv_to_bgr  # noqa: E402
 from pixcam.pipeline import Pipeline  # noqa: E402
 from pixcam.sinks import Sink, SinkSpec  # noqa: E402
 from pixcam.sources import SourceSpec  # noqa: E402
@@ -49,8 +49,21 @@ START_TIMEOUT_S = 120.0
 CHANGE_TIMEOUT_S = 30.0
 
 
+def corner_bgr(frame: Frame) -> np.ndarray:
+    """The frame's top-left corner in BGR. An I420 frame's corner is converted alone: the sink
+    runs on the frame thread, where converting the whole frame would add to what is timed."""
+    h, w = frame.shape[:2]
+    ch, cw = max(2, int(h * CORNER)) & ~1, max(2, int(w * CORNER)) & ~1
+    if isinstance(frame, I420):
+        y, u, v = frame.y[:ch, :cw], frame.u[: ch // 2, : cw // 2], frame.v[: ch // 2, : cw // 2]
+        return yuv_to_bgr(halved(y, 1), u, v, frame.full_range)
+    return frame[:ch, :cw]
+
+
 class CornerSink(Sink):
-    """Keeps the time each frame went out and its corner's mean colour."""
+    """Keeps the time each frame went out and its corner's mean colour. The gaps are measured
+    from these times over the bench's own windows: the runner's `largest_gap_ms` covers only
+    its last 10 s."""
 
     name = "corner recorder"
 
@@ -61,11 +74,9 @@ class CornerSink(Sink):
 
     def send(self, frame: Frame) -> None:
         now = time.monotonic()
-        bgr = as_bgr(frame)
-        h, w = bgr.shape[:2]
-        corner = bgr[: max(1, int(h * CORNER)), : max(1, int(w * CORNER))]
+        colour = corner_bgr(frame).reshape(-1, 3).mean(axis=0)
         with self.lock:
-            self.frames.append((now, corner.reshape(-1, 3).mean(axis=0)))
+            self.frames.append((now, colour))
 
     def since(self, t: float) -> list[tuple[float, np.ndarray]]:
         with self.lock:

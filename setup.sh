@@ -18,7 +18,7 @@ say() { printf 'setup: %s\n' "$*"; }
 
 run_pixcam() {
   # A camera is a capture device that is not a loopback (pixcam's own output is no input).
-  if .venv/bin/python -c 'import sys; from pixcam.sources import list_cameras
+  if .venv/bin/python -c 'import sys; from pixcam.video.sources import list_cameras
 sys.exit(not list_cameras())'; then
     say "starting pixcam (Ctrl-C stops it)"
     exec .venv/bin/pixcam run

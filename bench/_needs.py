@@ -8,6 +8,7 @@ with `LACKING`, which tests/test_benches.py reports as a skip with that line; an
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,13 @@ from typing import NoReturn
 
 from pixcam.errors import PixcamError
 from pixcam.models import ModelNotInstalled
-from pixcam.quantize import QuantizerMissing
+from pixcam.models.quantize import QuantizerMissing
+
+# The developers' data beside the checkout, or where $PIXCAM_DEV_VIDEOS / $PIXCAM_DEV_DATA say.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+VIDEOS = Path(os.environ.get("PIXCAM_DEV_VIDEOS", SHARED_DATA / "video"))
+DEV_PHOTOS = Path(os.environ.get("PIXCAM_DEV_DATA", SHARED_DATA / "segmentation" / "dev"))
+PRESENTER = VIDEOS / "presenter-1280x720.mp4"  # the benches' default webcam-like video
 
 LACKING = 77  # the exit status that means "skipped", as in automake's test harness
 

@@ -32,20 +32,20 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
-from _needs import need, run  # noqa: E402
+from _needs import PRESENTER, need, run  # noqa: E402
 
-from pixcam import mjpg, pyramid  # noqa: E402
-from pixcam.bench_pipeline import (  # noqa: E402
-    DEFAULT_VIDEO,
+from pixcam.chain import pyramid  # noqa: E402
+from pixcam.chain.compose import Compositor  # noqa: E402
+from pixcam.chain.effects import EffectsSettings  # noqa: E402
+from pixcam.chain.refine import Refiner, probability_size, upscale_alpha  # noqa: E402
+from pixcam.config import load_config  # noqa: E402
+from pixcam.i420 import halved  # noqa: E402
+from pixcam.tools.bench_pipeline import (  # noqa: E402
     decode_frames,
     encode_mjpg,
     load_model,
 )
-from pixcam.compose import Compositor  # noqa: E402
-from pixcam.config import load_config  # noqa: E402
-from pixcam.effects import EffectsSettings  # noqa: E402
-from pixcam.i420 import halved  # noqa: E402
-from pixcam.refine import Refiner, probability_size, upscale_alpha  # noqa: E402
+from pixcam.video import mjpg  # noqa: E402
 
 WAYS = ("before", "halving", "hand-over")
 WARMUP = 3
@@ -63,7 +63,7 @@ def measure(height: int, frames: int, rounds: int) -> dict[str, tuple[float, flo
     cfg = load_config(None).with_values({"model.threads": 1})
     settings = EffectsSettings.from_config(cfg)
     seg = load_model(cfg, 1)
-    jpegs = encode_mjpg(decode_frames(DEFAULT_VIDEO, frames), height)
+    jpegs = encode_mjpg(decode_frames(PRESENTER, frames), height)
     refiner, compositor = Refiner(settings.refine), Compositor(settings.compose)
     ms: dict[str, list[float]] = {w: [] for w in WAYS}
     worst = dict.fromkeys(WAYS, 0)
@@ -115,7 +115,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sizes", default="720,1080")
     args = ap.parse_args()
-    need(DEFAULT_VIDEO, "the benchmark video")
+    need(PRESENTER, "the benchmark video")
     for height in (int(s) for s in args.sizes.split(",")):
         for way, (med, diff, worst, mean) in measure(height, args.frames, args.rounds).items():
             print(

@@ -28,10 +28,10 @@ sys.path.insert(0, str(REPO / "daemon"))
 from _needs import need, run  # noqa: E402
 from partfx_bench import read_frames  # noqa: E402
 
-from pixcam import autotune  # noqa: E402
+from pixcam.chain import autotune  # noqa: E402
+from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
+from pixcam.chain.segment import load_segmenter  # noqa: E402
 from pixcam.config import Config  # noqa: E402
-from pixcam.effects import Effects, EffectsSettings  # noqa: E402
-from pixcam.segment import load_segmenter  # noqa: E402
 
 VIDEO = REPO.parent / "shared" / "data" / "video" / "presenter-1280x720.mp4"
 

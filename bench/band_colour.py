@@ -2,7 +2,7 @@
 
 Each dev photo (../shared/data/segmentation/dev) is composited over a solid colour twice: with
 the product's alpha (`pixcam segment --alpha`: the model, then the refiner in single-image
-mode, default settings) through `pixcam.compose.Compositor`, and with the ground-truth mask
+mode, default settings) through `pixcam.chain.compose.Compositor`, and with the ground-truth mask
 (the reference: the person's pixels over the new colour). The error is the mean absolute
 difference (0..1, mean over B, G, R) over the pixels within ±8 px of the true outline.
 
@@ -31,10 +31,10 @@ sys.path.insert(0, str(REPO / "bench"))
 from _needs import need, run  # noqa: E402
 from boundary_error import DEV, boundary_band, load_dev  # noqa: E402
 
-from pixcam.compose import ComposeSettings, Compositor  # noqa: E402
-from pixcam.refine import RefineSettings  # noqa: E402
-from pixcam.segment import load_segmenter  # noqa: E402
-from pixcam.segment_cli import live_alpha  # noqa: E402
+from pixcam.chain.compose import ComposeSettings, Compositor  # noqa: E402
+from pixcam.chain.refine import RefineSettings  # noqa: E402
+from pixcam.chain.segment import load_segmenter  # noqa: E402
+from pixcam.tools.segment_cli import live_alpha  # noqa: E402
 
 
 def hex_colour(bgr: np.ndarray) -> str:

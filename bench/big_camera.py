@@ -27,12 +27,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
-from _needs import need, run  # noqa: E402
+from _needs import PRESENTER, need, run  # noqa: E402
 
-from pixcam import mjpg  # noqa: E402
-from pixcam.bench_pipeline import (  # noqa: E402
+from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
+from pixcam.config import Config, load_config  # noqa: E402
+from pixcam.runner.pipeline import output_size  # noqa: E402
+from pixcam.tools.bench_pipeline import (  # noqa: E402
     CHAIN,
-    DEFAULT_VIDEO,
     WARMUP,
     StageCpuTimes,
     bench_live,
@@ -41,10 +42,8 @@ from pixcam.bench_pipeline import (  # noqa: E402
     load_model,
     network_ms,
 )
-from pixcam.config import Config, load_config  # noqa: E402
-from pixcam.effects import Effects, EffectsSettings  # noqa: E402
-from pixcam.pipeline import output_size  # noqa: E402
-from pixcam.sinks import to_device  # noqa: E402
+from pixcam.video import mjpg  # noqa: E402
+from pixcam.video.sinks import to_device  # noqa: E402
 
 CAMERA_H = 2160
 ROWS = ("decode", "segment", "  network", "refine", "compose", "sink", "frame")
@@ -85,10 +84,10 @@ def main() -> int:
     ap.add_argument("--live", type=float, default=10.0)
     ap.add_argument("--heights", default="2160,1080,720")
     args = ap.parse_args()
-    need(DEFAULT_VIDEO, "the benchmark video")
+    need(PRESENTER, "the benchmark video")
     heights = [int(x) for x in args.heights.split(",")]
     base = load_config(None).with_values({"model.skip_still": False})
-    jpegs = encode_mjpg(decode_frames(DEFAULT_VIDEO, args.frames + WARMUP), CAMERA_H)
+    jpegs = encode_mjpg(decode_frames(PRESENTER, args.frames + WARMUP), CAMERA_H)
     costs = {h: stage_costs(base, jpegs, h) for h in heights}
     print(
         f"4K MJPG camera, one core, one inference thread: median CPU ms per frame, "

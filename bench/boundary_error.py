@@ -1,4 +1,4 @@
-"""Boundary error of the mask: raw upsampled probability vs `pixcam.refine.Refiner`.
+"""Boundary error of the mask: raw upsampled probability vs `pixcam.chain.refine.Refiner`.
 
 On the dev photos (../shared/data/segmentation/dev) with their ground-truth person masks, it
 measures near the true person outline, where the halo lives:
@@ -12,7 +12,7 @@ measures near the true person outline, where the halo lives:
 Probability sources (--source):
 - `degraded` (default, no model needed): the truth grown by 2 px, downsampled to 1/16 with
   INTER_AREA and blurred: the blocky, slightly too wide soft map of a stride-16 network;
-- `model`: the real segmenter (`pixcam.segment.load_segmenter`, 1 thread).
+- `model`: the real segmenter (`pixcam.chain.segment.load_segmenter`, 1 thread).
 
 Rows: `raw-soft` (bilinear-upsampled probability used as alpha), `raw-thresh` (same,
 thresholded at 0.5), and the refiner with a few settings. With `--alphas DIR` (repeatable) the
@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO / "daemon"))
 
 from _needs import need, run  # noqa: E402
 
-from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
+from pixcam.chain.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 
 @dataclass
@@ -117,7 +117,7 @@ def degraded_source(sample: Sample) -> ProbFn:
 
 
 def model_source() -> Callable[[Sample], ProbFn]:
-    from pixcam.segment import load_segmenter
+    from pixcam.chain.segment import load_segmenter
 
     seg = load_segmenter(None, threads=1)
 

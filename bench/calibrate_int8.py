@@ -22,12 +22,14 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from _needs import need, run
+from _needs import DEV_PHOTOS, need, run
 
-from pixcam import evaluate, models, quantize
+from pixcam import models
+from pixcam.chain.segment.bodypix import BodyPixSegmenter
+from pixcam.chain.segment.engine import Engine
 from pixcam.errors import PixcamError
-from pixcam.segment.bodypix import BodyPixSegmenter
-from pixcam.segment.engine import Engine
+from pixcam.models import quantize
+from pixcam.tools import evaluate
 
 PACKAGE = Path(quantize.__file__).resolve().parent
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -60,7 +62,7 @@ def main() -> None:
     frames = quantize.calibration_frames(
         need(args.data, "the calibration set"), args.frames_per_video
     )
-    dev = None if args.no_iou else evaluate.default_data_dir()
+    dev = DEV_PHOTOS if not args.no_iou and (DEV_PHOTOS / "manifest.csv").is_file() else None
     samples = evaluate.load_samples(dev, args.limit) if dev else []
     for spec in derived:
         base = models.resolve(spec.derived_from)

@@ -27,16 +27,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _needs import need, run  # noqa: E402
+from _needs import PRESENTER, need, run  # noqa: E402
 
 from pixcam import models  # noqa: E402
-from pixcam.bench_pipeline import DEFAULT_VIDEO  # noqa: E402
+from pixcam.chain.effects import EffectsSettings  # noqa: E402
 from pixcam.config import Config  # noqa: E402
-from pixcam.effects import EffectsSettings  # noqa: E402
 from pixcam.i420 import I420, Frame, halved, yuv_to_bgr  # noqa: E402
-from pixcam.pipeline import Pipeline  # noqa: E402
-from pixcam.sinks import Sink, SinkSpec  # noqa: E402
-from pixcam.sources import SourceSpec  # noqa: E402
+from pixcam.runner.pipeline import Pipeline  # noqa: E402
+from pixcam.video.sinks import Sink, SinkSpec  # noqa: E402
+from pixcam.video.sources import SourceSpec  # noqa: E402
 
 CHANGES = (
     ("colour", {"effects.background": "color", "effects.color": "#20c020"}),
@@ -118,7 +117,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--settle", type=float, default=1.5, help="seconds between changes")
     args = ap.parse_args()
-    need(DEFAULT_VIDEO, "the benchmark video")
+    need(PRESENTER, "the benchmark video")
     cfg = Config()  # the defaults, not the user's file
     models.resolve(EffectsSettings.from_config(cfg).model.name)  # not installed: the bench ends
     sink_box: list[CornerSink] = []
@@ -129,7 +128,7 @@ def main() -> int:
 
     pipe = Pipeline(
         cfg,
-        SourceSpec(path=str(DEFAULT_VIDEO), loop=True, realtime=True),
+        SourceSpec(path=str(PRESENTER), loop=True, realtime=True),
         SinkSpec(device=str(cfg.output.device)),  # as the daemon opens it
         sink_opener=open_sink,
         keepalive=True,

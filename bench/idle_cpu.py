@@ -21,9 +21,9 @@ sys.path.insert(0, str(REPO / "daemon"))
 
 from _needs import run  # noqa: E402
 
-from pixcam.bench_pipeline import I420Sink  # noqa: E402
 from pixcam.config import ConfigWatcher, load_config  # noqa: E402
-from pixcam.pipeline import Pipeline  # noqa: E402
+from pixcam.runner.pipeline import Pipeline  # noqa: E402
+from pixcam.tools.bench_pipeline import I420Sink  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -29,11 +29,11 @@ sys.path.insert(0, str(REPO / "bench"))
 from _needs import need, run  # noqa: E402
 from idle_cpu import cpu_seconds  # noqa: E402
 
-from pixcam.bench_pipeline import DEFAULT_VIDEO, I420Sink  # noqa: E402
 from pixcam.daemon import Daemon  # noqa: E402
-from pixcam.pipeline import Pipeline  # noqa: E402
-from pixcam.sinks import SinkSpec  # noqa: E402
-from pixcam.sources import SourceSpec  # noqa: E402
+from pixcam.runner.pipeline import Pipeline  # noqa: E402
+from pixcam.tools.bench_pipeline import DEFAULT_VIDEO, I420Sink  # noqa: E402
+from pixcam.video.sinks import SinkSpec  # noqa: E402
+from pixcam.video.sources import SourceSpec  # noqa: E402
 
 
 def measure(daemon: Daemon, seconds: float, settle: float, result: dict[str, Any]) -> None:

@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "daemon"))
 
-from pixcam import keeper_cache  # noqa: E402
-from pixcam.keeper_cache import LastOutput  # noqa: E402
+from pixcam.video import keeper_cache  # noqa: E402
+from pixcam.video.keeper_cache import LastOutput  # noqa: E402
 
 # Runs inside the daemon's process: both moments printed on the shared monotonic clock.
 PROBE = """
@@ -35,7 +35,7 @@ import os, sys, time
 sys.argv[0] = "pixcam"  # as the `pixcam` command: importing pixcam starts the keeper
 import pixcam
 print("keeper", time.monotonic(), flush=True)
-from pixcam import keeper
+from pixcam.video import keeper
 assert keeper._current is not None and "ioctl" in keeper._current.stood_down
 def release():
     print("sink", time.monotonic(), flush=True)

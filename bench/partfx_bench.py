@@ -27,10 +27,10 @@ import cv2
 import numpy as np
 from _needs import need, run
 
+from pixcam.chain.effects import Effects, EffectsSettings
+from pixcam.chain.partfx import PartSettings
+from pixcam.chain.segment import load_segmenter
 from pixcam.config import Config
-from pixcam.effects import Effects, EffectsSettings
-from pixcam.partfx import PartSettings
-from pixcam.segment import load_segmenter
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared/data/video/presenter-1280x720.mp4"
 

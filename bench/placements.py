@@ -30,11 +30,11 @@ from _needs import need, run  # noqa: E402
 from band_colour import band_error, contrast_colour, hex_colour  # noqa: E402
 from boundary_error import DEV, boundary_band, load_dev, scores  # noqa: E402
 
-from pixcam.compose import ComposeSettings, Compositor  # noqa: E402
+from pixcam.chain.compose import ComposeSettings, Compositor  # noqa: E402
+from pixcam.chain.effects import EffectsSettings  # noqa: E402
+from pixcam.chain.segment import load_segmenter  # noqa: E402
 from pixcam.config import load_config  # noqa: E402
-from pixcam.effects import EffectsSettings  # noqa: E402
-from pixcam.segment import load_segmenter  # noqa: E402
-from pixcam.segment_cli import live_alpha, read_image  # noqa: E402
+from pixcam.tools.segment_cli import live_alpha, read_image  # noqa: E402
 
 # (dx, dy): pixels mirrored in at the left and the top
 PLACEMENTS = ((0, 0), (2, 0), (0, 2), (2, 2), (4, 0), (0, 4))

@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 from _needs import run
 
-from pixcam import evaluate, models
-from pixcam.segment.bodypix import BodyPixSegmenter
-from pixcam.segment.engine import Engine, interpreter_class
+from pixcam import models
+from pixcam.chain.segment.bodypix import BodyPixSegmenter
+from pixcam.chain.segment.engine import Engine, interpreter_class
+from pixcam.tools import evaluate
 
 PAIRS = [
     ("bodypix-050-s16-float", "bodypix-050-s16-int8"),

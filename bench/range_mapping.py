@@ -29,8 +29,10 @@ sys.path.insert(0, str(REPO / "daemon"))
 
 from _needs import lacking, need, run  # noqa: E402
 
-from pixcam import mjpg, yuvjpeg  # noqa: E402
-from pixcam.bench_pipeline import (  # noqa: E402
+from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
+from pixcam.config import load_config  # noqa: E402
+from pixcam.i420 import I420, Frame, to_limited  # noqa: E402
+from pixcam.tools.bench_pipeline import (  # noqa: E402
     DEFAULT_VIDEO,
     WARMUP,
     StageCpuTimes,
@@ -39,10 +41,8 @@ from pixcam.bench_pipeline import (  # noqa: E402
     load_model,
     network_ms,
 )
-from pixcam.config import load_config  # noqa: E402
-from pixcam.effects import Effects, EffectsSettings  # noqa: E402
-from pixcam.i420 import I420, Frame, to_limited  # noqa: E402
-from pixcam.sinks import to_device  # noqa: E402
+from pixcam.video import mjpg, yuvjpeg  # noqa: E402
+from pixcam.video.sinks import to_device  # noqa: E402
 
 DEFERRED_ROWS = yuvjpeg.rows_halved
 

@@ -25,8 +25,10 @@ sys.path.insert(0, str(REPO / "daemon"))
 
 from _needs import need, run  # noqa: E402
 
-from pixcam import mjpg  # noqa: E402
-from pixcam.bench_pipeline import (  # noqa: E402
+from pixcam.chain.pyramid import Pyramid  # noqa: E402
+from pixcam.chain.refine import probability_size  # noqa: E402
+from pixcam.config import load_config  # noqa: E402
+from pixcam.tools.bench_pipeline import (  # noqa: E402
     DEFAULT_VIDEO,
     WARMUP,
     decode_frames,
@@ -34,9 +36,7 @@ from pixcam.bench_pipeline import (  # noqa: E402
     load_model,
     parse_sizes,
 )
-from pixcam.config import load_config  # noqa: E402
-from pixcam.pyramid import Pyramid  # noqa: E402
-from pixcam.refine import probability_size  # noqa: E402
+from pixcam.video import mjpg  # noqa: E402
 
 
 def networks_cpu_ms(seg: object) -> float:

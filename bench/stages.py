@@ -30,12 +30,12 @@ sys.path.insert(0, str(REPO / "daemon"))
 
 from _needs import run  # noqa: E402
 
-from pixcam.compose import ComposeSettings, Compositor  # noqa: E402
+from pixcam.chain.compose import ComposeSettings, Compositor  # noqa: E402
+from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
+from pixcam.chain.refine import Refiner, RefineSettings, probability_size  # noqa: E402
+from pixcam.chain.segment import load_segmenter  # noqa: E402
 from pixcam.config import Config  # noqa: E402
-from pixcam.effects import Effects, EffectsSettings  # noqa: E402
 from pixcam.models import ModelNotInstalled  # noqa: E402
-from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
-from pixcam.segment import load_segmenter  # noqa: E402
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 BG_IMAGE = SHARED / "images" / "girl-919048_1280.jpg"

@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO / "daemon"))
 
 from _needs import need, run  # noqa: E402
 
+from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
 from pixcam.config import load_config  # noqa: E402
-from pixcam.effects import Effects, EffectsSettings  # noqa: E402
 
 STALE_IOU = 0.98
 FLICKER_STILL = 3  # grey levels at 1/4 scale: below this the picture did not change
@@ -59,7 +59,7 @@ def still_flicker(
 
 
 def measure(path: Path, frames: int, threads: int) -> dict[str, float]:
-    from pixcam.segment import load_segmenter
+    from pixcam.chain.segment import load_segmenter
 
     cfg = load_config(None).with_values({"model.threads": threads})
     seg = load_segmenter(*EffectsSettings.from_config(cfg).model)  # the configured preset

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "daemon"))
 
 from _needs import need, run  # noqa: E402
 
-from pixcam.refine import Refiner, RefineSettings, probability_size  # noqa: E402
+from pixcam.chain.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 SMOOTHING = (0.0, 0.5, 0.8, 0.95)
 
@@ -34,8 +34,8 @@ SMOOTHING = (0.0, 0.5, 0.8, 0.95)
 def frames_and_probs(
     path: Path, n: int, quality: str | None = None, resolution: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    from pixcam.segment import load_segmenter
-    from pixcam.segment.fused import FusedSegmenter
+    from pixcam.chain.segment import load_segmenter
+    from pixcam.chain.segment.fused import FusedSegmenter
 
     seg = load_segmenter(None, threads=2, internal_resolution=resolution, quality=quality)
     if isinstance(seg, FusedSegmenter):

@@ -32,6 +32,9 @@ for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_
     (_HOME / _name.lower()).mkdir(mode=0o700)
     os.environ[_name] = str(_HOME / _name.lower())
 os.environ.pop("PIXCAM_MODELS_DIR", None)
+# The benches' default data (pixcam itself knows no developer folder): ../shared's.
+os.environ.setdefault("PIXCAM_DEV_DATA", str(DEV_DATA))
+os.environ.setdefault("PIXCAM_DEV_VIDEOS", str(VIDEOS))
 
 # A shell without job control starts a background command (`pytest ... &` in a script) with
 # SIGINT ignored, and every pixcam the tests start would inherit that: the Ctrl-C tests

@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pixcam.camera import SourceOpener
 from pixcam.config import Config, load_config
 from pixcam.i420 import Frame, as_bgr
-from pixcam.loader import SegmenterLoader
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import Sink, SinkError, SinkSpec
-from pixcam.sources import Source, SourceError, SourceSpec
+from pixcam.runner.camera import SourceOpener
+from pixcam.runner.loader import SegmenterLoader
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video.sinks import Sink, SinkError, SinkSpec
+from pixcam.video.sources import Source, SourceError, SourceSpec
 
 W, H = 64, 48
 

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pixcam.compose import AlphaLevels, ComposeSettings, Compositor
+from pixcam.chain.compose import AlphaLevels, ComposeSettings, Compositor
+from pixcam.chain.refine import Refiner, RefineSettings, upscale_alpha
 from pixcam.i420 import I420, halved
-from pixcam.refine import Refiner, RefineSettings, upscale_alpha
 
 
 def blob(shape: tuple[int, int], seed: int) -> np.ndarray:

@@ -18,10 +18,10 @@ import pytest
 
 from conftest import REPO, VIDEOS, need, wait_until
 from fakes import FakePipeline, cfg_with
-from pixcam import autotune
-from pixcam.autotune import DOWN_AFTER_S, UP_AFTER_S, Controller
-from pixcam.effects import EffectsSettings
-from pixcam.segment import PRESETS
+from pixcam.chain import autotune
+from pixcam.chain.autotune import DOWN_AFTER_S, UP_AFTER_S, Controller
+from pixcam.chain.effects import EffectsSettings
+from pixcam.chain.segment import PRESETS
 
 FPS = 30.0
 BUDGET = 1 / FPS

@@ -12,10 +12,10 @@ import pytest
 
 from conftest import wait_until
 from fakes import FakePipeline, cfg_with
-from pixcam import mjpg, sources, yuvjpeg
 from pixcam.i420 import I420, Frame, as_bgr
-from pixcam.pipeline import output_size
-from pixcam.sources import Source, SourceSpec
+from pixcam.runner.pipeline import output_size
+from pixcam.video import mjpg, sources, yuvjpeg
+from pixcam.video.sources import Source, SourceSpec
 
 BIG_W, BIG_H = 640, 480
 

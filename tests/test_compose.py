@@ -1,4 +1,4 @@
-"""Tests for pixcam.compose: every background mode, blending, halo, files and errors."""
+"""Tests for pixcam.chain.compose: every background mode, blending, halo, files and errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pixcam.compose import (
+from pixcam.chain.compose import (
     BlurBackground,
     ComposeSettings,
     Compositor,

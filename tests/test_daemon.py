@@ -26,9 +26,9 @@ from pixcam.config import Config, load_config
 from pixcam.control import send_command
 from pixcam.daemon import Daemon
 from pixcam.errors import PixcamError
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import Sink, SinkSpec
-from pixcam.sources import SourceSpec
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video.sinks import Sink, SinkSpec
+from pixcam.video.sources import SourceSpec
 
 
 class NodeSink(Sink):

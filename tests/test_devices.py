@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from conftest import REPO, wait_until
-from pixcam import devices, doctor, sinks
+from pixcam.tools import doctor
+from pixcam.video import devices, sinks
 
 
 def test_holders_names_other_processes_not_ours(tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_MODELS, need
-from pixcam import doctor, models, v4l2caps
+from pixcam import models
 from pixcam.cli import main
-from pixcam.doctor import Env, Status
+from pixcam.tools import doctor
+from pixcam.tools.doctor import Env, Status
+from pixcam.video import v4l2caps
 
 
 def _by_name(checks: list[doctor.Check], name: str) -> list[doctor.Check]:
@@ -162,7 +164,7 @@ def test_loaded_without_devices_fails(tmp_path: Path) -> None:
 
 
 def doctor_packaged(name: str) -> Path:
-    from pixcam.install_system import packaged
+    from pixcam.tools.install_system import packaged
 
     return packaged(name)
 

@@ -20,8 +20,9 @@ import cv2
 import pytest
 
 from conftest import SHARED_MODELS, VIDEOS, need
-from pixcam import cli, download, models
+from pixcam import cli, models
 from pixcam.errors import PixcamError
+from pixcam.models import download
 
 SELFIE = "selfie-general"
 FAST = download.Policy(timeout=0.5, attempts=3, backoff=0.01)

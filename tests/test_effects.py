@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fakes import FlakySegmenter, H, W, cfg_with
+from pixcam.chain.effects import Effects, EffectsSettings, ModelChoice
 from pixcam.config import Config
-from pixcam.effects import Effects, EffectsSettings, ModelChoice
 from pixcam.errors import PixcamError
 
 

@@ -26,12 +26,12 @@ import pytest
 
 from conftest import wait_until
 from fakes import FakeCamera, FlakySegmenter, cfg_with
-from pixcam import compose
+from pixcam.chain import compose
+from pixcam.chain.effects import Effects
 from pixcam.config import Config
-from pixcam.effects import Effects
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import Sink, SinkSpec
-from pixcam.sources import Source, SourceSpec
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video.sinks import Sink, SinkSpec
+from pixcam.video.sources import Source, SourceSpec
 
 MAX_GAP_S = 0.25
 STALL_S = 1.5  # every fake stalls this long: six times the allowed gap

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import VIDEOS, need
 from fakes import cfg_with
-from pixcam.effects import Effects, EffectsSettings
-from pixcam.framing import (
+from pixcam.chain.effects import Effects, EffectsSettings
+from pixcam.chain.framing import (
     MAX_UPSCALE,
     Box,
     Framer,
@@ -27,8 +27,8 @@ from pixcam.framing import (
     target_view,
     view_box,
 )
-from pixcam.segment import load_segmenter
-from pixcam.segment.output import GridMapping, SegmentationOutput
+from pixcam.chain.segment import load_segmenter
+from pixcam.chain.segment.output import GridMapping, SegmentationOutput
 
 
 class StepClock:
@@ -134,7 +134,7 @@ class CornerPerson:
 
 def test_effects_frame_before_the_background() -> None:
     from fakes import cfg_with
-    from pixcam.effects import Effects, EffectsSettings
+    from pixcam.chain.effects import Effects, EffectsSettings
 
     clock = StepClock(30)
     cfg = cfg_with(framing={"mode": "auto"}, effects={"background": "color", "color": "#00ff00"})

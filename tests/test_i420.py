@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video
-from pixcam import mjpg
-from pixcam.compose import ComposeSettings, Compositor
+from pixcam.chain.compose import ComposeSettings, Compositor
+from pixcam.chain.effects import Effects, EffectsSettings
+from pixcam.chain.pyramid import Pyramid
 from pixcam.config import load_config
-from pixcam.effects import Effects, EffectsSettings
 from pixcam.i420 import I420, as_bgr, as_i420
-from pixcam.pyramid import Pyramid
-from pixcam.sinks import to_device
+from pixcam.video import mjpg
+from pixcam.video.sinks import to_device
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_i420_composite_is_the_bgr_composite_as_the_camera_gets_it(
 
 def test_the_chain_keeps_i420_and_matches_the_bgr_chain(models_installed, frames) -> None:
     """Real model, real frames: the whole chain in I420 gives the picture of the BGR chain."""
-    from pixcam.segment import load_segmenter
+    from pixcam.chain.segment import load_segmenter
 
     cfg = load_config(None).with_values({"model.skip_still": False})
     settings = EffectsSettings.from_config(cfg)
@@ -133,7 +133,7 @@ def test_framing_turns_an_i420_frame_into_bgr_once(frames) -> None:
 def test_part_effects_get_the_i420_frame_in_bgr_once(models_installed, frames) -> None:
     """A part effect works in BGR: the I420 chain converts its composite once and hands out
     BGR, the picture of the BGR chain."""
-    from pixcam.segment import load_segmenter
+    from pixcam.chain.segment import load_segmenter
 
     cfg = load_config(None).with_values({"model.skip_still": False, "parts.view": True})
     settings = EffectsSettings.from_config(cfg)
@@ -151,7 +151,7 @@ def test_planar_decode_gives_the_picture_of_the_bgr_decode(subsampling: str, fra
     """TurboJPEG's planes (range-mapped) against simplejpeg's BGR converted to I420."""
     import simplejpeg
 
-    from pixcam import yuvjpeg
+    from pixcam.video import yuvjpeg
 
     if not yuvjpeg.available():
         pytest.skip("libturbojpeg is not installed (Debian/Ubuntu: libturbojpeg0)")
@@ -175,7 +175,7 @@ def test_planar_decode_gives_the_picture_of_the_bgr_decode(subsampling: str, fra
 
 def test_quality_best_runs_in_the_chain_on_i420(models_installed, frames) -> None:
     """The fused models take the chain's pyramid like any segmenter (they once refused it)."""
-    from pixcam.segment import load_segmenter
+    from pixcam.chain.segment import load_segmenter
 
     cfg = load_config(None).with_values({"model.skip_still": False, "model.quality": "best"})
     settings = EffectsSettings.from_config(cfg)
@@ -236,7 +236,7 @@ def test_compositing_a_full_range_frame_maps_what_reaches_the_output(mode: str, 
 def test_422_chroma_is_halved_as_inter_area_halves_it() -> None:
     """A 4:2:2 camera's chroma rows are averaged in pairs: INTER_AREA's picture, at a
     twentieth of its (1, 2) general path's cost."""
-    from pixcam import yuvjpeg
+    from pixcam.video import yuvjpeg
 
     plane = np.random.default_rng(3).integers(0, 256, (96, 64), np.uint8)
     got = yuvjpeg.rows_halved(plane, np.empty((48, 64), np.uint8))
@@ -247,8 +247,8 @@ def test_422_chroma_is_halved_as_inter_area_halves_it() -> None:
 def test_bench_mjpg_has_the_asked_subsampling_and_decodes_planar(subsampling: str, frames) -> None:
     import simplejpeg
 
-    from pixcam import yuvjpeg
-    from pixcam.bench_pipeline import encode_mjpg
+    from pixcam.tools.bench_pipeline import encode_mjpg
+    from pixcam.video import yuvjpeg
 
     (jpeg,) = encode_mjpg(frames[:1], 360, subsampling)
     assert simplejpeg.decode_jpeg_header(jpeg)[3] == subsampling

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pixcam import compose, images
+from pixcam import images
+from pixcam.chain import compose
 from pixcam.errors import PixcamError
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pixcam import install_system as inst
 from pixcam.errors import PixcamError
+from pixcam.tools import install_system as inst
 
 COMMAND = ["/opt/pix cam/bin/pixcam"]  # a space, to check the quoting of Exec lines
 

@@ -15,12 +15,14 @@ import pytest
 
 from conftest import REPO, wait_until
 from fakes import CameraFactory, SinkFactory, cfg_with
-from pixcam import keeper, keeper_cache, paths, pipeline, v4l2caps
-from pixcam.cards import Cards
-from pixcam.keeper_cache import LastOutput
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import SinkSpec
-from pixcam.sources import SourceSpec
+from pixcam import paths
+from pixcam.runner import pipeline
+from pixcam.runner.cards import Cards
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video import keeper, keeper_cache, v4l2caps
+from pixcam.video.keeper_cache import LastOutput
+from pixcam.video.sinks import SinkSpec
+from pixcam.video.sources import SourceSpec
 
 W, H = 64, 48
 CARD = bytes(range(256)) * (W * H * 3 // 2 // 256)
@@ -236,7 +238,7 @@ def test_cli_says_what_the_early_keeper_did_and_stops_one_for_another_device(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(keeper, "_current", keeper.Keeper(None, cache, exclusive).start())
-    caplog.set_level("INFO", "pixcam.keeper")
+    caplog.set_level("INFO", "pixcam.video.keeper")
     keeper.start(None)
     assert f"keeper: holding {device}" in caplog.text
     k = keeper._current
@@ -285,7 +287,7 @@ def test_the_virtual_camera_remembers_its_first_card_for_the_next_start(
 def test_the_sink_releases_the_keeper_before_it_opens(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from pixcam import sinks
+    from pixcam.video import sinks
 
     order: list[str] = []
     monkeypatch.setattr(sinks.keeper, "release", lambda: order.append("release"))
@@ -336,7 +338,8 @@ def test_the_command_line_starts_it_before_anything_but_a_few_modules(
     # It read the cache and asked the device (a plain file here: no V4L2 ioctls).
     assert "Inappropriate ioctl" in stood_down, stood_down
     assert set(loaded.split()) <= {
-        "pixcam", "pixcam.interrupt", "pixcam.keeper", "pixcam.keeper_cache", "pixcam.v4l2caps",
+        "pixcam", "pixcam.interrupt", "pixcam.video", "pixcam.video.keeper",
+        "pixcam.video.keeper_cache", "pixcam.video.v4l2caps",
         "__future__", "ctypes", "_ctypes", "ctypes._endian", "struct", "_struct", "types",
         "errno", "fcntl", "zlib",
     }, loaded  # fmt: skip

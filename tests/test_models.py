@@ -92,7 +92,7 @@ def test_corrupt_model_with_right_hash_fails_cleanly(
     private_models: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A file that is not a TFLite flatbuffer at all must still give a PixcamError.
-    from pixcam.segment.engine import Engine
+    from pixcam.chain.segment.engine import Engine
 
     bogus = private_models / "bogus.tflite"
     private_models.mkdir(parents=True)

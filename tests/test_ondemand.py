@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pixcam.devices import count_openers
-from pixcam.ondemand import Debouncer, Inotify, OnDemand
+from pixcam.video.devices import count_openers
+from pixcam.video.ondemand import Debouncer, Inotify, OnDemand
 
 
 # ------------------------------------------------------------------------------ debounce

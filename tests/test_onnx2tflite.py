@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import IMAGES, SHARED_MODELS, need
-from pixcam import models, onnx2tflite, quantize
+from pixcam import models
+from pixcam.chain.segment.engine import interpreter_class
 from pixcam.errors import PixcamError
-from pixcam.segment.engine import interpreter_class
+from pixcam.models import onnx2tflite, quantize
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed")
 

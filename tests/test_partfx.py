@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need
-from pixcam import evaluate, overlay
+from pixcam.chain import overlay
+from pixcam.chain.partfx import PartEffects, PartSettings, work_size
+from pixcam.chain.refine import Refiner, RefineSettings
+from pixcam.chain.segment import GridMapping, SegmentationOutput, load_segmenter
 from pixcam.errors import PixcamError
-from pixcam.partfx import PartEffects, PartSettings, work_size
 from pixcam.parts import PART_NAMES, RAINBOW, part_ids
-from pixcam.refine import Refiner, RefineSettings
-from pixcam.segment import GridMapping, SegmentationOutput, load_segmenter
+from pixcam.tools import evaluate
 
 FACE = part_ids(["face"])
 BAND_CELLS = 3.5  # privacy reaches at most this many network cells (+ feather) past the face
@@ -264,8 +265,8 @@ def test_inplace_and_no_effect_paths() -> None:
 
 
 def test_settings_from_the_config_file() -> None:
+    from pixcam.chain.effects import EffectsSettings
     from pixcam.config import parse_config
-    from pixcam.effects import EffectsSettings
 
     cfg = parse_config(
         '[refine]\nsmoothing = 0.3\n[parts]\nview = true\nopacity = 0.4\nprivacy = "pixelate"\n'

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pixcam import compose, config, control, models, paths
+from pixcam import config, control, models, paths
+from pixcam.chain import compose
 
 
 def test_every_path_follows_the_xdg_variables(

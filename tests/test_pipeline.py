@@ -20,14 +20,15 @@ from fakes import (
     W,
     cfg_with,
 )
-from pixcam import camera, outlet, sources
 from pixcam.cli import main
 from pixcam.config import load_config
 from pixcam.errors import PixcamError
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import SinkError, SinkSpec
-from pixcam.sources import Source, SourceSpec
-from pixcam.timings import RateLimitedLog
+from pixcam.runner import camera, outlet
+from pixcam.runner.pipeline import Pipeline
+from pixcam.runner.timings import RateLimitedLog
+from pixcam.video import sources
+from pixcam.video.sinks import SinkError, SinkSpec
+from pixcam.video.sources import Source, SourceSpec
 
 
 # ------------------------------------------------------------ real model, real video
@@ -43,7 +44,7 @@ def _sharpness(img: np.ndarray, mask: np.ndarray) -> float:
 
 def _regions(frame: np.ndarray, seg: Any) -> tuple[np.ndarray, np.ndarray]:
     """Sure person and sure background of the *input*, away from the uncertain edge."""
-    from pixcam.segment import segment_person
+    from pixcam.chain.segment import segment_person
 
     prob = segment_person(seg, frame).probabilities
     kernel = np.ones((25, 25), np.uint8)
@@ -57,7 +58,7 @@ def _regions(frame: np.ndarray, seg: Any) -> tuple[np.ndarray, np.ndarray]:
 def test_file_to_file_with_the_real_model(
     models_installed: Path, doctor: Path, tmp_path: Path, background: str
 ) -> None:
-    from pixcam.segment import load_segmenter
+    from pixcam.chain.segment import load_segmenter
 
     effects: dict[str, Any] = {"background": background, "color": "#ff00ff", "blur_strength": 60}
     if background == "image":
@@ -448,8 +449,8 @@ def test_file_output_loads_the_model_before_creating_the_file() -> None:
 def test_status_reports_the_largest_gap_between_frames_out() -> None:
     import time
 
-    from pixcam.outlet import Outlet
-    from pixcam.timings import Timings
+    from pixcam.runner.outlet import Outlet
+    from pixcam.runner.timings import Timings
 
     sinks = SinkFactory()
     out = Outlet(SinkSpec(device="memory"), sinks, Timings(), RateLimitedLog(), lambda m: None)

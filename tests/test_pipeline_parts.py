@@ -16,13 +16,13 @@ import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
 from fakes import CameraFactory, FakeCamera, FakePipeline, FlakySegmenter, cfg_with
-from pixcam import camera
-from pixcam.effects import EffectsSettings, effects_active
-from pixcam.loader import default_loader
+from pixcam.chain.effects import EffectsSettings, effects_active
 from pixcam.parts import part_ids
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import SinkSpec
-from pixcam.sources import Source, SourceSpec
+from pixcam.runner import camera
+from pixcam.runner.loader import default_loader
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video.sinks import SinkSpec
+from pixcam.video.sources import Source, SourceSpec
 
 FACE = part_ids(["face"])
 
@@ -34,7 +34,7 @@ def doctor() -> Path:
 
 @pytest.fixture(scope="module")
 def seg(models_installed: Path) -> Any:
-    from pixcam.segment import load_segmenter
+    from pixcam.chain.segment import load_segmenter
 
     return load_segmenter(None, threads=2)
 
@@ -318,7 +318,7 @@ def test_resume_is_no_warning_but_a_real_failure_is(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(camera, "BACKOFF_S", (0.01, 0.02, 0.05))
-    caplog.set_level(logging.INFO, logger="pixcam.pipeline")
+    caplog.set_level(logging.INFO, logger="pixcam.runner.pipeline")
     cams = CameraFactory(good=10**9, down=0)
     with FakePipeline(cameras=cams, idle_fps=200.0) as p:
         wait_until(lambda: len(p.frames) >= 3, "frames")
@@ -354,8 +354,8 @@ def test_failed_default_model_is_named(caplog: pytest.LogCaptureFixture) -> None
 
 # --------------------------------------------------------------------------- bench
 def test_bench_parts_option_is_checked() -> None:
-    from pixcam.bench_pipeline import PART_EFFECTS, parse_parts
     from pixcam.errors import PixcamError
+    from pixcam.tools.bench_pipeline import PART_EFFECTS, parse_parts
 
     assert parse_parts(None) == [] and parse_parts("view, blur-face") == ["view", "blur-face"]
     assert parse_parts("all") == list(PART_EFFECTS)

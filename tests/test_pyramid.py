@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video
+from pixcam.chain.pyramid import Pyramid
 from pixcam.i420 import I420
-from pixcam.pyramid import Pyramid
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for pixcam.refine: shapes, feathering, temporal smoothing, edge-aware upsampling."""
+"""Tests for pixcam.chain.refine: shapes, feathering, temporal smoothing, edge-aware upsampling."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pixcam.refine import Refiner, RefineSettings, guided_filter, probability_size
+from pixcam.chain.refine import Refiner, RefineSettings, guided_filter, probability_size
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "segmentation" / "dev"
 

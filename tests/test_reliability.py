@@ -40,9 +40,9 @@ from pixcam.config import Config, ConfigWatcher, load_config
 from pixcam.control import ControlServer, send_command
 from pixcam.daemon import Daemon
 from pixcam.errors import PixcamError
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import Sink, SinkSpec
-from pixcam.sources import SourceSpec
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video.sinks import Sink, SinkSpec
+from pixcam.video.sources import SourceSpec
 
 EDITS = int(os.environ.get("PIXCAM_RELIABILITY_EDITS", "100"))  # random config edits
 LIVE_S = 2.0  # a legitimate request must be answered within this, whatever else goes on

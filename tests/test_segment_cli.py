@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import IMAGES, need
-from pixcam import cli, evaluate
+from pixcam import cli
 from pixcam.parts import RAINBOW
+from pixcam.tools import evaluate
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pixcam import sinks
-from pixcam.devices import own_fds
 from pixcam.i420 import I420
-from pixcam.sinks import (
+from pixcam.video import sinks
+from pixcam.video.devices import own_fds
+from pixcam.video.sinks import (
     MODPROBE_FIX,
     FileSink,
     SinkError,

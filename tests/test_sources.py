@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video
-from pixcam import sources
 from pixcam.errors import PixcamError
-from pixcam.sources import Source, SourceError, SourceSpec, open_source
+from pixcam.video import sources
+from pixcam.video.sources import Source, SourceError, SourceSpec, open_source
 
 
 @pytest.fixture
@@ -256,7 +256,7 @@ class _RawMjpgSource(Source):
 
 
 def test_raw_mjpg_is_decoded_when_taken_and_stamped() -> None:
-    from pixcam import mjpg
+    from pixcam.video import mjpg
 
     frame = cv2.resize(read_video(VIDEOS / "presenter-1280x720.mp4", 1)[0], (320, 180))
     jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]

@@ -8,10 +8,10 @@ import numpy as np
 
 from conftest import wait_until
 from fakes import FakePipeline, FlakySegmenter, cfg_with
-from pixcam.compose import BlurBackground, ComposeSettings, Compositor
-from pixcam.effects import Effects, EffectsSettings
-from pixcam.pyramid import Pyramid
-from pixcam.stillness import MAX_CARRY, MotionGate
+from pixcam.chain.compose import BlurBackground, ComposeSettings, Compositor
+from pixcam.chain.effects import Effects, EffectsSettings
+from pixcam.chain.pyramid import Pyramid
+from pixcam.chain.stillness import MAX_CARRY, MotionGate
 
 H, W = 180, 320
 

@@ -13,7 +13,7 @@ if sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") =
     # keeper.py): `pixcam daemon`/`run` start the keeper here. With -m, Python's own
     # command line names the module just before pixcam's arguments: not `-m pixcam.<module>`.
     if sys.argv[0] != "-m" or sys.orig_argv[len(sys.orig_argv) - len(sys.argv)] == "pixcam":
-        from pixcam import keeper
+        from pixcam.video import keeper
 
         keeper.start_from_argv(sys.argv[1:])
 

@@ -85,7 +85,7 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
 
 # -------------------------------------------------------------------------- segment
 def _cmd_segment(args: argparse.Namespace) -> int:
-    from pixcam import segment_cli
+    from pixcam.tools import segment_cli
 
     return segment_cli.run(args)
 
@@ -134,7 +134,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 def _keep_virtual_camera(output_file: str | None, output_device: str | None = None) -> None:
     """Before the heavy imports: a watching app keeps its stream while pixcam starts. Mostly
     started already, from the command line (pixcam/__init__.py); this says what it did."""
-    from pixcam import keeper
+    from pixcam.video import keeper
 
     if output_file:
         keeper.release()  # into a file: no virtual camera to keep
@@ -194,7 +194,7 @@ def _add_daemon(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from pixcam import bench
+    from pixcam.tools import bench
 
     return bench.run(args)
 
@@ -246,14 +246,14 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from pixcam import bench_pipeline
+    from pixcam.tools import bench_pipeline
 
     return bench_pipeline.run(args)
 
 
 # --------------------------------------------------------------------------- doctor
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from pixcam import doctor
+    from pixcam.tools import doctor
 
     return doctor.run(config_path=args.config)
 
@@ -266,7 +266,7 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 # ---------------------------------------------------------------------------- setup
 def _cmd_setup(args: argparse.Namespace) -> int:
-    from pixcam import install_system
+    from pixcam.tools import install_system
 
     return install_system.run(
         uninstall=args.uninstall, dry_run=args.dry_run, yes=args.yes, start=args.start

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from pixcam import config as config_mod
+from pixcam.chain.effects import effects_active
 from pixcam.config import Config, ConfigWatcher
 from pixcam.control import ControlServer, SignalHandlers, install_signal_handlers
-from pixcam.effects import effects_active
 from pixcam.errors import PixcamError
-from pixcam.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import SinkSpec
-from pixcam.sources import SourceSpec
-from pixcam.usable import check_usable
+from pixcam.runner.pipeline import Pipeline
+from pixcam.runner.usable import check_usable
+from pixcam.video.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
+from pixcam.video.sinks import SinkSpec
+from pixcam.video.sources import SourceSpec
 
 log = logging.getLogger("pixcam.daemon")
 

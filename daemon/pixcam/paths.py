@@ -52,3 +52,10 @@ def runtime_dir() -> Path:
     if os.path.isabs(base) and os.path.isdir(base):
         return Path(base) / "pixcam"
     return Path(tempfile.gettempdir()) / f"pixcam-{os.getuid()}"
+
+
+def dev_videos() -> Path | None:
+    """Where the benches find their default videos: `$PIXCAM_DEV_VIDEOS`, or None (then a
+    bench needs `--video`). An installed pixcam knows no developer folder of its own."""
+    folder = os.environ.get("PIXCAM_DEV_VIDEOS")
+    return Path(folder) if folder else None

@@ -11,9 +11,9 @@ from typing import Any
 
 from pixcam.config import load_config
 from pixcam.images import STILL_SUFFIXES
-from pixcam.pipeline import Pipeline
-from pixcam.sinks import SinkSpec
-from pixcam.sources import SourceSpec
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video.sinks import SinkSpec
+from pixcam.video.sources import SourceSpec
 
 log = logging.getLogger("pixcam.run")
 

@@ -39,10 +39,11 @@ from test_ondemand_vm import opened_by
 from test_run_vm import write_config
 from v4l2_helpers import REPO, Proc, background, feed, make_raw_clip, measured, wait_for
 
-from pixcam import cli, v4l2caps
-from pixcam.compose import cover_fit, load_image
+from pixcam import cli
+from pixcam.chain.compose import cover_fit, load_image
 from pixcam.control import send_command
-from pixcam.ondemand import START_DELAY_S, STOP_DELAY_S
+from pixcam.video import v4l2caps
+from pixcam.video.ondemand import START_DELAY_S, STOP_DELAY_S
 
 W, H = 640, 360
 # 2 s of a presenter standing in a room, 640x360 at 15 fps (checked with Chromium: the

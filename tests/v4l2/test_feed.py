@@ -16,7 +16,7 @@ from v4l2_helpers import (
     read_opencv,
 )
 
-from pixcam import v4l2caps
+from pixcam.video import v4l2caps
 
 
 def test_fed_loopback_is_a_camera_for_opencv_and_ffmpeg(tmp_path: Path, camera_dev: str) -> None:

@@ -13,7 +13,7 @@ import cv2
 from test_run_vm import is_composited, write_config
 from v4l2_helpers import background, feed, make_raw_clip, wait_for
 
-from pixcam import v4l2caps
+from pixcam.video import v4l2caps
 
 
 def opened_by(pid: int, device: str) -> bool:

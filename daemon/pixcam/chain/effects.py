@@ -1,0 +1,417 @@
+"""The frame chain, once: mirror → segment → frame → refine → compose → part effects.
+
+`EffectsSettings.from_config` is the one translation from the user's `Config` to the stage
+settings (`RefineSettings`, `ComposeSettings`, `PartSettings`, the model choice); `Effects`
+runs the chain on one frame, synchronously, with no threads or clocks of its own. The
+pipeline (`pipeline.py`) runs it on a live stream and every bench runs the very same object,
+so what is measured is what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import cv2
+
+from pixcam.chain import autotune
+from pixcam.chain.compose import Background, ComposeSettings, Compositor
+from pixcam.chain.framing import (
+    Framer,
+    FramingSettings,
+    crop_frame,
+    crop_output,
+    is_full,
+    measure,
+    snap,
+)
+from pixcam.chain.partfx import PartEffects, PartSettings
+from pixcam.chain.pyramid import Pyramid
+from pixcam.chain.refine import Alpha, Refiner, RefineSettings, probability_size
+from pixcam.chain.segment.fused import FusedSegmenter
+from pixcam.chain.segment.output import SegmentationOutput
+from pixcam.chain.stillness import MotionGate
+from pixcam.config import Config
+from pixcam.i420 import I420, Frame, as_bgr
+
+log = logging.getLogger("pixcam.chain.effects")
+
+# Called after each stage with its name ("segment", "frame", "refine", "compose", "parts") and its
+# wall-clock milliseconds.
+StageHook = Callable[[str, float], None]
+
+
+class _StageClock:
+    """Tells `on_stage` each stage's wall time, measured from the end of the one before."""
+
+    __slots__ = ("_hook", "_t")
+
+    def __init__(self, hook: StageHook | None) -> None:
+        self._hook = hook
+        self._t = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        if self._hook is not None:
+            now = time.perf_counter()
+            self._hook(stage, (now - self._t) * 1e3)
+            self._t = time.perf_counter()  # the hook's own time counts for no stage
+
+
+class Segmenter(Protocol):
+    """What the chain needs of a model (`segment.base.Segmenter` and the tests' fakes)."""
+
+    @property
+    def has_parts(self) -> bool: ...
+
+    def run(
+        self, frame: Frame, parts: bool = True, pyramid: Pyramid | None = None
+    ) -> SegmentationOutput: ...
+
+
+def _streamed(segmenter: Segmenter | None) -> Segmenter | None:
+    """`segmenter`, told it is fed a stream: the fused one then keeps the selfie model's square
+    while the person stays in it (segment/fused.py), which photos must not inherit."""
+    if isinstance(segmenter, FusedSegmenter):
+        segmenter.steady = True
+    return segmenter
+
+
+class ModelChoice(NamedTuple):
+    """Which model to load and how: `segment.load_segmenter(*choice)`."""
+
+    name: str | None  # None: the manifest's default
+    threads: int
+    internal_resolution: int
+    quality: str = "balanced"  # the `[model] quality` preset (segment.load_segmenter)
+
+
+def model_label(name: str | None) -> str:
+    """The model for logs: "default (its manifest name)" instead of None."""
+    if name is not None:
+        return name
+    try:
+        from pixcam import models
+
+        return f"default ({models.default_model_name()})"
+    except Exception:  # a broken manifest must not break a log line
+        return "default"
+
+
+def segmenter_name(seg: object, choice: ModelChoice | None) -> str:
+    """The loaded model's own name (what "default" resolved to), else what was asked for."""
+    spec = getattr(seg, "spec", None)
+    name = getattr(spec, "name", None)
+    return str(name) if name else model_label(choice.name if choice else None)
+
+
+@dataclass(frozen=True)
+class EffectsSettings:
+    """Everything the chain needs, translated and validated once from a `Config`."""
+
+    enabled: bool
+    mirror: bool
+    background: str
+    skip_still: bool
+    model: ModelChoice
+    refine: RefineSettings
+    compose: ComposeSettings
+    parts: PartSettings
+    framing: FramingSettings = FramingSettings()
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> EffectsSettings:
+        """PixcamError when a stage refuses a value the schema let through."""
+        e, r, p, m = cfg.effects, cfg.refine, cfg.parts, cfg.model
+        refine = RefineSettings(
+            smoothing=float(r.smoothing),
+            feather=float(r.feather),
+            edge_aware=bool(r.edge_aware),
+            threshold=float(m.threshold),
+        )
+        compose = ComposeSettings(
+            background=e.background,
+            blur_strength=e.blur_strength,
+            image=e.image,
+            video=e.video,
+            color=e.color,
+            # The chain mirrors the camera frame before segmentation (so pass-through mirrors
+            # too); the compositor must not flip it a second time.
+            mirror=False,
+        )
+        parts = PartSettings(
+            view=bool(p.view),
+            opacity=float(p.opacity),
+            privacy=str(p.privacy),
+            privacy_parts=tuple(p.privacy_parts),
+            smoothing=float(r.smoothing),
+            feather=float(r.feather),
+        )
+        name = None if m.name in ("", "default") else m.name
+        model = ModelChoice(name, int(m.threads), int(m.internal_resolution), str(m.quality))
+        f = cfg.framing
+        framing = FramingSettings(str(f.mode), float(f.zoom), float(f.speed))
+        return cls(
+            bool(e.enabled),
+            bool(e.mirror),
+            e.background,
+            bool(m.skip_still),
+            model,
+            refine,
+            compose,
+            parts,
+            framing,
+        )
+
+    @property
+    def parts_on(self) -> bool:
+        """A body-part effect is asked for (coloured parts or part privacy)."""
+        return self.parts.view or self.parts.privacy != "none"
+
+    @property
+    def active(self) -> bool:
+        """Segmentation is needed at all (otherwise frames pass through untouched)."""
+        return _active(self.enabled, self.background, self.parts_on, self.framing.on)
+
+
+def _active(enabled: bool, background: str, parts_on: bool, framing_on: bool) -> bool:
+    # A part effect or auto-framing counts with background "none" too: keep the background,
+    # blur the face or follow the person.
+    return enabled and (background != "none" or parts_on or framing_on)
+
+
+def effects_active(cfg: Config) -> bool:
+    """`EffectsSettings.active` straight from a `Config` (the tray's question, every second)."""
+    e, p = cfg.effects, cfg.parts
+    framing_on = cfg.framing.mode == "auto"
+    return _active(e.enabled, e.background, p.view or p.privacy != "none", framing_on)
+
+
+class Effects:
+    """The stages with their temporal state; not thread-safe: one caller at a time.
+
+    `notice` is a standing problem worth showing (a part effect asked of a model without part
+    heads), None when there is none; it is logged once per model.
+    """
+
+    def __init__(
+        self,
+        settings: EffectsSettings,
+        segmenter: Segmenter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = self._user = settings
+        self._level = 0  # auto-tune steps applied on top of the user's settings
+        self._steps = autotune.applicable(settings)
+        self._framer = Framer(settings.framing, clock)
+        self._refiner = Refiner(settings.refine)
+        self._compositor = Compositor(settings.compose)
+        self._fx = PartEffects(settings.parts)
+        self._segmenter = _streamed(segmenter)
+        self._model: ModelChoice | None = settings.model if segmenter is not None else None
+        self._parts_fed = False  # the part tracker saw the previous frame
+        self._gate = MotionGate()
+        self._alpha: Alpha | None = None  # the last refined mask, carried while still
+        self.carried = False  # the last frame kept that mask (the network did not run)
+        self._warned: ModelChoice | None = None  # the model the notice was logged for
+        self.notice: str | None = None
+
+    @property
+    def settings(self) -> EffectsSettings:
+        """The settings in use: the user's, with the auto-tune level's steps applied."""
+        return self._settings
+
+    @property
+    def tune_level(self) -> int:
+        return self._level
+
+    def tune_steps(self) -> list[str]:
+        """The auto-tune steps that apply to the user's settings, in order."""
+        return [step.name for step in self._steps]
+
+    def set_tune_level(self, level: int) -> None:
+        """Apply the first `level` auto-tune steps on top of the user's settings."""
+        self._level = level
+        self._apply(self._user)
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        return self._segmenter
+
+    @property
+    def model(self) -> ModelChoice | None:
+        """The choice the current segmenter was loaded for (None: no segmenter)."""
+        return self._model
+
+    @property
+    def model_name(self) -> str | None:
+        """The loaded model's own name (what "default" resolved to); None: no model."""
+        if self._model is None:
+            return None
+        spec = getattr(self._segmenter, "spec", None)
+        return getattr(spec, "name", None) or self._model.name or "default"
+
+    def needs_load(self, settings: EffectsSettings) -> bool:
+        """Whether `update(settings)` would load a file (a background image or video)."""
+        return self._compositor.needs_load(settings.compose)
+
+    def load(self, settings: EffectsSettings) -> Background | None:
+        """The slow part of `update(settings)` (decoding an image, opening a video), safe to
+        run on another thread while frames go on; hand the result to `update(loaded=...)`.
+        PixcamError when the file cannot be used."""
+        return self._compositor.load_background(settings.compose)
+
+    def update(self, settings: EffectsSettings, loaded: Background | None = None) -> None:
+        """New settings for the next frame; the stages keep their state where they can.
+        `loaded`: what `load(settings)` returned (None: load here, now).
+
+        PixcamError (e.g. a background image that cannot be read) leaves the settings as they
+        were for what decides the chain's shape."""
+        self._apply(settings, loaded)
+        self._user = settings
+
+    def _apply(self, user: EffectsSettings, loaded: Background | None = None) -> None:
+        steps = autotune.applicable(user)
+        settings = autotune.tuned(user, self._level, autotune.base_resolution(user.model))
+        if settings.refine != self._refiner.settings:
+            self._refiner.update(settings.refine)
+            self._alpha = None  # made with the old settings
+        if settings.compose != self._compositor.settings:
+            self._compositor.update(settings.compose, loaded=loaded)
+        if settings.parts != self._fx.settings:
+            self._fx.update(settings.parts)
+        if settings.framing != self._framer.settings:
+            self._framer.settings = settings.framing
+            if not settings.framing.on:
+                self._framer.reset()  # turned on again later: start from the full view
+        self._settings, self._steps = settings, steps
+
+    def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
+        self._segmenter, self._model = _streamed(segmenter), model
+        self._alpha = None
+
+    def reset(self) -> None:
+        """Forget the temporal state of the refiner and the part effects (a new scene)."""
+        self._refiner.reset()
+        self._fx.reset()
+        self._framer.reset()
+        self._parts_fed = False
+        self._gate.reset()
+        self._alpha = None
+
+    def mirror(self, frame: Frame) -> Frame:
+        """The frame as the chain sees it (flipped when mirroring is on)."""
+        if not self._settings.mirror:
+            return frame
+        return frame.flipped() if isinstance(frame, I420) else cv2.flip(frame, 1)
+
+    def process(self, frame: Frame, on_stage: StageHook | None = None) -> Frame:
+        """One frame through the chain; the frame itself when nothing is to be done.
+
+        The result is in the frame's format (BGR or I420: a camera's MJPG comes as I420 and
+        goes to the virtual camera so), except that auto-framing and the part effects work
+        in BGR: with them an I420 frame is converted once and the result is BGR."""
+        try:
+            return self._process(frame, on_stage)
+        except BaseException:
+            self._parts_fed = False  # the part tracker missed this frame
+            raise
+
+    def _process(self, frame: Frame, on_stage: StageHook | None) -> Frame:
+        s = self._settings
+        self.carried = False
+        frame = self.mirror(frame)
+        seg = self._segmenter
+        if not s.active or seg is None:
+            self._parts_fed = False
+            return frame  # pass-through: no inference at all
+        needs_parts = self._fx.needs_parts
+        if not needs_parts:
+            self._clear_notice()  # turned on again later: say it again
+        want_parts = needs_parts and self._parts_available(seg)
+        framing = s.framing.on
+        if not want_parts:
+            self._parts_fed = False
+            if s.background == "none" and not framing:
+                return frame  # only a part effect was asked for, and it cannot run
+        if framing:
+            frame = as_bgr(frame)  # the crop works in BGR
+        h, w = frame.shape[:2]
+        clock = _StageClock(on_stage)
+        # The frame's halvings, made once for the motion test, the network input, the guide
+        # and the blur.
+        pyramid = Pyramid(frame)
+        alpha = self._alpha
+        # A still picture keeps the last mask; not with part effects, which need this very
+        # frame's part output, nor while framing, whose crop moves under a kept mask.
+        gated = s.skip_still and not want_parts and not framing
+        if gated and self._gate.still(pyramid) and alpha is not None and alpha.full.shape == (h, w):
+            self._gate.carry()
+            self.carried = True
+            clock.done("carry")
+            out = None
+        else:
+            # The 24 part channels are read (and decoded) only while an effect needs them; the
+            # framer finds the face in them (a few grid cells, cheap) where the model has them.
+            out = seg.run(frame, parts=want_parts or (framing and seg.has_parts), pyramid=pyramid)
+            if framing:
+                clock.done("segment")
+                # Before the background: blur and replacement fill the framed picture.
+                box = snap(self._framer.update(measure(out, s.refine.threshold), w, h), w, h)
+                if not is_full(box, w, h):
+                    frame, out = crop_frame(as_bgr(frame), box), crop_output(out, box)
+                    pyramid = Pyramid(frame)
+                if s.background == "none" and not want_parts:
+                    clock.done("frame")
+                    return frame
+            # Same aspect as the frame (the refiner checks it), as fine as the refiner uses.
+            prob = out.person_probability(size=probability_size(w, h, out.cell))
+            clock.done("frame" if framing else "segment")
+            alpha = self._alpha = self._refiner.refine_alpha(frame, prob, pyramid)
+            clock.done("refine")
+            if gated:
+                self._gate.ran(prob)
+        # A carried mask on a still picture: the blurred background of the last inferred frame
+        # serves too (the frame's own pixels still come through the blend).
+        result = self._compositor.compose(
+            frame,
+            alpha.full,
+            pyramid,
+            small=alpha.small,
+            keep_background=gated,
+            reuse_background=gated and out is None,
+        )
+        clock.done("compose")
+        if want_parts and out is not None:
+            if not self._parts_fed:
+                self._fx.reset()  # frames went by unseen: no smoothing against a stale state
+            # The compositor hands out a new array (except for "none", which returns the
+            # camera frame itself): draw into it rather than copying 2.7 MB again.
+            bgr = as_bgr(result)
+            result = self._fx.apply(bgr, out, alpha.full, inplace=bgr is not frame)
+            self._parts_fed = True
+            clock.done("parts")
+        return result
+
+    def close(self) -> None:
+        self._compositor.close()
+
+    def _parts_available(self, seg: Segmenter) -> bool:
+        """Whether the model has part heads; says once per model when it has not."""
+        if seg.has_parts:
+            self._clear_notice()  # a model with parts came: the problem is gone
+            return True
+        if self._warned != self._model or self.notice is None:
+            self._warned = self._model
+            self.notice = (
+                f"model {segmenter_name(seg, self._model)} has no body parts: the part effects "
+                "are off until a model with parts is chosen (`pixcam models list`: person+parts)"
+            )
+            log.warning("%s", self.notice)
+        return False
+
+    def _clear_notice(self) -> None:
+        self._warned = None
+        self.notice = None

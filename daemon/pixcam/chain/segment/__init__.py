@@ -1,0 +1,143 @@
+"""Person and body-part segmentation, with the seed's API.
+
+seg = load_segmenter("bodypix-050-s16-float", threads=2, internal_resolution=481)
+person = segment_person(seg, frame_bgr, threshold=0.5)   # .data uint8 0/1, .probabilities
+parts = segment_parts(seg, frame_bgr)                     # .data int32, -1 or 0..23
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from pixcam import models
+from pixcam.chain.segment.base import Segmenter
+from pixcam.chain.segment.bodypix import BodyPixSegmenter
+from pixcam.chain.segment.engine import Engine
+from pixcam.chain.segment.fused import FusedSegmenter
+from pixcam.chain.segment.output import GridMapping, SegmentationOutput
+from pixcam.chain.segment.selfie import SelfieSegmenter
+from pixcam.errors import PixcamError
+from pixcam.modes import QUALITIES
+
+FAMILIES: dict[str, type[Segmenter]] = {"bodypix": BodyPixSegmenter, "selfie": SelfieSegmenter}
+
+# `[model] quality` on a BodyPix model (measured in docs/cut.md): the network input's long side
+# (0: the model's own) and whether the selfie model is fused in. "balanced" fuses a smaller
+# BodyPix input with the selfie model: more accurate than BodyPix alone at 417 px for ~1.5 ms
+# more per 720p frame; without the selfie model installed it is BodyPix alone at its own size.
+PRESETS: dict[str, tuple[int, bool]] = {
+    "fast": (321, False),
+    "balanced": (289, True),
+    "best": (0, True),
+}
+PARTNER = "selfie-general"  # the model fused with BodyPix
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "QUALITIES",
+    "FusedSegmenter",
+    "GridMapping",
+    "PartSegmentation",
+    "PersonSegmentation",
+    "SegmentationOutput",
+    "Segmenter",
+    "load_segmenter",
+    "network_resolution",
+    "segment_parts",
+    "segment_person",
+]
+
+
+@dataclass
+class PersonSegmentation:
+    width: int
+    height: int
+    data: np.ndarray  # uint8 H×W, 1 = person
+    probabilities: np.ndarray  # float32 H×W, 0..1
+
+
+@dataclass
+class PartSegmentation:
+    width: int
+    height: int
+    data: np.ndarray  # int32 H×W, -1 outside the person, 0..23 the part id
+
+
+def load_segmenter(
+    name: str | None = None,
+    threads: int = 1,
+    internal_resolution: int = 0,
+    quality: str | None = None,
+) -> Segmenter:
+    """A segmenter for an installed model (None or "default" = the project's default).
+
+    `quality` (a `[model] quality` preset, see PRESETS) applies to BodyPix models: it sets the
+    network input unless `internal_resolution` is given, and may fuse the selfie model in
+    (FusedSegmenter) when that is installed. None: the model alone, as it is.
+    """
+    if quality is not None and quality not in QUALITIES:
+        raise PixcamError(f"unknown quality {quality!r}: use one of {', '.join(QUALITIES)}")
+    spec = models.resolve(name)
+    family = FAMILIES.get(spec.family)
+    if family is None:
+        raise PixcamError(f"model {spec.name} has unknown family {spec.family!r}")
+    fuse = quality is not None and spec.family == "bodypix" and PRESETS[quality][1]
+    partner = _partner(spec, threads, quality) if fuse else None
+    resolution = network_resolution(spec, quality, internal_resolution, partner is not None)
+    segmenter = family(spec, Engine(spec.path, threads), resolution)
+    if partner is None:
+        return segmenter
+    return FusedSegmenter(segmenter, partner)  # type: ignore[return-value]
+
+
+def _partner(spec: models.ModelSpec, threads: int, quality: str | None) -> Segmenter | None:
+    try:
+        return load_segmenter(PARTNER, threads)
+    except PixcamError as exc:
+        log.warning("quality %s needs %s (%s); running %s alone", quality, PARTNER, exc, spec.name)
+        return None
+
+
+def network_resolution(
+    spec: models.ModelSpec, quality: str | None, internal_resolution: int, fused: bool = True
+) -> int:
+    """The network input's long side that `quality` gives (0: the model's own). A preset that
+    fuses the selfie model but runs without it (`fused` False) keeps the model's own size."""
+    if spec.family != "bodypix" or quality is None or internal_resolution:
+        return internal_resolution
+    resolution, fuses = PRESETS[quality]
+    return resolution if fused or not fuses else 0
+
+
+def _check_frame(frame: np.ndarray) -> None:
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise PixcamError(
+            f"expected an 8-bit colour frame (H×W×3 uint8), got shape {frame.shape} {frame.dtype}"
+        )
+
+
+def segment_person(
+    segmenter: Segmenter, frame_bgr: np.ndarray, threshold: float = 0.5
+) -> PersonSegmentation:
+    _check_frame(frame_bgr)
+    prob = segmenter.run(frame_bgr, parts=False).person_probability()
+    h, w = prob.shape
+    return PersonSegmentation(w, h, (prob >= threshold).astype(np.uint8), prob)
+
+
+def segment_parts(
+    segmenter: Segmenter, frame_bgr: np.ndarray, threshold: float = 0.5
+) -> PartSegmentation:
+    _check_frame(frame_bgr)
+    if not segmenter.has_parts:
+        raise PixcamError(
+            f"model {segmenter.spec.name} has no body-part outputs; pick one whose "
+            "`pixcam models list` entry says person+parts"
+        )
+    ids = segmenter.run(frame_bgr, parts=True).part_ids(threshold)
+    h, w = ids.shape
+    return PartSegmentation(w, h, ids)

@@ -1,0 +1,194 @@
+"""BodyPix and the MediaPipe selfie model run on the same frame, their probabilities averaged.
+
+The two networks fail differently: BodyPix (stride 16) is blocky and claims bright background
+structures beside the body, the selfie model (full-resolution output, trained on
+webcam framing) follows the outline more closely but drops parts of a body further from the
+camera. On the dev photos a weighted mean of both beats either one alone, even with BodyPix at
+a smaller input (quality "balanced": 289 px, about the cost of BodyPix alone at 417 px; "best":
+417 px); docs/cut.md. Body parts come from BodyPix only.
+
+The selfie model's input is a fixed 256×256, so a 16:9 frame would reach it letterboxed into
+256×144. It is given the square around the person BodyPix found instead (grown by a margin):
+on a webcam frame that is ~1.6× finer where the outline is. Where that square leaves the frame
+(on most upper-body frames, below and at the sides) its input is the frame mirrored at the
+edge (`Segmenter.run`'s region), so the square stays square with the person centred and
+clear of its borders: clipping it instead put the person against the input's edge and grey
+padding beside it, and cost 0.002-0.005 mean IoU on the dev photos. Outside the square the
+probability is BodyPix's alone (it found no person there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pixcam.chain.pyramid import Box, Pyramid
+from pixcam.chain.segment.base import Segmenter
+from pixcam.chain.segment.engine import Engine
+from pixcam.chain.segment.output import SegmentationOutput
+from pixcam.i420 import Frame
+
+# The square around BodyPix's person grows by this share of its side: on the dev photos 10 %
+# beat 0, 5, 25 and 50 % (the selfie model wants some room around the person; docs/cut.md).
+CROP_MARGIN = 0.1
+# On a stream the square stays where it was while the person's square moves less than this
+# share of its side (and its side changes less than twice that): the selfie model's mask moves
+# with its square by a pixel, so a square that follows every twitch of BodyPix's box makes the
+# outline flicker. Half the margin keeps the person inside the old square. Presenter flicker
+# 0.106 → 0.100, doctor-desk 0.296 → 0.251 (docs/cut.md, round 4).
+STEADY_SHARE = 0.05
+_FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
+
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+
+
+def person_square(
+    prob: np.ndarray, frame_size: tuple[int, int], margin: float = CROP_MARGIN
+) -> Box | None:
+    """The square (x0, y0, x1, y1 in frame pixels) around the pixels where `prob` (covering the
+    frame at any size) is ≥ 0.5, its side grown by `margin`, centred on them: it may reach
+    beyond the frame. Its corners are even: an I420 frame's chroma sample covers 2×2 pixels,
+    so the square takes whole ones. None when there is no such pixel."""
+    # cv2's bounding box of the non-zero pixels: a tenth of numpy's nonzero + min/max.
+    bx, by, bw, bh = cv2.boundingRect((prob >= 0.5).view(np.uint8))
+    if bw == 0:
+        return None
+    fw, fh = frame_size
+    kx, ky = fw / prob.shape[1], fh / prob.shape[0]
+    cx, cy = (bx + bw / 2) * kx, (by + bh / 2) * ky
+    half = max(bw * kx, bh * ky) * (1.0 + margin) / 2
+    side = max(2, 2 * round(half))
+    x0, y0 = 2 * round((cx - half) / 2), 2 * round((cy - half) / 2)
+    return x0, y0, x0 + side, y0 + side
+
+
+@dataclass
+class FusedOutput(SegmentationOutput):
+    """BodyPix's output whose person probability is blended with a second model's."""
+
+    second: SegmentationOutput | None = None
+    weight: float = 0.5  # of BodyPix's probability; the second model gets the rest
+    # Where in the frame the second model looked (its whole input); None: the whole frame.
+    second_rect: Rect | None = None
+
+    @property
+    def cell(self) -> float:
+        """The second model's cell where it looked (the finer one: the refiner keeps it)."""
+        if self.second is None:
+            return super().cell
+        rect = self.second_rect
+        looked = self.frame_size[0] if rect is None else rect[2] - rect[0]  # in frame pixels
+        return min(super().cell, self.second.cell * looked / self.second.frame_size[0])
+
+    def person_probability(self, size: tuple[int, int] | None = None) -> np.ndarray:
+        own = super().person_probability(size)
+        if self.second is None:
+            return own
+        size = size or self.frame_size
+        if self.second_rect is None:
+            other = self.second.person_probability(size)
+            return cv2.addWeighted(own, self.weight, other, 1.0 - self.weight, 0.0)
+        return self._blend_in_rect(own, size, self.second, self.second_rect)
+
+    def _blend_in_rect(
+        self, own: np.ndarray, size: tuple[int, int], second: SegmentationOutput, rect: Rect
+    ) -> np.ndarray:
+        """`own` (changed in place) with the target pixels inside `rect` blended with `second`."""
+        (ow, oh), (fw, fh) = size, self.frame_size
+        sx, sy = ow / fw, oh / fh
+        x0, y0, x1, y1 = rect
+        u0, u1 = max(0, math.ceil(x0 * sx)), min(ow, math.floor(x1 * sx))
+        v0, v1 = max(0, math.ceil(y0 * sy)), min(oh, math.floor(y1 * sy))
+        if u1 <= u0 or v1 <= v0:
+            return own
+        # Target pixel (u0 + p) → frame x = (u + 0.5)/sx - 0.5 → the second model's input pixel
+        # x' = (x + 0.5 - x0)·kx - 0.5 → its grid (its own mapping): one affine map in all.
+        cw, ch = second.frame_size
+        kx, ky = cw / (x1 - x0), ch / (y1 - y0)
+        ax, ay = kx / sx, ky / sy
+        bx = ((u0 + 0.5) / sx - x0) * kx - 0.5
+        by = ((v0 + 0.5) / sy - y0) * ky - 0.5
+        inner = second.mapping.matrix((cw, ch))
+        m = np.empty((2, 3))
+        m[:, 0], m[:, 1] = inner[:, 0] * ax, inner[:, 1] * ay
+        m[:, 2] = inner[:, 0] * bx + inner[:, 1] * by + inner[:, 2]
+        other = cv2.warpAffine(
+            second.segments,
+            m,
+            (u1 - u0, v1 - v0),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        part = own[v0:v1, u0:u1]  # `own` is the warp's fresh array: blended in place
+        cv2.addWeighted(part, self.weight, other, 1.0 - self.weight, 0.0, dst=part)
+        return own
+
+
+class FusedSegmenter:
+    """Looks like the main `Segmenter` (spec, parts, run) but runs both models."""
+
+    # On the whole (letterboxed) frame 0.6 beat an even mean: mean IoU 0.893 (0.5) → 0.900
+    # (0.6), 0.900 (0.7) at 417 px. With the selfie model's finer view of the person it earns
+    # an equal say: at 289 px 0.9045 / 0.9057 / 0.9056 / 0.9015 for 0.4 / 0.5 / 0.6 / 0.7, and
+    # halo8 0.123 / 0.127 / 0.138 / 0.156. With the square no longer clipped to the frame, 0.45
+    # keeps the IoU of 0.5 with less halo (halo8 0.119 / 0.124) but more flicker on the desk
+    # video (0.272 / 0.251, the still presenter 0.100 either way): not taken (docs/cut.md).
+    def __init__(
+        self, main: Segmenter, second: Segmenter, weight: float = 0.5, crop: bool = True
+    ) -> None:
+        self.main = main
+        self.second = second
+        self.weight = weight
+        self.crop = crop  # give the second model the square around the person, not the frame
+        self.spec = main.spec
+        # Frames are a stream (set by `effects.Effects`): keep the square while the person
+        # stays in it. Off for photos, each of which must get its own square.
+        self.steady = False
+        self._square: Box | None = None
+        self._size: tuple[int, int] | None = None
+
+    @property
+    def has_parts(self) -> bool:
+        return self.main.has_parts
+
+    @property
+    def engines(self) -> tuple[Engine, Engine]:
+        """Both networks' engines (their run times add up)."""
+        return self.main.engine, self.second.engine
+
+    @property
+    def internal_resolution(self) -> int:
+        return self.main.internal_resolution
+
+    def run(self, frame: Frame, parts: bool = True, pyramid: Pyramid | None = None) -> FusedOutput:
+        pyramid = pyramid or Pyramid(frame)  # both inputs come from the same halvings
+        a = self.main.run(frame, parts=parts, pyramid=pyramid)
+        h, w = frame.shape[:2]
+        find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
+        square = person_square(a.person_probability(find), (w, h)) if self.crop else None
+        if square is None:
+            self._square = None
+            b = self.second.run(frame, parts=False, pyramid=pyramid)
+            return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
+        square = self._steady(square, (w, h))
+        b = self.second.run(frame, parts=False, pyramid=pyramid, region=square)
+        return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, square)
+
+    def _steady(self, square: Box, size: tuple[int, int]) -> Box:
+        """On a stream, the last frame's square while this one's is near it."""
+        last = self._square
+        if self.steady and last is not None and self._size == size and _near(square, last):
+            return last
+        self._square, self._size = square, size
+        return square
+
+
+def _near(square: Box, last: Box, share: float = STEADY_SHARE) -> bool:
+    """`square`'s centre within `share` of `last`'s side of `last`'s, its side within twice."""
+    side = last[2] - last[0]
+    dx = abs(square[0] + square[2] - last[0] - last[2]) / 2
+    dy = abs(square[1] + square[3] - last[1] - last[3]) / 2
+    return max(dx, dy) <= share * side and abs(square[2] - square[0] - side) <= 2 * share * side

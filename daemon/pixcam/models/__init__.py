@@ -1,0 +1,366 @@
+"""The model manifest, model installation with sha256 checks, and model lookup.
+
+Model files never ship with pixcam. `install()` puts each into the user's data directory in one
+of three ways, as models.toml says: downloaded from its pinned upstream URL (or the same path
+below `PIXCAM_MODEL_MIRROR`, or copied from a `--from DIR_OR_URL` copy), built from a fetched
+file (`build`), or derived from an installed model with shipped numbers (the int8 models,
+quantized from their float originals with the calibration ranges in the package). Every file is
+checked against its sha256 before it is renamed into place, the origin is recorded for
+`pixcam doctor`, and every load checks the hash again so a truncated or altered file is caught
+before the interpreter sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pixcam import paths
+from pixcam.errors import PixcamError
+from pixcam.models import download
+from pixcam.models.download import sha256_of
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "models.toml"
+INSTALL_HINT = "install it with `pixcam models install`"
+ORIGINS = "origins.json"  # in the model folder: where each installed file came from
+
+
+class ModelNotInstalled(PixcamError):
+    """A known model whose file is not in the model folder (not installed yet)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One manifest entry; `path` is where the installed file lives (or would live)."""
+
+    name: str
+    family: str
+    description: str
+    file: str
+    source: str
+    sha256: str
+    weights: str
+    output_stride: int
+    input: str
+    resizable: bool
+    default_resolution: int
+    outputs: dict[str, str]
+    licence: str
+    segments_are_probabilities: bool = False
+    url: str = ""  # the same file as `source`, at its public origin pinned to a git commit
+    found_in: str = ""  # where a file without a public URL can be found
+    source_sha256: str = ""  # the fetched file's hash when `build` turns it into another
+    build: str = ""  # how the fetched file becomes the model file (see BUILDERS)
+    derived_from: str | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return models_dir() / self.file
+
+    @property
+    def installed(self) -> bool:
+        return self.path.is_file()
+
+    @property
+    def capabilities(self) -> list[str]:
+        caps = ["person"]
+        if "part_heatmaps" in self.outputs:
+            caps.append("parts")
+        return caps
+
+    @property
+    def obtained(self) -> str:
+        """How `pixcam models install` gets this model, in a word or three."""
+        if self.derived_from:
+            return f"made from {self.derived_from}"
+        if self.build:
+            return f"built from {Path(self.source).suffix.lstrip('.').upper()} download"
+        return "download" if self.url else "--from DIR only"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "description": self.description,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "weights": self.weights,
+            "output_stride": self.output_stride,
+            "capabilities": self.capabilities,
+            "installed": self.installed,
+            "url": self.url,
+            "obtained": self.obtained,
+        }
+
+
+def models_dir() -> Path:
+    """`$PIXCAM_MODELS_DIR`, else `$XDG_DATA_HOME/pixcam/models` (~/.local/share)."""
+    return paths.models_dir()
+
+
+@cache
+def _manifest() -> dict[str, Any]:
+    text = resources.files("pixcam.models").joinpath(MANIFEST).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def list_models() -> list[ModelSpec]:
+    return [ModelSpec(**entry) for entry in _manifest()["model"]]
+
+
+def default_model_name() -> str:
+    return str(_manifest()["default"])
+
+
+def get_spec(name: str | None) -> ModelSpec:
+    """The manifest entry for `name` ("default" or None = the project's default)."""
+    wanted = default_model_name() if name in (None, "", "default") else name
+    for spec in list_models():
+        if spec.name == wanted:
+            return spec
+    known = ", ".join(s.name for s in list_models())
+    raise PixcamError(f"unknown model {wanted!r}; known models: {known}")
+
+
+def verify(spec: ModelSpec) -> Path:
+    """The installed file's path, after checking it exists and its sha256 matches."""
+    path = spec.path
+    if not path.is_file():
+        raise ModelNotInstalled(
+            f"model {spec.name} is not installed ({path} missing); {INSTALL_HINT}"
+        )
+    found = sha256_of(path)
+    if found != spec.sha256:
+        raise PixcamError(
+            f"model file {path} is damaged or altered: sha256 {found[:12]}… but expected "
+            f"{spec.sha256[:12]}…; reinstall it with "
+            f"`pixcam models install --name {spec.name} --force`"
+        )
+    return path
+
+
+def resolve(name: str | None) -> ModelSpec:
+    """The spec for `name`, with its installed file verified.
+
+    When the default is a derived (quantized) model that has not been made yet (no
+    ai-edge-quantizer), its float original serves instead, so pixcam still runs.
+    """
+    spec = get_spec(name)
+    if name in (None, "", "default") and not spec.installed and spec.derived_from:
+        base = get_spec(spec.derived_from)
+        if base.installed:
+            log.warning(
+                "default model %s is not made yet, using %s; run `pixcam models install`",
+                spec.name,
+                base.name,
+            )
+            spec = base
+    verify(spec)
+    return spec
+
+
+# ------------------------------------------------------------------------------ install
+class Skipped(Exception):
+    """A model that cannot be installed this way; not an error (the message says why)."""
+
+
+# Builders turn a fetched file into the model file: "module:function", imported when needed.
+BUILDERS = {"onnx2tflite": "pixcam.models.onnx2tflite:convert_onnx"}
+
+
+def builder(name: str) -> Callable[[bytes], bytes]:
+    """The build function `name`; ImportError when it (or what it needs, e.g. onnx) is absent."""
+    import importlib
+
+    module, _, function = BUILDERS[name].partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+@dataclass(frozen=True)
+class Want:
+    """One file to fetch: its path below a `--from` source, its upstream URL, its sha256."""
+
+    relpath: str
+    url: str
+    sha256: str
+
+
+def _obtain(
+    spec: ModelSpec, source: str | None, want: Want, dest: Path, policy: download.Policy
+) -> str:
+    """Put the wanted file from `source` (from upstream when None) at `dest`, verified.
+
+    Returns where it came from. `--from` sources are used as given, without the mirror.
+    """
+    if source is None:
+        if not want.url:
+            where = f" ({spec.found_in})" if spec.found_in else ""
+            raise Skipped(
+                f"no public download{where}; install it with "
+                f"`pixcam models install --from DIR --name {spec.name}`"
+            )
+        return download.fetch(want.url, dest, want.sha256, label=spec.name, policy=policy)
+    if download.is_url(source):
+        url = f"{source.rstrip('/')}/{want.relpath}"
+        return download.fetch(url, dest, want.sha256, label=spec.name, policy=policy, mirror="")
+    src = Path(source).expanduser().resolve() / want.relpath
+    return download.fetch(str(src), dest, want.sha256, label=spec.name, mirror="")
+
+
+def _check(spec: ModelSpec, data: bytes, how: str) -> None:
+    found = hashlib.sha256(data).hexdigest()
+    if found != spec.sha256:
+        raise PixcamError(
+            f"{spec.name}: {how} gives sha256 {found[:12]}…, expected {spec.sha256[:12]}… "
+            "(another tool version?); not installed"
+        )
+
+
+def _install_one(spec: ModelSpec, source: str | None, policy: download.Policy) -> str:
+    """Install one model file; returns its origin (for origins.json and the report)."""
+    from pixcam.models import quantize
+
+    if spec.derived_from is not None:
+        base = get_spec(spec.derived_from)
+        if not base.installed or sha256_of(base.path) != base.sha256:
+            raise Skipped(f"made from {base.name}, which is not installed")
+        try:
+            data = quantize.derive(spec, base.path)
+        except quantize.QuantizerMissing as exc:
+            raise Skipped(f"{exc} (until then {base.name} serves)") from None
+        _check(spec, data, f"quantizing {base.name}")
+        quantize.write_atomic(spec.path, data)
+        return f"quantized from {base.name} with the shipped calibration ranges"
+    if not spec.build:
+        return _obtain(spec, source, Want(spec.source, spec.url, spec.sha256), spec.path, policy)
+    try:
+        build = builder(spec.build)
+    except ImportError as exc:
+        raise Skipped(f"needs the `{spec.build}` builder ({exc})") from None
+    fetched = spec.path.with_name(f".{spec.file}{Path(spec.source).suffix}")
+    try:
+        want = Want(spec.source, spec.url, spec.source_sha256)
+        where = _obtain(spec, source, want, fetched, policy)
+        data = build(fetched.read_bytes())
+    finally:
+        fetched.unlink(missing_ok=True)
+    _check(spec, data, f"building from {where}")
+    quantize.write_atomic(spec.path, data)
+    return f"built by {spec.build} from {where}"
+
+
+def _ordered(specs: list[ModelSpec], wanted: set[str] | None) -> list[ModelSpec]:
+    """The models to install, each base before the models derived from it."""
+    if wanted:
+        bases = {s.derived_from for s in specs if s.name in wanted and s.derived_from}
+        specs = [s for s in specs if s.name in wanted | bases]
+    return sorted(specs, key=lambda s: s.derived_from is not None)
+
+
+def install(
+    source: str | None = None,
+    names: Iterable[str] | None = None,
+    force: bool = False,
+    policy: download.Policy | None = None,
+) -> Iterator[str]:
+    """Install models (from upstream, or from a folder / URL prefix); yields one line each.
+
+    Raises PixcamError after the report when a model failed, and at once when the network
+    is missing (every other download would fail the same way).
+    """
+    policy = policy or download.Policy()
+    local = source is not None and not download.is_url(source)
+    if local and not Path(str(source)).expanduser().is_dir():
+        raise PixcamError(f"model source {source} is not a folder or an http(s) URL")
+    specs = list_models()
+    wanted = set(names) if names else None
+    if wanted:
+        unknown = wanted - {s.name for s in specs}
+        if unknown:
+            raise PixcamError(
+                f"unknown model(s) {', '.join(sorted(unknown))}; see `pixcam models list`"
+            )
+    models_dir().mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for spec in _ordered(specs, wanted):
+        forced = force and (wanted is None or spec.name in wanted)  # not the bases pulled in
+        if spec.installed and not forced and sha256_of(spec.path) == spec.sha256:
+            yield f"ok       {spec.name} (already installed)"
+            continue
+        started = time.monotonic()
+        try:
+            origin = _install_one(spec, source, policy)
+        except Skipped as why:
+            yield f"skipped  {spec.name}: {why}"
+            continue
+        except download.NoNetworkError:
+            raise
+        except PixcamError as exc:
+            failures += 1
+            yield f"FAILED   {exc}"
+            continue
+        record_origin(spec, origin)
+        took = time.monotonic() - started
+        yield f"installed {spec.name} ({took:.1f} s, {origin})"
+    if failures:
+        raise PixcamError(f"{failures} model(s) could not be installed (see above)")
+
+
+# ------------------------------------------------------------------------------ origins
+def origins() -> dict[str, dict[str, str]]:
+    """What `install` recorded per model: origin, sha256, when."""
+    try:
+        data = json.loads((models_dir() / ORIGINS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def record_origin(spec: ModelSpec, origin: str) -> None:
+    data = origins()
+    data[spec.name] = {
+        "origin": origin,
+        "sha256": spec.sha256,
+        "installed": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    path = models_dir() / ORIGINS
+    tmp = path.with_name(f".{ORIGINS}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def format_table(specs: list[ModelSpec]) -> str:
+    default = default_model_name()
+    rows = [("name", "family", "weights", "stride", "can do", "installed by", "installed")]
+    for s in specs:
+        mark = " (default)" if s.name == default else ""
+        rows.append(
+            (
+                s.name + mark,
+                s.family,
+                s.weights,
+                str(s.output_stride),
+                "+".join(s.capabilities),
+                s.obtained,
+                "yes" if s.installed else "no",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for s in specs:
+        if not s.url and not s.derived_from:
+            lines.append(f"{s.name}: no public download; in {s.found_in}")
+    lines.append(f"model folder: {models_dir()}")
+    return "\n".join(lines)

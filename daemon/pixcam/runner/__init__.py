@@ -1,0 +1,1 @@
+"""The runner: the live stream's threads, pacing, faults and status around the frame chain."""

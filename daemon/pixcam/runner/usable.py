@@ -1,0 +1,47 @@
+"""Before a setting is saved: can the stream use it? (`pixcam ctl set`, the tray.)
+
+The schema only knows a value's shape; a background image that is missing or unreadable, or
+a model that is unknown, not installed or damaged, passes it and would be saved, shown in
+the status and tried again at every start while the old background or model kept running.
+Only what the change touches is checked, so an unrelated `set` is never refused because of
+a value saved earlier; the checks read file headers and hashes, never decode or load.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from pixcam import images
+from pixcam.chain.compose import find_background
+from pixcam.config import Config
+from pixcam.errors import PixcamError
+
+
+def check_usable(new: Config, old: Config) -> None:
+    """PixcamError, one line naming the key, when a changed value cannot be used."""
+    e, o = new.effects, old.effects
+    if e.background == "image" and (o.background != "image" or e.image != o.image):
+        _check(
+            "effects.image",
+            lambda: images.check_size(find_background(e.image), "background image"),
+        )
+    if e.background == "video" and (o.background != "video" or e.video != o.video):
+        _check("effects.video", lambda: _readable(find_background(e.video)))
+    if new.model.name != old.model.name and new.model.name not in ("", "default"):
+        from pixcam import models
+
+        _check("model.name", lambda: models.resolve(new.model.name))
+
+
+def _check(key: str, probe: Callable[[], Any]) -> None:
+    try:
+        probe()
+    except PixcamError as exc:
+        raise PixcamError(f"{key}: {exc}; nothing was changed") from None
+
+
+def _readable(path: os.PathLike[str]) -> None:
+    if not os.access(path, os.R_OK):
+        raise PixcamError(f"background video {path} is not readable: check its permissions")

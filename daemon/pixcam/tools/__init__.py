@@ -1,0 +1,1 @@
+"""The tools: doctor, set-up, `pixcam segment` and the benches behind `pixcam bench`."""

@@ -1,0 +1,79 @@
+"""Video devices, said once: who holds one open, from /proc/PID/fd (the on-demand count,
+the "camera busy" hint and the sink's own-fd cleanup share one scanner), and the v4l2loopback
+options that create pixcam's virtual camera."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+PathLike = str | os.PathLike[str]
+PROC = Path("/proc")
+
+
+def _modprobe_options() -> str:
+    """The v4l2loopback options `pixcam setup` installs, read from the very file it installs."""
+    conf = Path(__file__).resolve().parents[1] / "packaging" / "modprobe.pixcam.conf"
+    prefix = "options v4l2loopback "
+    return next(
+        line.removeprefix(prefix).strip()
+        for line in conf.read_text().splitlines()
+        if line.startswith(prefix)
+    )
+
+
+MODPROBE_OPTS = _modprobe_options()  # "devices=1 video_nr=10 card_label=pixcam ..."
+
+
+def open_fds(
+    path: PathLike, proc: Path = PROC, *, only: str | None = None
+) -> Iterator[tuple[str, int]]:
+    """(pid, fd) for every file descriptor on `path` in the processes we may inspect.
+
+    `only` limits the scan to one process directory (e.g. "self"). Matches by inode, so a
+    symlink to the device and the device itself are the same; processes and fds that vanish
+    or belong to other users are skipped.
+    """
+    try:
+        target = os.stat(path)
+    except OSError:
+        return
+    entries = [proc / only] if only else (e for e in proc.iterdir() if e.name.isdigit())
+    for entry in entries:
+        try:
+            fds = list((entry / "fd").iterdir())
+        except OSError:  # gone, or someone else's process
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError, ValueError):
+                st = fd.stat()
+                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                    yield entry.name, int(fd.name)
+
+
+def count_openers(path: PathLike, proc: Path = PROC, exclude_pid: int | None = None) -> int:
+    """File descriptors on `path` held by other processes.
+
+    Counts fds, not file descriptions (a forked child sharing one counts twice), and only
+    sees processes we may inspect: good enough to seed and repair the inotify count.
+    """
+    exclude = str(os.getpid() if exclude_pid is None else exclude_pid)
+    return sum(1 for pid, _ in open_fds(path, proc) if pid != exclude)
+
+
+def holders(path: PathLike, proc: Path = PROC) -> list[str]:
+    """Other processes holding `path` open, as "name (pid)", for a "busy" hint (like fuser)."""
+    me = str(os.getpid())
+    pids = dict.fromkeys(pid for pid, _ in open_fds(path, proc) if pid != me)
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found.append(f"{(proc / pid / 'comm').read_text().strip()} ({pid})")
+    return found
+
+
+def own_fds(path: PathLike, proc: Path = PROC) -> set[int]:
+    """Our own file descriptors open on `path` (pyvirtualcam keeps its fd private)."""
+    return {fd for _, fd in open_fds(path, proc, only="self")}

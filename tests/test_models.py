@@ -147,3 +147,85 @@ def test_first_run_without_models_says_how_in_one_line(
     default = models.default_model_name()
     assert f"model {default} is not installed" in err[0]
     assert err[0].endswith("install it with `pixcam models install`")
+
+
+def test_a_check_then_a_load_hash_the_model_once_and_run_the_bytes_they_hashed(
+    private_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ctl set model.name` checks the model (runner/usable.py), then the stream loads it: one
+    read and one sha256 for both, and the interpreter gets exactly those bytes. A file changed
+    since (even to the same size and mtime) is read and refused again."""
+    import hashlib
+    import os
+
+    from pixcam.chain.segment import engine, load_segmenter
+
+    need(SHARED_MODELS, "shared models")
+    list(models.install(str(SHARED_MODELS), names=["selfie-general"]))
+    spec = models.get_spec("selfie-general")
+    hashed: list[int] = []
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(
+        hashlib, "sha256", lambda data=b"": hashed.append(len(data)) or real_sha256(data)
+    )
+    given: list[dict[str, object]] = []
+    real_cls = engine.interpreter_class()
+
+    def recording(**kwargs: object) -> object:
+        given.append(kwargs)
+        return real_cls(**kwargs)
+
+    monkeypatch.setattr(engine, "interpreter_class", lambda: recording)
+    models.resolve(spec.name)  # the check before saving
+    load_segmenter(spec.name)  # the load that follows
+    assert hashed == [spec.path.stat().st_size]
+    assert given[0].get("model_content") == spec.path.read_bytes() and "model_path" not in given[0]
+    st = spec.path.stat()
+    data = bytearray(spec.path.read_bytes())
+    data[-10] ^= 0x01
+    spec.path.write_bytes(bytes(data))
+    os.utime(spec.path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
+    with pytest.raises(PixcamError, match="damaged or altered"):
+        models.resolve(spec.name)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "loop", "dev-zero"])
+def test_a_special_file_in_place_of_a_model_is_named(
+    private_models: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder, FIFO, symlink loop or /dev/zero where a model file belongs: said what it is,
+    never "not installed" or "not made yet"; `models verify` exits 1 and `run` does not hang."""
+    import os
+
+    need(SHARED_MODELS, "shared models")
+    list(models.install(str(SHARED_MODELS), names=["selfie-general"]))
+    spec = models.get_spec("selfie-general")
+    spec.path.unlink()
+    if kind == "folder":
+        spec.path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(spec.path)
+    elif kind == "loop":
+        spec.path.symlink_to(spec.path.name)
+    else:
+        spec.path.symlink_to("/dev/zero")
+    said = {"folder": "is a folder", "fifo": "named pipe", "loop": "symlink loop"}
+    with pytest.raises(PixcamError, match=said.get(kind, "is a device")) as caught:
+        models.resolve(spec.name)
+    assert "not installed" not in str(caught.value) and str(spec.path) in str(caught.value)
+    assert cli.main(["models", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAILED   model file {spec.path}" in out
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_verify_fails_on_a_missing_or_empty_model_folder(
+    private_models: Path, state: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if state == "empty":
+        private_models.mkdir()
+    assert cli.main(["models", "verify"]) == 1
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).strip().splitlines()
+    assert len(lines) == 1 and "no models installed" in lines[0]
+    assert "pixcam models install" in lines[0]

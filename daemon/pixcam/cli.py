@@ -45,16 +45,22 @@ def _cmd_models_install(args: argparse.Namespace) -> int:
 def _cmd_models_verify(args: argparse.Namespace) -> int:
     from pixcam import models
 
-    bad = 0
+    bad = good = 0
     for spec in models.list_models():
-        if not spec.installed:
+        if not spec.present:
             continue
         try:
             models.verify(spec)
             print(f"ok       {spec.name}")
+            good += 1
         except PixcamError as exc:
             print(f"FAILED   {exc}")
             bad += 1
+    if not good and not bad:  # nothing to check is no success: the stream could not start
+        raise PixcamError(
+            f"no models installed in {models.models_dir()}; install them with "
+            "`pixcam models install`"
+        )
     return 1 if bad else 0
 
 

@@ -5,9 +5,14 @@ A relative `$XDG_*_HOME` is invalid by the spec and ignored, like an unset one.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
+
+from pixcam.errors import PixcamError
 
 
 def _xdg(variable: str, default: Path) -> Path:
@@ -59,3 +64,62 @@ def dev_videos() -> Path | None:
     bench needs `--video`). An installed pixcam knows no developer folder of its own."""
     folder = os.environ.get("PIXCAM_DEV_VIDEOS")
     return Path(folder) if folder else None
+
+
+# ------------------------------------------------------------------- reading a user's file
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words a user knows."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), which would block until something writes to it"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, whose data never ends"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _open_error(path: Path, what: str, exc: OSError) -> PixcamError:
+    if exc.errno == errno.ENOENT:
+        if os.path.islink(path):
+            return PixcamError(
+                f"{what} {path} is a symlink to {os.readlink(path)}, which does not exist"
+            )
+        return PixcamError(f"{what} {path} does not exist")
+    if exc.errno == errno.ELOOP:
+        return PixcamError(f"{what} {path} is a symlink loop (it points back at itself)")
+    if exc.errno == errno.ENOTDIR:
+        return PixcamError(f"{what} {path}: a part of the path is a file, not a folder")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return PixcamError(f"{what} {path} is not readable: check its permissions")
+    if exc.errno == errno.ENAMETOOLONG:
+        return PixcamError(f"{what} {path}: the name is too long for the file system")
+    return PixcamError(f"{what} {path} cannot be read: {exc.strerror or exc}")
+
+
+def open_file(path: os.PathLike[str] | str, what: str) -> BinaryIO:
+    """`path` opened for reading, after checking it is a regular file; one-line PixcamError
+    saying what is there otherwise (missing, a folder, a FIFO, a device, a symlink loop, no
+    permission). Opened without blocking (a FIFO must not hang us) and checked on the open
+    descriptor, so a file swapped in between cannot slip through."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _open_error(path, what, exc) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise PixcamError(f"{what} {path} is {_kind(mode)}, not a file pixcam can read")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_file(path: os.PathLike[str] | str, what: str) -> int:
+    """`path`'s size, after `open_file`'s checks (a regular file pixcam can read)."""
+    with open_file(path, what) as fh:
+        return os.fstat(fh.fileno()).st_size

@@ -7,7 +7,10 @@ file (`build`), or derived from an installed model with shipped numbers (the int
 quantized from their float originals with the calibration ranges in the package). Every file is
 checked against its sha256 before it is renamed into place, the origin is recorded for
 `pixcam doctor`, and every load checks the hash again so a truncated or altered file is caught
-before the interpreter sees it.
+before the interpreter sees it. A load reads the file into memory and hashes exactly the bytes
+the interpreter gets (`read_verified`): the running stream never depends on the file staying as
+it was (LiteRT would map it and read it on every frame; a file shortened in place then kills
+the process with SIGBUS).
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 import tomllib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -72,6 +78,11 @@ class ModelSpec:
     @property
     def installed(self) -> bool:
         return self.path.is_file()
+
+    @property
+    def present(self) -> bool:
+        """Something is at `path` (a file, or a folder or FIFO in its place)."""
+        return os.path.lexists(self.path)
 
     @property
     def capabilities(self) -> list[str]:
@@ -134,21 +145,58 @@ def get_spec(name: str | None) -> ModelSpec:
     raise PixcamError(f"unknown model {wanted!r}; known models: {known}")
 
 
-def verify(spec: ModelSpec) -> Path:
-    """The installed file's path, after checking it exists and its sha256 matches."""
+# Verified model bytes by the file's identity (path, device, inode, size, mtime, ctime): a
+# setting checked before it is saved and then loaded is read and hashed once. Any change to the
+# file (even one that keeps the mtime) changes its ctime, so it is read and hashed again.
+_VERIFIED: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+_VERIFIED_LOCK = threading.Lock()
+KEEP_VERIFIED = 4  # the fused pair plus the pair a change loads beside it
+
+
+def read_verified(spec: ModelSpec) -> bytes:
+    """The installed file's bytes, in memory, after checking that their sha256 matches.
+
+    Give these bytes to the interpreter (not the path): what was checked is what runs, and
+    nothing done to the file afterwards reaches the running stream.
+    """
     path = spec.path
-    if not path.is_file():
+    reinstall = f"`pixcam models install --name {spec.name} --force`"
+    if not spec.present:
         raise ModelNotInstalled(
             f"model {spec.name} is not installed ({path} missing); {INSTALL_HINT}"
         )
-    found = sha256_of(path)
+    try:
+        with paths.open_file(path, "model file") as fh:
+            st = os.fstat(fh.fileno())
+            key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            with _VERIFIED_LOCK:
+                cached = _VERIFIED.get(key)
+            if cached is not None:
+                return cached
+            data = fh.read()
+    except PixcamError as exc:
+        raise PixcamError(f"{exc}; remove it and reinstall with {reinstall}") from None
+    except OSError as exc:
+        raise PixcamError(
+            f"model file {path} cannot be read ({exc.strerror or exc}); reinstall with {reinstall}"
+        ) from None
+    found = hashlib.sha256(data).hexdigest()
     if found != spec.sha256:
         raise PixcamError(
             f"model file {path} is damaged or altered: sha256 {found[:12]}… but expected "
-            f"{spec.sha256[:12]}…; reinstall it with "
-            f"`pixcam models install --name {spec.name} --force`"
+            f"{spec.sha256[:12]}…; reinstall it with {reinstall}"
         )
-    return path
+    with _VERIFIED_LOCK:
+        _VERIFIED[key] = data
+        while len(_VERIFIED) > KEEP_VERIFIED:
+            _VERIFIED.popitem(last=False)
+    return data
+
+
+def verify(spec: ModelSpec) -> Path:
+    """The installed file's path, after checking it is a file and its sha256 matches."""
+    read_verified(spec)
+    return spec.path
 
 
 def resolve(name: str | None) -> ModelSpec:
@@ -158,7 +206,7 @@ def resolve(name: str | None) -> ModelSpec:
     ai-edge-quantizer), its float original serves instead, so pixcam still runs.
     """
     spec = get_spec(name)
-    if name in (None, "", "default") and not spec.installed and spec.derived_from:
+    if name in (None, "", "default") and not spec.present and spec.derived_from:
         base = get_spec(spec.derived_from)
         if base.installed:
             log.warning(

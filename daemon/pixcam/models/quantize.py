@@ -371,8 +371,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write via a temporary name and a rename, so a crash never leaves half a model behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # half a model left behind would keep a full disk full
+        raise
 
 
 def derive(spec: Any, base_path: Path) -> bytes:

@@ -88,7 +88,9 @@ def load_segmenter(
     fuse = quality is not None and spec.family == "bodypix" and PRESETS[quality][1]
     partner = _partner(spec, threads, quality) if fuse else None
     resolution = network_resolution(spec, quality, internal_resolution, partner is not None)
-    segmenter = family(spec, Engine(spec.path, threads), resolution)
+    # The verified bytes, not the path: the stream must not depend on the file afterwards.
+    engine = Engine(spec.path, threads, models.read_verified(spec))
+    segmenter = family(spec, engine, resolution)
     if partner is None:
         return segmenter
     return FusedSegmenter(segmenter, partner)  # type: ignore[return-value]

@@ -40,11 +40,16 @@ def runtime_name() -> str:
 class Engine:
     """One model file on one interpreter; XNNPACK (LiteRT's default CPU delegate) does the work."""
 
-    def __init__(self, path: Path, threads: int = 1) -> None:
+    def __init__(self, path: Path, threads: int = 1, content: bytes | None = None) -> None:
+        """`content`: the model's verified bytes (`models.read_verified`), run from memory and
+        kept alive here; without it the interpreter maps `path`, which must then never change
+        while it runs (a file shortened in place kills the process with SIGBUS)."""
         cls = interpreter_class()
+        self._content = content
+        source = {"model_path": str(path)} if content is None else {"model_content": content}
         try:
             with native_stderr_to_log():
-                self._interp: Any = cls(model_path=str(path), num_threads=threads)
+                self._interp: Any = cls(**source, num_threads=threads)
                 self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -247,3 +251,97 @@ def test_failed_open_does_not_leak_the_descriptor(tmp_path: Path) -> None:
         with pytest.raises(SinkError):
             VirtualCameraSink(64, 48, 30, str(node), backend=factory, sysfs=tmp_path / "none")
     assert own_fds(node) == set()
+
+
+# ------------------------------------------------------------------ full and read-only disks
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (mounted for the test, root only), the size issue 23 used."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'})")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _noise(rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)  # incompressible
+
+
+def test_file_sink_stops_on_a_full_disk_and_removes_the_partial(small_disk: Path) -> None:
+    rng = np.random.default_rng(1)
+    out = small_disk / "out.mp4"
+    sink = FileSink(str(out), 320, 240, 30)
+    with pytest.raises(SinkError) as caught:
+        for _ in range(300):  # ~300 MB of noise: far more than the disk takes
+            sink.send(_noise(rng))
+            time.sleep(0.005)  # the free space is looked at once a second
+        sink.close()
+    line = _one_line(caught)
+    assert "disk is full" in line and "partial file was removed" in line, line
+    assert not out.exists()
+    sink.close()  # closing after the failure is quiet
+
+
+def test_file_sink_reads_back_what_it_wrote(small_disk: Path) -> None:
+    """Less than a second of frames on a disk nearly full: the free-space watch has not looked
+    yet, the read-back after closing finds the file without its index."""
+    rng = np.random.default_rng(2)
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (1024 * 1024 - 160 * 1024))
+    out = small_disk / "out.mp4"
+    sink = FileSink(str(out), 320, 240, 30)
+    for _ in range(20):
+        sink.send(_noise(rng))
+    with pytest.raises(SinkError, match="disk is full.*partial file was removed"):
+        sink.close()
+    assert not out.exists() and filler.exists()
+
+
+def test_file_sink_on_a_full_disk_refuses_to_start(small_disk: Path) -> None:
+    (small_disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 16 * 1024))
+    with pytest.raises(SinkError, match="disk is full.*free some space first"):
+        FileSink(str(small_disk / "out.mp4"), 64, 48, 30)
+    assert not (small_disk / "out.mp4").exists()
+
+
+def test_file_sink_on_a_read_only_disk_says_so(small_disk: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(SinkError, match="read-only"):
+        FileSink(str(small_disk / "out.mp4"), 64, 48, 30)
+
+
+def test_a_small_clip_on_a_small_disk_is_written_whole(small_disk: Path) -> None:
+    rng = np.random.default_rng(3)
+    out = small_disk / "out.mp4"
+    with FileSink(str(out), 160, 120, 30) as sink:
+        for _ in range(10):
+            sink.send(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+    cap.release()
+
+
+def test_run_onto_a_full_disk_fails_in_one_line(
+    models_installed: Path, small_disk: Path, video_path: Path
+) -> None:
+    """Issue 23's reproduction: `pixcam run --input V --output FULL/run.mp4 --frames 150` on a
+    1 MiB tmpfs exited 0 without a word and left an unplayable file."""
+    out = small_disk / "run.mp4"
+    argv = ["run", "--input", str(video_path), "--output", str(out), "--frames", "150"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pixcam", *argv], capture_output=True, text=True, timeout=300
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("pixcam: writing video") and "disk is full" in lines[0]
+    assert not out.exists()

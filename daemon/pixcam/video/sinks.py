@@ -24,6 +24,7 @@ import numpy as np
 
 from pixcam.errors import PixcamError
 from pixcam.i420 import I420, Frame, as_bgr, as_i420
+from pixcam.native import native_stderr_to_log
 from pixcam.video import keeper, v4l2caps
 from pixcam.video.devices import MODPROBE_OPTS, holders, own_fds
 
@@ -33,6 +34,10 @@ MODPROBE_FIX = f"sudo modprobe v4l2loopback {MODPROBE_OPTS}"
 SYSFS_V4L = Path("/sys/class/video4linux")
 SYSFS_MODULE = Path("/sys/module/v4l2loopback")
 HEALTH_CHECK_PERIOD_S = 1.0
+DISK_CHECK_PERIOD_S = 1.0  # how often a file sink looks at its disk's free space
+# A file sink stops below this much free space: FFmpeg writes in 32 KiB blocks, and the
+# file's index still has to be written at the end.
+MIN_FREE_BYTES = 64 * 1024
 
 
 class SinkError(PixcamError):
@@ -313,20 +318,33 @@ def _rdev(path: str) -> int | None:
 
 # ------------------------------------------------------------------------- video file
 class FileSink(Sink):
-    """An mp4 file written with OpenCV's mp4v encoder."""
+    """An mp4 file written with OpenCV's mp4v encoder.
+
+    OpenCV's VideoWriter reports no write error: on a full disk it goes on "writing", and the
+    file ends without its index (the moov atom), unplayable. So the sink watches the free space
+    of its disk (before the first frame and once a second: one statvfs) and reads the file's
+    header back after closing it; either failing is a `SinkError`, and the partial file, which
+    no player can open, is removed rather than left to keep the disk full.
+    """
 
     def __init__(self, path: str, width: int, height: int, fps: float) -> None:
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise SinkError(f"cannot write {path}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise SinkError(f"cannot write {path}: folder {parent} is read-only for pixcam")
+        self._path, self._folder = path, parent
+        self._check_space(before=True)
         fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(
-            path, fourcc, float(fps or 30.0), (width, height)
-        )
+        with native_stderr_to_log():
+            self._writer: cv2.VideoWriter | None = cv2.VideoWriter(
+                path, fourcc, float(fps or 30.0), (width, height)
+            )
         if not self._writer.isOpened():
             raise SinkError(f"cannot write video {path}: use a writable .mp4 path")
         self.name, self.width, self.height, self.fps = path, width, height, fps
         self.frames = 0
+        self._next_check = time.monotonic() + DISK_CHECK_PERIOD_S
 
     def send(self, frame: Frame) -> None:
         if self._writer is None:
@@ -334,12 +352,59 @@ class FileSink(Sink):
         self.check_shape(frame)
         self._writer.write(as_bgr(frame))
         self.frames += 1
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + DISK_CHECK_PERIOD_S
+            self._check_space()
+
+    def _check_space(self, before: bool = False) -> None:
+        try:
+            st = os.statvfs(self._folder)
+        except OSError:
+            return  # nothing to watch on: the read-back at close still checks the file
+        # root may fill the blocks the file system keeps back; anyone else stops before them.
+        blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+        free = blocks * st.f_frsize
+        if free < MIN_FREE_BYTES:
+            self._fail(f"the disk is full ({free // 1024} KiB free in {self._folder})", before)
+
+    def _fail(self, why: str, before: bool = False) -> None:
+        writer, self._writer = getattr(self, "_writer", None), None
+        if writer is not None:
+            with native_stderr_to_log():
+                writer.release()
+        if before:
+            raise SinkError(f"cannot write video {self._path}: {why}; free some space first")
+        with contextlib.suppress(OSError):
+            os.unlink(self._path)
+        raise SinkError(
+            f"writing video {self._path} failed: {why}; the unplayable partial file was removed"
+        )
 
     def close(self) -> None:
         writer, self._writer = self._writer, None
-        if writer is not None:
+        if writer is None:
+            return
+        with native_stderr_to_log():
             writer.release()
-            log.info("wrote %d frames to %s", self.frames, self.name)
+        if self.frames:
+            self._read_back()
+        log.info("wrote %d frames to %s", self.frames, self.name)
+
+    def _read_back(self) -> None:
+        """SinkError unless the closed file opens and holds every frame written."""
+        with native_stderr_to_log():
+            cap = cv2.VideoCapture(self._path)
+            found = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            cap.release()
+        if found >= self.frames:
+            return
+        with contextlib.suppress(OSError):
+            st = os.statvfs(self._folder)
+            free = st.f_bfree * st.f_frsize
+            if free < MIN_FREE_BYTES:
+                self._fail(f"the disk is full ({free // 1024} KiB free in {self._folder})")
+        self._fail(f"read back, the file holds {found} of the {self.frames} frames written")
 
 
 def open_sink(spec: SinkSpec, width: int, height: int, fps: float) -> Sink:

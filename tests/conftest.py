@@ -8,10 +8,12 @@ user's files, and the models are installed into that data folder through the rea
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -85,6 +87,30 @@ def read_video(path: Path, limit: int | None = None) -> list[np.ndarray]:
         frames.append(frame)
     cap.release()
     return frames
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """`tmpfs(size)`: a real tmpfs of that size (mount's `size=`, e.g. "1m") mounted in the
+    test's folder, for full and read-only disks; unmounted afterwards. Skips where mounting
+    is not allowed (not root, a container without CAP_SYS_ADMIN)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        if shutil.which("mount") is None:
+            pytest.skip("no mount command here")
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        argv = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or 'not root'}")
+        mounted.append(disk)
+        return disk
+
+    yield mount
+    for disk in mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 T = TypeVar("T")

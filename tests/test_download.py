@@ -4,6 +4,7 @@ no server at all. Never the internet."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -12,7 +13,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -75,6 +76,32 @@ class MirrorHandler(BaseHTTPRequestHandler):
             self.send_error(503, "Service Unavailable")
             return
         data = file.read_bytes()
+        if fault == "huge":  # announces 10 GB: must be refused before a byte is written
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 * 1024**3))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for _ in range(200):
+                    self.wfile.write(b"\0" * 65536)
+            return
+        if fault == "overflow":  # no length said, and the file goes on past its size
+            self.send_response(200)
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(data)
+                for _ in range(200):
+                    self.wfile.write(b"\0" * 65536)
+            return
+        if fault == "trickle":  # a byte every 0.2 s: no read ever times out
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                for byte in data[:100]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            return
         if fault == "flip":
             data = data[:1000] + bytes([data[1000] ^ 0xFF]) + data[1001:]
         start = 0
@@ -295,3 +322,135 @@ def test_fresh_home_installs_everything_from_the_mirror_then_runs(
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
     cap.release()
+
+
+# ------------------------------------------------------------------ lying and slow mirrors
+def test_a_trickling_mirror_is_given_up_at_the_deadline(served: Mirror) -> None:
+    """A byte every 0.2 s never trips the 0.5 s read timeout; the file's deadline ends it."""
+    served.faults[Path(models.get_spec(SELFIE).url).name] = "trickle"
+    policy = download.Policy(timeout=0.5, attempts=3, backoff=0.01, deadline=2.0)
+    lines: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(PixcamError, match="could not be installed"):
+        lines.extend(models.install(names=[SELFIE], policy=policy))
+    took = time.monotonic() - started
+    assert took < 2.0 + 1.0, f"gave up after {took:.1f} s"
+    assert len(lines) == 1 and "too slowly" in lines[0] and "given up" in lines[0], lines
+
+
+@pytest.mark.parametrize("fault", ["huge", "overflow"])
+def test_a_mirror_sending_more_than_the_file_is_cut_off(
+    served: Mirror, fault: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One announcing 10 GB is refused before writing; one sending past the manifest's size
+    is cut off there. Neither is retried, and no partial is kept."""
+    spec = models.get_spec(SELFIE)
+    served.faults[Path(spec.url).name] = fault
+    assert cli.main(["models", "install", "--name", SELFIE]) == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("FAILED")]
+    said = "announces 10737418240 bytes" if fault == "huge" else "sent over"
+    assert len(failed) == 1 and said in failed[0] and str(spec.size) in failed[0], out
+    assert "partial file was removed" in failed[0]
+    assert len(served.requests) == 1
+    assert not spec.path.parent.exists() or not list(spec.path.parent.glob(".*part"))
+
+
+def test_the_manifest_sizes_are_the_files(tmp_path: Path) -> None:
+    need(SHARED_MODELS, "shared models")
+    for spec in models.list_models():
+        if spec.build:
+            assert spec.source_size == (SHARED_MODELS / spec.source).stat().st_size
+        elif spec.source:
+            assert spec.size == (SHARED_MODELS / spec.source).stat().st_size
+        assert spec.size > 0
+
+
+# ------------------------------------------------------------ the model folder's disk
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one error line on stderr (beside the non-terminal progress lines)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if not line.startswith("downloading ")]
+    assert len(errors) == 1 and errors[0].startswith("pixcam: "), err
+    return errors[0]
+
+
+def test_a_models_dir_that_is_a_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    need(SHARED_MODELS, "shared models")
+    folder = tmp_path / "models"
+    folder.write_text("not a folder\n")
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(folder))
+    assert cli.main(["models", "install", "--from", str(SHARED_MODELS)]) == 1
+    line = _one_error_line(capsys)
+    assert f"model folder {folder} is a file, not a folder" in line
+    assert cli.main(["models", "verify"]) == 1
+
+
+@pytest.mark.parametrize("how", ["mirror", "from"])
+def test_a_full_disk_stops_the_install_and_leaves_no_partial(
+    served: Mirror,
+    tmpfs: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    how: str,
+) -> None:
+    """The selfie model (243 KiB) onto a 128 KiB disk, downloaded or copied with --from."""
+    disk = tmpfs("128k")
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(disk / "models"))
+    source = ["--from", str(SHARED_MODELS)] if how == "from" else []
+    assert cli.main(["models", "install", "--name", SELFIE, *source]) == 1
+    line = _one_error_line(capsys)
+    assert "No space left on device" in line and "partial file was removed" in line, line
+    assert [p.name for p in (disk / "models").iterdir()] == []
+
+
+def test_a_read_only_models_dir_is_one_line(
+    served: Mirror,
+    tmpfs: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    disk = tmpfs("1m")
+    (disk / "models").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(disk / "models"))
+    assert cli.main(["models", "install", "--name", SELFIE]) == 1
+    assert "Read-only file system" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "loop", "dev-zero"])
+def test_special_files_in_a_from_folder_are_named(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    """A folder, FIFO, symlink loop or /dev/zero where `--from DIR` should hold the file: said
+    what it is (never "not found"), at once (a FIFO must not hang the install)."""
+    spec = models.get_spec(SELFIE)
+    source = tmp_path / "source"
+    place = source / spec.source
+    place.parent.mkdir(parents=True)
+    if kind == "folder":
+        place.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(place)
+    elif kind == "loop":
+        place.symlink_to(place.name)
+    else:
+        place.symlink_to("/dev/zero")
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "models"))
+    assert cli.main(["models", "install", "--name", SELFIE, "--from", str(source)]) == 1
+    out = capsys.readouterr().out
+    said = {"folder": "is a folder", "fifo": "named pipe", "loop": "symlink loop"}
+    assert f"FAILED   {SELFIE}: model file {place} " in out, out
+    assert said.get(kind, "is a device") in out and "not found" not in out
+
+
+def test_a_from_source_that_is_a_fifo_is_named(tmp_path: Path) -> None:
+    fifo = tmp_path / "models"
+    os.mkfifo(fifo)
+    with pytest.raises(PixcamError, match="is a named pipe .*, not a folder"):
+        list(models.install(str(fifo)))

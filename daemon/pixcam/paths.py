@@ -80,6 +80,21 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def what_is(path: os.PathLike[str] | str) -> str:
+    """What is at `path`, in words: "missing", "a file", "a folder", "a symlink loop"..."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop"
+        if os.path.islink(path):
+            return "a symlink to something missing"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "missing"
+        return f"unreadable ({exc.strerror or exc})"
+    return "a file" if stat.S_ISREG(mode) else _kind(mode)
+
+
 def _open_error(path: Path, what: str, exc: OSError) -> PixcamError:
     if exc.errno == errno.ENOENT:
         if os.path.islink(path):

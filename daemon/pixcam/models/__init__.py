@@ -33,7 +33,7 @@ from typing import Any
 from pixcam import paths
 from pixcam.errors import PixcamError
 from pixcam.models import download
-from pixcam.models.download import sha256_of
+from pixcam.models.download import sha256_of as sha256_of  # used by tools.install_system
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,12 @@ class ModelSpec:
     default_resolution: int
     outputs: dict[str, str]
     licence: str
+    size: int  # the model file's bytes
     segments_are_probabilities: bool = False
     url: str = ""  # the same file as `source`, at its public origin pinned to a git commit
     found_in: str = ""  # where a file without a public URL can be found
     source_sha256: str = ""  # the fetched file's hash when `build` turns it into another
+    source_size: int = 0  # the fetched file's bytes when `build` turns it into another
     build: str = ""  # how the fetched file becomes the model file (see BUILDERS)
     derived_from: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
@@ -243,6 +245,7 @@ class Want:
     relpath: str
     url: str
     sha256: str
+    size: int  # bytes: a source that announces or holds more is refused
 
 
 def _obtain(
@@ -259,12 +262,15 @@ def _obtain(
                 f"no public download{where}; install it with "
                 f"`pixcam models install --from DIR --name {spec.name}`"
             )
-        return download.fetch(want.url, dest, want.sha256, label=spec.name, policy=policy)
-    if download.is_url(source):
-        url = f"{source.rstrip('/')}/{want.relpath}"
-        return download.fetch(url, dest, want.sha256, label=spec.name, policy=policy, mirror="")
-    src = Path(source).expanduser().resolve() / want.relpath
-    return download.fetch(str(src), dest, want.sha256, label=spec.name, mirror="")
+        return download.fetch(
+            want.url, dest, want.sha256, size=want.size, label=spec.name, policy=policy
+        )
+    url = f"{source.rstrip('/')}/{want.relpath}"
+    if not download.is_url(source):
+        url = str(Path(source).expanduser().resolve() / want.relpath)
+    return download.fetch(
+        url, dest, want.sha256, size=want.size, label=spec.name, policy=policy, mirror=""
+    )
 
 
 def _check(spec: ModelSpec, data: bytes, how: str) -> None:
@@ -282,7 +288,7 @@ def _install_one(spec: ModelSpec, source: str | None, policy: download.Policy) -
 
     if spec.derived_from is not None:
         base = get_spec(spec.derived_from)
-        if not base.installed or sha256_of(base.path) != base.sha256:
+        if not _intact(base):
             raise Skipped(f"made from {base.name}, which is not installed")
         try:
             data = quantize.derive(spec, base.path)
@@ -292,14 +298,15 @@ def _install_one(spec: ModelSpec, source: str | None, policy: download.Policy) -
         quantize.write_atomic(spec.path, data)
         return f"quantized from {base.name} with the shipped calibration ranges"
     if not spec.build:
-        return _obtain(spec, source, Want(spec.source, spec.url, spec.sha256), spec.path, policy)
+        want = Want(spec.source, spec.url, spec.sha256, spec.size)
+        return _obtain(spec, source, want, spec.path, policy)
     try:
         build = builder(spec.build)
     except ImportError as exc:
         raise Skipped(f"needs the `{spec.build}` builder ({exc})") from None
     fetched = spec.path.with_name(f".{spec.file}{Path(spec.source).suffix}")
     try:
-        want = Want(spec.source, spec.url, spec.source_sha256)
+        want = Want(spec.source, spec.url, spec.source_sha256, spec.source_size)
         where = _obtain(spec, source, want, fetched, policy)
         data = build(fetched.read_bytes())
     finally:
@@ -331,7 +338,8 @@ def install(
     policy = policy or download.Policy()
     local = source is not None and not download.is_url(source)
     if local and not Path(str(source)).expanduser().is_dir():
-        raise PixcamError(f"model source {source} is not a folder or an http(s) URL")
+        what = paths.what_is(Path(str(source)).expanduser())
+        raise PixcamError(f"model source {source} is {what}, not a folder or an http(s) URL")
     specs = list_models()
     wanted = set(names) if names else None
     if wanted:
@@ -340,30 +348,70 @@ def install(
             raise PixcamError(
                 f"unknown model(s) {', '.join(sorted(unknown))}; see `pixcam models list`"
             )
-    models_dir().mkdir(parents=True, exist_ok=True)
+    _make_models_dir()
     failures = 0
     for spec in _ordered(specs, wanted):
         forced = force and (wanted is None or spec.name in wanted)  # not the bases pulled in
-        if spec.installed and not forced and sha256_of(spec.path) == spec.sha256:
+        if not forced and _intact(spec):
             yield f"ok       {spec.name} (already installed)"
             continue
         started = time.monotonic()
         try:
+            _check_target(spec)
             origin = _install_one(spec, source, policy)
+            record_origin(spec, origin)
         except Skipped as why:
             yield f"skipped  {spec.name}: {why}"
             continue
-        except download.NoNetworkError:
-            raise
+        except (download.NoNetworkError, download.DiskError):
+            raise  # every other model would fail the same way
+        except OSError as exc:  # a write in the model folder (quantized model, origins.json)
+            raise PixcamError(
+                f"{spec.name}: cannot write in {models_dir()}: {exc.strerror or exc}"
+            ) from None
         except PixcamError as exc:
             failures += 1
             yield f"FAILED   {exc}"
             continue
-        record_origin(spec, origin)
         took = time.monotonic() - started
         yield f"installed {spec.name} ({took:.1f} s, {origin})"
     if failures:
         raise PixcamError(f"{failures} model(s) could not be installed (see above)")
+
+
+def _make_models_dir() -> None:
+    folder = models_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = paths.what_is(folder)
+        if what != "missing":
+            raise PixcamError(
+                f"model folder {folder} is {what}, not a folder: move it away, or set "
+                "PIXCAM_MODELS_DIR to a folder"
+            ) from None
+        raise PixcamError(
+            f"cannot create the model folder {folder}: {exc.strerror or exc}; set "
+            "PIXCAM_MODELS_DIR to a folder you can write"
+        ) from None
+
+
+def _intact(spec: ModelSpec) -> bool:
+    """The model is installed and its bytes are right."""
+    try:
+        read_verified(spec)
+    except PixcamError:
+        return False
+    return True
+
+
+def _check_target(spec: ModelSpec) -> None:
+    """PixcamError when a folder stands where the model file goes (a rename cannot replace
+    it, and removing a folder is the user's decision); a damaged file is simply replaced."""
+    if os.path.isdir(spec.path):
+        raise PixcamError(
+            f"{spec.name}: model file {spec.path} is a folder; remove it and install again"
+        )
 
 
 # ------------------------------------------------------------------------------ origins

@@ -11,6 +11,12 @@ timeout is retried with exponential backoff and resumed from the `.part`'s lengt
 sha256 is checked before the `.part` is renamed into place, so a model file is either complete
 and verified or absent. A 404 or a wrong hash is not retried: it will not get better.
 
+Each file's size is in the manifest: a server announcing or sending more is cut off at once and
+its partial removed (a lying mirror must not fill the disk). Each file has an overall deadline,
+retries included: a mirror that trickles a byte every few seconds never trips the per-read
+timeout, and is given up when the deadline passes. A write that fails here (full disk,
+read-only folder) removes the partial and stops: every other file would fail the same way.
+
 `PIXCAM_MODEL_MIRROR` (a URL prefix or a folder) replaces scheme and host of every upstream
 URL: `https://HOST/PATH` is fetched from `$PIXCAM_MODEL_MIRROR/HOST/PATH`, the layout a company
 mirror or an air-gapped copy uses.
@@ -18,11 +24,11 @@ mirror or an air-gapped copy uses.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
 import os
-import shutil
 import socket
 import sys
 import time
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pixcam import paths
 from pixcam.errors import PixcamError
 
 MIRROR_ENV = "PIXCAM_MODEL_MIRROR"
@@ -49,13 +56,28 @@ class NoNetworkError(DownloadError):
     """The host cannot be reached at all: no point trying the other files."""
 
 
+class DiskError(DownloadError):
+    """The file cannot be written here (disk full, read-only): the other files would fail too."""
+
+
+class _TooLarge(Exception):
+    """The server announced or sent more than the manifest's size."""
+
+
+class _TooSlow(Exception):
+    """The file's deadline passed."""
+
+
 @dataclass(frozen=True)
 class Policy:
-    """How hard to try: per-read timeout (s), attempts per file, first backoff delay (s)."""
+    """How hard to try: per-read timeout (s), attempts per file, first backoff delay (s), and
+    the deadline for a whole file, retries included (s; the largest model is 2.5 MB, so 600 s
+    allows a connection of 4 KB/s)."""
 
     timeout: float = 30.0
     attempts: int = 5
     backoff: float = 1.0
+    deadline: float = 600.0
 
 
 def is_url(source: str) -> bool:
@@ -160,28 +182,27 @@ def fetch(
     dest: Path,
     sha256: str,
     *,
+    size: int | None = None,
     label: str | None = None,
     policy: Policy | None = None,
     progress: Callable[[str], Progress] = Progress,
     mirror: str | None = None,
 ) -> str:
     """Put the file at `url` (a URL or a path; through `mirror`, default
-    `$PIXCAM_MODEL_MIRROR`) at `dest`, verified; return where the bytes came from.
+    `$PIXCAM_MODEL_MIRROR`) at `dest`, verified; return where the bytes came from. `size`: the
+    file's bytes (the manifest's); more is refused.
     """
     where = mirrored(url, mirror) if is_url(url) else url
     if where.startswith("file:"):
         where = urllib.request.url2pathname(urllib.parse.urlparse(where).path)
     label = label or dest.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
     if is_url(where):
-        _download(where, part, policy or Policy(), progress(label), label)
+        _download(where, part, policy or Policy(), progress(label), label, size)
         advice = f"Try again later, or {OFFLINE_HINT}"
-    elif Path(where).is_file():
-        shutil.copyfile(where, part)
-        advice = "use an intact copy"
     else:
-        raise DownloadError(f"{label}: {where} not found")
+        _copy(Path(where), part, label, size)
+        advice = "use an intact copy"
     found = sha256_of(part)
     if found != sha256:
         part.unlink(missing_ok=True)
@@ -189,17 +210,98 @@ def fetch(
             f"{label}: the bytes from {where} are wrong (sha256 {found[:12]}…, expected "
             f"{sha256[:12]}…); not installed. {advice}"
         )
-    part.replace(dest)
+    try:
+        part.replace(dest)
+    except OSError as exc:
+        raise _disk_error(label, part, dest, exc) from None
     return where
 
 
-def _download(url: str, part: Path, policy: Policy, bar: Progress, label: str) -> None:
+# ------------------------------------------------------------------------------ writing
+def _disk_error(label: str, part: Path, target: Path, exc: OSError) -> DiskError:
+    """A local write failed: the partial is removed (it would keep a full disk full)."""
+    tail = ""
+    if os.path.lexists(part):
+        with contextlib.suppress(OSError):
+            part.unlink()
+        gone = not os.path.lexists(part)
+        tail = "; the partial file was removed" if gone else f"; remove the partial file {part}"
+    return DiskError(f"{label}: cannot write {target}: {exc.strerror or exc}{tail}")
+
+
+def _open_part(part: Path, mode: str, label: str) -> IO[bytes]:
+    try:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        return part.open(mode)
+    except OSError as exc:
+        raise _disk_error(label, part, part.parent, exc) from None
+
+
+def _write(out: IO[bytes], chunk: bytes, part: Path, label: str) -> None:
+    try:
+        out.write(chunk)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # its buffer cannot be written either
+            out.close()
+        raise _disk_error(label, part, part.parent, exc) from None
+
+
+def _close(out: IO[bytes], part: Path, label: str) -> None:
+    try:
+        out.close()  # the buffer's last bytes are written here
+    except OSError as exc:
+        raise _disk_error(label, part, part.parent, exc) from None
+
+
+def _too_large(label: str, where: str, part: Path, size: int, n: int, verb: str) -> DownloadError:
+    part.unlink(missing_ok=True)
+    return DownloadError(
+        f"{label}: {where} {verb} {n} bytes, more than the file's {size}; not the right file, "
+        f"the partial file was removed; {OFFLINE_HINT}"
+    )
+
+
+def _copy(src: Path, part: Path, label: str, size: int | None) -> None:
+    """Copy a `--from` file (a regular file, no more than `size` bytes) to `part`."""
+    try:
+        source = paths.open_file(src, "model file")
+    except PixcamError as exc:
+        raise DownloadError(f"{label}: {exc}") from None
+    with source:
+        out = _open_part(part, "wb", label)
+        copied = 0
+        try:
+            while chunk := source.read(CHUNK):
+                copied += len(chunk)
+                if size is not None and copied > size:
+                    out.close()
+                    raise _too_large(label, str(src), part, size, copied, "holds over")
+                _write(out, chunk, part, label)
+        finally:
+            _close(out, part, label)
+
+
+# ------------------------------------------------------------------------------ downloading
+def _download(
+    url: str, part: Path, policy: Policy, bar: Progress, label: str, size: int | None = None
+) -> None:
     """Fill `part` with the whole file at `url`, resuming and retrying as the policy allows."""
     delay = policy.backoff
+    end = time.monotonic() + policy.deadline
     for attempt in range(1, policy.attempts + 1):
         try:
-            _download_once(url, part, policy.timeout, bar)
+            _download_once(url, part, policy.timeout, bar, size, end)
             return
+        except _TooLarge as exc:
+            verb, n = exc.args
+            raise _too_large(label, url, part, size or 0, n, verb) from None
+        except _TooSlow:
+            have = part.stat().st_size if part.exists() else 0
+            raise DownloadError(
+                f"{label}: {url} sent {_mb(have)} of {_mb(size)} in {policy.deadline:.0f} s, too "
+                f"slowly; given up (the partial file is kept and resumed next time); "
+                f"{OFFLINE_HINT}"
+            ) from None
         except urllib.error.HTTPError as exc:
             if exc.code == 416:  # asked to resume past the end: the .part is stale
                 part.unlink(missing_ok=True)
@@ -221,7 +323,7 @@ def _download(url: str, part: Path, policy: Policy, bar: Progress, label: str) -
             reason = str(exc.reason)
         except (OSError, http.client.HTTPException) as exc:  # timeouts, cut connections
             reason = _describe(exc)
-        if attempt == policy.attempts:
+        if attempt == policy.attempts or time.monotonic() + delay >= end:
             raise DownloadError(
                 f"{label}: download from {url} failed {policy.attempts} times (last: {reason}); "
                 f"the partial file is kept and resumed next time; {OFFLINE_HINT}"
@@ -231,20 +333,44 @@ def _download(url: str, part: Path, policy: Policy, bar: Progress, label: str) -
         delay *= 2
 
 
-def _download_once(url: str, part: Path, timeout: float, bar: Progress) -> None:
+def _download_once(
+    url: str,
+    part: Path,
+    timeout: float,
+    bar: Progress,
+    size: int | None = None,
+    end: float = float("inf"),
+) -> None:
     have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:  # a stale partial of another file
+        part.unlink()
+        have = 0
     request = urllib.request.Request(url, headers={"User-Agent": "pixcam-models"})
     if have:
         request.add_header("Range", f"bytes={have}-")
-    with urllib.request.urlopen(request, timeout=timeout) as resp:
+    left = end - time.monotonic()
+    if left <= 0:
+        raise _TooSlow
+    with urllib.request.urlopen(request, timeout=min(timeout, left)) as resp:
         resumed = have if resp.status == 206 else 0  # 200: the server sends it all again
         length = resp.headers.get("Content-Length")
-        total = resumed + int(length) if length is not None else None
+        total = resumed + int(length) if length is not None and length.isdigit() else None
+        if size is not None and total is not None and total > size:
+            raise _TooLarge("announces", total)
         bar.start(url, total, resumed)
-        with part.open("ab" if resumed else "wb") as out:
+        out = _open_part(part, "ab" if resumed else "wb", bar.label)
+        done = resumed
+        try:
             while chunk := resp.read1(CHUNK):  # what has arrived: a timeout loses nothing
-                out.write(chunk)
+                done += len(chunk)
+                if size is not None and done > size:
+                    raise _TooLarge("sent over", done)
+                _write(out, chunk, part, bar.label)
                 bar.advance(len(chunk))
+                if time.monotonic() > end:
+                    raise _TooSlow
+        finally:
+            _close(out, part, bar.label)
     if total is not None and part.stat().st_size < total:
         raise http.client.IncompleteRead(b"", total - part.stat().st_size)
     bar.finish()

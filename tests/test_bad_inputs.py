@@ -127,3 +127,43 @@ def test_ffmpeg_messages_stay_off_stderr(
     cut.write_bytes(clip.read_bytes()[:400])
     proc = pixcam("segment", str(cut), "--out", str(tmp_path / "m3.mp4"))
     one_line(proc, "is neither an image nor a video")
+
+
+# --------------------------------------------------------- libpng's and libjpeg's own lines
+def _damaged_images(folder: Path) -> dict[str, Path]:
+    """A PNG with a broken CRC (libpng prints "libpng error: IDAT: CRC error"), a JPEG cut
+    half-way (libjpeg: "Premature end of JPEG file") and one with zeroed scan data."""
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", picture)[1].tobytes()
+    jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
+    crc = bytearray(png)
+    crc[100:140] = b"\xff" * 40
+    zeroed = bytearray(jpeg)
+    zeroed[400:420] = b"\0" * 20
+    files = {"crc.png": bytes(crc), "cut.jpg": jpeg[: len(jpeg) // 2], "zeroed.jpg": bytes(zeroed)}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return {name: folder / name for name in files}
+
+
+@pytest.mark.parametrize("name", ["crc.png", "cut.jpg", "zeroed.jpg"])
+@pytest.mark.parametrize("use", ["segment", "background"])
+def test_damaged_images_give_pixcams_line_only(
+    models_installed: Path, clip: Path, tmp_path: Path, name: str, use: str
+) -> None:
+    """Whatever the decoder says goes to the log; stderr holds one line of pixcam's: the error,
+    or for a JPEG decoded despite the damage, a warning saying so."""
+    image = _damaged_images(tmp_path)[name]
+    if use == "segment":
+        proc = pixcam("segment", str(image), "--out", str(tmp_path / "m.png"))
+    else:
+        out = str(tmp_path / "o.mp4")
+        proc = pixcam("run", "--input", str(clip), "--output", out, "--frames", "2", "--image",
+                      str(image))  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pixcam: "), proc.stderr
+    if proc.returncode == 0:
+        assert lines[0].startswith("pixcam: WARNING: ") and "is damaged" in lines[0]
+    else:
+        assert "is not an image pixcam can read" in lines[0]

@@ -131,3 +131,21 @@ def test_bad_files_are_one_line(tmp_path: Path, content: bytes | None, message: 
     with pytest.raises(PixcamError, match=message) as err:
         images.read_image(path)
     assert "\n" not in str(err.value)
+
+
+def test_a_damaged_camera_frame_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    """A webcam's MJPG frame with recoverable damage is decoded (as OpenCV would) without
+    libjpeg's "Corrupt JPEG data" / "Premature end of JPEG file" on stderr; a hopeless one
+    gives None, silently too."""
+    from pixcam.video import mjpg
+
+    picture = np.random.default_rng(1).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
+    capfd.readouterr()
+    cut = mjpg.decode(jpeg[: len(jpeg) // 2])
+    reduced = mjpg.decode_reduced(jpeg[: len(jpeg) // 2], 64, 48)
+    hopeless = mjpg.decode(jpeg[:200])
+    assert cut is not None and cut.shape == (96, 128, 3)
+    assert reduced is not None and reduced.shape == (48, 64, 3)
+    assert hopeless is None
+    assert capfd.readouterr().err == ""

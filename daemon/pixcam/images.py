@@ -9,6 +9,7 @@ images and `pixcam segment` inputs both come through `read_image`.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,11 @@ import cv2
 import numpy as np
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
+from pixcam import paths
 from pixcam.errors import PixcamError
+from pixcam.native import native_stderr_to_log
+
+log = logging.getLogger(__name__)
 
 # 64 MP: above an 8K photo (33 MP); the float maps of a segmentation alone need gigabytes
 # beyond it, and a background is scaled down to the frame anyway.
@@ -26,7 +31,9 @@ STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".p
 
 
 def header_size(path: Path, what: str = "image") -> tuple[int, int]:
-    """(width, height) as declared by the file header; PixcamError if it isn't an image."""
+    """(width, height) as declared by the file header; PixcamError if it isn't an image (or
+    is no file at all: a folder, a FIFO that would block the read, a device, a symlink loop)."""
+    paths.check_file(path, what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -102,22 +109,21 @@ def read_image(
     With `cover=(w, h)` (colour only) a large image is decoded at 1/2, 1/4 or 1/8 scale as
     long as it still covers w×h: a JPEG then decodes that much faster and smaller.
     """
-    if not path.exists():
-        raise PixcamError(f"{what} {path} does not exist")
-    if not path.is_file():
-        raise PixcamError(f"{what} {path} is not a file")
-    if path.stat().st_size == 0:
+    if paths.check_file(path, what) == 0:
         raise PixcamError(f"{what} {path} is empty")
     width, height = check_size(path, what, max_pixels)
     if cover is not None and flags == cv2.IMREAD_COLOR:
         flags = _reduced_colour(width, height, cover)
-    try:
-        image = cv2.imread(str(path), flags)
-    except cv2.error:
-        image = None
+    with native_stderr_to_log() as said:  # libpng's and libjpeg's complaints, not ours
+        try:
+            image = cv2.imread(str(path), flags)
+        except cv2.error:
+            image = None
     if image is None or image.size == 0:
         raise PixcamError(
             f"{what} {path} is not an image pixcam can read (or it is damaged): "
             "use PNG, JPEG, WebP, BMP or TIFF"
         )
+    if said:  # decoded despite damage (a cut JPEG comes out grey below the cut)
+        log.warning("%s %s is damaged (%s); using what could be decoded", what, path, said[0])
     return image

@@ -68,11 +68,11 @@ def dev_videos() -> Path | None:
 
 # ------------------------------------------------------------------- reading a user's file
 def _kind(mode: int) -> str:
-    """What a non-regular file is, in words a user knows."""
+    """What a non-regular file is, in words a user knows, and why it cannot be read as one."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO), which would block until something writes to it"
+        return "a named pipe (FIFO), which waits for a writer"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device, whose data never ends"
     if stat.S_ISSOCK(mode):
@@ -126,7 +126,7 @@ def open_file(path: os.PathLike[str] | str, what: str) -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise PixcamError(f"{what} {path} is {_kind(mode)}, not a file pixcam can read")
+            raise PixcamError(f"{what} {path} is {_kind(mode)}, not a file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:

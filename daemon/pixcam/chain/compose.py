@@ -17,6 +17,7 @@ Settings change live with `update()`; a missing or unreadable image or video rai
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -101,15 +102,17 @@ def find_background(name: str) -> Path:
         raise PixcamError("no background file set: give a path or a name from backgrounds/")
     p = Path(name).expanduser()
     if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
-        if p.is_file():
-            return p
-        raise PixcamError(f"background file {p} not found: check the path")
+        if paths.what_is(p) == "missing":
+            raise PixcamError(f"background file {p} not found: check the path")
+        paths.check_file(p, "background file")  # a folder, FIFO, device...: said what it is
+        return p
     for folder in background_dirs():
         candidates = [folder / name]
         if not p.suffix:  # allow "studio-grey" for "studio-grey.png"
             candidates += [folder / (name + s) for s in IMAGE_SUFFIXES]
         for c in candidates:
-            if c.is_file():
+            if os.path.lexists(c):
+                paths.check_file(c, "background file")
                 return c
     where = " or ".join(str(d) for d in background_dirs())
     raise PixcamError(f"background {name!r} not found in {where}: give a path or copy it there")

@@ -23,6 +23,7 @@ from pixcam.chain.refine import Refiner, RefineSettings, probability_size
 from pixcam.chain.segment import SegmentationOutput, Segmenter, load_segmenter
 from pixcam.config import Config, load_config
 from pixcam.errors import PixcamError
+from pixcam.paths import check_file
 
 log = logging.getLogger(__name__)
 
@@ -266,9 +267,8 @@ def run(args: argparse.Namespace) -> int:
         _check_args(args, segmenter)
         return _segment_batch(paths, segmenter, args, refine)
     path = paths[0]
-    if not path.exists():
-        raise PixcamError(f"{path} does not exist")
-    is_video = path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file()
+    check_file(path, "input")  # missing, a folder, a FIFO, a device, a symlink loop: said so
+    is_video = path.suffix.lower() not in IMAGE_SUFFIXES
     if is_video:
         _check_video_outputs(path, args)
     frame = None if is_video else read_image(path)

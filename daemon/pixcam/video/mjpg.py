@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from pixcam.i420 import I420, Frame
+from pixcam.native import native_stderr_to_log
 from pixcam.video import yuvjpeg
 
 log = logging.getLogger("pixcam.video.mjpg")
@@ -30,15 +31,36 @@ def _buffer(jpeg: np.ndarray | bytes) -> np.ndarray:
     return np.frombuffer(jpeg, np.uint8) if isinstance(jpeg, bytes) else jpeg.reshape(-1)
 
 
+def _simplejpeg(buf: np.ndarray, **options: int) -> np.ndarray | None:
+    """simplejpeg's fast decode; a frame with damage libjpeg can get over (a webcam sends one
+    now and then) decoded anyway, as OpenCV would, but without libjpeg's warning on stderr
+    (simplejpeg keeps libjpeg's messages to itself). None when even that fails."""
+    kwargs = {"colorspace": "BGR", "fastdct": True, "fastupsample": True, **options}
+    try:
+        return simplejpeg.decode_jpeg(buf, **kwargs)
+    except ValueError as exc:
+        log.debug("fast MJPG decode: damaged frame (%s)", exc)
+    try:
+        return simplejpeg.decode_jpeg(buf, strict=False, **kwargs)
+    except ValueError as exc:
+        log.debug("fast MJPG decode refused a frame (%s); OpenCV tries", exc)
+        return None
+
+
+def _opencv(buf: np.ndarray) -> np.ndarray | None:
+    """OpenCV's decode, libjpeg's messages routed into the log (rare: simplejpeg failed)."""
+    with native_stderr_to_log():
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
 def decode(jpeg: np.ndarray | bytes) -> np.ndarray | None:
     """BGR uint8 H×W×3 from one JPEG buffer; None when the data is not a readable JPEG."""
     buf = _buffer(jpeg)
     if simplejpeg is not None:
-        try:
-            return simplejpeg.decode_jpeg(buf, colorspace="BGR", fastdct=True, fastupsample=True)
-        except ValueError as exc:
-            log.debug("fast MJPG decode refused a frame (%s); OpenCV tries", exc)
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        img = _simplejpeg(buf)
+        if img is not None:
+            return img
+    return _opencv(buf)
 
 
 def decode_reduced(jpeg: np.ndarray | bytes, width: int, height: int) -> np.ndarray | None:
@@ -52,23 +74,17 @@ def decode_reduced(jpeg: np.ndarray | bytes, width: int, height: int) -> np.ndar
     core, 4K at quality 90: full decode 26 ms, at 1/2 21 ms (the entropy decoding is the same
     work at any scale), 1920×1080 → 1280×720 bilinear 2.7 ms against 10.7 with INTER_AREA."""
     buf = _buffer(jpeg)
-    if simplejpeg is None:  # pragma: no cover - a declared dependency
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    else:
+    img = None
+    if simplejpeg is not None:
         try:
             jh, jw = simplejpeg.decode_jpeg_header(buf)[:2]
-            scale = yuvjpeg.covering_scale(jw, jh, (width, height))
-            img = simplejpeg.decode_jpeg(
-                buf,
-                colorspace="BGR",
-                fastdct=True,
-                fastupsample=True,
-                min_width=-(-jw // scale),
-                min_height=-(-jh // scale),
-            )
         except ValueError as exc:
             log.debug("reduced MJPG decode refused a frame (%s); OpenCV tries", exc)
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        else:
+            scale = yuvjpeg.covering_scale(jw, jh, (width, height))
+            img = _simplejpeg(buf, min_width=-(-jw // scale), min_height=-(-jh // scale))
+    if img is None:
+        img = _opencv(buf)
     if img is None or img.shape[1] < width or img.shape[0] < height:
         return img
     if (img.shape[1], img.shape[0]) == (width, height):

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pixcam import images
+from pixcam import images, paths
 from pixcam.errors import PixcamError
 from pixcam.i420 import Frame
 from pixcam.video import mjpg
@@ -318,8 +318,7 @@ class FileSource(Source):
         assert spec.path is not None
         self.spec = spec
         self.name = spec.path
-        if not os.path.isfile(spec.path):
-            raise PixcamError(f"input video {spec.path} does not exist")
+        paths.check_file(spec.path, "input video")  # missing, a folder, a FIFO...: said so
         if Path(spec.path).suffix.lower() in images.STILL_SUFFIXES:
             images.check_size(Path(spec.path), "input")  # before OpenCV decodes a bomb
         self._cap = cv2.VideoCapture(spec.path)

@@ -858,3 +858,126 @@ def test_models_changed_in_place_leave_the_stream_running(
         f"exit {proc.returncode}: {err[-300:]}",
     )
     assert not failures(cat), failures(cat)
+
+
+# ------------------------------------------------- special files everywhere a path is read
+KIND_WORDS = {
+    "folder": "is a folder",
+    "fifo": "named pipe",
+    "loop": "symlink loop",
+    "dev-zero": "is a device",
+    "file": "is a file",
+}
+WRONG_WORDS = ("does not exist", "not found", "not made yet", "not installed")
+
+
+def _special(path: Path, kind: str) -> Path:
+    """`kind` put at `path`: a folder, a FIFO, a symlink loop or a symlink to /dev/zero."""
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_text("a file\n")
+    return path
+
+
+def _unblock(fifos: list[Path], hung: list[str]) -> None:
+    """A reader stuck on a FIFO gets end-of-file (and the case is counted as a hang)."""
+    for fifo in fifos:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO: nobody waits
+            hung.append(str(fifo))
+
+
+def _special_cases(
+    d: Path, clip: Path, installed: Path, image: Path
+) -> list[tuple[str, str, list[str], dict[str, str]]]:
+    """(reader, kind, argv, environment) for every reader of a user's path and every kind."""
+    cases: list[tuple[str, str, list[str], dict[str, str]]] = []
+    out = ["--output", str(d / "out.mp4"), "--frames", "2"]
+    for kind in ("folder", "fifo", "loop", "dev-zero"):
+        k = d / kind
+        k.mkdir()
+        if kind != "folder":  # a folder is a batch for `segment`
+            x = _special(k / "in.png", kind)
+            cases.append(
+                ("segment input", kind, ["segment", str(x), "--out", str(d / "o.png")], {})
+            )
+        x = _special(k / "in.mp4", kind)
+        cases.append(("run --input", kind, ["run", "--input", str(x), *out], {}))
+        x = _special(k / "bg.png", kind)
+        cases.append(
+            ("background image", kind, ["run", "--input", str(clip), *out, "--image", str(x)], {})
+        )  # noqa: E501
+        x = _special(k / "bg.mp4", kind)
+        cfg = k / "video.toml"
+        cfg.write_text(f'[effects]\nbackground = "video"\nvideo = "{x}"\n')
+        cases.append(
+            (
+                "background video",
+                kind,
+                ["run", "--config", str(cfg), "--input", str(clip), *out],
+                {},
+            )
+        )  # noqa: E501
+        model = _private_models(installed, k / "models")
+        from pixcam import models as models_mod
+
+        selfie = model / models_mod.get_spec("selfie-general").file
+        selfie.unlink()
+        _special(selfie, kind)
+        argv = ["segment", str(image), "--out", str(d / "m.png"), "--model", "selfie-general"]
+        cases.append(("model file", kind, argv, {"PIXCAM_MODELS_DIR": str(model)}))
+    for kind in ("file", "fifo", "loop", "dev-zero"):
+        x = _special(d / f"from-{kind}", kind)
+        argv = ["models", "install", "--from", str(x), "--name", "selfie-general"]
+        cases.append(("models install --from", kind, argv, {"PIXCAM_MODELS_DIR": str(d / "m")}))
+    return cases
+
+
+def test_special_files_everywhere_a_path_is_read(
+    models_installed: Path,
+    tmp_path: Path,
+    video_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A folder, a FIFO, a symlink loop or /dev/zero given where pixcam reads a file: one line
+    that says what is there, never "does not exist"/"not found"/"not made yet", a non-zero
+    exit, and no hang on the FIFO."""
+    cat = "paths: special files in place of a file"
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 90, np.uint8))
+    cases = _special_cases(tmp_path, video_file, models_installed, image)
+    for reader, kind, argv, env in cases:
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            fifos = [Path(a) for a in argv if kind == "fifo" and Path(a).is_fifo()]
+            fifos += [p for p in tmp_path.glob("fifo/models/*") if p.is_fifo()]
+            hung: list[str] = []
+            watchdog = threading.Timer(10.0, _unblock, args=(fifos, hung))
+            watchdog.start()
+            try:
+                code = main(argv)
+            except BaseException as exc:  # noqa: BLE001 - an escaped exception is the failure
+                capfd.readouterr()
+                record(cat, False, f"{reader} / {kind}: {type(exc).__name__}: {exc}")
+                continue
+            finally:
+                watchdog.cancel()
+            captured = capfd.readouterr()
+        lines = captured.err.strip().splitlines()
+        if argv[:2] == ["models", "install"] and code != 0 and captured.out:
+            lines = [line for line in captured.out.splitlines() if line.startswith("FAILED")]
+            lines = lines or captured.err.strip().splitlines()
+        said = lines[0] if len(lines) == 1 else captured.err + captured.out
+        good = code != 0 and len(lines) == 1 and not hung
+        good = good and KIND_WORDS[kind] in said and not any(w in said for w in WRONG_WORDS)
+        record(cat, good, f"{reader} / {kind} -> {code}{' (hung)' if hung else ''}: {said[:240]}")
+    assert not failures(cat), failures(cat)

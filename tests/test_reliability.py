@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 from test_images import png_bomb
 
+from conftest import SHARED_MODELS, VIDEOS, need
 from fakes import FlakySegmenter
 from pixcam import control
 from pixcam import daemon as daemon_mod
@@ -980,4 +981,115 @@ def test_special_files_everywhere_a_path_is_read(
         good = code != 0 and len(lines) == 1 and not hung
         good = good and KIND_WORDS[kind] in said and not any(w in said for w in WRONG_WORDS)
         record(cat, good, f"{reader} / {kind} -> {code}{' (hung)' if hung else ''}: {said[:240]}")
+    assert not failures(cat), failures(cat)
+
+
+# ------------------------------------------------------------- full and read-only disks
+def _one_pixcam_line(code: int, err: str, expected: str) -> tuple[bool, str]:
+    """A non-zero exit and one "pixcam: " line holding `expected` (progress lines aside)."""
+    lines = [line for line in err.strip().splitlines() if not line.startswith("downloading ")]
+    good = code != 0 and len(lines) == 1 and lines[0].startswith("pixcam: ")
+    return good and expected in lines[0], f"-> {code}: {err.strip()[-600:]}"
+
+
+def test_full_and_read_only_disks(
+    models_installed: Path,
+    tmpfs: Callable[[str], Path],
+    video_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """`pixcam run --output` and `pixcam models install` onto a full tmpfs, a nearly full one
+    (the file fills it half-way), a read-only one, and a model folder that is a file: one
+    line, exit 1, and no partial file left to keep the disk full."""
+    cat = "disks: full and read-only"
+    clip = need(VIDEOS / "doctor-desk-960x540.mp4", "test video")  # issue 23's
+    full, nearly, read_only, for_models = tmpfs("1m"), tmpfs("1m"), tmpfs("1m"), tmpfs("128k")
+    (full / "filler").write_bytes(b"\0" * (1024 * 1024 - 16 * 1024))
+    (nearly / "filler").write_bytes(b"\0" * (1024 * 1024 - 160 * 1024))
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only)], check=True)
+    runs = [
+        ("run: 150 frames onto 1 MiB", tmpfs("1m"), "150", "the disk is full"),
+        ("run: onto a full disk", full, "20", "the disk is full"),
+        ("run: a disk that fills half-way", nearly, "20", "the disk is full"),
+        ("run: a read-only disk", read_only, "2", "read-only"),
+    ]
+    for what, disk, frames, expected in runs:
+        out = disk / "run.mp4"
+        argv = ["run", "--input", str(clip), "--output", str(out), "--frames", frames]
+        # A process of its own, as a user runs it: this one imported OpenCV before pixcam
+        # could quiet its log, which then prints FFmpeg's failed writes.
+        done = subprocess.run(
+            [sys.executable, "-m", "pixcam", *argv], capture_output=True, text=True, timeout=300
+        )
+        good, detail = _one_pixcam_line(done.returncode, done.stderr, expected)
+        record(cat, good and not out.exists(), f"{what} {detail}")
+    file_dir = for_models.parent / "models-file"
+    file_dir.write_text("not a folder\n")
+    installs = [
+        ("install: models dir is a file", file_dir, "is a file, not a folder"),
+        ("install: 128 KiB disk", for_models / "models", "No space left on device"),
+        ("install: read-only disk", read_only / "models", "Read-only file system"),
+    ]
+    for what, folder, expected in installs:
+        monkeypatch.setenv("PIXCAM_MODELS_DIR", str(folder))
+        argv = ["models", "install", "--from", str(SHARED_MODELS), "--name", "selfie-general"]
+        try:
+            code = main(argv)
+        except Exception as exc:  # an escaped exception is the failure
+            capfd.readouterr()
+            record(cat, False, f"{what}: {type(exc).__name__}: {exc}")
+            continue
+        good, detail = _one_pixcam_line(code, capfd.readouterr().err, expected)
+        left = [p.name for p in for_models.rglob("*") if p.is_file()]
+        record(cat, good and not left, f"{what} {detail}; left: {left}")
+    assert not failures(cat), failures(cat)
+
+
+# ------------------------------------------------------------------ slow and lying mirrors
+def test_slow_and_lying_mirrors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`pixcam models install` against a mirror on 127.0.0.1 that trickles, announces 10 GB,
+    sends past the file's size, flips a byte, answers 404 or cuts the connection: one FAILED
+    line each (or installed, for the cut it resumes), nothing left behind but a resumable
+    partial of the right bytes, and never longer than the deadline."""
+    from test_download import Mirror, build_mirror
+
+    from pixcam import models
+    from pixcam.models import download
+
+    cat = "downloads: slow and lying mirrors"
+    server = Mirror(build_mirror(tmp_path / "mirror"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    spec = models.get_spec("selfie-general")
+    name = Path(spec.url).name
+    policy = download.Policy(timeout=0.5, attempts=3, backoff=0.01, deadline=2.0)
+    cases = [
+        ("trickle", "too slowly"),
+        ("huge", "announces 10737418240 bytes"),
+        ("overflow", "sent over"),
+        ("flip", "are wrong"),
+        ("404", "HTTP 404"),
+        ("cut", "installed"),
+    ]
+    try:
+        monkeypatch.setenv(download.MIRROR_ENV, server.url)
+        for n, (fault, expected) in enumerate(cases):
+            monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / f"models{n}"))
+            server.faults = {name: fault}
+            lines: list[str] = []
+            started = time.monotonic()
+            with contextlib.suppress(PixcamError):
+                lines.extend(models.install(names=[spec.name], policy=policy))
+            took = time.monotonic() - started
+            capfd.readouterr()
+            left = [p.name for p in (tmp_path / f"models{n}").glob(".*part")]
+            kept_ok = not left or fault == "trickle"  # the bytes so far are right: resumable
+            said = " ".join(lines)
+            good = expected in said and len(lines) == 1 and kept_ok and took < 2.0 + 1.5
+            record(cat, good, f"{fault}: {took:.1f} s, {said[:200]}; left {left}")
+    finally:
+        server.shutdown()
     assert not failures(cat), failures(cat)

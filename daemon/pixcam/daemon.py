@@ -275,6 +275,9 @@ class Daemon:
                 continue
             try:
                 stop()
+            except PixcamError as exc:  # the output file failed as it was closed (disk full)
+                log.error("%s", exc)
+                self._exit_code = 1
             except Exception:  # keep stopping the rest
                 log.exception("shutting down")
         log.info("pixcam stopped")

@@ -235,8 +235,10 @@ class Pipeline:
         if self._loader is not None:
             self._loader.join(_join)
         self._camera.shutdown()
-        self._outlet.close()
-        self._state = State.STOPPED
+        try:
+            self._outlet.close()  # a file sink reads its file back: SinkError if it is broken
+        finally:
+            self._state = State.STOPPED
 
     def apply(self, cfg: Config) -> None:
         """Take a new configuration; the worker applies it before the next frame."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,22 @@ def test_verify_fails_on_a_missing_or_empty_model_folder(
     lines = (captured.out + captured.err).strip().splitlines()
     assert len(lines) == 1 and "no models installed" in lines[0]
     assert "pixcam models install" in lines[0]
+
+
+def test_a_full_disk_while_quantizing_leaves_no_temporary_file(
+    tmpfs: Callable[[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The float model fits, the int8 one made from it does not: one line, and neither the
+    quantized model's temporary file nor a partial is left to keep the disk full."""
+    pytest.importorskip("ai_edge_quantizer")
+    need(SHARED_MODELS, "shared models")
+    disk = tmpfs("2600k")
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(disk / "models"))
+    name = models.default_model_name()
+    assert cli.main(["models", "install", "--from", str(SHARED_MODELS), "--name", name]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0], err
+    assert err[0].startswith(f"pixcam: {name}: cannot write in "), err  # the int8 one
+    assert not [p.name for p in (disk / "models").iterdir() if p.name.startswith(".")]

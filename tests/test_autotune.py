@@ -159,7 +159,7 @@ def test_auto_tune_off_keeps_the_users_settings() -> None:
     with FakePipeline(cfg, segmenter=seg, source=None) as pipe:
         time.sleep(DOWN_AFTER_S + 2.0)
         assert pipe.status()["auto_tune"] is None
-        assert pipe._effects is not None and pipe._effects.tune_level == 0
+        assert pipe._tuner is not None and pipe._tuner.level == 0
 
 
 # ----------------------------------------------------------------------------- real video

@@ -8,8 +8,9 @@ measured across the step down (the time now times that ratio), so a level that d
 not retried until the load really dropped; a step up undone soon after doubles the wait before
 the next try. So it settles instead of oscillating.
 
-`Tuner` is the runner's side: it feeds the controller each frame's work time, applies the level
-to the running `effects.Effects` and says where it stands for the status.
+`Tuner` is the runner's side and owns the auto-tune state: it keeps the user's settings and the
+level, feeds the controller each frame's work time, hands the running `effects.Effects` the
+settings that level means and says where it stands for the status.
 
 `tuned(settings, level, resolution)` is what a level means for `effects.EffectsSettings`. The
 order of `STEPS` was measured (`bench/autotune_steps.py`: CPU ms saved per level of picture
@@ -24,10 +25,9 @@ import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pixcam.chain.effects import Effects, EffectsSettings, ModelChoice
+from pixcam.chain.effects import Effects, EffectsSettings, ModelChoice
 
 log = logging.getLogger("pixcam.runner.pipeline")
 
@@ -204,40 +204,55 @@ class Controller:
 
 
 class Tuner:
-    """Auto-tune for one running chain: `enabled` follows the config's `model.auto_tune`."""
+    """Auto-tune for one running chain: `enabled` follows the config's `model.auto_tune`.
+
+    It holds the user's settings and the level; `Effects` only ever sees the tuned result."""
 
     def __init__(self, fx: Effects, fps: float, enabled: bool) -> None:
         self._fx = fx
         self._fps = fps
         self.enabled = enabled
+        self.level = 0
+        self._user = fx.settings  # the chain starts on the user's settings, untuned
+        self._steps = applicable(self._user) if enabled else []
         self._controller = Controller(fps)
+
+    def settings_for(self, user: EffectsSettings) -> EffectsSettings:
+        """`user` with the current level's steps applied: what the chain should run."""
+        if not self.level:
+            return user  # level 0: no step, no manifest lookup for the base resolution
+        return tuned(user, self.level, base_resolution(user.model))
 
     def feed(self, work_s: float, now: float) -> None:
         """This frame's work time; the chain gets the level the controller answers with."""
         if not self.enabled:
             return
-        fx, controller = self._fx, self._controller
-        controller.limit(len(fx.tune_steps()))
+        controller = self._controller
+        controller.limit(len(self._steps))
         level = controller.feed(work_s, now)
-        if level != fx.tune_level:
-            fx.set_tune_level(level)
+        if level != self.level:
+            self.level = level
+            self._fx.update(self.settings_for(self._user))
             step = self.status().get("step")
             log.info("auto-tune: step %d (%s): %s", level, step, controller.reason)
 
     def before_update(self, enabled: bool) -> None:
         """New settings come: turned off, the chain runs the user's settings exactly."""
-        if not enabled and self._fx.tune_level:
-            self._fx.set_tune_level(0)
+        if not enabled and self.level:
+            self.level = 0
+            self._fx.update(self._user)
             self._controller = Controller(self._fps)
 
-    def updated(self, enabled: bool) -> None:
-        """The new settings cost what they cost: measure afresh."""
+    def updated(self, user: EffectsSettings, enabled: bool) -> None:
+        """The chain took `settings_for(user)`: keep `user`; its cost is new, measure afresh."""
+        self._user = user
+        self._steps = applicable(user) if enabled else []
         self._controller.reset()
         self.enabled = enabled
 
     def status(self) -> dict[str, Any]:
-        steps = self._fx.tune_steps()
-        level = self._fx.tune_level
+        steps = [step.name for step in self._steps]
+        level = self.level
         return {
             "level": level,
             "step": steps[level - 1] if 0 < level <= len(steps) else "none",

@@ -17,7 +17,6 @@ from typing import NamedTuple, Protocol
 
 import cv2
 
-from pixcam.chain import autotune
 from pixcam.chain.compose import Background, ComposeSettings, Compositor
 from pixcam.chain.framing import (
     Framer,
@@ -202,9 +201,7 @@ class Effects:
         segmenter: Segmenter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._settings = self._user = settings
-        self._level = 0  # auto-tune steps applied on top of the user's settings
-        self._steps = autotune.applicable(settings)
+        self._settings = settings
         self._framer = Framer(settings.framing, clock)
         self._refiner = Refiner(settings.refine)
         self._compositor = Compositor(settings.compose)
@@ -220,21 +217,8 @@ class Effects:
 
     @property
     def settings(self) -> EffectsSettings:
-        """The settings in use: the user's, with the auto-tune level's steps applied."""
+        """The settings in use (under auto-tune: the user's with the tuner's steps applied)."""
         return self._settings
-
-    @property
-    def tune_level(self) -> int:
-        return self._level
-
-    def tune_steps(self) -> list[str]:
-        """The auto-tune steps that apply to the user's settings, in order."""
-        return [step.name for step in self._steps]
-
-    def set_tune_level(self, level: int) -> None:
-        """Apply the first `level` auto-tune steps on top of the user's settings."""
-        self._level = level
-        self._apply(self._user)
 
     @property
     def segmenter(self) -> Segmenter | None:
@@ -269,12 +253,6 @@ class Effects:
 
         PixcamError (e.g. a background image that cannot be read) leaves the settings as they
         were for what decides the chain's shape."""
-        self._apply(settings, loaded)
-        self._user = settings
-
-    def _apply(self, user: EffectsSettings, loaded: Background | None = None) -> None:
-        steps = autotune.applicable(user)
-        settings = autotune.tuned(user, self._level, autotune.base_resolution(user.model))
         if settings.refine != self._refiner.settings:
             self._refiner.update(settings.refine)
             self._alpha = None  # made with the old settings
@@ -286,7 +264,7 @@ class Effects:
             self._framer.settings = settings.framing
             if not settings.framing.on:
                 self._framer.reset()  # turned on again later: start from the full view
-        self._settings, self._steps = settings, steps
+        self._settings = settings
 
     def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
         self._segmenter, self._model = _streamed(segmenter), model

@@ -450,11 +450,11 @@ class Pipeline:
         assert fx is not None and tuner is not None and loader is not None
         try:
             tuner.before_update(cfg.model.auto_tune)
-            fx.update(settings, loaded)
+            fx.update(tuner.settings_for(settings), loaded)
         except Exception as exc:
             loader.settings_failed(exc)
             return
-        tuner.updated(cfg.model.auto_tune)
+        tuner.updated(settings, cfg.model.auto_tune)
         self._cfg = cfg
         if self._camera.follow(cfg):
             self._plan_reopen()

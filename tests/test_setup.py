@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, read_video
-from pixcam.video.sources import list_cameras
+from pixcam.video.devices import list_cameras
 
 
 def _clone_without_shared(root: Path) -> Path:

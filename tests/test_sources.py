@@ -12,7 +12,7 @@ import pytest
 
 from conftest import VIDEOS, need, read_video
 from pixcam.errors import PixcamError
-from pixcam.video import sources
+from pixcam.video import devices, sources
 from pixcam.video.sources import Source, SourceError, SourceSpec, open_source
 
 
@@ -126,7 +126,7 @@ def _fake_v4l(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_list_cameras_skips_loopbacks_in_numeric_order(tmp_path: Path) -> None:
     dev, sysfs = _fake_v4l(tmp_path)
-    assert sources.list_cameras(dev, sysfs) == [str(dev / "video0"), str(dev / "video2")]
+    assert devices.list_cameras(dev, sysfs) == [str(dev / "video0"), str(dev / "video2")]
 
 
 class _RecordingCapture:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from v4l2_helpers import MEASURED
 
-from pixcam.video.sinks import list_video_nodes
+from pixcam.video.devices import list_video_nodes
 
 HERE = Path(__file__).resolve().parent
 VM_OPTS = "devices=2 video_nr=10,11 card_label=Camera,pixcam exclusive_caps=1,1"

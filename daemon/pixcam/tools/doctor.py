@@ -265,7 +265,7 @@ class Node:
 
 def _nodes(env: Env) -> list[Node]:
     from pixcam.video import v4l2caps
-    from pixcam.video.sinks import list_video_nodes
+    from pixcam.video.devices import list_video_nodes
 
     out = []
     for n in list_video_nodes(env.v4l_class, env.dev_root):

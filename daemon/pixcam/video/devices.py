@@ -1,16 +1,21 @@
-"""Video devices, said once: who holds one open, from /proc/PID/fd (the on-demand count,
-the "camera busy" hint and the sink's own-fd cleanup share one scanner), and the v4l2loopback
-options that create pixcam's virtual camera."""
+"""Video devices, said once: which /dev/videoN nodes there are and which are loopbacks (the
+camera choice, the output choice and `pixcam doctor` share one scan of sysfs), who holds one
+open, from /proc/PID/fd (the on-demand count, the "camera busy" hint and the sink's own-fd
+cleanup share one scanner), and the v4l2loopback options that create pixcam's virtual camera."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 PathLike = str | os.PathLike[str]
 PROC = Path("/proc")
+DEV = Path("/dev")
+SYSFS_V4L = Path("/sys/class/video4linux")
 
 
 def _modprobe_options() -> str:
@@ -25,6 +30,57 @@ def _modprobe_options() -> str:
 
 
 MODPROBE_OPTS = _modprobe_options()  # "devices=1 video_nr=10 card_label=pixcam ..."
+
+
+# ------------------------------------------------------------------------ the node scan
+@dataclass(frozen=True)
+class VideoNode:
+    path: str  # /dev/videoN
+    label: str  # card label from sysfs ("pixcam", "Dummy video device (0x0000)", ...)
+    loopback: bool
+
+
+def video_index(path: str) -> int | None:
+    """N of a /dev/videoN path; None for any other spelling."""
+    m = re.fullmatch(r"/dev/video(\d+)", path)
+    return int(m.group(1)) if m else None
+
+
+def _number(name: str) -> int:
+    return int(re.sub(r"\D", "", name) or 0)
+
+
+def is_loopback(node: str, sysfs: Path = SYSFS_V4L) -> bool:
+    """True for a v4l2loopback node ("video10"): v4l2loopback registers its devices as virtual
+    devices (under /sys/devices/virtual); real cameras hang off a bus."""
+    try:
+        return "/virtual/" in str((sysfs / node).resolve())
+    except OSError:
+        return False
+
+
+def list_video_nodes(sysfs: Path = SYSFS_V4L, dev: Path = DEV) -> list[VideoNode]:
+    """Every video node sysfs knows, with its label, in numeric order."""
+    nodes: list[VideoNode] = []
+    if not sysfs.is_dir():
+        return nodes
+    for entry in sysfs.iterdir():
+        if not re.fullmatch(r"video\d+", entry.name):
+            continue
+        try:
+            label = (entry / "name").read_text().strip()
+        except OSError:
+            label = ""
+        nodes.append(VideoNode(str(dev / entry.name), label, is_loopback(entry.name, sysfs)))
+    return sorted(nodes, key=lambda n: _number(n.path))
+
+
+def list_cameras(dev: Path = DEV, sysfs: Path = SYSFS_V4L) -> list[str]:
+    """`/dev/videoN` nodes that are not loopbacks (our own output must never be an input).
+
+    Read from /dev, not sysfs: a node that opens is a candidate even where sysfs is missing."""
+    names = (p.name for p in dev.glob("video*") if re.fullmatch(r"video\d+", p.name))
+    return [str(dev / n) for n in sorted(names, key=_number) if not is_loopback(n, sysfs)]
 
 
 def open_fds(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,12 +25,11 @@ from pixcam.errors import PixcamError
 from pixcam.i420 import I420, Frame, as_bgr, as_i420
 from pixcam.native import native_stderr_to_log
 from pixcam.video import keeper, v4l2caps
-from pixcam.video.devices import MODPROBE_OPTS, holders, own_fds
+from pixcam.video.devices import MODPROBE_OPTS, SYSFS_V4L, holders, list_video_nodes, own_fds
 
 log = logging.getLogger("pixcam.video.sinks")
 
 MODPROBE_FIX = f"sudo modprobe v4l2loopback {MODPROBE_OPTS}"
-SYSFS_V4L = Path("/sys/class/video4linux")
 SYSFS_MODULE = Path("/sys/module/v4l2loopback")
 HEALTH_CHECK_PERIOD_S = 1.0
 DISK_CHECK_PERIOD_S = 1.0  # how often a file sink looks at its disk's free space
@@ -90,30 +88,6 @@ class Sink:
 
 
 # ----------------------------------------------------------------------- device choice
-@dataclass(frozen=True)
-class VideoNode:
-    path: str  # /dev/videoN
-    label: str  # card label from sysfs ("pixcam", "Dummy video device (0x0000)", ...)
-    loopback: bool
-
-
-def list_video_nodes(sysfs: Path = SYSFS_V4L, dev: Path = Path("/dev")) -> list[VideoNode]:
-    nodes: list[VideoNode] = []
-    if not sysfs.is_dir():
-        return nodes
-    for entry in sysfs.iterdir():
-        if not re.fullmatch(r"video\d+", entry.name):
-            continue
-        try:
-            label = (entry / "name").read_text().strip()
-        except OSError:
-            label = ""
-        # v4l2loopback registers its devices as virtual devices; real cameras hang off a bus.
-        loopback = "/virtual/" in str(entry.resolve())
-        nodes.append(VideoNode(str(dev / entry.name), label, loopback))
-    return sorted(nodes, key=lambda n: int(re.sub(r"\D", "", n.path) or 0))
-
-
 def pick_output_device(
     device: str = "auto", sysfs: Path = SYSFS_V4L, module: Path = SYSFS_MODULE
 ) -> str:

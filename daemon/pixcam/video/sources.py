@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pixcam import images, paths
 from pixcam.errors import PixcamError
 from pixcam.i420 import Frame
 from pixcam.video import mjpg
-from pixcam.video.devices import holders
+from pixcam.video.devices import holders, list_cameras, video_index
 
 log = logging.getLogger("pixcam.video.sources")
 
@@ -32,7 +31,6 @@ log = logging.getLogger("pixcam.video.sources")
 # at the first camera read (not at import), and has no CAP_PROP for it on V4L2.
 os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "2")
 
-SYSFS_V4L = Path("/sys/class/video4linux")
 # A camera that fails this many reads in a row is treated as gone (about 1 s at 30 fps).
 MAX_READ_FAILURES = 30
 # How long the first frame may take: a busy or broken device never delivers one.
@@ -189,29 +187,6 @@ class Source:
 
 
 # --------------------------------------------------------------------------- cameras
-def _video_index(path: str) -> int | None:
-    m = re.fullmatch(r"/dev/video(\d+)", path)
-    return int(m.group(1)) if m else None
-
-
-def is_loopback(node: str, sysfs: Path = SYSFS_V4L) -> bool:
-    """True for a v4l2loopback node: its sysfs device lives under /sys/devices/virtual."""
-    link = sysfs / node
-    try:
-        return "/virtual/" in str(link.resolve())
-    except OSError:
-        return False
-
-
-def list_cameras(dev: Path = Path("/dev"), sysfs: Path = SYSFS_V4L) -> list[str]:
-    """`/dev/videoN` nodes that are not loopbacks (our own output must never be an input)."""
-    nodes = sorted(
-        (p.name for p in dev.glob("video*") if re.fullmatch(r"video\d+", p.name)),
-        key=lambda n: int(n[5:]),
-    )
-    return [str(dev / n) for n in nodes if not is_loopback(n, sysfs)]
-
-
 def _fourcc_str(value: float) -> str:
     v = int(value)
     return "".join(chr((v >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00") or "?"
@@ -235,7 +210,7 @@ class CameraSource(Source):
                 f"no permission to open {device}; add yourself to the 'video' group "
                 "(sudo usermod -aG video $USER) and log in again"
             )
-        index = _video_index(device)
+        index = video_index(device)
         cap = cv2.VideoCapture(index if index is not None else device, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()

@@ -16,10 +16,10 @@ from pixcam.chain.compose import (
     blend,
     blend_dense,
     cover_fit,
-    find_background,
     parse_color,
 )
 from pixcam.errors import PixcamError
+from pixcam.paths import find_background
 
 W, H = 640, 360
 RED, GREEN = (0, 0, 255), (0, 255, 0)  # BGR

@@ -26,7 +26,7 @@ import pytest
 
 from conftest import wait_until
 from fakes import FakeCamera, FlakySegmenter, cfg_with
-from pixcam.chain import compose
+from pixcam import paths
 from pixcam.chain.effects import Effects
 from pixcam.config import Config
 from pixcam.runner.pipeline import Pipeline
@@ -223,13 +223,13 @@ def slow_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Pat
     for i in range(10):
         writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
     writer.release()
-    real = compose.find_background
+    real = paths.find_background
 
     def slow_find(name: str) -> Path:
         time.sleep(STALL_S)
         return real(name)
 
-    monkeypatch.setattr(compose, "find_background", slow_find)
+    monkeypatch.setattr(paths, "find_background", slow_find)
     return {"image": image, "video": video}
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from pixcam import config, control, models, paths
-from pixcam.chain import compose
 
 
 def test_every_path_follows_the_xdg_variables(
@@ -19,7 +18,7 @@ def test_every_path_follows_the_xdg_variables(
     monkeypatch.delenv("PIXCAM_MODELS_DIR", raising=False)
     assert config.config_path() == tmp_path / "c" / "pixcam" / "config.toml"
     assert models.models_dir() == tmp_path / "d" / "pixcam" / "models"
-    assert compose.background_dirs()[0] == tmp_path / "d" / "pixcam" / "backgrounds"
+    assert paths.background_dirs()[0] == tmp_path / "d" / "pixcam" / "backgrounds"
     assert control.socket_path() == tmp_path / "pixcam" / "control.sock"
     monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "m"))
     assert models.models_dir() == tmp_path / "m"

@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 # 64 MP: above an 8K photo (33 MP); the float maps of a segmentation alone need gigabytes
 # beyond it, and a background is scaled down to the frame anyway.
 MAX_PIXELS = 64_000_000
-# Still-image file names (the rest of what OpenCV opens is taken for a video).
-STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".gif")
 
 
 def header_size(path: Path, what: str = "image") -> tuple[int, int]:

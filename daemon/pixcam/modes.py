@@ -14,5 +14,7 @@ BACKGROUNDS: tuple[str, ...] = get_args(BackgroundMode)
 PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)
 QUALITIES: tuple[str, ...] = get_args(Quality)
 FRAMING_MODES: tuple[str, ...] = get_args(FramingMode)
-# What a background image may be: looked up by name (compose) and listed in the tray's menu.
+# What a background image may be: looked up by name (paths) and listed in the tray's menu.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# A still picture as input (`pixcam run --input`); the rest of what OpenCV opens is a video.
+STILL_SUFFIXES = (*IMAGE_SUFFIXES, ".tif", ".tiff", ".pgm", ".ppm", ".gif")

@@ -1,4 +1,4 @@
-"""Where pixcam keeps things, said once (XDG base directories).
+"""Where pixcam keeps things, said once (XDG base directories), and where a background is found.
 
 A relative `$XDG_*_HOME` is invalid by the spec and ignored, like an unset one.
 """
@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pixcam.errors import PixcamError
+from pixcam.modes import IMAGE_SUFFIXES
+
+# Shipped inside the package (the repo's backgrounds/ links here), so a wheel has them too.
+BUNDLED_BACKGROUNDS = Path(__file__).resolve().parent / "backgrounds"
 
 
 def _xdg(variable: str, default: Path) -> Path:
@@ -49,6 +53,19 @@ def models_dir() -> Path:
 def backgrounds_dir() -> Path:
     """The user's own background images: `$XDG_DATA_HOME/pixcam/backgrounds`."""
     return data_home() / "pixcam" / "backgrounds"
+
+
+def background_dirs() -> list[Path]:
+    """Where bare background names are looked up: the user's folder first, then the bundled."""
+    return [backgrounds_dir(), BUNDLED_BACKGROUNDS]
+
+
+def background_images(folder: Path) -> list[Path]:
+    """The background images in `folder` (not nested), sorted; none where it cannot be read."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError:
+        return []
 
 
 def runtime_dir() -> Path:
@@ -138,3 +155,29 @@ def check_file(path: os.PathLike[str] | str, what: str) -> int:
     """`path`'s size, after `open_file`'s checks (a regular file pixcam can read)."""
     with open_file(path, what) as fh:
         return os.fstat(fh.fileno()).st_size
+
+
+def find_background(name: str) -> Path:
+    """Resolve a background image/video setting to an existing file.
+
+    A value with a directory part (or ~) is a path; a bare name such as "studio-grey.png" (or
+    "studio-grey") is searched in `background_dirs()`.
+    """
+    if not name.strip():
+        raise PixcamError("no background file set: give a path or a name from backgrounds/")
+    p = Path(name).expanduser()
+    if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
+        if what_is(p) == "missing":
+            raise PixcamError(f"background file {p} not found: check the path")
+        check_file(p, "background file")  # a folder, FIFO, device...: said what it is
+        return p
+    for folder in background_dirs():
+        candidates = [folder / name]
+        if not p.suffix:  # allow "studio-grey" for "studio-grey.png"
+            candidates += [folder / (name + s) for s in IMAGE_SUFFIXES]
+        for c in candidates:
+            if os.path.lexists(c):
+                check_file(c, "background file")
+                return c
+    where = " or ".join(str(d) for d in background_dirs())
+    raise PixcamError(f"background {name!r} not found in {where}: give a path or copy it there")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pixcam.config import load_config
-from pixcam.images import STILL_SUFFIXES
+from pixcam.modes import STILL_SUFFIXES
 from pixcam.runner.pipeline import Pipeline
 from pixcam.video.sinks import SinkSpec
 from pixcam.video.sources import SourceSpec

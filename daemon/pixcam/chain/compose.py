@@ -17,12 +17,10 @@ Settings change live with `update()`; a missing or unreadable image or video rai
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypedDict, overload
 
 import cv2
@@ -32,14 +30,12 @@ from pixcam import images, paths
 from pixcam.chain.pyramid import Pyramid
 from pixcam.errors import PixcamError
 from pixcam.i420 import C_TO_LIMITED, I420, Y_TO_LIMITED, Frame, halved, upscaled
-from pixcam.modes import BACKGROUNDS, IMAGE_SUFFIXES
+from pixcam.modes import BACKGROUNDS
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 MODES = BACKGROUNDS
-# Shipped inside the package (the repo's backgrounds/ links here), so a wheel has them too.
-BUNDLED_BACKGROUNDS = Path(__file__).resolve().parents[1] / "backgrounds"
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,7 @@ class ComposeSettings:
 
     background: str = "blur"  # one of MODES
     blur_strength: int = 40  # 1..100
-    image: str = "studio-grey.png"  # path, or a name looked up by find_background()
+    image: str = "studio-grey.png"  # path, or a name looked up by paths.find_background()
     video: str = ""  # likewise, for background = "video"
     color: str = "#2e7d32"  # "#rrggbb"
     mirror: bool = False  # flip the picture horizontally (the background image is not)
@@ -86,38 +82,6 @@ def parse_color(text: str) -> tuple[int, int, int]:
     return b, g, r
 
 
-# ------------------------------------------------------------------------- file lookup
-def background_dirs() -> list[Path]:
-    """Where bare background names are looked up: the user's folder first, then the repo's."""
-    return [paths.backgrounds_dir(), BUNDLED_BACKGROUNDS]
-
-
-def find_background(name: str) -> Path:
-    """Resolve a background image/video setting to an existing file.
-
-    A value with a directory part (or ~) is a path; a bare name such as "studio-grey.png" (or
-    "studio-grey") is searched in `background_dirs()`.
-    """
-    if not name.strip():
-        raise PixcamError("no background file set: give a path or a name from backgrounds/")
-    p = Path(name).expanduser()
-    if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
-        if paths.what_is(p) == "missing":
-            raise PixcamError(f"background file {p} not found: check the path")
-        paths.check_file(p, "background file")  # a folder, FIFO, device...: said what it is
-        return p
-    for folder in background_dirs():
-        candidates = [folder / name]
-        if not p.suffix:  # allow "studio-grey" for "studio-grey.png"
-            candidates += [folder / (name + s) for s in IMAGE_SUFFIXES]
-        for c in candidates:
-            if os.path.lexists(c):
-                paths.check_file(c, "background file")
-                return c
-    where = " or ".join(str(d) for d in background_dirs())
-    raise PixcamError(f"background {name!r} not found in {where}: give a path or copy it there")
-
-
 def cover_fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Scale `img` to cover `size` (w, h) keeping its aspect, then centre-crop (no bars)."""
     w, h = size
@@ -138,7 +102,7 @@ BACKGROUND_COVER = (3840, 2160)
 
 def load_image(name: str) -> np.ndarray:
     # The header's size is checked first: a decompression bomb must not stall the stream.
-    path = find_background(name)
+    path = paths.find_background(name)
     return images.read_image(path, "background image", cv2.IMREAD_COLOR, cover=BACKGROUND_COVER)
 
 
@@ -485,7 +449,7 @@ class VideoBackground(_ConvertedOnce):
     fresh = False
 
     def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.path = find_background(name)
+        self.path = paths.find_background(name)
         self._cap = cv2.VideoCapture(str(self.path))
         ok, first = self._cap.read() if self._cap.isOpened() else (False, None)
         if not ok or first is None:

@@ -13,8 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from pixcam import images
-from pixcam.chain.compose import find_background
+from pixcam import images, paths
 from pixcam.config import Config
 from pixcam.errors import PixcamError
 
@@ -25,10 +24,10 @@ def check_usable(new: Config, old: Config) -> None:
     if e.background == "image" and (o.background != "image" or e.image != o.image):
         _check(
             "effects.image",
-            lambda: images.check_size(find_background(e.image), "background image"),
+            lambda: images.check_size(paths.find_background(e.image), "background image"),
         )
     if e.background == "video" and (o.background != "video" or e.video != o.video):
-        _check("effects.video", lambda: _readable(find_background(e.video)))
+        _check("effects.video", lambda: _readable(paths.find_background(e.video)))
     if new.model.name != old.model.name and new.model.name not in ("", "default"):
         from pixcam import models
 

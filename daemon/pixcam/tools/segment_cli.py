@@ -23,11 +23,13 @@ from pixcam.chain.refine import Refiner, RefineSettings, probability_size
 from pixcam.chain.segment import SegmentationOutput, Segmenter, load_segmenter
 from pixcam.config import Config, load_config
 from pixcam.errors import PixcamError
+from pixcam.modes import STILL_SUFFIXES
 from pixcam.paths import check_file
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+# A GIF may move: `pixcam segment` takes it as a video.
+PICTURE_SUFFIXES = frozenset(STILL_SUFFIXES) - {".gif"}
 MAX_PIXELS = images.MAX_PIXELS
 # Output option → file name suffix in --out-dir.
 OUTPUTS = {"out": "mask", "alpha": "alpha", "overlay": "overlay", "probabilities": "prob"}
@@ -141,10 +143,10 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
         path = Path(text)
         if path.is_dir():
             images = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES
             )
             if not images:
-                kinds = ", ".join(sorted(IMAGE_SUFFIXES))
+                kinds = ", ".join(sorted(PICTURE_SUFFIXES))
                 raise PixcamError(f"folder {path} holds no images ({kinds})")
             paths += images
         else:
@@ -177,7 +179,7 @@ def _check_video_outputs(path: Path, args: argparse.Namespace) -> None:
     """A video's masks go into videos: an image path would silently hold one frame."""
     for key in ("out", "alpha", "overlay", "probabilities"):
         target = getattr(args, key, None)
-        if target and Path(target).suffix.lower() in IMAGE_SUFFIXES | {".gif"}:
+        if target and Path(target).suffix.lower() in STILL_SUFFIXES:
             raise PixcamError(
                 f"{path} is a video, so --{key} needs a video path such as "
                 f"{Path(target).with_suffix('.mp4').name} (not {target})"
@@ -244,7 +246,7 @@ def _segment_batch(
     failed = 0
     for path in paths:
         try:
-            if path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file():
+            if path.suffix.lower() not in PICTURE_SUFFIXES and path.is_file():
                 raise PixcamError(f"{path} is not an image; segment a video on its own with --out")
             frame = read_image(path)
             for key, image in render(segmenter, frame, args, refine).items():
@@ -268,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         return _segment_batch(paths, segmenter, args, refine)
     path = paths[0]
     check_file(path, "input")  # missing, a folder, a FIFO, a device, a symlink loop: said so
-    is_video = path.suffix.lower() not in IMAGE_SUFFIXES
+    is_video = path.suffix.lower() not in PICTURE_SUFFIXES
     if is_video:
         _check_video_outputs(path, args)
     frame = None if is_video else read_image(path)

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from pixcam import paths
 from pixcam.errors import PixcamError
-from pixcam.modes import IMAGE_SUFFIXES, QUALITIES
+from pixcam.modes import QUALITIES
 from pixcam.tray.host import tray_host
 
 log = logging.getLogger(__name__)
@@ -141,23 +141,15 @@ def _label(path: Path) -> str:
     return path.stem.replace("-", " ").replace("_", " ").capitalize()
 
 
-def _images_in(folder: Path) -> list[Path]:
-    with contextlib.suppress(OSError):
-        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return []
-
-
 def background_choices() -> list[tuple[str, str]]:
     """(label, effects.image value) for the user's and the bundled images.
 
     Bare file names, looked up by the compositor in the same folders, user's first; a name
     in both shows once (the user's copy wins there too).
     """
-    from pixcam.chain.compose import background_dirs
-
     seen: dict[str, str] = {}
-    for folder in background_dirs():
-        for path in _images_in(folder):
+    for folder in paths.background_dirs():
+        for path in paths.background_images(folder):
             seen.setdefault(path.name, _label(path))
     return sorted(((label, name) for name, label in seen.items()), key=lambda c: c[0].lower())
 
@@ -166,10 +158,10 @@ def system_background_choices(root: Path = SYSTEM_BACKGROUNDS) -> list[tuple[str
     """(label, absolute path) for the desktop's wallpapers, one folder level deep."""
     if not root.is_dir():
         return []
-    found = _images_in(root)
+    found = paths.background_images(root)
     with contextlib.suppress(OSError):
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-            found += _images_in(sub)
+            found += paths.background_images(sub)
     return [(_label(p), str(p)) for p in found[:MAX_SYSTEM_IMAGES]]
 
 

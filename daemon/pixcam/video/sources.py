@@ -21,6 +21,7 @@ import numpy as np
 from pixcam import images, paths
 from pixcam.errors import PixcamError
 from pixcam.i420 import Frame
+from pixcam.modes import STILL_SUFFIXES
 from pixcam.video import mjpg
 from pixcam.video.devices import holders, list_cameras, video_index
 
@@ -294,7 +295,7 @@ class FileSource(Source):
         self.spec = spec
         self.name = spec.path
         paths.check_file(spec.path, "input video")  # missing, a folder, a FIFO...: said so
-        if Path(spec.path).suffix.lower() in images.STILL_SUFFIXES:
+        if Path(spec.path).suffix.lower() in STILL_SUFFIXES:
             images.check_size(Path(spec.path), "input")  # before OpenCV decodes a bomb
         self._cap = cv2.VideoCapture(spec.path)
         ok, first = self._cap.read() if self._cap.isOpened() else (False, None)

@@ -5,7 +5,8 @@
 solid colour, or "none" (the frame is returned untouched). Everything stays uint8 at full
 resolution; the blur works on a 1/2..1/16 downscale chosen from its strength, where the eye
 cannot tell. The final blend is `fg·a/255 + bg·(255-a)/255` with cv2's saturating uint8
-multiply/add: ~2 ms at 720p in BGR, where a float blend costs 10-30 ms. A frame in I420 (a
+multiply/add, several times faster than a float blend
+(docs/live-costs.md#decode-and-blend-figures). A frame in I420 (a
 camera's) is blended plane by plane, Y with the alpha and U, V with its half: half the bytes,
 and the virtual camera takes the result as it is; its background is made in I420 too (the blur
 converted at its small size, an image or video picture converted once).
@@ -139,8 +140,8 @@ def blend_dense(
     `fg_map`: (scale, offset) applied to `fg` on the way (one more pass): a full-range
     plane's mapping to the limited range of `bg`.
 
-    cv2's saturating uint8 multiply/add: 5 SIMD passes, ~1.8 ms at 720p on one core, where
-    cv2.blendLinear (float weights) takes ~6.5 ms and numpy uint16 math ~18 ms.
+    cv2's saturating uint8 multiply/add: 5 SIMD passes, the fastest blend measured
+    (docs/live-costs.md#decode-and-blend-figures).
     """
     a, inv = (scratch or _Scratch()).get(fg.shape)
     if out is None:
@@ -676,7 +677,7 @@ def _alike(a: Frame, b: Frame) -> bool:
 
 def _copied(bg: Frame, into: Frame | None) -> Frame:
     """`bg` copied into `into` when that is alike: holding on to `bg` itself would make every
-    frame allocate afresh (2.7 MB of BGR at 720p, page faults included: +2 ms)."""
+    frame allocate afresh, page faults included (docs/live-costs.md#decode-and-blend-figures)."""
     if into is None or not _alike(bg, into):
         into = I420.empty(bg.width, bg.height) if isinstance(bg, I420) else np.empty_like(bg)
     if isinstance(bg, I420):

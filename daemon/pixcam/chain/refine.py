@@ -18,14 +18,12 @@ probability at the detail size (`probability_size`, twice the grid) when the mod
 finer than the grid, and the refiner mixes that fine probability in with the filter's output
 (35 % of it, `_FILTER_SHARE`): the model's own outline where it has one, the picture's edges
 where it is blocky. Its temporal smoothing then runs at that size, and holds back small changes on a
-still picture harder (the fine outline wobbles more). On the dev photos (docs/cut.md, with the
-feather 3 → 2): mean IoU 0.906 → 0.912, ±8 px error 0.170 → 0.157; ~0.8 ms more per 720p frame.
+still picture harder (the fine outline wobbles more). Measured in docs/cut.md#the-fine-probability.
 
 Only the last operation touches the full resolution: one uint8 bilinear resize, of the part
 around the person (`upscale_alpha`; the compositor gets the small alpha too, `Alpha`).
-Measured (see bench/boundary_error.py, bench/stages.py): ~3 ms CPU per 720p frame; on the dev
-photos with the real model it cuts the ±8 px boundary error from 0.34 (raw bilinear
-probability) to 0.18.
+The refiner costs ~3 ms CPU per 720p frame and about halves the boundary error of a raw
+bilinear upscale (docs/cut.md#the-fine-probability).
 
 `prob_small` is the person probability as **float32 in 0..1** (what
 `SegmentationOutput.person_probability` returns); uint8 0..255 is accepted too and converted.
@@ -58,12 +56,8 @@ class RefineSettings:
     """How the mask is cleaned; mirrors the `[refine]` config section (plus the threshold)."""
 
     smoothing: float = 0.5  # 0 = no temporal smoothing .. 0.95 = very slow to follow
-    # Width (10–90 %) of the soft edge in output-frame pixels. The final bilinear upscale
-    # alone gives ~frame/detail-grid px (4 at 720p, 6 at 1080p): smaller values change nothing.
-    # 2: no extra blur even on a 640 px wide frame (2× upscale), where the bilinear edge is
-    # already 2 px. On the dev photos (mostly 640×480) 6 → 3 → 2 took the ±8 px error from
-    # 0.218 to 0.193 (round 1), then 0.161 → 0.157 (with the fine probability), at the same
-    # IoU; at 720p and above nothing changes (docs/cut.md).
+    # Width (10–90 %) of the soft edge in output-frame pixels: 2 adds no blur beyond the
+    # final upscale's own edge, so small frames keep a sharp outline (docs/cut.md#the-feather).
     feather: float = 2.0
     edge_aware: bool = True  # guided filter against the frame
     threshold: float = 0.5  # probability that maps to alpha 128 (`[model] threshold`)
@@ -102,17 +96,13 @@ _GF_RADIUS_FRAC = 1 / 24  # window radius / grid height: about one network outpu
 _GF_EPS = 0.02**2  # regularisation on a 0..1 guide: colour steps below ~5 levels are ignored
 _DETAIL = 2  # apply the filter's coefficients at this multiple of the working size
 _WORK_DIVISOR = 4  # the grid is at most 1/4 of the frame (and at most _GRID_LONG)
-# Weight of the guided filter's output against the fine probability at the detail size. On
-# the dev photos 1.0 (filter only) / 0.85 / 0.75 / 0.5 gave IoU 0.906 / 0.910 / 0.912 / 0.913;
-# on the still presenter the fine outline wobbles more than the filter's (flicker 0.108 /
-# 0.112 / 0.119 / 0.136): 0.75 with the still-picture damping below. Once the selfie model's
-# square held still on a stream (segment/fused.py) 0.65 fits: IoU 0.9142 → 0.9151, halo8
-# 0.124 → 0.127, presenter flicker 0.100 → 0.104 (0.6: 0.9154, 0.106; docs/cut.md round 4).
+# Weight of the guided filter's output against the fine probability at the detail size: the
+# fine outline is more accurate but wobbles more on a still picture (docs/cut.md#the-filters-share).
 _FILTER_SHARE = 0.65
-_PRE_GAIN = 3.0  # probability contrast before the guided filter (threshold ± 1/6 → 0..1)
+_PRE_GAIN = 3.0  # probability contrast before the guided filter (maps threshold ± 1/6 to 0..1)
 _RAMP = 0.1  # filtered range (around 0.5) stretched to the full 0..255 alpha range
-# Grey-level change (0..1) from "still" to "moving", at the probability's size. 0.06 → 0.025 for
-# "moving": with the fine probability the presenter's lag 1.42 → 0.92 at flicker 0.105 → 0.108.
+# Grey-level change (0..1) from "still" to "moving", at the probability's size: low, so a moving
+# person is followed within a frame (docs/cut.md#motion).
 _MOTION_LO, _MOTION_HI = 0.015, 0.025
 _JUMP_LO, _JUMP_HI = 0.5, 0.9  # probability change that overrides smoothing without motion
 # Where the picture is still, a small probability change (below _WOBBLE_LO, fading out at
@@ -199,7 +189,7 @@ def _as_probability(prob_small: np.ndarray) -> np.ndarray:
 def _scaled(x: np.ndarray, gain: float, offset: float, top: float = 1.0) -> np.ndarray:
     """clip(x·gain + offset, 0, top) in one new float32 array. Chained numpy expressions make a
     fresh temporary per operation, which on a detail-size plane costs several times the
-    arithmetic itself (measured 0.36 ms against 0.02 ms at 320×180)."""
+    arithmetic itself (docs/cut.md#motion)."""
     y = x * np.float32(gain)
     y += np.float32(offset)
     return np.clip(y, np.float32(0), np.float32(top), out=y)

@@ -19,7 +19,7 @@ Recipe (reproducible, seconds on two cores):
 The model keeps **float32 input and outputs** (one QUANTIZE after the input, one DEQUANTIZE per
 output): the BodyPix segmenter then feeds the int8 model exactly like the float one (same
 x/127.5-1 input, same logit outputs, same manifest fields). Measured against the same model with
-int8 I/O, the three extra ops cost ~0.1 ms (≤2 %) at 353×481 and the IoU is the same.
+int8 I/O, the three extra ops cost ~0.1 ms at 353×481 and the IoU is the same (docs/quantize.md).
 
 Only making the model needs ``ai-edge-quantizer`` (pinned: the bytes depend on its version); the
 result runs on plain LiteRT and still accepts any input size through ``resize_tensor_input``.

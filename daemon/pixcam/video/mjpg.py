@@ -70,9 +70,9 @@ def decode_reduced(jpeg: np.ndarray | bytes, width: int, height: int) -> np.ndar
     Decoded at the smallest of libjpeg-turbo's DCT-domain scales 1/2, 1/4, 1/8 that still
     covers the size (they skip most of the inverse DCT and colour conversion, with SIMD; the
     n/8 scales between them have none and cost more than 1/2), then one bilinear step of less
-    than 2× (which does not alias; INTER_AREA's general path costs 4× that). Measured on one
-    core, 4K at quality 90: full decode 26 ms, at 1/2 21 ms (the entropy decoding is the same
-    work at any scale), 1920×1080 → 1280×720 bilinear 2.7 ms against 10.7 with INTER_AREA."""
+    than 2× (which does not alias; INTER_AREA's general path costs 4× that). The entropy
+    decoding is the same work at any scale, so the saving is in the rest
+    (docs/live-costs.md#decode-and-blend-figures)."""
     buf = _buffer(jpeg)
     img = None
     if simplejpeg is not None:

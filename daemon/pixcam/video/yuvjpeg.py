@@ -4,11 +4,9 @@ A JPEG holds Y'CbCr: decoding it to planes skips libjpeg's colour conversion and
 upsampling, and the chain's I420 then needs no BGR→I420 conversion either. The planes keep
 JPEG's full range (`I420.full_range`): the mapping to video's limited range is left to where
 a pixel reaches the output (the person's box in the blend, the sink), which spares mapping the
-background's pixels (the background replaces them): decode and compose 0.5 ms less per 720p
-or 1080p frame, about 0.15 in all, measured in one process against mapping at the decode
-(docs/live-costs.md).
-Measured on one core, presenter video at quality 90 (`bench pipeline`'s decode row): about
-1.5 ms less per 1080p frame than simplejpeg's BGR decode plus `I420.from_bgr` (range mapped).
+background's pixels (the background replaces them). The planar decode is about 1.5 ms less
+per 1080p frame than a BGR decode plus `I420.from_bgr`
+(docs/live-costs.md#decode-and-blend-figures).
 
 simplejpeg has no planar decode, so this binds the four TurboJPEG calls it needs with ctypes
 (`libturbojpeg.so.0`, Debian/Ubuntu package libturbojpeg0; its 2.x API, which 3.x keeps). Where
@@ -99,8 +97,8 @@ def _handle() -> int | None:
 
 def rows_halved(plane: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The mean of each pair of rows (4:2:2 chroma → 4:2:0) into `dst`: INTER_AREA's result,
-    pixel for pixel, but a (1, 2) INTER_AREA takes OpenCV's general path: 3.3 ms a plane at
-    1080p on one core, against 0.17 for this."""
+    pixel for pixel, but a (1, 2) INTER_AREA takes OpenCV's general path, about 20× slower
+    (docs/live-costs.md#decode-and-blend-figures)."""
     return cv2.addWeighted(plane[0::2], 0.5, plane[1::2], 0.5, 0.0, dst=dst)
 
 

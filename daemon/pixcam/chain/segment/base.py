@@ -15,9 +15,9 @@ from pixcam.models import ModelSpec
 
 # How each input convention turns uint8 RGB into the tensor: (dtype, scale, offset, pad value).
 # The offset's 2e-6 below -1 matters to the int8 BodyPix alone: its input steps of 2/255 from
-# zero point -1 put every v/127.5 - 1 exactly on a rounding tie, which float noise decides.
-# Just below every tie: "balanced" mean IoU on the dev photos 0.9140, as with the numpy
-# normalisation this one replaced; just above: 0.9130.
+# zero point -1 put every v/127.5 - 1 exactly on a rounding tie, which float noise decides;
+# just below every tie matches the numpy normalisation it replaced
+# (docs/cut.md#the-inputs-rounding).
 _NORMALISE = {
     "minus_one_one": (np.float32, 1 / 127.5, -1.0 - 2e-6, 0.0),
     "zero_one": (np.float32, 1 / 255.0, 0.0, 0.5),
@@ -108,7 +108,8 @@ class Segmenter(ABC):
 def region_input(pyramid: Pyramid, region: Box, size: tuple[int, int]) -> np.ndarray:
     """`region` of the pyramid's frame at `size` (w, h); where it leaves the frame, the frame
     mirrored at its edge (without repeating the edge pixel). On the dev photos mirroring beat
-    repeating the edge pixel and a grey or black border (docs/cut.md, round 4): it continues
+    repeating the edge pixel and a grey or black border
+    (docs/cut.md#round-4-the-selfie-models-input): it continues
     the body and the background the way the network expects a picture to go on."""
     x0, y0, x1, y1 = region
     fw, fh = pyramid.size

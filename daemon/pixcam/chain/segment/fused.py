@@ -13,7 +13,7 @@ on a webcam frame that is ~1.6× finer where the outline is. Where that square l
 (on most upper-body frames, below and at the sides) its input is the frame mirrored at the
 edge (`Segmenter.run`'s region), so the square stays square with the person centred and
 clear of its borders: clipping it instead put the person against the input's edge and grey
-padding beside it, and cost 0.002-0.005 mean IoU on the dev photos. Outside the square the
+padding beside it and cost accuracy (docs/cut.md#the-fusion-weight). Outside the square the
 probability is BodyPix's alone (it found no person there).
 """
 
@@ -32,13 +32,14 @@ from pixcam.chain.segment.output import SegmentationOutput
 from pixcam.i420 import Frame
 
 # The square around BodyPix's person grows by this share of its side: on the dev photos 10 %
-# beat 0, 5, 25 and 50 % (the selfie model wants some room around the person; docs/cut.md).
+# beat the other margins tried (the selfie model wants some room around the person;
+# docs/cut.md#the-steady-square).
 CROP_MARGIN = 0.1
 # On a stream the square stays where it was while the person's square moves less than this
 # share of its side (and its side changes less than twice that): the selfie model's mask moves
 # with its square by a pixel, so a square that follows every twitch of BodyPix's box makes the
-# outline flicker. Half the margin keeps the person inside the old square. Presenter flicker
-# 0.106 → 0.100, doctor-desk 0.296 → 0.251 (docs/cut.md, round 4).
+# outline flicker. Half the margin keeps the person inside the old square
+# (docs/cut.md#the-steady-square).
 STEADY_SHARE = 0.05
 _FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
 
@@ -130,12 +131,8 @@ class FusedOutput(SegmentationOutput):
 class FusedSegmenter:
     """Looks like the main `Segmenter` (spec, parts, run) but runs both models."""
 
-    # On the whole (letterboxed) frame 0.6 beat an even mean: mean IoU 0.893 (0.5) → 0.900
-    # (0.6), 0.900 (0.7) at 417 px. With the selfie model's finer view of the person it earns
-    # an equal say: at 289 px 0.9045 / 0.9057 / 0.9056 / 0.9015 for 0.4 / 0.5 / 0.6 / 0.7, and
-    # halo8 0.123 / 0.127 / 0.138 / 0.156. With the square no longer clipped to the frame, 0.45
-    # keeps the IoU of 0.5 with less halo (halo8 0.119 / 0.124) but more flicker on the desk
-    # video (0.272 / 0.251, the still presenter 0.100 either way): not taken (docs/cut.md).
+    # `weight` is BodyPix's share of the mean: on the person's square the selfie model earns an
+    # equal say (docs/cut.md#the-fusion-weight).
     def __init__(
         self, main: Segmenter, second: Segmenter, weight: float = 0.5, crop: bool = True
     ) -> None:

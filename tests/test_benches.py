@@ -1,9 +1,10 @@
 """Every bench runs on a few frames, so none breaks silently when the code it measures moves.
 
-Each `bench/*.py` (found by glob: a new bench gets a test without editing this file, and fails
-until `SMOKE` gives it its smoke arguments) and each `pixcam bench` subcommand (as the CLI's
-parser lists them) runs in a subprocess with this Python, on the real models installed for the
-session, with the smallest work its options allow, and must exit 0 and print its result lines.
+Each `bench/*.py` and `bench/studies/*.py` (found by glob: a new bench gets a test without
+editing this file, and fails until `SMOKE` gives it its smoke arguments), each `pixcam bench`
+subcommand (as the CLI's parser lists them) and the int8 calibration tool runs in a
+subprocess with this Python, on the real models installed for the session, with the smallest
+work its options allow, and must exit 0 and print its result lines.
 A bench that needs what this machine lacks says so and exits with `bench/_needs.py`'s LACKING
 status (`pixcam bench`: its one-line error): the test is skipped with that line. These are not
 speed tests: the figures printed are not checked, only that they are there.
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SHARED_DATA
 
 BENCH = REPO / "bench"
 LACKING = 77  # bench/_needs.py: this machine lacks something (checked by a test below)
@@ -38,11 +39,11 @@ class Smoke(NamedTuple):
 
 # Each bench (a bench/ script by its file name, or `pixcam bench COMMAND`) -> its smoke run.
 SMOKE: dict[str, Smoke] = {
-    "alpha_handover.py": Smoke(
+    "studies/alpha_handover.py": Smoke(
         ("--frames", "4", "--rounds", "1", "--sizes", "720"),  # 3 warm-up frames, 1 timed
         (rf"^720p hand-over +upscale \+ compose +{NUM} ms +{NUM} ms +output diff max \d+",),
     ),
-    "autotune_steps.py": Smoke(
+    "studies/autotune_steps.py": Smoke(
         ("--frames", "3"),
         (rf"^untouched +{NUM} +{NUM} ", rf"^stride 16 +{NUM} +{NUM} +{NUM} +{NUM}"),
     ),
@@ -50,8 +51,8 @@ SMOKE: dict[str, Smoke] = {
         ("--seconds", "2", "--every", "0.5", "--hog-at", "0.5", "--hog-until", "1.5"),
         (rf"^ *{NUM} +{NUM} +{NUM} +\d+/\d+ +{NUM} +{NUM} +yes +{NUM} ",),
     ),
-    "band_colour.py": Smoke(("--limit", "1"), (rf"^default +{NUM} +{NUM} +{NUM} ",)),
-    "big_camera.py": Smoke(
+    "studies/band_colour.py": Smoke(("--limit", "1"), (rf"^default +{NUM} +{NUM} +{NUM} ",)),
+    "studies/big_camera.py": Smoke(
         ("--frames", "1", "--live", "1", "--heights", "720"),
         (rf"^  network +{NUM}$", rf"^frame +{NUM}$", rf"into 720p: {NUM} fps out"),
     ),
@@ -59,10 +60,10 @@ SMOKE: dict[str, Smoke] = {
         ("--source", "model", "--limit", "1"),
         (r"photos=1$", rf"^refine feather=0 +{NUM} +{NUM} +{NUM} +{NUM} +{NUM} \|"),
     ),
-    "calibrate_int8.py": Smoke(
+    "python -m pixcam.tools.calibrate_int8": Smoke(
         # The ranges go into a temporary folder, not into the package.
-        ("--model", "bodypix-050-s16-int8", "--frames-per-video", "1", "--limit", "1")
-        + ("--out", "{tmp}"),
+        ("--data", "{data}", "--model", "bodypix-050-s16-int8", "--frames-per-video", "1")
+        + ("--limit", "1", "--out", "{tmp}"),
         (
             r"^bodypix-050-s16-int8: \d+ ranges -> \S+\.json; sha256 [0-9a-f]{64} \(\d+ bytes\);"
             rf" dev IoU float {NUM} int8 {NUM} \(1 photos\)$",
@@ -83,7 +84,7 @@ SMOKE: dict[str, Smoke] = {
         ("--seconds", "0.5", "--settle", "0.5"),
         (rf"^daemon idle over \d+ s: {NUM}% of one core \(state paused, tray \w+\)$",),
     ),
-    "int8_vs_float.py": Smoke(
+    "studies/int8_vs_float.py": Smoke(
         ("--runs", "4"),  # the medians leave out the first 3
         (rf"^417x241: float {NUM} +int8 {NUM} +float builtin {NUM} .* float/int8 {NUM}×$",),
     ),
@@ -92,7 +93,7 @@ SMOKE: dict[str, Smoke] = {
         ("--frames", "2", "--repeats", "1"),
         (rf"^  parts read +{NUM} ms$", rf"^  view \+ blur face \+ parts read +{NUM} ms$"),
     ),
-    "placements.py": Smoke(
+    "studies/placements.py": Smoke(
         ("--limit", "1"),
         (rf"^mean of 6 placements +{NUM} +", rf"^mirrored in 2 px left, 2 px top +{NUM} "),
     ),
@@ -103,11 +104,11 @@ SMOKE: dict[str, Smoke] = {
             rf"^  bodypix-050-s8-int8 +res 641: {NUM}$",
         ),
     ),
-    "range_mapping.py": Smoke(
+    "studies/range_mapping.py": Smoke(
         ("--frames", "2", "--sizes", "720", "--subsampling", "422"),
         (rf"^  deferred +decode +{NUM} .* ratio {NUM}$", rf"^  deferred saves {NUM} ms"),
     ),
-    "segment_outside.py": Smoke(
+    "studies/segment_outside.py": Smoke(
         ("--frames", "2", "--sizes", "720"),
         (rf"^720p: segment stage outside the networks {NUM} CPU ms, networks {NUM} ms",),
     ),
@@ -138,28 +139,38 @@ SMOKE: dict[str, Smoke] = {
     ),
 }
 
-# `pixcam bench`'s one-line errors that mean this machine lacks something.
-PIXCAM_LACKS = re.compile(r"^pixcam: (model \S+ is not installed|benchmark video .* not found)")
+# `pixcam bench`'s and the calibration tool's one-line errors that mean this machine lacks
+# something.
+PIXCAM_LACKS = re.compile(
+    r"^(pixcam|calibrate_int8): (model \S+ is not installed|benchmark video .* not found"
+    r"|making the int8 models needs ai-edge-quantizer|the calibration set not found)"
+)
+# Build tools run like the benches (`python -m`): they too must not break unseen.
+TOOLS = ["pixcam.tools.calibrate_int8"]
 
 
 def benches() -> list[str]:
-    """Every bench: the scripts in bench/ (not their helper modules, with a leading
-    underscore), then the subcommands `pixcam bench --help` lists (from the CLI's parser)."""
+    """Every bench: the scripts in bench/ and bench/studies/ (not their helper modules, with a
+    leading underscore), the subcommands `pixcam bench --help` lists (from the CLI's parser),
+    then the build `TOOLS`."""
     from pixcam.cli import build_parser
 
     def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
         actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         return {name: p for a in actions for name, p in a.choices.items()}
 
-    scripts = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+    found = [*BENCH.glob("*.py"), *BENCH.glob("studies/*.py")]
+    scripts = sorted(str(p.relative_to(BENCH)) for p in found if not p.name.startswith("_"))
     commands = sorted(subcommands(subcommands(build_parser())["bench"]))
-    return scripts + [f"pixcam bench {c}" for c in commands]
+    return scripts + [f"pixcam bench {c}" for c in commands] + [f"python -m {t}" for t in TOOLS]
 
 
 def command(bench: str) -> list[str]:
     """How to start `bench` with this Python."""
     if bench.startswith("pixcam "):
         return [sys.executable, "-m", *bench.split()]
+    if bench.startswith("python -m "):
+        return [sys.executable, *bench.split()[1:]]
     return [sys.executable, str(BENCH / bench)]
 
 
@@ -205,7 +216,8 @@ def run_group(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Com
 
 def run_smoke(argv: list[str], smoke: Smoke, env: dict[str, str], tmp: Path) -> None:
     """Run one bench; skip when it lacks something, else check its exit and result lines."""
-    argv = [*argv, *(a.replace("{tmp}", str(tmp)) for a in smoke.args)]
+    args = (a.replace("{tmp}", str(tmp)).replace("{data}", str(SHARED_DATA)) for a in smoke.args)
+    argv = [*argv, *args]
     before = repo_status()
     start = time.monotonic()
     done = run_group(argv, env, tmp)
@@ -232,7 +244,7 @@ def test_bench_runs_on_a_few_frames(bench: str, models_installed: Path, tmp_path
     run_smoke(command(bench), SMOKE[bench], env, tmp_path)
 
 
-@pytest.mark.parametrize("bench", ["int8_vs_float.py", "pixcam bench pipeline"])
+@pytest.mark.parametrize("bench", ["studies/int8_vs_float.py", "pixcam bench pipeline"])
 def test_a_bench_without_its_model_is_skipped_with_the_reason(bench: str, tmp_path: Path) -> None:
     """What `run_smoke` skips on: the bench's own line (and status), not a traceback."""
     env = bench_env(tmp_path / "no-models", tmp_path)
@@ -243,9 +255,10 @@ def test_a_bench_without_its_model_is_skipped_with_the_reason(bench: str, tmp_pa
 
 def test_a_bench_given_a_bad_value_says_so_in_one_line(tmp_path: Path) -> None:
     env = bench_env(tmp_path / "no-models", tmp_path)
-    argv = [*command("calibrate_int8.py"), "--model", "selfie-general", "--out", str(tmp_path)]
+    argv = [*command("python -m pixcam.tools.calibrate_int8"), "--data", str(tmp_path)]
+    argv += ["--model", "selfie-general", "--out", str(tmp_path)]
     done = run_group(argv, env, tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "calibrate_int8.py: selfie-general is not derived from a float model: nothing to make"
+        "calibrate_int8: selfie-general is not derived from a float model: nothing to make"
     )

@@ -13,7 +13,7 @@ level, feeds the controller each frame's work time, hands the running `effects.E
 settings that level means and says where it stands for the status.
 
 `tuned(settings, level, resolution)` is what a level means for `effects.EffectsSettings`. The
-order of `STEPS` was measured (`bench/autotune_steps.py`: CPU ms saved per level of picture
+order of `STEPS` was measured (`bench/studies/autotune_steps.py`: CPU ms saved per level of picture
 change on 720p frames): the biggest saving for the least visible loss comes first.
 """
 

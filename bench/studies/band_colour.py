@@ -11,7 +11,7 @@ halo shows most), then black and white. Rows: one per alpha source: the default 
 refine settings computed here, or `--alphas DIR` (repeatable), the files `pixcam segment
 --out-dir DIR --alpha` wrote. The last column compares each row with the first.
 
-    .venv/bin/python bench/band_colour.py [--limit N] [--model NAME] [--alphas DIR ...]
+    .venv/bin/python bench/studies/band_colour.py [--limit N] [--model NAME] [--alphas DIR ...]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))
 

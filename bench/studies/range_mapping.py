@@ -9,7 +9,7 @@ frame (a shared machine's load hits both alike):
 Reported per subsampling and size: median CPU ms of the decode, the compose, everything
 outside the network, the ratio outside/network, and the median per-frame saving.
 
-    taskset -c 1 .venv/bin/python bench/range_mapping.py [--frames 80] [--sizes 720,1080]
+    taskset -c 1 .venv/bin/python bench/studies/range_mapping.py [--frames 80] [--sizes 720,1080]
         [--subsampling 420,422] [--video FILE]
 """
 
@@ -24,8 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
+sys.path.insert(0, str(REPO / "bench"))  # _needs and the benches a study builds on
 
 from _needs import lacking, need, run  # noqa: E402
 

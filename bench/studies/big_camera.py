@@ -10,7 +10,7 @@ camera of those frames, on every core the process may use, for `--live` seconds:
 capture-to-sink latency and the process CPU per frame out. Every frame is inferred
 (`skip_still` off): a moving picture.
 
-    .venv/bin/python bench/big_camera.py [--frames 30] [--live 10] [--heights 2160,1080,720]
+    .venv/bin/python bench/studies/big_camera.py [--frames 30] [--live 10] [--heights 2160,1080,720]
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
+sys.path.insert(0, str(REPO / "bench"))  # _needs and the benches a study builds on
 
 from _needs import PRESENTER, need, run  # noqa: E402
 

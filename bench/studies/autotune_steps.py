@@ -8,7 +8,7 @@ a busy machine does not inflate the way it does wall time), the CPU ms saved, an
 absolute difference of the output picture from the untouched chain's (0..255 levels: the
 quality given up). The steps go in order of CPU ms saved per level of picture difference.
 
-    .venv/bin/python bench/autotune_steps.py [--frames 30] [--video FILE]
+    .venv/bin/python bench/studies/autotune_steps.py [--frames 30] [--video FILE]
         [--model bodypix-050-s8-int8]
 """
 
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import cv2
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
+sys.path.insert(0, str(REPO / "bench"))  # _needs and the benches a study builds on
 
 from _needs import need, run  # noqa: E402
 from partfx_bench import read_frames  # noqa: E402

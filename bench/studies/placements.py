@@ -9,7 +9,7 @@ the scores (`boundary_error.py`'s, and `band_colour.py`'s contrast colour) are p
 placement and as the mean over all of them. Compare two code versions by running each
 version's copy of this script.
 
-    .venv/bin/python bench/placements.py [--quality balanced] [--limit N]
+    .venv/bin/python bench/studies/placements.py [--quality balanced] [--limit N]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))
 

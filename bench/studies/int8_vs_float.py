@@ -6,7 +6,7 @@ What it showed (see the issue 16 note): the ratio grows with the input size, the
 DEQUANTIZE wrapping is a negligible part, and on a CPU without VNNI (AVX2 only) XNNPACK's int8
 GEMMs multiply-add at about the float rate, so int8 wins by memory traffic, not arithmetic.
 
-    taskset -c 1 .venv/bin/python bench/int8_vs_float.py [--runs 30]
+    taskset -c 1 .venv/bin/python bench/studies/int8_vs_float.py [--runs 30]
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
+sys.path.insert(0, str(REPO / "bench"))  # _needs and the benches a study builds on
 
 from _needs import run  # noqa: E402
 

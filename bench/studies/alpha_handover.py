@@ -14,7 +14,7 @@ Each frame is composed `--rounds` times each way. Printed: median ms of each, th
 the per-compose differences against "before" (same frame and round), and the output's
 difference from "before" in grey levels (largest, and mean over all frames' pixels).
 
-    taskset -c 1 .venv/bin/python bench/alpha_handover.py [--frames 40] [--rounds 3]
+    taskset -c 1 .venv/bin/python bench/studies/alpha_handover.py [--frames 40] [--rounds 3]
         [--sizes 720,1080]
 """
 
@@ -29,8 +29,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
+sys.path.insert(0, str(REPO / "bench"))  # _needs and the benches a study builds on
 
 from _needs import PRESENTER, need, run  # noqa: E402
 

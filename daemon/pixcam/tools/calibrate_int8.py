@@ -1,28 +1,29 @@
 """Make the calibration ranges the int8 BodyPix models are quantized from at install time.
 
-    .venv/bin/python bench/calibrate_int8.py [--data ../shared/data] [--no-iou]
+    .venv/bin/python -m pixcam.tools.calibrate_int8 --data ../shared/data [--no-iou]
         [--model NAME] [--frames-per-video 8] [--limit N] [--out DIR]
 
 For every derived model in models.toml (or `--model`): run its installed float model over the
-licensed calibration set (the Pixabay photos and evenly spaced frames of the Pixabay videos in
-`../shared/data`, see `quantize.calibration_frames`), write the per-tensor activation ranges to
-the package file named by the recipe (`daemon/pixcam/calibration/*.json`, numbers only, no
-images; `--out DIR` writes them into DIR instead, e.g. for a trial), quantize from that file as
-`pixcam models install` does, and print the result's sha256 and size (to pin in models.toml)
-and the mean person-mask IoU of float and int8 on the dev photos (internal resolution 481, 1
-thread; `--limit N`: the first N), which must stay within 0.5 point.
+licensed calibration set (`--data`: the Pixabay photos in images/ and evenly spaced frames of
+the Pixabay videos in video/, see `quantize.calibration_frames`), write the per-tensor
+activation ranges to the package file named by the recipe (`daemon/pixcam/models/calibration/
+*.json`, numbers only, no images; `--out DIR` writes them into DIR instead, e.g. for a trial),
+quantize from that file as `pixcam models install` does, and print the result's sha256 and size
+(to pin in models.toml) and the mean person-mask IoU of float and int8 on the dev photos
+(`$PIXCAM_DEV_DATA`; internal resolution 481, 1 thread; `--limit N`: the first N), which must
+stay within 0.5 point.
 
-Developer tool: users never need the photos; they get the ranges file with pixcam.
+A build tool for developers: users never need the photos; they get the ranges file with pixcam.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
-from _needs import DEV_PHOTOS, need, run
 
 from pixcam import models
 from pixcam.chain.segment.bodypix import BodyPixSegmenter
@@ -31,8 +32,7 @@ from pixcam.errors import PixcamError
 from pixcam.models import quantize
 from pixcam.tools import evaluate
 
-PACKAGE = Path(quantize.__file__).resolve().parent
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PACKAGE = Path(quantize.__file__).resolve().parent  # the recipe's ranges path is under it
 
 
 def mean_iou(spec: models.ModelSpec, model_bytes: bytes, samples: list[evaluate.Sample]) -> float:
@@ -45,24 +45,26 @@ def mean_iou(spec: models.ModelSpec, model_bytes: bytes, samples: list[evaluate.
         tmp.unlink()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with images/, video/")
+def calibrate(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="calibrate_int8", description=(__doc__ or "").splitlines()[0]
+    )
+    ap.add_argument("--data", type=Path, required=True, help="folder with images/, video/")
     ap.add_argument("--no-iou", action="store_true", help="skip the dev-photo IoU check")
     ap.add_argument("--model", help="only this derived model (default: every one)")
     ap.add_argument("--frames-per-video", type=int, default=quantize.FRAMES_PER_VIDEO)
     ap.add_argument("--limit", type=int, default=None, help="only the first N dev photos")
     ap.add_argument("--out", type=Path, default=PACKAGE, help="folder for the ranges files")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     derived = [s for s in models.list_models() if s.derived_from is not None]
     if args.model is not None:
         derived = [models.get_spec(args.model)]
         if derived[0].derived_from is None:
             raise PixcamError(f"{args.model} is not derived from a float model: nothing to make")
-    frames = quantize.calibration_frames(
-        need(args.data, "the calibration set"), args.frames_per_video
-    )
-    dev = DEV_PHOTOS if not args.no_iou and (DEV_PHOTOS / "manifest.csv").is_file() else None
+    if not args.data.is_dir():
+        raise PixcamError(f"the calibration set not found at {args.data}")
+    frames = quantize.calibration_frames(args.data, args.frames_per_video)
+    dev = None if args.no_iou else evaluate.default_data_dir()
     samples = evaluate.load_samples(dev, args.limit) if dev else []
     for spec in derived:
         base = models.resolve(spec.derived_from)
@@ -75,7 +77,7 @@ def main() -> None:
             "float_sha256": base.sha256,
             "images": f"{len(frames)}: {spec.recipe['calibration']}",
             "size": list(size),
-            "made_by": "bench/calibrate_int8.py",
+            "made_by": "pixcam.tools.calibrate_int8",
         }
         out = args.out / spec.recipe["ranges"]
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,5 +95,15 @@ def main() -> None:
         print(line, flush=True)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`calibrate(argv)`; a user-facing error is one line and status 1, not a traceback."""
+    try:
+        calibrate(argv)
+    except PixcamError as exc:
+        print(f"calibrate_int8: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    run(main)
+    raise SystemExit(main())

@@ -7,7 +7,7 @@ and the probability at the refiner's work size, timed in process CPU; the networ
 ratio to the networks' time, which a busy machine disturbs less than the milliseconds
 (`pixcam bench pipeline` shows the same stage within the whole frame, with fewer frames).
 
-    taskset -c 1 .venv/bin/python bench/segment_outside.py [--frames 60] [--sizes 720,1080]
+    taskset -c 1 .venv/bin/python bench/studies/segment_outside.py [--frames 60] [--sizes 720,1080]
         [--threads 1]
 """
 
@@ -20,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
+sys.path.insert(0, str(REPO / "bench"))  # _needs and the benches a study builds on
 
 from _needs import need, run  # noqa: E402
 

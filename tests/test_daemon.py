@@ -372,3 +372,26 @@ def test_set_refuses_values_the_stream_cannot_use(
     assert "\n" not in str(caught.value) and "nothing was changed" in str(caught.value)
     assert running.cfg.read_text() == before
     assert running.status()["settings"]["effects.background"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("model.threshold", 1), ("model.threshold", 0), ("parts.privacy_parts", [])],
+)
+def test_ctl_refuses_what_a_stage_cannot_take_and_later_changes_apply(
+    running: Running, key: str, value: Any
+) -> None:
+    """Issue 23 fault 3: these were saved, refused by the chain, and every later change was
+    answered ok but not applied (the next start then ended in a ValueError)."""
+    if key.startswith("parts."):
+        assert running.ctl("set", key="parts.privacy", value="blur")["ok"]
+    before = running.cfg.read_text()
+    reply = running.ctl("set", key=key, value=value)
+    assert not reply["ok"] and "\n" not in reply["error"] and key in reply["error"]
+    assert running.cfg.read_text() == before
+    assert running.ctl("set", key="effects.mirror", value=True)["ok"]
+    pipeline = running.pipeline
+    assert pipeline is not None
+    wait_until(lambda: pipeline._cfg.effects.mirror, what="the next change applied")
+    assert "settings" not in str(running.status()["pipeline"]["last_error"])
+    load_config(running.cfg)  # the next start reads it

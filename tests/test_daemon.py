@@ -395,3 +395,80 @@ def test_ctl_refuses_what_a_stage_cannot_take_and_later_changes_apply(
     wait_until(lambda: pipeline._cfg.effects.mirror, what="the next change applied")
     assert "settings" not in str(running.status()["pipeline"]["last_error"])
     load_config(running.cfg)  # the next start reads it
+
+
+def _damaged_pngs(folder: Path) -> list[Path]:
+    """A real PNG whose header is intact and whose pixel data is damaged, five ways."""
+    import struct
+
+    from pixcam.chain.compose import BUNDLED_BACKGROUNDS
+
+    src = (BUNDLED_BACKGROUNDS / "studio-grey.png").read_bytes()
+    i = src.index(b"IDAT") + 4
+    n = struct.unpack(">I", src[i - 8 : i - 4])[0]
+    cases = [
+        src[: i + n // 2] + bytes([src[i + n // 2] ^ 0xFF]) + src[i + n // 2 + 1 :],
+        src[: i + 100] + bytes(n - 200) + src[i + n - 100 :],
+        src[: i + n // 2],
+        src[:i],
+        src[:i] + bytes(range(256)) * (n // 256) + src[i + n // 256 * 256 :],
+    ]
+    out = []
+    for k, data in enumerate(cases):
+        path = folder / f"damaged-{k}.png"
+        path.write_bytes(data)
+        out.append(path)
+    return out
+
+
+def _wav() -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(16000))
+    return out.getvalue()
+
+
+def _bad_videos(folder: Path, clip: Path) -> list[Path]:
+    """Seven files named like videos that no decoder can use."""
+    good = clip.read_bytes()
+    cases = {
+        "empty.mp4": b"",
+        "text.mp4": b"this is not a video\n" * 50,
+        "noise.mp4": np.random.default_rng(1).integers(0, 256, 50_000, np.uint8).tobytes(),
+        "header-only.mp4": good[:64],
+        "cut.mp4": good[: len(good) // 8],
+        "zeros.webm": bytes(100_000),
+        "audio.mp4": _wav(),  # sound, no picture
+    }
+    out = []
+    for name, data in cases.items():
+        (folder / name).write_bytes(data)
+        out.append(folder / name)
+    return out
+
+
+def test_unusable_backgrounds_are_refused_before_they_are_saved(
+    running: Running, clip: Path
+) -> None:
+    """Issue 23 fault 5: a PNG with a valid header and damaged data (4 of 5), and any
+    unusable video (7 of 7), were saved and answered ok while the stream kept the old one."""
+    folder = running.cfg.parent
+    cases = [("image", p) for p in _damaged_pngs(folder)]
+    cases += [("video", p) for p in _bad_videos(folder, clip)]
+    saved: list[str] = []
+    for kind, path in cases:
+        good = "studio-grey.png" if kind == "image" else str(clip)
+        running.daemon.set_many({"effects.background": kind, f"effects.{kind}": good})
+        before = running.cfg.read_text()
+        reply = running.ctl("set", key=f"effects.{kind}", value=str(path))
+        if reply["ok"] or running.cfg.read_text() != before:
+            saved.append(path.name)
+        else:
+            assert "\n" not in reply["error"] and "nothing was changed" in reply["error"]
+    assert saved == [], f"saved though unusable: {saved}"

@@ -472,3 +472,19 @@ def test_unusable_backgrounds_are_refused_before_they_are_saved(
         else:
             assert "\n" not in reply["error"] and "nothing was changed" in reply["error"]
     assert saved == [], f"saved though unusable: {saved}"
+
+
+def test_a_successful_change_clears_the_last_settings_error(running: Running) -> None:
+    """Issue 23 fault 7: `pipeline.last_error` kept an old error after a change that worked.
+    An edit made outside (not checked before saving) names an image that is not there: the
+    stream keeps its background and says why; a later change that works clears it."""
+    running.cfg.write_text('[effects]\nbackground = "image"\nimage = "/nowhere/bg.png"\n')
+    wait_until(
+        lambda: "not found" in str(running.status()["pipeline"]["last_error"]),
+        what="the load error shown",
+    )
+    running.daemon.set_many({"effects.background": "none", "effects.mirror": True})
+    pipeline = running.pipeline
+    assert pipeline is not None
+    wait_until(lambda: pipeline._cfg.effects.mirror, what="the change applied")
+    assert running.status()["pipeline"]["last_error"] is None

@@ -488,3 +488,40 @@ def test_a_successful_change_clears_the_last_settings_error(running: Running) ->
     assert pipeline is not None
     wait_until(lambda: pipeline._cfg.effects.mirror, what="the change applied")
     assert running.status()["pipeline"]["last_error"] is None
+
+
+def test_temp_files_left_by_a_killed_save_are_removed(tmp_path: Path, clip: Path) -> None:
+    """Issue 23 fault 8: a daemon killed mid-save left `.config.toml.*.tmp` for good. The next
+    start removes them (it alone writes this config: it holds the single-instance lock), and
+    a save removes those older than a minute."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[effects]\nbackground = "none"\n')
+    left = tmp_path / ".config.toml.k1ll3d.tmp"
+    left.write_text("[effects]\nback")
+    daemon = Daemon(
+        cfg,
+        source=SourceSpec(path=str(clip), loop=True, realtime=True),
+        sink=SinkSpec(device=str(tmp_path / "video10")),
+        socket_path=tmp_path / "ctl.sock",
+        tray=False,
+        pipeline_factory=RecordingPipeline,
+    )
+    (tmp_path / "video10").touch()
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: daemon.status()["pipeline"], what="daemon started")
+        assert not left.exists()
+        old = tmp_path / ".config.toml.0ld.tmp"
+        fresh = tmp_path / ".config.toml.fr3sh.tmp"  # another writer's, mid-save
+        for path in (old, fresh):
+            path.write_text("x")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        daemon.set_many({"effects.blur_strength": 30})
+        assert not old.exists() and fresh.exists()
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".config")) == [
+            fresh.name
+        ]
+    finally:
+        daemon.quit()
+        thread.join(20)

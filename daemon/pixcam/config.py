@@ -25,6 +25,7 @@ Public API:
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -613,6 +614,7 @@ def set_values(path: PathLike | None, values: Mapping[str, Any]) -> Config:
         if parse_config(new_text, path) != expected:
             raise PixcamError(f"{keys}: internal error writing {path}; file left unchanged")
         if data is None or new_text != old_text:
+            remove_temp_files(real)
             _atomic_write(real, new_text)
     return expected
 
@@ -629,6 +631,25 @@ def _set_errors(
         else:
             found[f"{path}:{_line_of(lines, loc)} {key_text(loc)}: {what}"] = None
     return "\n".join(found)
+
+
+# A temp file of a save (`_atomic_write`) this old is left from a writer that was killed.
+STALE_TEMP_S = 60.0
+
+
+def remove_temp_files(path: PathLike | None = None, older_than: float = STALE_TEMP_S) -> None:
+    """Remove `.NAME.*.tmp` beside the config file (through a symlink: beside the real file)
+    that were last written over `older_than` seconds ago: saves cut short by a kill."""
+    path = Path(path) if path is not None else config_path()
+    real = Path(os.path.realpath(path))
+    now = time.time()
+    with _suppress_oserror():
+        for tmp in real.parent.glob(f".{glob.escape(real.name)}.*.tmp"):
+            with _suppress_oserror():
+                st = os.lstat(tmp)
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= older_than:
+                    os.unlink(tmp)
+                    log.info("removed %s, left by an interrupted save", tmp)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -212,6 +212,8 @@ class Daemon:
         # The control socket first: it is also the single-instance check, so a second
         # `pixcam` fails before touching the camera or the virtual camera.
         self._control = ControlServer(self, self._socket_path).start()
+        # The lock is ours: no other pixcam saves this file now, so any temp file is stale.
+        config_mod.remove_temp_files(self._config_path, older_than=0.0)
         self._tray_status = "starting" if self._tray_enabled() else "off"
         try:
             self._start_parts()

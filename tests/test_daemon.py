@@ -525,3 +525,23 @@ def test_temp_files_left_by_a_killed_save_are_removed(tmp_path: Path, clip: Path
     finally:
         daemon.quit()
         thread.join(20)
+
+
+def test_long_names_through_ctl_are_one_line(running: Running) -> None:
+    """Issue 23 fault 9: `ctl set effects.image <300 chars>`, then `effects.background image`,
+    answered "internal error in set: OSError"."""
+    long = "n" * 300
+    for key, value in [
+        ("effects.image", f"{long}.png"),
+        ("effects.image", f"/tmp/{long}/bg.png"),
+        ("effects.video", f"{long}.mp4"),
+        ("effects.video", f"{running.cfg.parent}/{long}.mp4"),
+    ]:
+        kind = key.split(".")[1]
+        running.daemon.set_many({"effects.background": "none"})
+        assert running.ctl("set", key=key, value=value)["ok"]  # not in use: not checked
+        reply = running.ctl("set", key="effects.background", value=kind)
+        assert not reply["ok"], reply
+        error = reply["error"]
+        assert "internal error" not in error and "too long" in error and "\n" not in error
+        assert len(error) < 400, error  # the long name shortened

@@ -1093,3 +1093,61 @@ def test_slow_and_lying_mirrors(
     finally:
         server.shutdown()
     assert not failures(cat), failures(cat)
+
+
+# ------------------------------------------------------------------------ long names
+LONG = "n" * 300  # a file name component over the file systems' 255 bytes
+
+
+def _long_name_cases(f: dict[str, Path], clip: Path) -> list[tuple[list[str], str]]:
+    d = f["dir"]
+    ov, o = str(d / "out.mp4"), str(d / "out.png")
+    long_image = d / "long-image.toml"
+    long_image.write_text(f'[effects]\nbackground = "image"\nimage = "{LONG}.png"\n')
+    long_path = d / "long-path.toml"
+    long_path.write_text(f'[effects]\nbackground = "video"\nvideo = "{d / LONG}.mp4"\n')
+    run = ["run", "--frames", "2", "--input", str(clip)]
+    daemon = ["daemon", "--no-tray", "--input", str(clip), "--output", ov]
+    return [
+        (["segment", str(d / f"{LONG}.png"), "--out", o], "too long"),
+        (["segment", str(f["tiny.png"]), "--out", str(d / f"{LONG}.png")], "too long"),
+        (["segment", str(f["tiny.png"]), "--out-dir", str(d / LONG)], "too long"),
+        (["run", "--frames", "2", "--output", ov, "--input", str(d / f"{LONG}.mp4")], "too long"),
+        ([*run, "--output", ov, "--image", str(d / f"{LONG}.png")], "too long"),
+        ([*run, "--output", ov, "--image", f"{LONG}.png"], "too long"),
+        ([*run, "--output", str(d / f"{LONG}.mp4")], "too long"),
+        ([*run, "--output", ov, "--config", str(d / f"{LONG}.toml")], "too long"),
+        ([*run, "--output", ov, "--config", str(long_image)], "too long"),
+        ([*run, "--output", ov, "--config", str(long_path)], "too long"),
+        ([*daemon, "--config", str(long_image), "--socket", str(d / "l1.sock")], "too long"),
+        ([*daemon, "--socket", str(d / f"{LONG}.sock")], "too long"),
+    ]
+
+
+def test_long_names_get_one_clear_line(
+    models_installed: Path,
+    bad_files: dict[str, Path],
+    video_file: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 23 fault 9: a name component over 255 bytes traced back (`segment`, `run
+    --image`, the daemon's start with it in the config). Also through `pixcam ctl set` on
+    the real daemon (`test_daemon.py::test_long_names_through_ctl_are_one_line`)."""
+    cat = "paths: names over 255 bytes"
+    for argv, expected in _long_name_cases(bad_files, video_file):
+        stopper = threading.Timer(20.0, _quit_daemon, args=(argv,))
+        stopper.start()
+        try:
+            code = main(argv)
+        except BaseException as exc:  # noqa: BLE001 - an escaped exception is the failure
+            capfd.readouterr()
+            record(cat, False, f"{argv[:2]}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        finally:
+            stopper.cancel()
+        err = capfd.readouterr().err
+        # The daemon's own log of its start and stop ("INFO:") is no problem line.
+        lines = [x for x in err.strip().splitlines() if not x.startswith("pixcam: INFO:")]
+        good = code != 0 and len(lines) == 1 and lines[0].startswith("pixcam: ")
+        record(cat, good and expected in err, f"{argv[:2]}… -> {code}: {err.strip()[:400]}")
+    assert not failures(cat), "\n".join(failures(cat))

@@ -93,6 +93,8 @@ def find_background(name: str) -> Path:
     if not name.strip():
         raise PixcamError("no background file set: give a path or a name from backgrounds/")
     p = Path(name).expanduser()
+    if paths.too_long(p):
+        raise paths.name_error(p, "background file")
     if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
         if paths.what_is(p) == "missing":
             raise PixcamError(f"background file {p} not found: check the path")

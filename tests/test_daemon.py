@@ -8,7 +8,9 @@ it, which inotify reports exactly as for a device node. No camera, model or X ne
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +25,7 @@ import pytest
 
 from conftest import wait_until
 from pixcam.config import Config, load_config
-from pixcam.control import send_command
+from pixcam.control import install_signal_handlers, send_command
 from pixcam.daemon import Daemon
 from pixcam.errors import PixcamError
 from pixcam.runner.pipeline import Pipeline
@@ -545,3 +547,36 @@ def test_long_names_through_ctl_are_one_line(running: Running) -> None:
         error = reply["error"]
         assert "internal error" not in error and "too long" in error and "\n" not in error
         assert len(error) < 400, error  # the long name shortened
+
+
+EIGHT_BAD_KEYS = (
+    '[camera]\nfps = "x"\nwidth = -1\n[model]\nthreshold = 7\nthreads = 0\n'
+    '[effects]\nblur_strength = 0\ncolor = "red"\n[refine]\nfeather = -1\nsmoothing = 2\n'
+)
+
+
+def test_each_line_of_a_config_error_is_marked_as_an_error(
+    running: Running, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23 fault 13: an 8-key config error gave 8 lines, only the first marked as an
+    error (the daemon's log of an outside edit, SIGHUP's, and the command line's line)."""
+    from pixcam.cli import main
+
+    caplog.set_level(logging.INFO, logger="pixcam")
+    running.cfg.write_text(EIGHT_BAD_KEYS)
+    wait_until(lambda: running.status()["config_error"], what="the error reported")
+    # The fixture's daemon runs in a thread: its signal handlers are installed here.
+    handlers = install_signal_handlers(running.daemon)
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        wait_until(lambda: any("SIGHUP" in r.getMessage() for r in caplog.records), "SIGHUP")
+    finally:
+        handlers.restore()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    for record in errors:
+        assert "\n" not in record.getMessage()
+    assert sum("out of range" in r.getMessage() for r in errors) >= 2 * 6
+    capfd.readouterr()
+    assert main(["run", "--config", str(running.cfg), "--input", "x.mp4", "--frames", "1"]) == 1
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 8 and all(line.startswith("pixcam: ") for line in lines), lines

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from pixcam.errors import PixcamError
+from pixcam.errors import PixcamError, log_each_line
 
 log = logging.getLogger(__name__)
 
@@ -679,7 +679,7 @@ class SignalHandlers:
                 else:
                     log.info("%s: effects %s", name, "on" if self.app.toggle() else "off")
             except PixcamError as exc:
-                log.error("%s: %s", name, exc)
+                log_each_line(log, logging.ERROR, str(exc), f" ({name})")
             except Exception:
                 log.exception("%s handler", name)
 

@@ -26,7 +26,7 @@ from pixcam import config as config_mod
 from pixcam.chain.effects import effects_active
 from pixcam.config import Config, ConfigWatcher
 from pixcam.control import ControlServer, SignalHandlers, install_signal_handlers
-from pixcam.errors import PixcamError
+from pixcam.errors import PixcamError, log_each_line
 from pixcam.runner.pipeline import Pipeline
 from pixcam.runner.usable import check_usable
 from pixcam.video.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
@@ -332,7 +332,7 @@ class Daemon:
 
     def _on_config_error(self, message: str) -> None:
         # The stream keeps the last good settings; the tray turns red until a fix.
-        log.error("%s (keeping the last good settings)", message)
+        log_each_line(log, logging.ERROR, message, " (keeping the last good settings)")
         self._config_error = message
         self._refresh_tray()
 

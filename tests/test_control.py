@@ -637,3 +637,25 @@ def test_sigint_quits_and_a_second_one_forces_the_exit() -> None:
         assert child.proc.wait(timeout=60) == -signal.SIGINT
     finally:
         child.proc.kill()
+
+
+def test_a_refused_socket_path_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    """Issue 23 fault 15: a refused `--socket PATH` left an empty `PATH.lock` beside the
+    user's file. Each refusal is one line and the folder is as it was."""
+    user_file = tmp_path / "config.toml"
+    user_file.write_text("[effects]\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    cases = [user_file, folder, fifo, deep / "control.sock", user_file / "c.sock"]
+    for path in cases:
+        before = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
+        with pytest.raises(PixcamError) as caught:
+            ControlServer(FakeApp(), path).start()
+        assert "\n" not in str(caught.value)
+        after = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
+        assert after == before, f"{path.name}: {caught.value}"
+    assert user_file.read_text() == "[effects]\n"

@@ -48,6 +48,7 @@ PathLike = str | os.PathLike[str]
 
 MAX_REQUEST_BYTES = 64 * 1024  # a request is a few dozen bytes; anything huge is garbage
 MAX_REPLY_BYTES = 16 * 1024 * 1024
+MAX_SOCKET_PATH = 107  # bytes: a Unix socket address holds 108, the last one a NUL
 MAX_CONNECTIONS = 16  # a stuck or hostile client can't pile up threads
 LISTEN_BACKLOG = 64  # clients queued while a newcomer evicts an idle one
 # A request must arrive whole this long after its first byte (a slow drip is cut off), and
@@ -211,10 +212,14 @@ class ControlServer:
     def start(self) -> ControlServer:
         """Claim the socket and serve; PixcamError if another instance runs."""
         _prepare_dir(self.path, self._default_path)
-        self._claim_lock()
+        self._existing_mode()  # a path pixcam won't use is refused before the lock is made
+        created = self._claim_lock()
         try:
             self._bind()
         except BaseException:
+            if created:  # ours, made a moment ago, still locked: nothing beside the user's file
+                with contextlib.suppress(OSError):
+                    os.unlink(self._lock_path)
             self._release_lock()
             raise
         self._thread = threading.Thread(target=self._serve, name="pixcam-control", daemon=True)
@@ -234,10 +239,20 @@ class ControlServer:
             "use `pixcam ctl status`, or `pixcam ctl quit` to stop it"
         )
 
-    def _claim_lock(self) -> None:
-        lock_path = self.path.with_name(self.path.name + ".lock")
+    @property
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def _claim_lock(self) -> bool:
+        """Hold the single-instance lock; True if its file was made just now."""
+        lock_path = self._lock_path
+        created = True
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                created = False
+                fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
             raise PixcamError(f"can't open {lock_path}: {exc.strerror}") from None
         try:
@@ -248,6 +263,7 @@ class ControlServer:
                 raise self._already_running() from None
             raise PixcamError(f"can't lock {lock_path}: {exc.strerror}") from None
         self._lock_fd = fd
+        return created
 
     def _release_lock(self) -> None:
         # The lock file stays: unlinking it would let two instances lock different files.
@@ -255,27 +271,37 @@ class ControlServer:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _bind(self) -> None:
+    def _existing_mode(self) -> int | None:
+        """The mode of what is at the socket path (None: nothing); PixcamError when it is
+        something pixcam won't use or the path is too long for a Unix socket."""
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
+            raise PixcamError(
+                f"{self.path} is too long for a control socket (at most {MAX_SOCKET_PATH} "
+                "bytes); choose a shorter --socket path"
+            )
         try:
             mode = os.lstat(self.path).st_mode
         except FileNotFoundError:
-            mode = None
+            return None
         except OSError as exc:
             raise PixcamError(
                 f"can't use {self.path} as the control socket: {exc.strerror}"
             ) from None
-        if mode is not None:
-            # Only ever remove a socket: any other file there is someone's data.
-            if stat.S_ISDIR(mode):
-                raise PixcamError(
-                    f"{self.path} is a directory; give --socket a file path such as "
-                    f"{self.path / 'control.sock'}"
-                )
-            if not stat.S_ISSOCK(mode):
-                raise PixcamError(
-                    f"{self.path} exists and is not a socket; pixcam won't replace it: "
-                    "choose another --socket path"
-                )
+        # Only ever remove a socket: any other file there is someone's data.
+        if stat.S_ISDIR(mode):
+            raise PixcamError(
+                f"{self.path} is a directory; give --socket a file path such as "
+                f"{self.path / 'control.sock'}"
+            )
+        if not stat.S_ISSOCK(mode):
+            raise PixcamError(
+                f"{self.path} exists and is not a socket; pixcam won't replace it: "
+                "choose another --socket path"
+            )
+        return mode
+
+    def _bind(self) -> None:
+        if self._existing_mode() is not None:
             if is_alive(self.path):  # an instance that predates or ignores the lock
                 raise self._already_running()
             log.info("removing stale control socket %s", self.path)

@@ -20,6 +20,7 @@ import pytest
 
 from pixcam import control
 from pixcam.cli import main
+from pixcam.config import load_config
 from pixcam.control import MAX_REQUEST_BYTES, ControlServer, send_command
 from pixcam.errors import PixcamError
 
@@ -556,7 +557,7 @@ class App:
     def say(self, text):
         print(text, flush=True)
     def status(self): return {}
-    def set(self, key, value): pass
+    def set(self, key, value): self.say(f"set {key} {value}")
     def toggle(self):
         self.enabled = not self.enabled
         self.say(f"toggle {self.enabled}")
@@ -615,10 +616,10 @@ def test_signals_call_the_app() -> None:
         assert child.next_line() == "ready"
         child.kill(signal.SIGHUP)
         assert child.next_line() == "reload"
+        child.kill(signal.SIGUSR2)
+        assert child.next_line() == "set effects.enabled False"
         child.kill(signal.SIGUSR1)
-        assert child.next_line() == "toggle False"
-        child.kill(signal.SIGUSR1)
-        assert child.next_line() == "toggle True"
+        assert child.next_line() == "set effects.enabled True"
         child.kill(signal.SIGTERM)
         assert child.next_line() == "quit"
         assert child.next_line() == "bye"
@@ -659,3 +660,47 @@ def test_a_refused_socket_path_leaves_nothing_beside_it(tmp_path: Path) -> None:
         after = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
         assert after == before, f"{path.name}: {caught.value}"
     assert user_file.read_text() == "[effects]\n"
+
+
+def test_a_storm_of_on_or_off_signals_ends_where_it_says(tmp_path: Path) -> None:
+    """Issue 23 fault 14: 1000 SIGUSR1 (then a toggle) gave 11 toggles and an arbitrary
+    end state: the kernel merges signals that arrive while one is pending. Now SIGUSR1 means
+    "effects on" and SIGUSR2 "effects off": merged or not, the end state is the last kind
+    sent. The real `pixcam daemon` (no model needed: background none), its saved file."""
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 15, (160, 96))
+    for i in range(6):
+        writer.write(np.full((96, 160, 3), 20 * i, np.uint8))
+    writer.release()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[effects]\nbackground = "none"\n')
+    sock = tmp_path / "ctl.sock"
+    argv = ["daemon", "--no-tray", "--config", str(cfg), "--socket", str(sock)]
+    argv += ["--input", str(clip), "--output", str(tmp_path / "out.mp4")]
+    proc = subprocess.Popen([sys.executable, "-m", "pixcam", *argv], env=_env())
+    try:
+        from conftest import wait_until
+
+        wait_until(lambda: sock.exists() and _settings(sock), what="ctl answers", timeout=60)
+        for signum, enabled in [(signal.SIGUSR2, False), (signal.SIGUSR1, True)] * 2:
+            for _ in range(1000):
+                proc.send_signal(signum)
+            # A last request through the socket is answered after the signals' calls.
+            wait_until(lambda e=enabled: _settings(sock).get("effects.enabled") is e, "end state")
+            assert load_config(cfg).effects.enabled is enabled
+        send_command("quit", path=sock, timeout=5)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _settings(sock: Path) -> dict[str, Any]:
+    try:
+        reply = send_command("status", path=sock, timeout=5)
+    except PixcamError:
+        return {}
+    return dict(reply["status"]["settings"]) if reply.get("ok") else {}

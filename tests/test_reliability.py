@@ -691,7 +691,7 @@ def test_random_config_edits_while_running(
 def test_signal_storms_end_in_a_clean_exit(
     models_installed: Path, tmp_path: Path, video_file: Path
 ) -> None:
-    """`pixcam daemon` (real model, blur) under bursts of SIGHUP and SIGUSR1, then SIGINT or
+    """`pixcam daemon` (real model, blur) under bursts of SIGHUP, SIGUSR1/2, then SIGINT or
     SIGTERM at a random moment (during start-up too): it must exit 0, promptly, with no
     native abort ("terminate called…", SIGABRT) and no traceback."""
     cat = "signals: storms then exit"
@@ -730,7 +730,7 @@ def test_signal_storms_end_in_a_clean_exit(
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 2.0))
             for _ in range(rng.randint(0, 30)):  # reload and toggle bursts
-                proc.send_signal(rng.choice([signal.SIGHUP, signal.SIGUSR1]))
+                proc.send_signal(rng.choice([signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2]))
                 time.sleep(rng.uniform(0.0, 0.05))
         last = rng.choice([signal.SIGINT, signal.SIGTERM])
         if proc.poll() is None:

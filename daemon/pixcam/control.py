@@ -12,7 +12,9 @@ Protocol: one JSON object per line each way, on `$XDG_RUNTIME_DIR/pixcam/control
     anything wrong                             -> {"ok": false, "error": "one line"}
 
 The server only parses and dispatches; the daemon implements `App`. Signals: SIGHUP reloads,
-SIGUSR1 toggles the effects, SIGTERM/SIGINT quit (a second one forces the exit).
+SIGUSR1 turns the effects on and SIGUSR2 off, SIGTERM/SIGINT quit (a second one forces the
+exit). On and off, not a toggle: the kernel merges a signal sent while the same one is still
+pending, so N toggles would flip an unknown number of times; "on" sent N times is on.
 
 One instance per user: the server holds an flock on `control.sock.lock` for its lifetime (the
 kernel drops it if the process dies) and also checks that nobody answers on the socket, so a
@@ -653,7 +655,7 @@ def run_ctl(
 
 
 # ---------------------------------------------------------------------------- signals
-_ACTIONS = {signal.SIGHUP: "reload", signal.SIGUSR1: "toggle"}
+_ACTIONS = {signal.SIGHUP: "reload", signal.SIGUSR1: "on", signal.SIGUSR2: "off"}
 _TERMINATE = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -703,7 +705,9 @@ class SignalHandlers:
                     log.info("%s: reloading the configuration", name)
                     self.app.reload()
                 else:
-                    log.info("%s: effects %s", name, "on" if self.app.toggle() else "off")
+                    on = _ACTIONS[signum] == "on"
+                    log.info("%s: effects %s", name, "on" if on else "off")
+                    self.app.set("effects.enabled", on)
             except PixcamError as exc:
                 log_each_line(log, logging.ERROR, str(exc), f" ({name})")
             except Exception:
@@ -711,5 +715,6 @@ class SignalHandlers:
 
 
 def install_signal_handlers(app: App) -> SignalHandlers:
-    """SIGHUP → reload, SIGUSR1 → toggle, SIGTERM/SIGINT → quit. Call from the main thread."""
+    """SIGHUP → reload, SIGUSR1 → effects on, SIGUSR2 → off, SIGTERM/SIGINT → quit. Call
+    from the main thread."""
     return SignalHandlers(app).install()

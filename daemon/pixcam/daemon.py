@@ -212,6 +212,10 @@ class Daemon:
         # The control socket first: it is also the single-instance check, so a second
         # `pixcam` fails before touching the camera or the virtual camera.
         self._control = ControlServer(self, self._socket_path).start()
+        # Signals are ours from the moment `pixcam ctl` answers: a SIGUSR1/2 or SIGHUP sent
+        # during the start (a model load takes seconds) must not end the process.
+        if threading.current_thread() is threading.main_thread():
+            self._signals = install_signal_handlers(self)
         # The lock is ours: no other pixcam saves this file now, so any temp file is stale.
         config_mod.remove_temp_files(self._config_path, older_than=0.0)
         self._tray_status = "starting" if self._tray_enabled() else "off"
@@ -230,12 +234,15 @@ class Daemon:
         self._pipeline.start()
         status = self._pipeline.status()
         log.info("pixcam running: %s → %s", status.get("source") or "camera", status.get("sink"))
-        self._watcher = ConfigWatcher(
-            self._config_path, self._on_config, self._on_config_error, current=cfg
-        ).start()
+        with self._apply_lock:
+            # A change made while the pipeline was being built (a signal, `pixcam ctl set`)
+            # may have found no pipeline to hand it to.
+            if self._cfg != cfg:
+                self._pipeline.apply(self._cfg)
+            self._watcher = ConfigWatcher(
+                self._config_path, self._on_config, self._on_config_error, current=self._cfg
+            ).start()
         self._update_ondemand()
-        if threading.current_thread() is threading.main_thread():
-            self._signals = install_signal_handlers(self)
         threading.Thread(target=self._watch_pipeline, name="pixcam-watchdog", daemon=True).start()
 
     def _main_loop(self) -> None:

@@ -704,3 +704,24 @@ def _settings(sock: Path) -> dict[str, Any]:
     except PixcamError:
         return {}
     return dict(reply["status"]["settings"]) if reply.get("ok") else {}
+
+
+def test_a_client_that_pipelines_then_reads_gets_every_reply(server: ControlServer) -> None:
+    """Replies wait for a client that sends many requests before reading (up to
+    MAX_UNREAD_BYTES beyond the kernel's buffer), in order; then it half-closes and still
+    gets the rest."""
+    n = 3000
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(server.path))
+        lines = b"".join(
+            json.dumps({"cmd": "set", "key": "k", "value": i}).encode() + b"\n" for i in range(n)
+        )
+        sock.sendall(lines)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+    replies = [json.loads(line) for line in data.splitlines()]
+    assert len(replies) == n and all(r["ok"] for r in replies)
+    assert server.app.calls[-1] == ("set", ("k", n - 1))

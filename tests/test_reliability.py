@@ -124,9 +124,10 @@ def live(path: Path, category: str) -> None:
     """One legitimate `status`, answered in time."""
     t0 = time.monotonic()
     try:
-        ok = send_command("status", path=path, timeout=LIVE_S * 2)["ok"] is True
+        reply = send_command("status", path=path, timeout=LIVE_S * 2)
         took = time.monotonic() - t0
-        record(category, ok and took < LIVE_S, f"status took {took:.2f} s")
+        ok = reply["ok"] is True
+        record(category, ok and took < LIVE_S, f"status took {took:.2f} s: {reply.get('error')}")
     except PixcamError as exc:
         record(category, False, f"status: {exc}")
 
@@ -1151,3 +1152,58 @@ def test_long_names_get_one_clear_line(
         good = code != 0 and len(lines) == 1 and lines[0].startswith("pixcam: ")
         record(cat, good and expected in err, f"{argv[:2]}… -> {code}: {err.strip()[:400]}")
     assert not failures(cat), "\n".join(failures(cat))
+
+
+# ------------------------------------------------------------- pipelined, never read
+PIPELINED = b'{"cmd":"status"}\n' * (64 * 1024 // 17)  # 64 KB of requests in one go
+
+
+def _pipeline_and_never_read(path: Path, stop: threading.Event, dropped: list[int]) -> None:
+    """Keep one connection pushing 64 KB of `status` requests and never reading a reply;
+    connect again whenever the server drops it."""
+    while not stop.is_set():
+        try:
+            sock = connect(path)
+        except OSError:
+            continue
+        try:
+            sock.settimeout(0.5)
+            with contextlib.suppress(TimeoutError):
+                sock.sendall(PIPELINED)
+            while not stop.wait(0.05):
+                sock.send(b"")  # still there? (a dropped connection raises)
+                if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                    break
+        except BlockingIOError:
+            continue  # replies wait unread: as meant
+        except OSError:
+            dropped[0] += 1
+        finally:
+            sock.close()
+
+
+def test_pipelined_clients_that_never_read_lock_nobody_out(tmp_path: Path) -> None:
+    """Issue 23 fault 6: 16 connections that each send 64 KB of `status` lines and never read
+    the replies refused every `pixcam ctl status` for as long as they went on. The server's
+    own timeouts, as the daemon runs it."""
+    cat = "socket: pipelined clients that never read"
+    srv = ControlServer(ConfigApp(), tmp_path / "ctl.sock").start()
+    stop = threading.Event()
+    dropped = [0]
+    abusers = [
+        threading.Thread(target=_pipeline_and_never_read, args=(srv.path, stop, dropped))
+        for _ in range(control.MAX_CONNECTIONS)
+    ]
+    try:
+        for thread in abusers:
+            thread.start()
+        time.sleep(0.5)  # let them fill their send buffers
+        for _ in range(30):
+            live(srv.path, cat)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in abusers:
+            thread.join(10)
+        srv.close()
+    assert not failures(cat), failures(cat)

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import queue
+import select
 import selectors
 import signal
 import socket
@@ -51,7 +52,11 @@ PathLike = str | os.PathLike[str]
 MAX_REQUEST_BYTES = 64 * 1024  # a request is a few dozen bytes; anything huge is garbage
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 MAX_SOCKET_PATH = 107  # bytes: a Unix socket address holds 108, the last one a NUL
-MAX_CONNECTIONS = 16  # a stuck or hostile client can't pile up threads
+MAX_CONNECTIONS = 16
+# Replies a client has not read, beyond what the kernel holds: a pipelining client reads
+# them eventually, one that never reads is dropped here (16 connections: 16 MiB at most).
+MAX_UNREAD_BYTES = 1 << 20
+_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR  # recv() then says which
 LISTEN_BACKLOG = 64  # clients queued while a newcomer evicts an idle one
 # A request must arrive whole this long after its first byte (a slow drip is cut off), and
 # its reply must be taken within it; `pixcam ctl` sends and reads at once.
@@ -172,6 +177,7 @@ class _Conn:
     sock: socket.socket
     waiting_since: float  # when it began owing its next request (accept or last reply)
     busy: bool = False  # a request of it is being answered: never evicted then
+    unread: bool = False  # replies wait for it to read them: evicted first, even if busy
     evicted: bool = False
 
 
@@ -413,10 +419,12 @@ class ControlServer:
         if self._slots.acquire(blocking=False):
             return True
         with self._conn_lock:
-            waiting = [c for c in self._conns.values() if not c.busy and not c.evicted]
+            waiting = [
+                c for c in self._conns.values() if (c.unread or not c.busy) and not c.evicted
+            ]
             if not waiting:
                 return False
-            victim = min(waiting, key=lambda c: c.waiting_since)
+            victim = min(waiting, key=lambda c: (not c.unread, c.waiting_since))
             victim.evicted = True
             with contextlib.suppress(OSError):
                 victim.sock.send(
@@ -428,59 +436,95 @@ class ControlServer:
         return self._slots.acquire(timeout=self.request_timeout)
 
     def _connection(self, state: _Conn) -> None:
-        """Answer requests on one connection until EOF, a timeout, eviction or a bad frame."""
+        """Answer requests on one connection until EOF, a timeout, eviction or a bad frame.
+
+        Replies are written without blocking: a client may send many requests before it
+        reads (pipelining), and one that never reads must not hold its thread in a write.
+        Replies it has not taken wait in `out`; over `MAX_UNREAD_BYTES`, or when it takes
+        nothing for `request_timeout` seconds while some wait, the client is dropped."""
         conn = state.sock
+        conn.setblocking(False)
+        poller = select.poll()
+        poller.register(conn, select.POLLIN)
         try:
             buffer = b""
+            out = bytearray()  # replies the client has not taken yet
+            reading = True  # False once the client has sent EOF (its replies still go out)
             first_byte = 0.0  # when the pending part of a request began to arrive
+            taken = 0.0  # when the client last took reply bytes (or began to owe it)
             while True:
+                if out:
+                    if self._flush(conn, out):
+                        taken = time.monotonic()
+                    state.unread = bool(out)
+                    if len(out) > MAX_UNREAD_BYTES:
+                        log.info("control client dropped: it does not read its replies")
+                        return
                 newline = buffer.find(b"\n")
-                if newline < 0:
-                    if len(buffer) > MAX_REQUEST_BYTES:
-                        # No way to find the next request boundary safely: answer and hang up.
-                        self._last_word(conn, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                if newline >= 0:
+                    line, buffer = buffer[:newline], buffer[newline + 1 :]
+                    first_byte = time.monotonic()  # what follows the line is a new request
+                    if len(line) > MAX_REQUEST_BYTES:
+                        out += _error(f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                        self._last_word(conn, bytes(out))
                         return
-                    # The deadline is per request, not per recv: dripping bytes doesn't extend it.
-                    if buffer:
-                        left = first_byte + self.request_timeout - time.monotonic()
-                    else:
-                        left = state.waiting_since + self.idle_timeout - time.monotonic()
-                    if left <= 0:
-                        if buffer:
-                            self._last_word(
-                                conn,
-                                f"request not completed within {self.request_timeout:g} s "
-                                "(one JSON object and a newline)",
-                            )
+                    if not line.strip():
+                        continue  # blank lines don't restart the idle clock
+                    with self._conn_lock:
+                        if state.evicted:
+                            return
+                        state.busy = True
+                    reply = self.handle_line(line)
+                    if state.evicted:  # dropped while it waited for the app: not answered
                         return
-                    conn.settimeout(left)
-                    try:
-                        chunk = conn.recv(65536)
-                    except TimeoutError:
-                        continue  # the deadline check above answers or hangs up
-                    if not chunk:
-                        return
-                    if not buffer:
-                        first_byte = time.monotonic()
-                    buffer += chunk
+                    if not out:
+                        taken = time.monotonic()
+                    out += reply
+                    with self._conn_lock:
+                        state.busy = False
+                        state.waiting_since = time.monotonic()
                     continue
-                line, buffer = buffer[:newline], buffer[newline + 1 :]
-                first_byte = time.monotonic()  # what follows the line is a new request
-                if len(line) > MAX_REQUEST_BYTES:
-                    self._last_word(conn, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                if not reading and not out:
                     return
-                if not line.strip():
-                    continue  # blank lines don't restart the idle clock
-                with self._conn_lock:
-                    if state.evicted:
-                        return
-                    state.busy = True
-                reply = self.handle_line(line)
-                conn.settimeout(self.request_timeout)  # a client that never reads its reply
-                conn.sendall(reply)
-                with self._conn_lock:
-                    state.busy = False
-                    state.waiting_since = time.monotonic()
+                if len(buffer) > MAX_REQUEST_BYTES:
+                    # No way to find the next request boundary safely: answer and hang up.
+                    out += _error(f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                    self._last_word(conn, bytes(out))
+                    return
+                now = time.monotonic()
+                if out:  # we owe replies: the client must take some in time
+                    left = taken + self.request_timeout - now
+                elif buffer:  # the deadline is per request: dripping bytes don't extend it
+                    left = first_byte + self.request_timeout - now
+                else:
+                    left = state.waiting_since + self.idle_timeout - now
+                if out and buffer:
+                    left = min(left, first_byte + self.request_timeout - now)
+                if left <= 0:
+                    if buffer and not out:
+                        self._last_word(
+                            conn,
+                            _error(
+                                f"request not completed within {self.request_timeout:g} s "
+                                "(one JSON object and a newline)"
+                            ),
+                        )
+                    return
+                events = (select.POLLIN if reading else 0) | (select.POLLOUT if out else 0)
+                poller.modify(conn, events)
+                ready = poller.poll(left * 1000)
+                if not ready or not reading or not ready[0][1] & _READABLE:
+                    continue  # a deadline, or room to write: the loop's top does either
+                try:
+                    chunk = conn.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    reading = False
+                    continue
+                if not buffer:
+                    first_byte = time.monotonic()
+                buffer += chunk
         except OSError:
             pass  # client went away, idled out or was evicted: nothing to answer
         finally:
@@ -489,10 +533,20 @@ class ControlServer:
             conn.close()
             self._slots.release()
 
-    def _last_word(self, conn: socket.socket, message: str) -> None:
-        """An error reply before hanging up; a client that doesn't read it can't hold us."""
+    @staticmethod
+    def _flush(conn: socket.socket, out: bytearray) -> int:
+        """Write what the socket takes now, without waiting; the bytes written."""
+        try:
+            sent = conn.send(out)
+        except BlockingIOError:
+            return 0
+        del out[:sent]
+        return sent
+
+    def _last_word(self, conn: socket.socket, data: bytes) -> None:
+        """The last replies before hanging up; a client that doesn't read them can't hold us."""
         conn.settimeout(self.request_timeout)
-        conn.sendall(_error(message))
+        conn.sendall(data)
 
     def handle_line(self, line: bytes) -> bytes:
         """One request line in, one reply line out; never raises."""

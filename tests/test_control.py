@@ -20,6 +20,7 @@ import pytest
 
 from pixcam import control
 from pixcam.cli import main
+from pixcam.config import load_config
 from pixcam.control import MAX_REQUEST_BYTES, ControlServer, send_command
 from pixcam.errors import PixcamError
 
@@ -556,7 +557,7 @@ class App:
     def say(self, text):
         print(text, flush=True)
     def status(self): return {}
-    def set(self, key, value): pass
+    def set(self, key, value): self.say(f"set {key} {value}")
     def toggle(self):
         self.enabled = not self.enabled
         self.say(f"toggle {self.enabled}")
@@ -615,10 +616,10 @@ def test_signals_call_the_app() -> None:
         assert child.next_line() == "ready"
         child.kill(signal.SIGHUP)
         assert child.next_line() == "reload"
+        child.kill(signal.SIGUSR2)
+        assert child.next_line() == "set effects.enabled False"
         child.kill(signal.SIGUSR1)
-        assert child.next_line() == "toggle False"
-        child.kill(signal.SIGUSR1)
-        assert child.next_line() == "toggle True"
+        assert child.next_line() == "set effects.enabled True"
         child.kill(signal.SIGTERM)
         assert child.next_line() == "quit"
         assert child.next_line() == "bye"
@@ -637,3 +638,90 @@ def test_sigint_quits_and_a_second_one_forces_the_exit() -> None:
         assert child.proc.wait(timeout=60) == -signal.SIGINT
     finally:
         child.proc.kill()
+
+
+def test_a_refused_socket_path_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    """Issue 23 fault 15: a refused `--socket PATH` left an empty `PATH.lock` beside the
+    user's file. Each refusal is one line and the folder is as it was."""
+    user_file = tmp_path / "config.toml"
+    user_file.write_text("[effects]\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    cases = [user_file, folder, fifo, deep / "control.sock", user_file / "c.sock"]
+    for path in cases:
+        before = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
+        with pytest.raises(PixcamError) as caught:
+            ControlServer(FakeApp(), path).start()
+        assert "\n" not in str(caught.value)
+        after = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
+        assert after == before, f"{path.name}: {caught.value}"
+    assert user_file.read_text() == "[effects]\n"
+
+
+def test_a_storm_of_on_or_off_signals_ends_where_it_says(tmp_path: Path) -> None:
+    """Issue 23 fault 14: 1000 SIGUSR1 (then a toggle) gave 11 toggles and an arbitrary
+    end state: the kernel merges signals that arrive while one is pending. Now SIGUSR1 means
+    "effects on" and SIGUSR2 "effects off": merged or not, the end state is the last kind
+    sent. The real `pixcam daemon` (no model needed: background none), its saved file."""
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 15, (160, 96))
+    for i in range(6):
+        writer.write(np.full((96, 160, 3), 20 * i, np.uint8))
+    writer.release()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[effects]\nbackground = "none"\n')
+    sock = tmp_path / "ctl.sock"
+    argv = ["daemon", "--no-tray", "--config", str(cfg), "--socket", str(sock)]
+    argv += ["--input", str(clip), "--output", str(tmp_path / "out.mp4")]
+    proc = subprocess.Popen([sys.executable, "-m", "pixcam", *argv], env=_env())
+    try:
+        from conftest import wait_until
+
+        wait_until(lambda: sock.exists() and _settings(sock), what="ctl answers", timeout=60)
+        for signum, enabled in [(signal.SIGUSR2, False), (signal.SIGUSR1, True)] * 2:
+            for _ in range(1000):
+                proc.send_signal(signum)
+            # A last request through the socket is answered after the signals' calls.
+            wait_until(lambda e=enabled: _settings(sock).get("effects.enabled") is e, "end state")
+            assert load_config(cfg).effects.enabled is enabled
+        send_command("quit", path=sock, timeout=5)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _settings(sock: Path) -> dict[str, Any]:
+    try:
+        reply = send_command("status", path=sock, timeout=5)
+    except PixcamError:
+        return {}
+    return dict(reply["status"]["settings"]) if reply.get("ok") else {}
+
+
+def test_a_client_that_pipelines_then_reads_gets_every_reply(server: ControlServer) -> None:
+    """Replies wait for a client that sends many requests before reading (up to
+    MAX_UNREAD_BYTES beyond the kernel's buffer), in order; then it half-closes and still
+    gets the rest."""
+    n = 3000
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(server.path))
+        lines = b"".join(
+            json.dumps({"cmd": "set", "key": "k", "value": i}).encode() + b"\n" for i in range(n)
+        )
+        sock.sendall(lines)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+    replies = [json.loads(line) for line in data.splitlines()]
+    assert len(replies) == n and all(r["ok"] for r in replies)
+    assert server.app.calls[-1] == ("set", ("k", n - 1))

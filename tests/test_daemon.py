@@ -8,7 +8,9 @@ it, which inotify reports exactly as for a device node. No camera, model or X ne
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +25,7 @@ import pytest
 
 from conftest import wait_until
 from pixcam.config import Config, load_config
-from pixcam.control import send_command
+from pixcam.control import install_signal_handlers, send_command
 from pixcam.daemon import Daemon
 from pixcam.errors import PixcamError
 from pixcam.runner.pipeline import Pipeline
@@ -372,3 +374,209 @@ def test_set_refuses_values_the_stream_cannot_use(
     assert "\n" not in str(caught.value) and "nothing was changed" in str(caught.value)
     assert running.cfg.read_text() == before
     assert running.status()["settings"]["effects.background"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("model.threshold", 1), ("model.threshold", 0), ("parts.privacy_parts", [])],
+)
+def test_ctl_refuses_what_a_stage_cannot_take_and_later_changes_apply(
+    running: Running, key: str, value: Any
+) -> None:
+    """Issue 23 fault 3: these were saved, refused by the chain, and every later change was
+    answered ok but not applied (the next start then ended in a ValueError)."""
+    if key.startswith("parts."):
+        assert running.ctl("set", key="parts.privacy", value="blur")["ok"]
+    before = running.cfg.read_text()
+    reply = running.ctl("set", key=key, value=value)
+    assert not reply["ok"] and "\n" not in reply["error"] and key in reply["error"]
+    assert running.cfg.read_text() == before
+    assert running.ctl("set", key="effects.mirror", value=True)["ok"]
+    pipeline = running.pipeline
+    assert pipeline is not None
+    wait_until(lambda: pipeline._cfg.effects.mirror, what="the next change applied")
+    assert "settings" not in str(running.status()["pipeline"]["last_error"])
+    load_config(running.cfg)  # the next start reads it
+
+
+def _damaged_pngs(folder: Path) -> list[Path]:
+    """A real PNG whose header is intact and whose pixel data is damaged, five ways."""
+    import struct
+
+    from pixcam.paths import BUNDLED_BACKGROUNDS
+
+    src = (BUNDLED_BACKGROUNDS / "studio-grey.png").read_bytes()
+    i = src.index(b"IDAT") + 4
+    n = struct.unpack(">I", src[i - 8 : i - 4])[0]
+    cases = [
+        src[: i + n // 2] + bytes([src[i + n // 2] ^ 0xFF]) + src[i + n // 2 + 1 :],
+        src[: i + 100] + bytes(n - 200) + src[i + n - 100 :],
+        src[: i + n // 2],
+        src[:i],
+        src[:i] + bytes(range(256)) * (n // 256) + src[i + n // 256 * 256 :],
+    ]
+    out = []
+    for k, data in enumerate(cases):
+        path = folder / f"damaged-{k}.png"
+        path.write_bytes(data)
+        out.append(path)
+    return out
+
+
+def _wav() -> bytes:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(16000))
+    return out.getvalue()
+
+
+def _bad_videos(folder: Path, clip: Path) -> list[Path]:
+    """Seven files named like videos that no decoder can use."""
+    good = clip.read_bytes()
+    cases = {
+        "empty.mp4": b"",
+        "text.mp4": b"this is not a video\n" * 50,
+        "noise.mp4": np.random.default_rng(1).integers(0, 256, 50_000, np.uint8).tobytes(),
+        "header-only.mp4": good[:64],
+        "cut.mp4": good[: len(good) // 8],
+        "zeros.webm": bytes(100_000),
+        "audio.mp4": _wav(),  # sound, no picture
+    }
+    out = []
+    for name, data in cases.items():
+        (folder / name).write_bytes(data)
+        out.append(folder / name)
+    return out
+
+
+def test_unusable_backgrounds_are_refused_before_they_are_saved(
+    running: Running, clip: Path
+) -> None:
+    """Issue 23 fault 5: a PNG with a valid header and damaged data (4 of 5), and any
+    unusable video (7 of 7), were saved and answered ok while the stream kept the old one."""
+    folder = running.cfg.parent
+    cases = [("image", p) for p in _damaged_pngs(folder)]
+    cases += [("video", p) for p in _bad_videos(folder, clip)]
+    saved: list[str] = []
+    for kind, path in cases:
+        good = "studio-grey.png" if kind == "image" else str(clip)
+        running.daemon.set_many({"effects.background": kind, f"effects.{kind}": good})
+        before = running.cfg.read_text()
+        reply = running.ctl("set", key=f"effects.{kind}", value=str(path))
+        if reply["ok"] or running.cfg.read_text() != before:
+            saved.append(path.name)
+        else:
+            assert "\n" not in reply["error"] and "nothing was changed" in reply["error"]
+    assert saved == [], f"saved though unusable: {saved}"
+
+
+def test_a_successful_change_clears_the_last_settings_error(running: Running) -> None:
+    """Issue 23 fault 7: `pipeline.last_error` kept an old error after a change that worked.
+    An edit made outside (not checked before saving) names an image that is not there: the
+    stream keeps its background and says why; a later change that works clears it."""
+    running.cfg.write_text('[effects]\nbackground = "image"\nimage = "/nowhere/bg.png"\n')
+    wait_until(
+        lambda: "not found" in str(running.status()["pipeline"]["last_error"]),
+        what="the load error shown",
+    )
+    running.daemon.set_many({"effects.background": "none", "effects.mirror": True})
+    pipeline = running.pipeline
+    assert pipeline is not None
+    wait_until(lambda: pipeline._cfg.effects.mirror, what="the change applied")
+    assert running.status()["pipeline"]["last_error"] is None
+
+
+def test_temp_files_left_by_a_killed_save_are_removed(tmp_path: Path, clip: Path) -> None:
+    """Issue 23 fault 8: a daemon killed mid-save left `.config.toml.*.tmp` for good. The next
+    start removes them (it alone writes this config: it holds the single-instance lock), and
+    a save removes those older than a minute."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[effects]\nbackground = "none"\n')
+    left = tmp_path / ".config.toml.k1ll3d.tmp"
+    left.write_text("[effects]\nback")
+    daemon = Daemon(
+        cfg,
+        source=SourceSpec(path=str(clip), loop=True, realtime=True),
+        sink=SinkSpec(device=str(tmp_path / "video10")),
+        socket_path=tmp_path / "ctl.sock",
+        tray=False,
+        pipeline_factory=RecordingPipeline,
+    )
+    (tmp_path / "video10").touch()
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: daemon.status()["pipeline"], what="daemon started")
+        assert not left.exists()
+        old = tmp_path / ".config.toml.0ld.tmp"
+        fresh = tmp_path / ".config.toml.fr3sh.tmp"  # another writer's, mid-save
+        for path in (old, fresh):
+            path.write_text("x")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
+        daemon.set_many({"effects.blur_strength": 30})
+        assert not old.exists() and fresh.exists()
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".config")) == [
+            fresh.name
+        ]
+    finally:
+        daemon.quit()
+        thread.join(20)
+
+
+def test_long_names_through_ctl_are_one_line(running: Running) -> None:
+    """Issue 23 fault 9: `ctl set effects.image <300 chars>`, then `effects.background image`,
+    answered "internal error in set: OSError"."""
+    long = "n" * 300
+    for key, value in [
+        ("effects.image", f"{long}.png"),
+        ("effects.image", f"/tmp/{long}/bg.png"),
+        ("effects.video", f"{long}.mp4"),
+        ("effects.video", f"{running.cfg.parent}/{long}.mp4"),
+    ]:
+        kind = key.split(".")[1]
+        running.daemon.set_many({"effects.background": "none"})
+        assert running.ctl("set", key=key, value=value)["ok"]  # not in use: not checked
+        reply = running.ctl("set", key="effects.background", value=kind)
+        assert not reply["ok"], reply
+        error = reply["error"]
+        assert "internal error" not in error and "too long" in error and "\n" not in error
+        assert len(error) < 400, error  # the long name shortened
+
+
+EIGHT_BAD_KEYS = (
+    '[camera]\nfps = "x"\nwidth = -1\n[model]\nthreshold = 7\nthreads = 0\n'
+    '[effects]\nblur_strength = 0\ncolor = "red"\n[refine]\nfeather = -1\nsmoothing = 2\n'
+)
+
+
+def test_each_line_of_a_config_error_is_marked_as_an_error(
+    running: Running, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23 fault 13: an 8-key config error gave 8 lines, only the first marked as an
+    error (the daemon's log of an outside edit, SIGHUP's, and the command line's line)."""
+    from pixcam.cli import main
+
+    caplog.set_level(logging.INFO, logger="pixcam")
+    running.cfg.write_text(EIGHT_BAD_KEYS)
+    wait_until(lambda: running.status()["config_error"], what="the error reported")
+    # The fixture's daemon runs in a thread: its signal handlers are installed here.
+    handlers = install_signal_handlers(running.daemon)
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        wait_until(lambda: any("SIGHUP" in r.getMessage() for r in caplog.records), "SIGHUP")
+    finally:
+        handlers.restore()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    for record in errors:
+        assert "\n" not in record.getMessage()
+    assert sum("out of range" in r.getMessage() for r in errors) >= 2 * 6
+    capfd.readouterr()
+    assert main(["run", "--config", str(running.cfg), "--input", "x.mp4", "--frames", "1"]) == 1
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 8 and all(line.startswith("pixcam: ") for line in lines), lines

@@ -46,17 +46,11 @@ def soft_width(alpha: np.ndarray) -> float:
     return float(((mid > 10) & (mid < 245)).sum(axis=1).mean())
 
 
-def test_settings_are_validated() -> None:
-    with pytest.raises(ValueError):
-        RefineSettings(smoothing=0.99)
-    with pytest.raises(ValueError):
-        RefineSettings(feather=-1)
+def test_settings_update() -> None:
+    # Ranges are the config schema's (test_config checks each edge runs through the chain).
     r = Refiner()
     r.update(feather=12)
     assert r.settings.feather == 12
-    with pytest.raises(ValueError):
-        r.update(smoothing=-0.1)
-    assert r.settings.smoothing == RefineSettings().smoothing  # unchanged on error
 
 
 def test_output_is_full_size_uint8_and_accepts_uint8_probability() -> None:

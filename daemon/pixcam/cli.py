@@ -377,5 +377,6 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return handler(args)
     except PixcamError as exc:
-        print(f"pixcam: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # several problems: each line marked
+            print(f"pixcam: {line}", file=sys.stderr)
         return 1

@@ -1,8 +1,13 @@
 """TOML configuration: schema, `file:line key:` errors, hot reload and atomic write-back.
 
 The schema below mirrors config/default.toml section by section (a test checks that the file
-parses to exactly these defaults). Every model forbids unknown keys, so a typo is an error
-instead of a silently ignored setting, and is strict, so `fps = "30"` or `mirror = 1` are
+parses to exactly these defaults). It is the only place settings are checked: a value it
+takes is one every stage takes (a test runs the chain at the edges of every range), so the
+stages' own settings classes carry no checks of their own. A section is one `_Section` class
+and one field of `Config`; its rules across keys are its own `model_validator`.
+
+Every model forbids unknown keys, so a typo is an error instead of a silently ignored
+setting, and is strict, so `fps = "30"` or `mirror = 1` are
 reported rather than guessed at.
 
 Public API:
@@ -20,6 +25,7 @@ Public API:
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -82,6 +88,11 @@ def _custom(message: str, *, names_value: bool = False) -> PydanticCustomError:
     return PydanticCustomError(kind, "{message}", {"message": message})
 
 
+def _across(key: str, message: str) -> PydanticCustomError:
+    """An error of a rule across keys of one section, reported on `key`, the one that decides."""
+    return PydanticCustomError("pixcam_key", "{message}", {"key": key, "message": message})
+
+
 def _is_device_path(value: str) -> bool:
     return value.startswith(("/", "~"))
 
@@ -117,7 +128,8 @@ class ModelConfig(_Section):
     internal_resolution: int = _field(
         0, "0 (the model's default) or an integer 64..4096", ge=0, le=4096
     )
-    threshold: float = _field(0.5, "a number 0..1", ge=0.0, le=1.0)
+    # 0 or 1 would make everything, or nothing, the person.
+    threshold: float = _field(0.5, "a number between 0 and 1, not 0 or 1", gt=0.0, lt=1.0)
     threads: int = _field(2, "an integer 1..64", ge=1, le=64)
     quality: Quality = _field("balanced", ", ".join(f'"{q}"' for q in QUALITIES))
     auto_tune: bool = _field(True, "true or false")
@@ -161,11 +173,7 @@ class EffectsConfig(_Section):
         # Catch "video background but no video" here rather than as a black frame later.
         for kind in ("image", "video"):
             if self.background == kind and not getattr(self, kind).strip():
-                raise PydanticCustomError(
-                    "pixcam_key",
-                    "{message}",
-                    {"key": "background", "message": f'"{kind}" needs effects.{kind} set first'},
-                )
+                raise _across("background", f'"{kind}" needs effects.{kind} set first')
         return self
 
 
@@ -186,6 +194,12 @@ class PartsConfig(_Section):
             if item not in PART_CHOICES:
                 raise _custom(f"{_show(item)} is not a body part", names_value=True)
         return tuple(value)
+
+    @model_validator(mode="after")
+    def _privacy_has_parts(self) -> PartsConfig:
+        if self.privacy != "none" and not self.privacy_parts:
+            raise _across("privacy_parts", f'privacy "{self.privacy}" needs at least one part')
+        return self
 
 
 class FramingConfig(_Section):
@@ -600,6 +614,7 @@ def set_values(path: PathLike | None, values: Mapping[str, Any]) -> Config:
         if parse_config(new_text, path) != expected:
             raise PixcamError(f"{keys}: internal error writing {path}; file left unchanged")
         if data is None or new_text != old_text:
+            remove_temp_files(real)
             _atomic_write(real, new_text)
     return expected
 
@@ -616,6 +631,25 @@ def _set_errors(
         else:
             found[f"{path}:{_line_of(lines, loc)} {key_text(loc)}: {what}"] = None
     return "\n".join(found)
+
+
+# A temp file of a save (`_atomic_write`) this old is left from a writer that was killed.
+STALE_TEMP_S = 60.0
+
+
+def remove_temp_files(path: PathLike | None = None, older_than: float = STALE_TEMP_S) -> None:
+    """Remove `.NAME.*.tmp` beside the config file (through a symlink: beside the real file)
+    that were last written over `older_than` seconds ago: saves cut short by a kill."""
+    path = Path(path) if path is not None else config_path()
+    real = Path(os.path.realpath(path))
+    now = time.time()
+    with _suppress_oserror():
+        for tmp in real.parent.glob(f".{glob.escape(real.name)}.*.tmp"):
+            with _suppress_oserror():
+                st = os.lstat(tmp)
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= older_than:
+                    os.unlink(tmp)
+                    log.info("removed %s, left by an interrupted save", tmp)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -12,7 +12,9 @@ Protocol: one JSON object per line each way, on `$XDG_RUNTIME_DIR/pixcam/control
     anything wrong                             -> {"ok": false, "error": "one line"}
 
 The server only parses and dispatches; the daemon implements `App`. Signals: SIGHUP reloads,
-SIGUSR1 toggles the effects, SIGTERM/SIGINT quit (a second one forces the exit).
+SIGUSR1 turns the effects on and SIGUSR2 off, SIGTERM/SIGINT quit (a second one forces the
+exit). On and off, not a toggle: the kernel merges a signal sent while the same one is still
+pending, so N toggles would flip an unknown number of times; "on" sent N times is on.
 
 One instance per user: the server holds an flock on `control.sock.lock` for its lifetime (the
 kernel drops it if the process dies) and also checks that nobody answers on the socket, so a
@@ -28,6 +30,7 @@ import json
 import logging
 import os
 import queue
+import select
 import selectors
 import signal
 import socket
@@ -40,7 +43,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from pixcam.errors import PixcamError
+from pixcam.errors import PixcamError, log_each_line
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,12 @@ PathLike = str | os.PathLike[str]
 
 MAX_REQUEST_BYTES = 64 * 1024  # a request is a few dozen bytes; anything huge is garbage
 MAX_REPLY_BYTES = 16 * 1024 * 1024
-MAX_CONNECTIONS = 16  # a stuck or hostile client can't pile up threads
+MAX_SOCKET_PATH = 107  # bytes: a Unix socket address holds 108, the last one a NUL
+MAX_CONNECTIONS = 16
+# Replies a client has not read, beyond what the kernel holds: a pipelining client reads
+# them eventually, one that never reads is dropped here (16 connections: 16 MiB at most).
+MAX_UNREAD_BYTES = 1 << 20
+_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR  # recv() then says which
 LISTEN_BACKLOG = 64  # clients queued while a newcomer evicts an idle one
 # A request must arrive whole this long after its first byte (a slow drip is cut off), and
 # its reply must be taken within it; `pixcam ctl` sends and reads at once.
@@ -169,6 +177,7 @@ class _Conn:
     sock: socket.socket
     waiting_since: float  # when it began owing its next request (accept or last reply)
     busy: bool = False  # a request of it is being answered: never evicted then
+    unread: bool = False  # replies wait for it to read them: evicted first, even if busy
     evicted: bool = False
 
 
@@ -211,10 +220,14 @@ class ControlServer:
     def start(self) -> ControlServer:
         """Claim the socket and serve; PixcamError if another instance runs."""
         _prepare_dir(self.path, self._default_path)
-        self._claim_lock()
+        self._existing_mode()  # a path pixcam won't use is refused before the lock is made
+        created = self._claim_lock()
         try:
             self._bind()
         except BaseException:
+            if created:  # ours, made a moment ago, still locked: nothing beside the user's file
+                with contextlib.suppress(OSError):
+                    os.unlink(self._lock_path)
             self._release_lock()
             raise
         self._thread = threading.Thread(target=self._serve, name="pixcam-control", daemon=True)
@@ -234,10 +247,20 @@ class ControlServer:
             "use `pixcam ctl status`, or `pixcam ctl quit` to stop it"
         )
 
-    def _claim_lock(self) -> None:
-        lock_path = self.path.with_name(self.path.name + ".lock")
+    @property
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def _claim_lock(self) -> bool:
+        """Hold the single-instance lock; True if its file was made just now."""
+        lock_path = self._lock_path
+        created = True
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                created = False
+                fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
             raise PixcamError(f"can't open {lock_path}: {exc.strerror}") from None
         try:
@@ -248,6 +271,7 @@ class ControlServer:
                 raise self._already_running() from None
             raise PixcamError(f"can't lock {lock_path}: {exc.strerror}") from None
         self._lock_fd = fd
+        return created
 
     def _release_lock(self) -> None:
         # The lock file stays: unlinking it would let two instances lock different files.
@@ -255,27 +279,37 @@ class ControlServer:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _bind(self) -> None:
+    def _existing_mode(self) -> int | None:
+        """The mode of what is at the socket path (None: nothing); PixcamError when it is
+        something pixcam won't use or the path is too long for a Unix socket."""
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
+            raise PixcamError(
+                f"{self.path} is too long for a control socket (at most {MAX_SOCKET_PATH} "
+                "bytes); choose a shorter --socket path"
+            )
         try:
             mode = os.lstat(self.path).st_mode
         except FileNotFoundError:
-            mode = None
+            return None
         except OSError as exc:
             raise PixcamError(
                 f"can't use {self.path} as the control socket: {exc.strerror}"
             ) from None
-        if mode is not None:
-            # Only ever remove a socket: any other file there is someone's data.
-            if stat.S_ISDIR(mode):
-                raise PixcamError(
-                    f"{self.path} is a directory; give --socket a file path such as "
-                    f"{self.path / 'control.sock'}"
-                )
-            if not stat.S_ISSOCK(mode):
-                raise PixcamError(
-                    f"{self.path} exists and is not a socket; pixcam won't replace it: "
-                    "choose another --socket path"
-                )
+        # Only ever remove a socket: any other file there is someone's data.
+        if stat.S_ISDIR(mode):
+            raise PixcamError(
+                f"{self.path} is a directory; give --socket a file path such as "
+                f"{self.path / 'control.sock'}"
+            )
+        if not stat.S_ISSOCK(mode):
+            raise PixcamError(
+                f"{self.path} exists and is not a socket; pixcam won't replace it: "
+                "choose another --socket path"
+            )
+        return mode
+
+    def _bind(self) -> None:
+        if self._existing_mode() is not None:
             if is_alive(self.path):  # an instance that predates or ignores the lock
                 raise self._already_running()
             log.info("removing stale control socket %s", self.path)
@@ -385,10 +419,12 @@ class ControlServer:
         if self._slots.acquire(blocking=False):
             return True
         with self._conn_lock:
-            waiting = [c for c in self._conns.values() if not c.busy and not c.evicted]
+            waiting = [
+                c for c in self._conns.values() if (c.unread or not c.busy) and not c.evicted
+            ]
             if not waiting:
                 return False
-            victim = min(waiting, key=lambda c: c.waiting_since)
+            victim = min(waiting, key=lambda c: (not c.unread, c.waiting_since))
             victim.evicted = True
             with contextlib.suppress(OSError):
                 victim.sock.send(
@@ -400,59 +436,95 @@ class ControlServer:
         return self._slots.acquire(timeout=self.request_timeout)
 
     def _connection(self, state: _Conn) -> None:
-        """Answer requests on one connection until EOF, a timeout, eviction or a bad frame."""
+        """Answer requests on one connection until EOF, a timeout, eviction or a bad frame.
+
+        Replies are written without blocking: a client may send many requests before it
+        reads (pipelining), and one that never reads must not hold its thread in a write.
+        Replies it has not taken wait in `out`; over `MAX_UNREAD_BYTES`, or when it takes
+        nothing for `request_timeout` seconds while some wait, the client is dropped."""
         conn = state.sock
+        conn.setblocking(False)
+        poller = select.poll()
+        poller.register(conn, select.POLLIN)
         try:
             buffer = b""
+            out = bytearray()  # replies the client has not taken yet
+            reading = True  # False once the client has sent EOF (its replies still go out)
             first_byte = 0.0  # when the pending part of a request began to arrive
+            taken = 0.0  # when the client last took reply bytes (or began to owe it)
             while True:
+                if out:
+                    if self._flush(conn, out):
+                        taken = time.monotonic()
+                    state.unread = bool(out)
+                    if len(out) > MAX_UNREAD_BYTES:
+                        log.info("control client dropped: it does not read its replies")
+                        return
                 newline = buffer.find(b"\n")
-                if newline < 0:
-                    if len(buffer) > MAX_REQUEST_BYTES:
-                        # No way to find the next request boundary safely: answer and hang up.
-                        self._last_word(conn, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                if newline >= 0:
+                    line, buffer = buffer[:newline], buffer[newline + 1 :]
+                    first_byte = time.monotonic()  # what follows the line is a new request
+                    if len(line) > MAX_REQUEST_BYTES:
+                        out += _error(f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                        self._last_word(conn, bytes(out))
                         return
-                    # The deadline is per request, not per recv: dripping bytes doesn't extend it.
-                    if buffer:
-                        left = first_byte + self.request_timeout - time.monotonic()
-                    else:
-                        left = state.waiting_since + self.idle_timeout - time.monotonic()
-                    if left <= 0:
-                        if buffer:
-                            self._last_word(
-                                conn,
-                                f"request not completed within {self.request_timeout:g} s "
-                                "(one JSON object and a newline)",
-                            )
+                    if not line.strip():
+                        continue  # blank lines don't restart the idle clock
+                    with self._conn_lock:
+                        if state.evicted:
+                            return
+                        state.busy = True
+                    reply = self.handle_line(line)
+                    if state.evicted:  # dropped while it waited for the app: not answered
                         return
-                    conn.settimeout(left)
-                    try:
-                        chunk = conn.recv(65536)
-                    except TimeoutError:
-                        continue  # the deadline check above answers or hangs up
-                    if not chunk:
-                        return
-                    if not buffer:
-                        first_byte = time.monotonic()
-                    buffer += chunk
+                    if not out:
+                        taken = time.monotonic()
+                    out += reply
+                    with self._conn_lock:
+                        state.busy = False
+                        state.waiting_since = time.monotonic()
                     continue
-                line, buffer = buffer[:newline], buffer[newline + 1 :]
-                first_byte = time.monotonic()  # what follows the line is a new request
-                if len(line) > MAX_REQUEST_BYTES:
-                    self._last_word(conn, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                if not reading and not out:
                     return
-                if not line.strip():
-                    continue  # blank lines don't restart the idle clock
-                with self._conn_lock:
-                    if state.evicted:
-                        return
-                    state.busy = True
-                reply = self.handle_line(line)
-                conn.settimeout(self.request_timeout)  # a client that never reads its reply
-                conn.sendall(reply)
-                with self._conn_lock:
-                    state.busy = False
-                    state.waiting_since = time.monotonic()
+                if len(buffer) > MAX_REQUEST_BYTES:
+                    # No way to find the next request boundary safely: answer and hang up.
+                    out += _error(f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                    self._last_word(conn, bytes(out))
+                    return
+                now = time.monotonic()
+                if out:  # we owe replies: the client must take some in time
+                    left = taken + self.request_timeout - now
+                elif buffer:  # the deadline is per request: dripping bytes don't extend it
+                    left = first_byte + self.request_timeout - now
+                else:
+                    left = state.waiting_since + self.idle_timeout - now
+                if out and buffer:
+                    left = min(left, first_byte + self.request_timeout - now)
+                if left <= 0:
+                    if buffer and not out:
+                        self._last_word(
+                            conn,
+                            _error(
+                                f"request not completed within {self.request_timeout:g} s "
+                                "(one JSON object and a newline)"
+                            ),
+                        )
+                    return
+                events = (select.POLLIN if reading else 0) | (select.POLLOUT if out else 0)
+                poller.modify(conn, events)
+                ready = poller.poll(left * 1000)
+                if not ready or not reading or not ready[0][1] & _READABLE:
+                    continue  # a deadline, or room to write: the loop's top does either
+                try:
+                    chunk = conn.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    reading = False
+                    continue
+                if not buffer:
+                    first_byte = time.monotonic()
+                buffer += chunk
         except OSError:
             pass  # client went away, idled out or was evicted: nothing to answer
         finally:
@@ -461,10 +533,20 @@ class ControlServer:
             conn.close()
             self._slots.release()
 
-    def _last_word(self, conn: socket.socket, message: str) -> None:
-        """An error reply before hanging up; a client that doesn't read it can't hold us."""
+    @staticmethod
+    def _flush(conn: socket.socket, out: bytearray) -> int:
+        """Write what the socket takes now, without waiting; the bytes written."""
+        try:
+            sent = conn.send(out)
+        except BlockingIOError:
+            return 0
+        del out[:sent]
+        return sent
+
+    def _last_word(self, conn: socket.socket, data: bytes) -> None:
+        """The last replies before hanging up; a client that doesn't read them can't hold us."""
         conn.settimeout(self.request_timeout)
-        conn.sendall(_error(message))
+        conn.sendall(data)
 
     def handle_line(self, line: bytes) -> bytes:
         """One request line in, one reply line out; never raises."""
@@ -627,7 +709,7 @@ def run_ctl(
 
 
 # ---------------------------------------------------------------------------- signals
-_ACTIONS = {signal.SIGHUP: "reload", signal.SIGUSR1: "toggle"}
+_ACTIONS = {signal.SIGHUP: "reload", signal.SIGUSR1: "on", signal.SIGUSR2: "off"}
 _TERMINATE = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -677,13 +759,16 @@ class SignalHandlers:
                     log.info("%s: reloading the configuration", name)
                     self.app.reload()
                 else:
-                    log.info("%s: effects %s", name, "on" if self.app.toggle() else "off")
+                    on = _ACTIONS[signum] == "on"
+                    log.info("%s: effects %s", name, "on" if on else "off")
+                    self.app.set("effects.enabled", on)
             except PixcamError as exc:
-                log.error("%s: %s", name, exc)
+                log_each_line(log, logging.ERROR, str(exc), f" ({name})")
             except Exception:
                 log.exception("%s handler", name)
 
 
 def install_signal_handlers(app: App) -> SignalHandlers:
-    """SIGHUP → reload, SIGUSR1 → toggle, SIGTERM/SIGINT → quit. Call from the main thread."""
+    """SIGHUP → reload, SIGUSR1 → effects on, SIGUSR2 → off, SIGTERM/SIGINT → quit. Call
+    from the main thread."""
     return SignalHandlers(app).install()

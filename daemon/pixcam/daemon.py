@@ -26,7 +26,7 @@ from pixcam import config as config_mod
 from pixcam.chain.effects import effects_active
 from pixcam.config import Config, ConfigWatcher
 from pixcam.control import ControlServer, SignalHandlers, install_signal_handlers
-from pixcam.errors import PixcamError
+from pixcam.errors import PixcamError, log_each_line
 from pixcam.runner.pipeline import Pipeline
 from pixcam.runner.usable import check_usable
 from pixcam.video.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
@@ -212,6 +212,12 @@ class Daemon:
         # The control socket first: it is also the single-instance check, so a second
         # `pixcam` fails before touching the camera or the virtual camera.
         self._control = ControlServer(self, self._socket_path).start()
+        # Signals are ours from the moment `pixcam ctl` answers: a SIGUSR1/2 or SIGHUP sent
+        # during the start (a model load takes seconds) must not end the process.
+        if threading.current_thread() is threading.main_thread():
+            self._signals = install_signal_handlers(self)
+        # The lock is ours: no other pixcam saves this file now, so any temp file is stale.
+        config_mod.remove_temp_files(self._config_path, older_than=0.0)
         self._tray_status = "starting" if self._tray_enabled() else "off"
         try:
             self._start_parts()
@@ -228,12 +234,15 @@ class Daemon:
         self._pipeline.start()
         status = self._pipeline.status()
         log.info("pixcam running: %s → %s", status.get("source") or "camera", status.get("sink"))
-        self._watcher = ConfigWatcher(
-            self._config_path, self._on_config, self._on_config_error, current=cfg
-        ).start()
+        with self._apply_lock:
+            # A change made while the pipeline was being built (a signal, `pixcam ctl set`)
+            # may have found no pipeline to hand it to.
+            if self._cfg != cfg:
+                self._pipeline.apply(self._cfg)
+            self._watcher = ConfigWatcher(
+                self._config_path, self._on_config, self._on_config_error, current=self._cfg
+            ).start()
         self._update_ondemand()
-        if threading.current_thread() is threading.main_thread():
-            self._signals = install_signal_handlers(self)
         threading.Thread(target=self._watch_pipeline, name="pixcam-watchdog", daemon=True).start()
 
     def _main_loop(self) -> None:
@@ -330,7 +339,7 @@ class Daemon:
 
     def _on_config_error(self, message: str) -> None:
         # The stream keeps the last good settings; the tray turns red until a fix.
-        log.error("%s (keeping the last good settings)", message)
+        log_each_line(log, logging.ERROR, message, " (keeping the last good settings)")
         self._config_error = message
         self._refresh_tray()
 

@@ -112,6 +112,50 @@ def what_is(path: os.PathLike[str] | str) -> str:
     return "a file" if stat.S_ISREG(mode) else _kind(mode)
 
 
+NAME_MAX = 255  # bytes in one file name component, on every Linux file system
+
+
+def shown(path: os.PathLike[str] | str) -> str:
+    """`path` for a one-line message: a component too long to read is cut in the middle."""
+    parts = []
+    for part in str(path).split("/"):
+        size = len(os.fsencode(part))
+        parts.append(part if size <= 80 else f"{part[:24]}…{part[-12:]} ({size} bytes)")
+    return "/".join(parts)
+
+
+def too_long(path: os.PathLike[str] | str) -> bool:
+    """A component of `path` is over `NAME_MAX` bytes: no file system can hold it."""
+    return any(len(os.fsencode(part)) > NAME_MAX for part in str(path).split("/"))
+
+
+def name_error(path: os.PathLike[str] | str, what: str) -> PixcamError:
+    return PixcamError(
+        f"{what} {shown(path)}: a name in it is too long for the file system (over "
+        f"{NAME_MAX} bytes): use a shorter name"
+    )
+
+
+def lexists(path: os.PathLike[str] | str, what: str) -> bool:
+    """Whether anything is at `path` (a dangling symlink too); PixcamError, one line, when
+    that cannot even be asked (a name over 255 bytes, a folder on the way not readable)."""
+    try:
+        os.lstat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        raise _open_error(Path(path), what, exc) from None
+    return True
+
+
+def is_dir(path: os.PathLike[str] | str) -> bool:
+    """`Path.is_dir()` that is False, not an exception, for a name no file system holds."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _open_error(path: Path, what: str, exc: OSError) -> PixcamError:
     if exc.errno == errno.ENOENT:
         if os.path.islink(path):
@@ -125,9 +169,9 @@ def _open_error(path: Path, what: str, exc: OSError) -> PixcamError:
         return PixcamError(f"{what} {path}: a part of the path is a file, not a folder")
     if exc.errno in (errno.EACCES, errno.EPERM):
         return PixcamError(f"{what} {path} is not readable: check its permissions")
-    if exc.errno == errno.ENAMETOOLONG:
-        return PixcamError(f"{what} {path}: the name is too long for the file system")
-    return PixcamError(f"{what} {path} cannot be read: {exc.strerror or exc}")
+    if exc.errno == errno.ENAMETOOLONG or too_long(path):
+        return name_error(path, what)
+    return PixcamError(f"{what} {shown(path)} cannot be read: {exc.strerror or exc}")
 
 
 def open_file(path: os.PathLike[str] | str, what: str) -> BinaryIO:
@@ -166,6 +210,8 @@ def find_background(name: str) -> Path:
     if not name.strip():
         raise PixcamError("no background file set: give a path or a name from backgrounds/")
     p = Path(name).expanduser()
+    if too_long(p):
+        raise name_error(p, "background file")
     if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
         if what_is(p) == "missing":
             raise PixcamError(f"background file {p} not found: check the path")

@@ -41,7 +41,8 @@ MODES = BACKGROUNDS
 
 @dataclass(frozen=True)
 class ComposeSettings:
-    """What goes behind the person; mirrors the `[effects]` config section."""
+    """What goes behind the person; mirrors the `[effects]` config section. Unchecked: the
+    config schema holds the ranges (`pixcam.config`)."""
 
     background: str = "blur"  # one of MODES
     blur_strength: int = 40  # 1..100
@@ -49,15 +50,6 @@ class ComposeSettings:
     video: str = ""  # likewise, for background = "video"
     color: str = "#2e7d32"  # "#rrggbb"
     mirror: bool = False  # flip the picture horizontally (the background image is not)
-
-    def __post_init__(self) -> None:
-        if self.background not in MODES:
-            raise PixcamError(
-                f"unknown background {self.background!r}: use one of {', '.join(MODES)}"
-            )
-        if not 1 <= self.blur_strength <= 100:
-            raise PixcamError(f"blur strength {self.blur_strength} is out of range: use 1..100")
-        parse_color(self.color)
 
 
 class ComposeChanges(TypedDict, total=False):
@@ -216,8 +208,9 @@ class AlphaLevels:
             else:
                 self._half = np.zeros((fh // 2, fw // 2), np.uint8)
                 x, y, w, h = self.half_box()
-                part = full[2 * y : 2 * (y + h), 2 * x : 2 * (x + w)]
-                self._half[y : y + h, x : x + w] = halved(part, 1)
+                if w and h:  # nobody in the picture: the half alpha stays 0
+                    part = full[2 * y : 2 * (y + h), 2 * x : 2 * (x + w)]
+                    self._half[y : y + h, x : x + w] = halved(part, 1)
         return self._half
 
     def reduced(self, k: int, size: tuple[int, int]) -> np.ndarray:

@@ -122,7 +122,7 @@ class EffectsSettings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> EffectsSettings:
-        """PixcamError when a stage refuses a value the schema let through."""
+        """The chain's settings for `cfg`, which the schema has checked (`pixcam.config`)."""
         e, r, p, m = cfg.effects, cfg.refine, cfg.parts, cfg.model
         refine = RefineSettings(
             smoothing=float(r.smoothing),

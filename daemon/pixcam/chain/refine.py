@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RefineSettings:
-    """How the mask is cleaned; mirrors the `[refine]` config section (plus the threshold)."""
+    """How the mask is cleaned; mirrors the `[refine]` config section (plus the threshold).
+    Unchecked: the config schema holds the ranges (`pixcam.config`)."""
 
     smoothing: float = 0.5  # 0 = no temporal smoothing .. 0.95 = very slow to follow
     # Width (10–90 %) of the soft edge in output-frame pixels: 2 adds no blur beyond the
@@ -61,14 +62,6 @@ class RefineSettings:
     feather: float = 2.0
     edge_aware: bool = True  # guided filter against the frame
     threshold: float = 0.5  # probability that maps to alpha 128 (`[model] threshold`)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.smoothing <= 0.95:
-            raise ValueError(f"smoothing must be in 0..0.95, got {self.smoothing}")
-        if self.feather < 0:
-            raise ValueError(f"feather must be >= 0, got {self.feather}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
 
 
 class Alpha(NamedTuple):

@@ -35,13 +35,15 @@ def default_loader(
     return load_segmenter(name, threads, internal_resolution, quality)
 
 
-class Loader:
-    """Loads beside the stream for one `Effects`. `note(message)` keeps a failure as the last
-    error for the status (a failed load is not a stream fault: the old one goes on)."""
+# note(kind, message): a failure of "settings" or "model" to show in the status (a failed
+# load is no stream fault: the old one goes on); message None: that kind works again.
+Note = Callable[[str, str | None], None]
 
-    def __init__(
-        self, fx: Effects, segmenter_loader: SegmenterLoader, note: Callable[[str], None]
-    ) -> None:
+
+class Loader:
+    """Loads beside the stream for one `Effects`, reporting through `note`."""
+
+    def __init__(self, fx: Effects, segmenter_loader: SegmenterLoader, note: Note) -> None:
         self._fx = fx
         self._load_segmenter = segmenter_loader
         self._note = note
@@ -102,7 +104,7 @@ class Loader:
         return None
 
     def settings_failed(self, exc: Exception) -> None:
-        self._note(f"settings: {exc}")
+        self._note("settings", f"settings: {exc}")
         log.error("new settings not applied: %s", exc)
 
     def load_wanted_model(self) -> None:
@@ -120,12 +122,13 @@ class Loader:
             w, h = WARMUP_SIZE
             seg.run(np.zeros((h, w, 3), np.uint8), parts=False)
         except Exception as exc:
-            self._note(f"model: {exc}")
+            self._note("model", f"model: {exc}")
             self._failed_model = model  # do not retry the same failing choice every frame
             name = segmenter_name(None, model)
             log.error("model %s not loaded, keeping the current one: %s", name, exc)
             return
         self._loaded = (seg, model)  # one reference assignment: the worker takes it
+        self._note("model", None)
         log.info("model %s loaded", segmenter_name(seg, model))
 
     def _start(self, target: Callable[[], None], name: str) -> threading.Thread:

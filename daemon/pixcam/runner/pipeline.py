@@ -122,6 +122,7 @@ class Pipeline:
         self._state = State.STOPPED
         self._errors = 0
         self._last_error: str | None = None
+        self._last_kind = ""  # what `_last_error` is about: "stream", "settings" or "model"
         self._last_good: Frame | None = None
         self._cards = Cards()
 
@@ -373,11 +374,15 @@ class Pipeline:
     def _fault(self, message: str) -> None:
         """Count a problem and keep it as the last error for the status."""
         self._errors += 1
-        self._last_error = message
+        self._last_error, self._last_kind = message, "stream"
 
-    def _note(self, message: str) -> None:
-        """Keep a problem that is no stream fault (a failed load) for the status."""
-        self._last_error = message
+    def _note(self, kind: str, message: str | None) -> None:
+        """Keep a problem that is no stream fault (a failed load) for the status; None: that
+        kind of thing worked since, so its error, if it is the last one, is stale."""
+        if message is not None:
+            self._last_error, self._last_kind = message, kind
+        elif self._last_kind == kind:
+            self._last_error, self._last_kind = None, ""
 
     # ------------------------------------------------------------------ faults
     def _mark_camera_lost(self) -> None:
@@ -456,6 +461,7 @@ class Pipeline:
             return
         tuner.updated(settings, cfg.model.auto_tune)
         self._cfg = cfg
+        self._note("settings", None)
         if self._camera.follow(cfg):
             self._plan_reopen()
         spec = self._outlet.spec

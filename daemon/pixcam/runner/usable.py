@@ -4,7 +4,10 @@ The schema only knows a value's shape; a background image that is missing or unr
 a model that is unknown, not installed or damaged, passes it and would be saved, shown in
 the status and tried again at every start while the old background or model kept running.
 Only what the change touches is checked, so an unrelated `set` is never refused because of
-a value saved earlier; the checks read file headers and hashes, never decode or load.
+a value saved earlier. A background is read as the stream will read it: the image decoded
+(after its header's size is checked: a bomb is refused unread), the video opened and its
+first frame decoded, then closed; a header alone says nothing of damaged data. A model is
+hashed, never loaded.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from pixcam import images, paths
+from pixcam import paths
+from pixcam.chain.compose import VideoBackground, load_image
 from pixcam.config import Config
 from pixcam.errors import PixcamError
 
@@ -22,12 +26,9 @@ def check_usable(new: Config, old: Config) -> None:
     """PixcamError, one line naming the key, when a changed value cannot be used."""
     e, o = new.effects, old.effects
     if e.background == "image" and (o.background != "image" or e.image != o.image):
-        _check(
-            "effects.image",
-            lambda: images.check_size(paths.find_background(e.image), "background image"),
-        )
+        _check("effects.image", lambda: load_image(e.image))
     if e.background == "video" and (o.background != "video" or e.video != o.video):
-        _check("effects.video", lambda: _readable(paths.find_background(e.video)))
+        _check("effects.video", lambda: _video(e.video))
     if new.model.name != old.model.name and new.model.name not in ("", "default"):
         from pixcam import models
 
@@ -41,6 +42,8 @@ def _check(key: str, probe: Callable[[], Any]) -> None:
         raise PixcamError(f"{key}: {exc}; nothing was changed") from None
 
 
-def _readable(path: os.PathLike[str]) -> None:
+def _video(name: str) -> None:
+    path = paths.find_background(name)
     if not os.access(path, os.R_OK):
         raise PixcamError(f"background video {path} is not readable: check its permissions")
+    VideoBackground(name).close()

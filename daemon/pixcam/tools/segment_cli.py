@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from pixcam import images
+from pixcam import paths as paths_mod
 from pixcam.chain import overlay
 from pixcam.chain.refine import Refiner, RefineSettings, probability_size
 from pixcam.chain.segment import SegmentationOutput, Segmenter, load_segmenter
@@ -117,6 +118,9 @@ def _check_args(args: argparse.Namespace, segmenter: Segmenter) -> None:
 def _check_outputs(args: argparse.Namespace, batch: bool) -> None:
     """Single image: every output is a file name. --out-dir: outputs are bare flags."""
     given = {k: getattr(args, k) for k in OUTPUTS if getattr(args, k) is not None}
+    for name in (*given.values(), args.out_dir):
+        if name and paths_mod.too_long(name):
+            raise paths_mod.name_error(name, "cannot write")
     if batch or args.out_dir:
         named = [f"--{k}" for k, v in given.items() if v]
         if not args.out_dir:
@@ -141,6 +145,8 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
     paths: list[Path] = []
     for text in inputs:
         path = Path(text)
+        if paths_mod.too_long(path):
+            raise paths_mod.name_error(path, "input")
         if path.is_dir():
             images = sorted(
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES
@@ -241,7 +247,7 @@ def _segment_batch(
 ) -> int:
     """Every image into --out-dir; a bad file is reported in one line and skipped."""
     out_dir = Path(args.out_dir)
-    if not out_dir.is_dir():
+    if not paths_mod.is_dir(out_dir):
         raise PixcamError(f"--out-dir {out_dir} is not a folder; create it first")
     failed = 0
     for path in paths:
@@ -261,7 +267,7 @@ def _segment_batch(
 
 def run(args: argparse.Namespace) -> int:
     paths = _expand_inputs(args.input)
-    batch = len(paths) > 1 or any(Path(p).is_dir() for p in args.input)
+    batch = len(paths) > 1 or any(paths_mod.is_dir(p) for p in args.input)
     _check_outputs(args, batch)
     cfg, refine = _settings(args)
     if args.out_dir:

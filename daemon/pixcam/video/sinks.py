@@ -21,6 +21,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from pixcam import paths
 from pixcam.errors import PixcamError
 from pixcam.i420 import I420, Frame, as_bgr, as_i420
 from pixcam.native import native_stderr_to_log
@@ -303,6 +304,8 @@ class FileSink(Sink):
 
     def __init__(self, path: str, width: int, height: int, fps: float) -> None:
         parent = os.path.dirname(os.path.abspath(path))
+        if paths.too_long(path):
+            raise SinkError(str(paths.name_error(path, "cannot write video")))
         if not os.path.isdir(parent):
             raise SinkError(f"cannot write {path}: folder {parent} does not exist")
         if not os.access(parent, os.W_OK):

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from typing import Any
 
 from pixcam.i420 import Frame, as_i420
@@ -162,13 +163,12 @@ class PipeWireSink(Sink):
             error = error or err.message
 
     def _rebuild(self, why: str) -> None:
-        import time
-
         now = time.monotonic()
         self._failures = [t for t in self._failures if t > now - 60.0] + [now]
         self._teardown()
         if len(self._failures) > REBUILDS_PER_MINUTE:
-            raise SinkError(f"PipeWire camera failed {len(self._failures)} times in a minute: {why}")
+            count = len(self._failures)
+            raise SinkError(f"PipeWire camera failed {count} times in a minute: {why}")
         log.warning("PipeWire camera: %s; publishing it again", why)
         self._build()
 

@@ -29,6 +29,7 @@ from pixcam.control import ControlServer, SignalHandlers, install_signal_handler
 from pixcam.errors import PixcamError
 from pixcam.runner.pipeline import Pipeline
 from pixcam.runner.usable import check_usable
+from pixcam.video import outputs
 from pixcam.video.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
 from pixcam.video.sinks import SinkSpec
 from pixcam.video.sources import SourceSpec
@@ -75,7 +76,7 @@ class Daemon:
         self._pipeline: Pipeline | None = None
         self._control: ControlServer | None = None
         self._watcher: ConfigWatcher | None = None
-        self._ondemand: OnDemand | None = None
+        self._ondemand: Any = None  # OnDemand, PipeWireOnDemand or both
         self._signals: SignalHandlers | None = None
         self._tray: Any = None
         self._tray_status = "off"  # off | headless | starting | running
@@ -365,13 +366,16 @@ class Daemon:
         # Started after the pipeline opened the virtual camera, so our writer's open is not
         # seen; its fd is not counted by the /proc seed either (our own pid is skipped).
         start_delay, stop_delay = self._ondemand_delays
-        od = OnDemand(
-            device,
-            self._update_camera,
-            self._update_camera,
-            start_delay=start_delay,
-            stop_delay=stop_delay,
-        )
+        if device.startswith("pipewire:") or " + " in device:
+            od: Any = outputs.watcher_for(device, self._update_camera, start_delay, stop_delay)
+        else:
+            od = OnDemand(
+                device,
+                self._update_camera,
+                self._update_camera,
+                start_delay=start_delay,
+                stop_delay=stop_delay,
+            )
         self._ondemand = od
         try:
             od.start()

@@ -98,9 +98,7 @@ class PipeWireSink(Sink):
         self._pipeline: Any = None
         self._src: Any = None
         self._build()
-        log.info(
-            "PipeWire camera %r: %dx%d@%g I420 (media.role=Camera)", node, width, height, fps
-        )
+        log.info("PipeWire camera %r: %dx%d@%g I420 (media.role=Camera)", node, width, height, fps)
 
     # ------------------------------------------------------------------ pipeline
     def _caps(self) -> str:

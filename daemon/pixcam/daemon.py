@@ -112,7 +112,7 @@ class Daemon:
         if self._user_paused:
             return "paused", "pixcam: camera paused"
         if self._pipeline is not None and self._pipeline.paused:
-            return "paused", "pixcam: camera off until an app uses the virtual camera"
+            return "paused", f"pixcam: camera off until an app uses {_output_label(status)}"
         if not effects_active(self._cfg):
             return "off", "pixcam: effects off"
         effects = [f"background: {self._cfg.effects.background}"]
@@ -125,6 +125,10 @@ class Daemon:
         tune = status.get("auto_tune") or {}
         if tune.get("level"):
             effects.append(f"auto-tune: {tune['step']} ({tune['reason']})")
+        if str(status.get("sink") or "").startswith("pipewire:"):
+            effects.append("out: PipeWire camera")
+        elif " + " in str(status.get("sink") or ""):
+            effects.append("out: loopback + PipeWire")
         return "active", "pixcam: " + ", ".join(effects)
 
     # ------------------------------------------------------------------ control.App
@@ -406,6 +410,16 @@ class Daemon:
                 pipeline.pause()
         if self._tray is not None:
             self._tray.refresh(menu=False)
+
+
+def _output_label(status: Mapping[str, Any]) -> str:
+    """The tray's name for where frames go: the loopback, the PipeWire node, or both."""
+    sink = str(status.get("sink") or "")
+    if " + " in sink:
+        return "the virtual camera (loopback or PipeWire)"
+    if sink.startswith("pipewire:"):
+        return "the PipeWire camera"
+    return "the virtual camera"
 
 
 def _restore_sigint(handler: Any) -> None:

@@ -122,7 +122,9 @@ def open_backend(backend: str, device: str, width: int, height: int, fps: float)
         return VirtualCameraSink(width, height, fps, device)
 
     def pipewire() -> Sink:
-        return pipewire_sink.PipeWireSink(width, height, fps)
+        from pixcam.video.pipewire_relay import RelaySink  # the node outlives a restart
+
+        return RelaySink(width, height, fps)
 
     if chosen == "v4l2loopback":
         return loopback()

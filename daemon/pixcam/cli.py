@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from pixcam.errors import PixcamError
 from pixcam.interrupt import caused_by_ctrl_c, keep_ctrl_c
-from pixcam.modes import BACKGROUNDS, QUALITIES
+from pixcam.modes import BACKGROUNDS, OUTPUT_BACKENDS, QUALITIES
 
 log = logging.getLogger("pixcam")
 
@@ -137,19 +137,21 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 
 
 # ------------------------------------------------------------------------------ run
-def _keep_virtual_camera(output_file: str | None, output_device: str | None = None) -> None:
+def _keep_virtual_camera(
+    output_file: str | None, output_device: str | None = None, backend: str | None = None
+) -> None:
     """Before the heavy imports: a watching app keeps its stream while pixcam starts. Mostly
     started already, from the command line (pixcam/__init__.py); this says what it did."""
     from pixcam.video import keeper
 
-    if output_file:
-        keeper.release()  # into a file: no virtual camera to keep
+    if output_file or backend == "pipewire":
+        keeper.release()  # into a file or PipeWire only: no loopback to keep
     else:
         keeper.start(output_device)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    _keep_virtual_camera(args.output, args.output_device)
+    _keep_virtual_camera(args.output, args.output_device, args.output_backend)
     from pixcam import run
 
     return run.run(args)
@@ -161,6 +163,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", metavar="FILE", help="write an .mp4 instead of the virtual camera")
     p.add_argument("--device", help="camera: auto, an index or /dev/videoN")
     p.add_argument("--output-device", help="v4l2loopback device to write (default: auto)")
+    p.add_argument(
+        "--output-backend",
+        choices=OUTPUT_BACKENDS,
+        help="virtual camera: v4l2loopback, pipewire (no kernel module), both, or auto",
+    )
     p.add_argument("--background", choices=BACKGROUNDS)
     p.add_argument("--image", help="background image (implies --background image)")
     p.add_argument("--color", help='background colour "#rrggbb" (implies --background color)')

@@ -57,10 +57,12 @@ from pixcam.errors import PixcamError
 from pixcam.modes import (
     BACKGROUNDS,
     FRAMING_MODES,
+    OUTPUT_BACKENDS,
     PRIVACY_MODES,
     QUALITIES,
     BackgroundMode,
     FramingMode,
+    OutputBackend,
     PrivacyMode,
     Quality,
 )
@@ -209,6 +211,7 @@ class FramingConfig(_Section):
 
 
 class OutputConfig(_Section):
+    backend: OutputBackend = _field("auto", ", ".join(f'"{b}"' for b in OUTPUT_BACKENDS))
     device: str = _field("auto", '"auto" or a device path such as "/dev/video10"')
     fps: int = _field(0, "0 (the camera's) or an integer 1..240", ge=0, le=240)
     height: int = _field(0, "0 (the camera's) or an integer 16..4320", ge=0, le=4320)

@@ -29,6 +29,7 @@ from pixcam.control import ControlServer, SignalHandlers, install_signal_handler
 from pixcam.errors import PixcamError, log_each_line
 from pixcam.runner.pipeline import Pipeline
 from pixcam.runner.usable import check_usable
+from pixcam.video import outputs
 from pixcam.video.ondemand import START_DELAY_S, STOP_DELAY_S, OnDemand
 from pixcam.video.sinks import SinkSpec
 from pixcam.video.sources import SourceSpec
@@ -75,7 +76,7 @@ class Daemon:
         self._pipeline: Pipeline | None = None
         self._control: ControlServer | None = None
         self._watcher: ConfigWatcher | None = None
-        self._ondemand: OnDemand | None = None
+        self._ondemand: Any = None  # OnDemand, PipeWireOnDemand or both
         self._signals: SignalHandlers | None = None
         self._tray: Any = None
         self._tray_status = "off"  # off | headless | starting | running
@@ -111,7 +112,7 @@ class Daemon:
         if self._user_paused:
             return "paused", "pixcam: camera paused"
         if self._pipeline is not None and self._pipeline.paused:
-            return "paused", "pixcam: camera off until an app uses the virtual camera"
+            return "paused", f"pixcam: camera off until an app uses {_output_label(status)}"
         if not effects_active(self._cfg):
             return "off", "pixcam: effects off"
         effects = [f"background: {self._cfg.effects.background}"]
@@ -124,6 +125,10 @@ class Daemon:
         tune = status.get("auto_tune") or {}
         if tune.get("level"):
             effects.append(f"auto-tune: {tune['step']} ({tune['reason']})")
+        if str(status.get("sink") or "").startswith("pipewire:"):
+            effects.append("out: PipeWire camera")
+        elif " + " in str(status.get("sink") or ""):
+            effects.append("out: loopback + PipeWire")
         return "active", "pixcam: " + ", ".join(effects)
 
     # ------------------------------------------------------------------ control.App
@@ -374,13 +379,16 @@ class Daemon:
         # Started after the pipeline opened the virtual camera, so our writer's open is not
         # seen; its fd is not counted by the /proc seed either (our own pid is skipped).
         start_delay, stop_delay = self._ondemand_delays
-        od = OnDemand(
-            device,
-            self._update_camera,
-            self._update_camera,
-            start_delay=start_delay,
-            stop_delay=stop_delay,
-        )
+        if device.startswith("pipewire:") or " + " in device:
+            od: Any = outputs.watcher_for(device, self._update_camera, start_delay, stop_delay)
+        else:
+            od = OnDemand(
+                device,
+                self._update_camera,
+                self._update_camera,
+                start_delay=start_delay,
+                stop_delay=stop_delay,
+            )
         self._ondemand = od
         try:
             od.start()
@@ -411,6 +419,16 @@ class Daemon:
                 pipeline.pause()
         if self._tray is not None:
             self._tray.refresh(menu=False)
+
+
+def _output_label(status: Mapping[str, Any]) -> str:
+    """The tray's name for where frames go: the loopback, the PipeWire node, or both."""
+    sink = str(status.get("sink") or "")
+    if " + " in sink:
+        return "the virtual camera (loopback or PipeWire)"
+    if sink.startswith("pipewire:"):
+        return "the PipeWire camera"
+    return "the virtual camera"
 
 
 def _restore_sigint(handler: Any) -> None:

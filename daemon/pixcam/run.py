@@ -44,6 +44,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         out["camera.device"] = int(device) if device.isdigit() else device
     if args.output_device is not None:
         out["output.device"] = args.output_device
+    if getattr(args, "output_backend", None) is not None:
+        out["output.backend"] = args.output_backend
     return out
 
 
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         still = Path(args.input).suffix.lower() in STILL_SUFFIXES
         loop = live or (still and args.frames is not None)
         source = SourceSpec(path=args.input, loop=loop, realtime=live)
-    sink = SinkSpec(device=str(cfg.output.device), path=args.output)
+    sink = SinkSpec(device=str(cfg.output.device), path=args.output, backend=cfg.output.backend)
     pipeline = Pipeline(cfg, source, sink, frames=args.frames)
 
     stop = threading.Event()

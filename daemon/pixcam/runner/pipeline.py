@@ -108,7 +108,7 @@ class Pipeline:
             fixed=source_spec is not None,
         )
         self._outlet = Outlet(
-            sink_spec or SinkSpec(device=str(cfg.output.device)),
+            sink_spec or SinkSpec(device=str(cfg.output.device), backend=cfg.output.backend),
             sink_opener,
             self._timings,
             self._ratelog,

@@ -587,7 +587,13 @@ def run_checks(env: Env | None = None) -> list[Check]:
     nodes = _nodes(env)
     checks += check_cameras(nodes, _cfg(config, "camera.device", "auto"))
     loop_checks, out = check_loopback(env, nodes, _cfg(config, "output.device", "auto"))
+    backend = str(_cfg(config, "output.backend", "auto"))
+    pw_checks = _guard("pipewire", lambda: _pipewire_checks(backend))
+    if backend == "pipewire" or (backend == "auto" and not out and _pipewire_ok(pw_checks)):
+        # No kernel module needed: the PipeWire camera is the output.
+        loop_checks = [_not_needed(c) for c in loop_checks]
     checks += loop_checks
+    checks += pw_checks
     instance = check_instance()
     running = instance[0].status is Status.INFO  # INFO is only used for "pixcam is running"
     checks += check_output_writable(out, nodes, running)
@@ -595,6 +601,27 @@ def run_checks(env: Env | None = None) -> list[Check]:
     checks += instance
     checks += _guard("autostart", lambda: check_autostart(env))
     return checks
+
+
+def _pipewire_checks(backend: str) -> list[Check]:
+    from pixcam.tools import doctor_pipewire
+
+    return [*doctor_pipewire.check_pipewire(backend), doctor_pipewire.who_sees(backend)]
+
+
+def _pipewire_ok(checks: list[Check]) -> bool:
+    return any(c.name == "pipewire cam" and c.status is Status.OK for c in checks)
+
+
+def _not_needed(check: Check) -> Check:
+    if check.status is not Status.FAIL:
+        return check
+    return Check(
+        check.name,
+        Status.WARN,
+        f"{check.detail} (not needed: the PipeWire camera is used)",
+        check.fix,
+    )
 
 
 def _guard(name: str, fn: Callable[[], Iterable[Check]]) -> list[Check]:

@@ -45,10 +45,12 @@ class SinkError(PixcamError):
 
 @dataclass(frozen=True)
 class SinkSpec:
-    """Where frames go: a v4l2loopback `device` or, when `path` is set, a video file."""
+    """Where frames go: a video file when `path` is set, else the virtual camera of
+    `backend` ("v4l2loopback" on `device`, "pipewire", "both" or "auto")."""
 
     device: str = "auto"
     path: str | None = None
+    backend: str = "v4l2loopback"
 
 
 class Sink:
@@ -388,4 +390,8 @@ def open_sink(spec: SinkSpec, width: int, height: int, fps: float) -> Sink:
     """Open the file or virtual camera of `spec` at this size and rate."""
     if spec.path:
         return FileSink(spec.path, width, height, fps)
+    if spec.backend != "v4l2loopback":
+        from pixcam.video import outputs  # the PipeWire camera, and fan-out to both
+
+        return outputs.open_backend(spec.backend, spec.device, width, height, fps)
     return VirtualCameraSink(width, height, fps, spec.device)

@@ -1,0 +1,223 @@
+"""The PipeWire camera node in a small process of its own, so it outlives a pixcam restart.
+
+A PipeWire node belongs to the client that made it: when pixcam exits, its node goes, and
+every app linked to it loses its camera for good (a browser ends the track; WirePlumber does
+not link the app to the next node of the same name). A v4l2loopback device is the kernel's
+and survives the writer. So pixcam does not publish the node itself: it starts this relay
+(once per session) and writes its frames to it over a Unix socket; the relay publishes them
+through `PipeWireSink`. When pixcam goes away the relay repeats the last frame for
+`LINGER_S`, long enough for a restarted pixcam (systemd restarts it 3 s after a crash) to
+connect again; then it removes the node and exits.
+
+Wire format: one header (magic, width, height, fps×1000: `HEADER`), then I420 frames of
+exactly width×height×3/2 bytes. One writer at a time; a new one replaces the old.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pixcam.i420 import I420, Frame, as_i420
+from pixcam.paths import runtime_dir
+from pixcam.video.sinks import Sink, SinkError
+
+log = logging.getLogger("pixcam.video.pipewire")
+
+HEADER = struct.Struct("<4sIII")
+MAGIC = b"PXC1"
+LINGER_S = 10.0  # the node stays this long after its writer left (a restart takes ~3 s)
+START_WAIT_S = 10.0  # how long a writer waits for a relay it started to listen
+
+
+def socket_path() -> Path:
+    return runtime_dir() / "pipewire-camera.sock"
+
+
+# --------------------------------------------------------------------------- the writer
+class RelaySink(Sink):
+    """pixcam's side: frames to the relay (started here when none runs)."""
+
+    reopenable = True
+
+    def __init__(self, width: int, height: int, fps: float, *, path: Path | None = None) -> None:
+        from pixcam.video import pipewire_sink
+
+        why = pipewire_sink.missing()
+        if why:
+            raise SinkError(f"no PipeWire camera: {why}")
+        self._path = path or socket_path()
+        self.name = f"pipewire:{pipewire_sink.NODE_NAME}"
+        self.width, self.height, self.fps = width, height, fps
+        self._size = width * height * 3 // 2
+        self._sock: socket.socket | None = self._connect()
+        self._sock.sendall(HEADER.pack(MAGIC, width, height, int(round(fps * 1000))))
+        log.info("PipeWire camera: %dx%d@%g, through the relay %s", width, height, fps, self._path)
+
+    def _connect(self) -> socket.socket:
+        sock = _try_connect(self._path)
+        if sock is not None:
+            return sock
+        self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        logfile = self._path.with_suffix(".log")
+        with open(logfile, "ab") as errfile:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pixcam.video.pipewire_relay", str(self._path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errfile,
+                start_new_session=True,  # not ended with pixcam: outliving it is its job
+            )
+        end = time.monotonic() + START_WAIT_S
+        while time.monotonic() < end:
+            sock = _try_connect(self._path)
+            if sock is not None:
+                return sock
+            if proc.poll() is not None:
+                err = logfile.read_text(errors="replace").strip()
+                last = err.splitlines()[-1] if err else f"exit {proc.returncode}"
+                raise SinkError(f"the PipeWire camera relay did not start: {last}")
+            time.sleep(0.05)
+        proc.kill()
+        raise SinkError("the PipeWire camera relay did not start in time")
+
+    def send(self, frame: Frame) -> None:
+        if self._sock is None:
+            raise SinkError(f"{self.name} is closed")
+        self.check_shape(frame)
+        try:
+            self._sock.sendall(as_i420(frame).data.tobytes())
+        except OSError as exc:
+            raise SinkError(f"the PipeWire camera relay went away ({exc})") from None
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+
+def _try_connect(path: Path) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+# ---------------------------------------------------------------------------- the relay
+class _Writer:
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buf = bytearray()
+        self.dims: tuple[int, int, float] | None = None
+
+
+def serve(path: Path, linger: float = LINGER_S) -> int:
+    """Run the relay on `path` until no writer was connected for `linger` seconds."""
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if _try_connect(path) is not None:
+        log.info("a relay already listens on %s", path)
+        return 0
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    listener.bind(str(path))
+    listener.listen(4)
+    sink: Sink | None = None
+    writer: _Writer | None = None
+    last: I420 | None = None
+    last_sent = time.monotonic()
+    left_at = time.monotonic()  # when the relay last had no writer
+    try:
+        while True:
+            period = 1.0 / max(1.0, sink.fps) if sink is not None else 0.5
+            fds = [listener] + ([writer.conn] if writer is not None else [])
+            ready, _, _ = select.select(fds, [], [], period)
+            now = time.monotonic()
+            if listener in ready:
+                conn, _ = listener.accept()
+                if writer is not None:
+                    writer.conn.close()  # a new pixcam replaces a stale one
+                writer = _Writer(conn)
+            if writer is not None and writer.conn in ready:
+                chunk = writer.conn.recv(1 << 20)
+                if not chunk:
+                    writer.conn.close()
+                    writer, left_at = None, now
+                    log.info("relay: the writer left; keeping the node for %g s", linger)
+                else:
+                    writer.buf += chunk
+                    frame, sink = _take(writer, sink)
+                    if frame is not None and sink is not None:
+                        sink.send(frame)
+                        last, last_sent = frame, now
+            if writer is None and now - left_at > linger:
+                return 0
+            # Nothing new for 3 frame times (pixcam restarting): the last frame again.
+            if sink is not None and last is not None and now - last_sent > 3 * period:
+                sink.send(last)
+                last_sent = now
+    finally:
+        if sink is not None:
+            sink.close()
+        listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _take(writer: _Writer, sink: Sink | None) -> tuple[I420 | None, Sink | None]:
+    """Parse what `writer` sent: the header (opening or reopening the sink for its size), then
+    frames; returns the newest whole frame (older ones are dropped) and the sink."""
+    from pixcam.video.pipewire_sink import PipeWireSink
+
+    if writer.dims is None:
+        if len(writer.buf) < HEADER.size:
+            return None, sink
+        magic, w, h, fps_milli = HEADER.unpack_from(writer.buf)
+        del writer.buf[: HEADER.size]
+        if magic != MAGIC:
+            raise SinkError("relay: a writer spoke another protocol")
+        writer.dims = (w, h, fps_milli / 1000.0)
+        if sink is None or (sink.width, sink.height, sink.fps) != writer.dims:
+            if sink is not None:
+                sink.close()
+            sink = PipeWireSink(*writer.dims)
+    w, h, _ = writer.dims
+    size = w * h * 3 // 2
+    whole = len(writer.buf) // size
+    if whole == 0:
+        return None, sink
+    start = (whole - 1) * size
+    data = bytes(writer.buf[start : start + size])
+    del writer.buf[: whole * size]
+    import numpy as np
+
+    return I420(np.frombuffer(data, np.uint8).reshape(h * 3 // 2, w).copy()), sink
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="pixcam relay: %(message)s")
+    path = Path(args[0]) if args else socket_path()
+    try:
+        return serve(path)
+    except SinkError as exc:
+        print(f"pixcam relay: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PIXCAM_RELAY", "1")
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""The PipeWire camera, in a private PipeWire + WirePlumber session (no VM, no kernel module).
+
+The session runs under `dbus-run-session` with its own XDG_RUNTIME_DIR; consumers are
+GStreamer `pipewiresrc` pipelines in this process, reading the node by name the way a camera
+app reads the node it picked. Skips with the reason where a package is missing (`.ci/run`
+installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import wait_until
+from pixcam.i420 import I420
+
+MAGENTA_BGR = np.array([255, 0, 255], np.int16)
+WIDTH, HEIGHT, FPS = 320, 180, 15
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _gst() -> Any:
+    try:
+        import gi
+
+        gi.require_version("Gst", "1.0")
+        from gi.repository import Gst
+    except (ImportError, ValueError) as exc:
+        pytest.skip(f"GStreamer introspection missing ({exc}): apt install gir1.2-gstreamer-1.0")
+    Gst.init(None)
+    for element, package in (
+        ("pipewiresink", "gstreamer1.0-pipewire"),
+        ("pipewiresrc", "gstreamer1.0-pipewire"),
+        ("videoconvert", "gstreamer1.0-plugins-base"),
+        ("appsink", "gstreamer1.0-plugins-base"),
+    ):
+        if Gst.ElementFactory.find(element) is None:
+            pytest.skip(f"GStreamer element {element} missing: apt install {package}")
+    return Gst
+
+
+class Session:
+    """A running private PipeWire session: its runtime dir and D-Bus address."""
+
+    def __init__(self, runtime: Path, proc: subprocess.Popen[bytes], bus: str) -> None:
+        self.runtime, self.proc, self.bus = runtime, proc, bus
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, XDG_RUNTIME_DIR=str(self.runtime))
+        env["DBUS_SESSION_BUS_ADDRESS"] = self.bus
+        env.pop("PIPEWIRE_RUNTIME_DIR", None)
+        return env
+
+    def dump(self) -> list[dict[str, Any]]:
+        import json
+
+        out = subprocess.run(
+            ["pw-dump"], capture_output=True, text=True, env=self.env(), timeout=10
+        )
+        return json.loads(out.stdout or "[]")
+
+    def nodes(self, name: str) -> list[dict[str, Any]]:
+        return [
+            o
+            for o in self.dump()
+            if o.get("type") == "PipeWire:Interface:Node"
+            and o.get("info", {}).get("props", {}).get("node.name") == name
+        ]
+
+
+@pytest.fixture(scope="module")
+def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    for tool, package in (
+        ("dbus-run-session", "dbus"),
+        ("pipewire", "pipewire"),
+        ("wireplumber", "wireplumber"),
+        ("pw-dump", "pipewire-bin"),
+        ("pw-link", "pipewire-bin"),
+    ):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} missing: apt install {package}")
+    _gst()
+    runtime = tmp_path_factory.mktemp("pw-runtime")
+    runtime.chmod(0o700)
+    bus_file = runtime / "bus"
+    script = (
+        f'echo "$DBUS_SESSION_BUS_ADDRESS" > {bus_file}; '
+        "pipewire & sleep 0.3; wireplumber & wait"
+    )
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime))
+    env.pop("PIPEWIRE_RUNTIME_DIR", None)
+    proc = subprocess.Popen(
+        ["dbus-run-session", "--", "sh", "-c", script],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: (runtime / "pipewire-0").exists() and bus_file.exists(), "PipeWire")
+        session = Session(runtime, proc, bus_file.read_text().strip())
+        wait_until(
+            lambda: any(
+                "wireplumber" in str(o.get("info", {}).get("props", {}).get("application.name"))
+                .lower()
+                for o in session.dump()
+            ),
+            "WirePlumber",
+        )
+        yield session
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def in_session(pw_session: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
+    """This process talks to the private session (the sink and the consumers)."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(pw_session.runtime))
+    monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
+    return pw_session
+
+
+class Consumer:
+    """`pipewiresrc target-object=NODE ! videoconvert ! BGR appsink`: frames with arrival times."""
+
+    def __init__(self, node: str = "pixcam") -> None:
+        gst = _gst()
+        self._gst = gst
+        # Caps after pipewiresrc: without them its negotiation stalls in PAUSED (PipeWire 0.3).
+        self.pipeline = gst.parse_launch(
+            f"pipewiresrc target-object={node} always-copy=true ! video/x-raw ! videoconvert "
+            "! video/x-raw,format=BGR ! appsink name=out emit-signals=true sync=false "
+            "max-buffers=4 drop=true"
+        )
+        self.frames: list[np.ndarray] = []
+        self.times: list[float] = []
+        self._lock = threading.Lock()
+        self.pipeline.get_by_name("out").connect("new-sample", self._on_sample)
+
+    def _on_sample(self, sink: Any) -> Any:
+        sample = sink.emit("pull-sample")
+        caps = sample.get_caps().get_structure(0)
+        w, h = caps.get_value("width"), caps.get_value("height")
+        buf = sample.get_buffer()
+        ok, info = buf.map(self._gst.MapFlags.READ)
+        if ok:
+            stride = len(info.data) // h
+            rows = np.frombuffer(info.data, np.uint8).reshape(h, stride)
+            frame = rows[:, : w * 3].reshape(h, w, 3).copy()
+            buf.unmap(info)
+            with self._lock:
+                self.frames.append(frame)
+                self.times.append(time.monotonic())
+        return self._gst.FlowReturn.OK
+
+    def start(self) -> Consumer:
+        self.pipeline.set_state(self._gst.State.PLAYING)
+        return self
+
+    def stop(self) -> None:
+        self.pipeline.set_state(self._gst.State.NULL)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.frames)
+
+    def wait_frames(self, n: int, timeout: float = 30.0) -> list[np.ndarray]:
+        wait_until(lambda: self.count() >= n, f"{n} frames from the PipeWire camera", timeout)
+        with self._lock:
+            return list(self.frames)
+
+
+class Feeder:
+    """Sends numbered grey frames (value = frame number % 250) to a sink from a thread."""
+
+    def __init__(self, sink: Any, fps: float = FPS) -> None:
+        self.sink, self.period = sink, 1.0 / fps
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            frame = I420.empty(self.sink.width, self.sink.height)
+            frame.data[: self.sink.height] = self.sent % 250
+            self.sink.send(frame)
+            self.sent += 1
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> Feeder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_node_is_a_camera_with_pixcams_properties(in_session: Session) -> None:
+    from pixcam.video.pipewire_sink import PipeWireSink
+
+    sink = PipeWireSink(WIDTH, HEIGHT, FPS)
+    try:
+        nodes = wait_until(lambda: in_session.nodes("pixcam"), "the pixcam node")
+        props = nodes[0]["info"]["props"]
+        assert props["media.class"] == "Video/Source"
+        assert props["media.role"] == "Camera"
+        assert props["node.description"] == "pixcam"
+        assert int(props["pixcam.pid"]) == os.getpid()
+    finally:
+        sink.close()
+        sink.close()  # once: a second close is a no-op
+    wait_until(lambda: not in_session.nodes("pixcam"), "the node to go with close()")
+
+
+def test_a_consumer_reads_the_frames_sent(in_session: Session) -> None:
+    from pixcam.video.pipewire_sink import PipeWireSink
+
+    sink = PipeWireSink(WIDTH, HEIGHT, FPS)
+    consumer = Consumer()
+    try:
+        with Feeder(sink) as feeder:
+            consumer.start()
+            frames = consumer.wait_frames(10)
+        assert frames[0].shape == (HEIGHT, WIDTH, 3)
+        # Grey levels are frame numbers: they rise from frame to frame (none repeated 5x).
+        levels = [int(f[HEIGHT // 2, WIDTH // 2, 1]) for f in frames]
+        assert len(set(levels)) > len(levels) // 2, levels
+        assert feeder.sent >= len(frames)
+    finally:
+        consumer.stop()
+        sink.close()
+
+
+def test_consumers_come_and_go_and_on_demand_follows(in_session: Session) -> None:
+    from pixcam.video.pipewire_links import PipeWireOnDemand, count_links
+    from pixcam.video.pipewire_sink import PipeWireSink
+
+    changes: list[str] = []
+    sink = PipeWireSink(WIDTH, HEIGHT, FPS)
+    watch = PipeWireOnDemand(
+        "pixcam",
+        lambda: changes.append("active"),
+        lambda: changes.append("idle"),
+        start_delay=0.2,
+        stop_delay=0.2,
+    ).start()
+    try:
+        with Feeder(sink):
+            for round_ in range(3):
+                consumer = Consumer().start()
+                consumer.wait_frames(5)
+                assert count_links("pixcam") == 1
+                wait_until(lambda: watch.active, "on-demand to see the consumer")
+                consumer.stop()
+                wait_until(lambda: not watch.active, "on-demand to see it leave")
+                assert count_links("pixcam") == 0, round_
+        assert changes == ["active", "idle"] * 3
+    finally:
+        watch.stop()
+        sink.close()
+
+
+def _pixcam(session: Session, *args: str) -> subprocess.Popen[bytes]:
+    env = session.env()
+    env["PYTHONPATH"] = str(REPO / "daemon") + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pixcam", "-v", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _write_config(path: Path) -> Path:
+    path.write_text(
+        f"""[model]
+auto_tune = false
+
+[output]
+backend = "pipewire"
+height = {HEIGHT}
+
+[effects]
+background = "color"
+color = "#ff00ff"
+
+[daemon]
+always_on = false
+tray = false
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def magenta_share(frame: np.ndarray) -> float:
+    dist = np.abs(frame.astype(np.int16) - MAGENTA_BGR).sum(axis=2)
+    return float((dist < 90).mean())
+
+
+def is_composited(frame: np.ndarray) -> bool:
+    """Background replaced (much magenta) and a person kept (much that is not)."""
+    return 0.2 < magenta_share(frame) < 0.9
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err.decode(errors="replace")
+
+
+def test_run_publishes_the_composite(
+    in_session: Session, models_installed: Path, video_path: Path, tmp_path: Path
+) -> None:
+    cfg = _write_config(tmp_path / "pixcam.toml")
+    t0 = time.monotonic()
+    proc = _pixcam(
+        in_session, "run", "--config", str(cfg), "--input", str(video_path),
+        "--output-backend", "pipewire",
+    )  # fmt: skip
+    consumer = None
+    try:
+        wait_until(lambda: in_session.nodes("pixcam") or proc.poll() is not None, "the node", 60)
+        assert proc.poll() is None, _stop(proc)
+        consumer = Consumer().start()
+        frames = consumer.wait_frames(1, timeout=120)
+        first = consumer.times[0] - t0
+        wait_until(lambda: any(is_composited(f) for f in consumer.frames), "a composite", 120)
+        composite = next(f for f in consumer.frames if is_composited(f))
+        print(f"time to first frame {first:.2f} s (from start), frames {len(frames)}")
+        assert composite.shape == (HEIGHT, HEIGHT * 16 // 9, 3)
+    finally:
+        if consumer is not None:
+            consumer.stop()
+        err = _stop(proc)
+    assert "Traceback" not in err, err
+
+
+def test_daemon_on_demand_and_restart_while_watched(
+    in_session: Session, models_installed: Path, video_path: Path, tmp_path: Path
+) -> None:
+    """The daemon with backend "pipewire" starts its camera when a consumer links, and a
+    restarted daemon's node is found again by a consumer that asked for it by name."""
+    cfg = _write_config(tmp_path / "pixcam.toml")
+    args = ("daemon", "--config", str(cfg), "--input", str(video_path), "--no-tray")
+    args += ("--socket", str(tmp_path / "ctl.sock"))
+    proc = _pixcam(in_session, *args)
+    consumer = None
+    try:
+        wait_until(lambda: in_session.nodes("pixcam") or proc.poll() is not None, "the node", 60)
+        assert proc.poll() is None, _stop(proc)
+        consumer = Consumer().start()
+        wait_until(lambda: any(is_composited(f) for f in consumer.frames), "a composite", 120)
+        before = consumer.count()
+        _stop(proc)
+        proc = _pixcam(in_session, *args)
+        wait_until(lambda: consumer.count() > before + 5, "frames after the restart", 120)
+        times = consumer.times
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        print(f"largest gap across the restart: {max(gaps):.2f} s")
+        assert any(is_composited(f) for f in consumer.frames[before:])
+    finally:
+        if consumer is not None:
+            consumer.stop()
+        err = _stop(proc)
+    assert "Traceback" not in err, err

@@ -24,7 +24,7 @@ _UNIT = r"(?:\s?(?:%|(?:ms|s|px|fps|MB|KB|KiB|MiB)\b))"
 _FIGURE = rf"(?:\d+\.\d+{_UNIT}?|{_NUM}{_UNIT})"  # a decimal, or a number with its unit
 _ARROW = r"\s*(?:->|→)\s*"
 HISTORY = {
-    "a before → after figure": re.compile(rf"{_FIGURE}{_ARROW}[-+]?\d"),
+    "a before → after figure": re.compile(rf"{_FIGURE}{_ARROW}[-+]?{_FIGURE}(?![\d/])"),
     "a chain of values": re.compile(rf"\d{_ARROW}{_NUM}{_ARROW}\d"),
     "figures set side by side": re.compile(rf"{_NUM}{_UNIT}?\s+/\s+{_NUM}{_UNIT}?\s+/\s+{_NUM}"),
     "a figure against another": re.compile(rf"{_FIGURE}[a-z ]{{0,24}}\bagainst\s+{_NUM}"),
@@ -101,6 +101,7 @@ def test_history_is_caught(line: str) -> None:
         "# checked against 3 rules; 2 ms against the frame's budget",
         "# frame + alpha → the picture; cli → daemon → pipeline",
         "# ~1.5 ms more per 720p frame (docs/cut.md#the-presets)",
+        "fps as a GStreamer fraction: 30 → 30/1, 29.97 → 2997/100.",
     ],
 )
 def test_ordinary_prose_passes(line: str) -> None:

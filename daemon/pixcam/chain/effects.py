@@ -17,6 +17,7 @@ from typing import NamedTuple, Protocol
 
 import cv2
 
+from pixcam import models
 from pixcam.chain.compose import Background, ComposeSettings, Compositor
 from pixcam.chain.framing import (
     Framer,
@@ -92,8 +93,6 @@ def model_label(name: str | None) -> str:
     if name is not None:
         return name
     try:
-        from pixcam import models
-
         return f"default ({models.default_model_name()})"
     except Exception:  # a broken manifest must not break a log line
         return "default"
@@ -148,7 +147,7 @@ class EffectsSettings:
             smoothing=float(r.smoothing),
             feather=float(r.feather),
         )
-        name = None if m.name in ("", "default") else m.name
+        name = None if models.is_default(m.name) else m.name
         model = ModelChoice(name, int(m.threads), int(m.internal_resolution), str(m.quality))
         f = cfg.framing
         framing = FramingSettings(str(f.mode), float(f.zoom), float(f.speed))

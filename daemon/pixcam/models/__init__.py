@@ -137,9 +137,15 @@ def default_model_name() -> str:
     return str(_manifest()["default"])
 
 
+def is_default(name: str | None) -> bool:
+    """Whether `name` asks for the project's default model: "default" (the config's own
+    value), "" or None."""
+    return name in (None, "", "default")
+
+
 def get_spec(name: str | None) -> ModelSpec:
     """The manifest entry for `name` ("default" or None = the project's default)."""
-    wanted = default_model_name() if name in (None, "", "default") else name
+    wanted = default_model_name() if is_default(name) else name
     for spec in list_models():
         if spec.name == wanted:
             return spec
@@ -208,7 +214,7 @@ def resolve(name: str | None) -> ModelSpec:
     ai-edge-quantizer), its float original serves instead, so pixcam still runs.
     """
     spec = get_spec(name)
-    if name in (None, "", "default") and not spec.present and spec.derived_from:
+    if is_default(name) and not spec.present and spec.derived_from:
         base = get_spec(spec.derived_from)
         if base.installed:
             log.warning(

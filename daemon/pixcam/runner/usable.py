@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from pixcam import paths
+from pixcam import models, paths
 from pixcam.chain.compose import VideoBackground, load_image
 from pixcam.config import Config
 from pixcam.errors import PixcamError
@@ -29,9 +29,7 @@ def check_usable(new: Config, old: Config) -> None:
         _check("effects.image", lambda: load_image(e.image))
     if e.background == "video" and (o.background != "video" or e.video != o.video):
         _check("effects.video", lambda: _video(e.video))
-    if new.model.name != old.model.name and new.model.name not in ("", "default"):
-        from pixcam import models
-
+    if new.model.name != old.model.name and not models.is_default(new.model.name):
         _check("model.name", lambda: models.resolve(new.model.name))
 
 

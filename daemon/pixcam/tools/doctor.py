@@ -211,7 +211,7 @@ def check_models(model_name: str | None) -> list[Check]:
         wanted = models.get_spec(model_name)
     except PixcamError as exc:
         return [Check("model", Status.FAIL, str(exc), "set [model] name to a listed model")]
-    by_default = model_name in (None, "", "default")
+    by_default = models.is_default(model_name)
     origins = models.origins()
     checks, absent = [], []
     for spec in models.list_models():

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pixcam import images
+from pixcam import images, models
 from pixcam import paths as paths_mod
 from pixcam.chain import overlay
 from pixcam.chain.refine import Refiner, RefineSettings, probability_size
@@ -237,7 +237,7 @@ def _settings(args: argparse.Namespace) -> tuple[Config, RefineSettings]:
 
 
 def _load(args: argparse.Namespace, cfg: Config) -> Segmenter:
-    name = args.model or (None if cfg.model.name in ("", "default") else cfg.model.name)
+    name = args.model or (None if models.is_default(cfg.model.name) else cfg.model.name)
     resolution = args.internal_resolution or int(cfg.model.internal_resolution)
     return load_segmenter(name, args.threads, resolution, args.quality or cfg.model.quality)
 

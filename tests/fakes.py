@@ -6,6 +6,7 @@ live runner on them. They plug into the real seams (`Source`'s producer side, `S
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +27,19 @@ W, H = 64, 48
 def cfg_with(**sections: dict[str, Any]) -> Config:
     values = {f"{s}.{k}": v for s, keys in sections.items() for k, v in keys.items()}
     return load_config(None).with_values(values)
+
+
+def run_file_to_file(cfg: Config, source: Path, out: Path, frames: int) -> Pipeline:
+    """The real runner on a video file into a video file, as fast as it goes (`pixcam run
+    --input --output`); returns it stopped, for its status."""
+    p = Pipeline(
+        cfg,
+        SourceSpec(path=str(source), loop=False, realtime=False),
+        SinkSpec(path=str(out)),
+        frames=frames,
+    )
+    p.run()
+    return p
 
 
 class FakeCamera(Source):

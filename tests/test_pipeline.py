@@ -19,6 +19,7 @@ from fakes import (
     SinkFactory,
     W,
     cfg_with,
+    run_file_to_file,
 )
 from pixcam.cli import main
 from pixcam.config import load_config
@@ -71,13 +72,7 @@ def test_file_to_file_with_the_real_model(
     cfg = cfg_with(effects=effects, refine={"smoothing": 0.0})
     out = tmp_path / "out.mp4"
     n = 6
-    p = Pipeline(
-        cfg,
-        SourceSpec(path=str(doctor), loop=False, realtime=False),
-        SinkSpec(path=str(out)),
-        frames=n,
-    )
-    p.run()
+    p = run_file_to_file(cfg, doctor, out, n)
     assert p.status()["errors"] == 0, p.status()["last_error"]
 
     got = read_video(out)

@@ -15,13 +15,18 @@ import numpy as np
 import pytest
 
 from conftest import VIDEOS, need, read_video, wait_until
-from fakes import CameraFactory, FakeCamera, FakePipeline, FlakySegmenter, cfg_with
+from fakes import (
+    CameraFactory,
+    FakeCamera,
+    FakePipeline,
+    FlakySegmenter,
+    cfg_with,
+    run_file_to_file,
+)
 from pixcam.chain.effects import EffectsSettings, effects_active
 from pixcam.parts import part_ids
 from pixcam.runner import camera
 from pixcam.runner.loader import default_loader
-from pixcam.runner.pipeline import Pipeline
-from pixcam.video.sinks import SinkSpec
 from pixcam.video.sources import Source, SourceSpec
 
 FACE = part_ids(["face"])
@@ -74,13 +79,7 @@ def still_pipeline(picture: np.ndarray, cfg: Any, **kw: Any) -> FakePipeline:
 # ------------------------------------------------------------ real model, real video
 def _render(doctor: Path, out: Path, n: int, **parts: Any) -> tuple[list[np.ndarray], dict]:
     cfg = cfg_with(effects={"background": "none"}, parts=parts, refine={"smoothing": 0.0})
-    p = Pipeline(
-        cfg,
-        SourceSpec(path=str(doctor), loop=False, realtime=False),
-        SinkSpec(path=str(out)),
-        frames=n,
-    )
-    p.run()
+    p = run_file_to_file(cfg, doctor, out, n)
     return read_video(out), p.status()
 
 
@@ -302,13 +301,7 @@ def test_keepalive_covers_the_frame_in_flight_when_pause_is_asked() -> None:
 
 
 def test_keepalive_is_off_for_files(doctor: Path, tmp_path: Path) -> None:
-    p = Pipeline(
-        cfg_with(effects={"background": "none"}),
-        SourceSpec(path=str(doctor), loop=False, realtime=False),
-        SinkSpec(path=str(tmp_path / "o.mp4")),
-        frames=3,
-    )
-    p.run()
+    p = run_file_to_file(cfg_with(effects={"background": "none"}), doctor, tmp_path / "o.mp4", 3)
     assert p.status()["repeated"] == 0
     assert len(read_video(tmp_path / "o.mp4")) == 3
 

@@ -928,6 +928,10 @@ def _special_cases(
                 {},
             )
         )  # noqa: E501
+        x = _special(k / "config.toml", kind)
+        cases.append(
+            ("config file", kind, ["run", "--config", str(x), "--input", str(clip), *out], {})
+        )
         model = _private_models(installed, k / "models")
         from pixcam import models as models_mod
 

@@ -498,12 +498,12 @@ def _read(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise PixcamError(f"{path}: can't read the config file: {exc.strerror}") from None
+        raise paths.open_error(path, "config file", exc) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise PixcamError(
-                f"{path}: can't read the config file: it is {_file_kind(mode)}, not a regular "
+                f"can't read the config file {path}: it is {paths.kind_of(mode)}, not a regular "
                 "file; replace it with a plain TOML file"
             )
         with os.fdopen(fd, "rb", closefd=False) as f:
@@ -515,19 +515,6 @@ def _read(path: Path) -> bytes | None:
     if len(data) > MAX_CONFIG_BYTES:
         raise PixcamError(f"{path}: too large for a config file (over 1 MiB)")
     return data
-
-
-def _file_kind(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-    ):
-        if test(mode):
-            return kind
-    return "a special file"
 
 
 def load_config(path: PathLike | None = None) -> Config:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -525,7 +526,7 @@ def _rewrite(path: Path, text: str) -> None:
 
 def test_watcher_check_valid_invalid_and_comment_only_edits(user_file: Path) -> None:
     rec = _Recorder()
-    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error)
+    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error, settle=0)
     assert watcher.current == Config()
     watcher.check()
     assert rec.configs == [] and rec.errors == []
@@ -563,7 +564,7 @@ def test_watcher_check_valid_invalid_and_comment_only_edits(user_file: Path) -> 
 
 def test_watcher_thread_follows_real_edits(user_file: Path) -> None:
     rec = _Recorder()
-    with ConfigWatcher(user_file, rec.on_change, rec.on_error, interval=0.02) as watcher:
+    with ConfigWatcher(user_file, rec.on_change, rec.on_error, interval=0.02, settle=0) as watcher:
         set_value(user_file, "effects.background", "color")
         assert rec.changed.wait(30)
         assert rec.configs[-1].effects.background == "color"
@@ -584,7 +585,7 @@ def test_watcher_thread_follows_real_edits(user_file: Path) -> None:
 
 def test_watcher_reports_only_outside_edits(user_file: Path) -> None:
     rec = _Recorder()
-    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error)
+    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error, settle=0)
     # Two keys, one write: valid only together (an image background needs the image first).
     before = user_file.stat().st_ino
     cfg = watcher.set_values({"effects.background": "video", "effects.video": "/tmp/x.mp4"})
@@ -614,7 +615,7 @@ def test_watcher_callback_exception_does_not_stop_it(user_file: Path) -> None:
             raise RuntimeError("bug in the daemon")
         done.set()
 
-    with ConfigWatcher(user_file, on_change, interval=0.02):
+    with ConfigWatcher(user_file, on_change, interval=0.02, settle=0):
         set_value(user_file, "camera.fps", 10)
         assert first.wait(30)
         set_value(user_file, "camera.fps", 12)
@@ -641,7 +642,7 @@ def _in_thread(fn: Any) -> threading.Thread:
 
 def test_a_fifo_in_place_of_the_config_never_blocks(user_file: Path) -> None:
     rec = _Recorder()
-    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error)
+    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error, settle=0)
     user_file.unlink()
     os.mkfifo(user_file)
     errors: list[str] = []
@@ -668,7 +669,7 @@ def test_a_fifo_in_place_of_the_config_never_blocks(user_file: Path) -> None:
 def test_a_save_caught_half_way_is_not_applied(user_file: Path) -> None:
     """Truncate-then-write in place: the valid first half must not become the last good."""
     rec = _Recorder()
-    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error)
+    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error, settle=0)
     good = watcher.current
     with open(user_file, "w") as f:  # in place, like editors that keep the inode
         f.write("[effects]\nblur_strength = 77\nmirror = true\n")
@@ -689,7 +690,7 @@ def test_an_error_clears_when_the_fix_brings_back_the_running_settings(
     path = tmp_path / "config.toml"
     path.write_text("# defaults\n")
     rec = _Recorder()
-    watcher = ConfigWatcher(path, rec.on_change, rec.on_error)
+    watcher = ConfigWatcher(path, rec.on_change, rec.on_error, settle=0)
     path.write_text("[camera]\nfps = 0\n")
     watcher.check()
     watcher.check()
@@ -781,3 +782,20 @@ def test_values_the_stages_cannot_take_are_refused_by_the_schema(
         set_values(path, values)
     assert "\n" not in str(caught.value) and "allowed" in str(caught.value)
     assert not path.exists()
+
+
+def test_new_content_waits_until_the_file_has_settled(user_file: Path) -> None:
+    """Fault 4 of issue 23, the rule itself: read the same twice is not enough while the
+    file was written less than `settle` seconds ago; a deleted or unreadable file needs no
+    settling. `test_daemon.py::test_a_save_that_pauses_half_way_is_never_applied` runs it."""
+    rec = _Recorder()
+    watcher = ConfigWatcher(user_file, rec.on_change, rec.on_error, settle=30)
+    user_file.write_text("[effects]\nblur_strength = 77\n")
+    for _ in range(3):
+        watcher.check()
+    assert rec.configs == [] and watcher.current.effects.blur_strength == 40
+    old = time.time() - 31
+    os.utime(user_file, (old, old))
+    watcher.check()
+    watcher.check()
+    assert [c.effects.blur_strength for c in rec.configs] == [77]

@@ -580,3 +580,23 @@ def test_each_line_of_a_config_error_is_marked_as_an_error(
     assert main(["run", "--config", str(running.cfg), "--input", "x.mp4", "--frames", "1"]) == 1
     lines = capfd.readouterr().err.strip().splitlines()
     assert len(lines) == 8 and all(line.startswith("pixcam: ") for line in lines), lines
+
+
+@pytest.mark.parametrize("pause", [0.7, 1.2, 1.8])
+def test_a_save_that_pauses_half_way_is_never_applied(running: Running, pause: float) -> None:
+    """Issue 23 fault 4: an editor that writes half the file in place, pauses, then writes
+    the rest had the half applied (3 of 3 at 1.2 s): the half is a valid file. New content
+    acts only once the file has not changed for `ConfigWatcher.SETTLE_S` (2 s)."""
+    pipeline = running.pipeline
+    assert pipeline is not None
+    whole = '[effects]\nbackground = "none"\nmirror = true\n[refine]\nfeather = 9\n'
+    half = whole[: whole.index("[refine]")]  # valid on its own: mirror on, feather 2
+    with open(running.cfg, "w") as f:  # in place, like editors that keep the inode
+        f.write(half)
+        f.flush()
+        time.sleep(pause)
+        f.write(whole[len(half) :])
+    wait_until(lambda: running.daemon.config.refine.feather == 9, what="the whole file")
+    applied = [(c.effects.mirror, c.refine.feather) for c in pipeline.applied]
+    assert (True, 2) not in applied and applied[-1] == (True, 9)
+    assert running.status()["config_error"] is None

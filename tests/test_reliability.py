@@ -520,10 +520,11 @@ class SlowTray:
 
 
 class QuickWatcher(ConfigWatcher):
-    """The real watcher, polling every 0.1 s so a few hundred edits fit in the suite."""
+    """The real watcher, polling every 0.1 s and settling for 1 s (the edits below pause at
+    most 150 ms mid-save) so a few hundred edits fit in the suite."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs, interval=0.1)
+        super().__init__(*args, **kwargs, interval=0.1, settle=1.0)
 
 
 def _edits(
@@ -927,6 +928,10 @@ def _special_cases(
                 {},
             )
         )  # noqa: E501
+        x = _special(k / "config.toml", kind)
+        cases.append(
+            ("config file", kind, ["run", "--config", str(x), "--input", str(clip), *out], {})
+        )
         model = _private_models(installed, k / "models")
         from pixcam import models as models_mod
 

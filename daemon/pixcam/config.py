@@ -501,12 +501,12 @@ def _read(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise PixcamError(f"{path}: can't read the config file: {exc.strerror}") from None
+        raise paths.open_error(path, "config file", exc) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise PixcamError(
-                f"{path}: can't read the config file: it is {_file_kind(mode)}, not a regular "
+                f"can't read the config file {path}: it is {paths.kind_of(mode)}, not a regular "
                 "file; replace it with a plain TOML file"
             )
         with os.fdopen(fd, "rb", closefd=False) as f:
@@ -518,19 +518,6 @@ def _read(path: Path) -> bytes | None:
     if len(data) > MAX_CONFIG_BYTES:
         raise PixcamError(f"{path}: too large for a config file (over 1 MiB)")
     return data
-
-
-def _file_kind(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-    ):
-        if test(mode):
-            return kind
-    return "a special file"
 
 
 def load_config(path: PathLike | None = None) -> Config:
@@ -704,10 +691,15 @@ class ConfigWatcher:
 
     A valid edit that changes the settings calls `on_change(config)`; comment-only edits
     don't, unless they fix a reported error. An invalid edit keeps the last good config and
-    calls `on_error(message)` once per distinct bad content. Any new content is acted on only
-    after it has stayed the same for one more poll, so an editor caught half-way through
-    writing neither flashes an error nor applies a partial file. Both callbacks run on the
+    calls `on_error(message)` once per distinct bad content. Both callbacks run on the
     watcher thread.
+
+    New content is acted on only once it is settled: it read the same on two polls and the
+    file was last written at least `settle` seconds (`SETTLE_S`) before. A file written in
+    place can be caught half-way, and its first half is often a valid file of its own: an
+    editor that pauses mid-save (1.2 s was seen) must not have the half applied. A save by
+    rename is whole at once but waits the same, so the rule has no exception. The cost: an
+    edit takes effect about `settle` seconds after the save; `reload()` waits for it too.
 
     Polling (not inotify) because it also follows editors that replace the file, symlinks,
     and directories created later, with no extra dependency; a stat every 0.5 s is free.
@@ -716,6 +708,8 @@ class ConfigWatcher:
     # A file modified this recently may change again within the same mtime tick, so its
     # content is re-read even if stat looks unchanged (git's "racy clean" problem).
     RACY_SECONDS = 2.0
+    # New content acts once the file has not been written for this long (see above).
+    SETTLE_S = 2.0
 
     def __init__(
         self,
@@ -725,9 +719,11 @@ class ConfigWatcher:
         *,
         interval: float = 0.5,
         current: Config | None = None,
+        settle: float | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else config_path()
         self.interval = interval
+        self.settle = self.SETTLE_S if settle is None else settle
         self._on_change = on_change
         self._on_error = on_error
         self._lock = threading.Lock()
@@ -795,7 +791,9 @@ class ConfigWatcher:
             if digest == self._digest:
                 self._pending = None
                 return
-            if digest != self._pending:
+            # Unreadable (a FIFO, a folder) is no save under way: it needs no settling.
+            settled = error is not None or self._settled(stat_now)
+            if digest != self._pending or not settled:
                 self._pending = digest  # settle first: act if the next poll reads the same
                 return
             self._pending = None
@@ -822,13 +820,21 @@ class ConfigWatcher:
             if self._on_error is not None:
                 self._on_error(message)
 
+    def _settled(self, stat_key: tuple[int, ...] | None) -> bool:
+        """The file was last written `settle` seconds ago or more (a deleted one is settled)."""
+        return stat_key is None or time.time() - stat_key[0] / 1e9 >= self.settle
+
     def reload(self) -> Config:
-        """Re-read now (SIGHUP, `pixcam ctl reload`): the Config for the caller to apply, or
+        """Re-read (SIGHUP, `pixcam ctl reload`): the Config for the caller to apply, or
         PixcamError. Not reported to `on_change`, so it is applied once.
 
-        On an error the last good config stays current and `on_error` is not called: the
-        caller reports it (the ctl reply, the daemon's log).
+        A file written less than `settle` seconds ago is waited for (a save may be under
+        way), at most `settle` seconds more. On an error the last good config stays current
+        and `on_error` is not called: the caller reports it (the ctl reply, the daemon's log).
         """
+        deadline = time.monotonic() + self.settle
+        while not self._settled(self._stat_key()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         with self._lock:
             data = _read(self.path)
             config = Config() if data is None else parse_config(data, self.path)

@@ -97,6 +97,9 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+kind_of = _kind  # public: other readers of a user's file (the config) say it the same way
+
+
 def what_is(path: os.PathLike[str] | str) -> str:
     """What is at `path`, in words: "missing", "a file", "a folder", "a symlink loop"..."""
     try:
@@ -172,6 +175,11 @@ def _open_error(path: Path, what: str, exc: OSError) -> PixcamError:
     if exc.errno == errno.ENAMETOOLONG or too_long(path):
         return name_error(path, what)
     return PixcamError(f"{what} {shown(path)} cannot be read: {exc.strerror or exc}")
+
+
+def open_error(path: os.PathLike[str] | str, what: str, exc: OSError) -> PixcamError:
+    """The one line for an `exc` raised opening `path`: what is there and what to do."""
+    return _open_error(Path(path), what, exc)
 
 
 def open_file(path: os.PathLike[str] | str, what: str) -> BinaryIO:

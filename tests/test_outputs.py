@@ -1,0 +1,124 @@
+"""Output backends without PipeWire: the link table, "auto", the fan-out, the CLI and config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pixcam.config import Config
+from pixcam.errors import PixcamError
+from pixcam.i420 import I420
+from pixcam.video import outputs
+from pixcam.video.pipewire_links import LinkTable
+from pixcam.video.sinks import Sink, SinkError
+
+
+def test_link_table_reads_pw_links_listing_and_changes() -> None:
+    table = LinkTable("pixcam")
+    for line in (
+        "=   36 pixcam:out_0",
+        "=   41   |->   39 firefox:input_0",
+        "=   39 firefox:input_0",
+        "=   41   |<-   36 pixcam:out_0",
+        "=   50 other:out_0",
+        "=   52   |->   51 obs:input_0",
+    ):
+        table.feed(line)
+    assert table.links == {41}
+    table.feed("+   43 pixcam:out_0 -> gst-launch-1.0:in_0")
+    table.feed("+   44 other:out_0 -> gst-launch-1.0:in_1")
+    assert table.count == 2
+    table.feed("-   41 pixcam:out_0 -> firefox:input_0")
+    table.feed("-   43 pixcam:out_0 -> gst-launch-1.0:in_0")
+    table.feed("garbage that pw-link never prints")
+    assert table.count == 0
+
+
+def test_a_node_named_like_a_prefix_is_not_ours() -> None:
+    table = LinkTable("pixcam")
+    table.feed("+   43 pixcam-old:out_0 -> app:in_0")
+    assert table.count == 0
+
+
+def test_auto_follows_what_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pixcam.video import pipewire_sink
+
+    for pipewire_ok, loopback, want in (
+        (True, True, "both"),
+        (True, False, "pipewire"),
+        (False, True, "v4l2loopback"),
+        (False, False, "v4l2loopback"),
+    ):
+        monkeypatch.setattr(pipewire_sink, "missing", lambda ok=pipewire_ok: None if ok else "no")
+        monkeypatch.setattr(outputs, "loopback_present", lambda lb=loopback: lb)
+        assert outputs.resolve("auto") == want
+    assert outputs.resolve("pipewire") == "pipewire"
+
+
+class Fake(Sink):
+    reopenable = True
+
+    def __init__(self, name: str, fail_after: int | None = None) -> None:
+        self.name, self.width, self.height, self.fps = name, 64, 48, 15.0
+        self.sent = 0
+        self.fail_after = fail_after
+        self.closed = 0
+
+    def send(self, frame: object) -> None:
+        if self.fail_after is not None and self.sent >= self.fail_after:
+            raise SinkError(f"{self.name} broke")
+        self.sent += 1
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_fan_out_keeps_the_healthy_branch_and_reopens_the_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(outputs.time, "monotonic", lambda: clock[0])
+    made: dict[str, list[Fake]] = {"a": [], "b": []}
+
+    def opener(key: str, fail_after: int | None) -> outputs.Opener:
+        def make() -> Sink:
+            sink = Fake(key, fail_after if not made[key] else None)
+            made[key].append(sink)
+            return sink
+
+        return make
+
+    fan = outputs.FanOutSink({"a": opener("a", None), "b": opener("b", 2)})
+    frame = I420(np.zeros((72, 64), np.uint8))
+    for _ in range(5):
+        fan.send(frame)  # b fails at its third frame: no SinkError, a goes on
+    assert made["a"][0].sent == 5 and made["b"][0].sent == 2 and made["b"][0].closed == 1
+    clock[0] += outputs.RETRY_S + 0.1
+    fan.send(frame)
+    assert len(made["b"]) == 2 and made["b"][1].sent == 1
+    fan.close()
+    fan.close()
+    assert made["a"][0].closed == 1 and made["b"][1].closed == 1
+
+
+def test_fan_out_fails_only_when_every_branch_fails() -> None:
+    def broken() -> Sink:
+        raise SinkError("no device")
+
+    with pytest.raises(SinkError, match="no device"):
+        outputs.FanOutSink({"a": broken, "b": broken})
+
+
+def test_config_backend_values() -> None:
+    assert Config().output.backend == "auto"
+    assert Config().with_values({"output.backend": "pipewire"}).output.backend == "pipewire"
+    with pytest.raises(PixcamError, match="output.backend"):
+        Config().with_values({"output.backend": "kernel"})
+
+
+def test_run_option_sets_the_backend() -> None:
+    from pixcam.cli import build_parser
+    from pixcam.run import overrides_from_args
+
+    args = build_parser().parse_args(["run", "--output-backend", "pipewire"])
+    assert overrides_from_args(args)["output.backend"] == "pipewire"

@@ -223,9 +223,6 @@ def _size_pool(gst: Any, sink: Any, caps: Any, size: int) -> None:
 
 
 def _fraction(fps: float) -> tuple[int, int]:
-    """fps as a GStreamer fraction: 30 → 30/1, 29.97 → 2997/100."""
-    if fps <= 0:
-        return 30, 1
-    if abs(fps - round(fps)) < 1e-6:
-        return int(round(fps)), 1
-    return int(round(fps * 100)), 100
+    """fps as the caps' whole-number fraction (29.97 → 30/1): Firefox's PipeWire capture
+    never started on a 2997/100 node. Frames go out at pixcam's real rate either way."""
+    return max(1, int(round(fps))) if fps > 0 else 30, 1

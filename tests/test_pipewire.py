@@ -182,7 +182,7 @@ class Consumer:
 
 
 class Feeder:
-    """Sends numbered grey frames (value = frame number % 250) to a sink from a thread."""
+    """Sends numbered grey frames (luma 16 + 7 × frame number, mod 200) from a thread."""
 
     def __init__(self, sink: Any, fps: float = FPS) -> None:
         self.sink, self.period = sink, 1.0 / fps
@@ -193,7 +193,8 @@ class Feeder:
     def _run(self) -> None:
         while not self._stop.is_set():
             frame = I420.empty(self.sink.width, self.sink.height)
-            frame.data[: self.sink.height] = self.sent % 250
+            frame.data[self.sink.height :] = 128  # no colour
+            frame.data[: self.sink.height] = 16 + (7 * self.sent) % 200
             self.sink.send(frame)
             self.sent += 1
             self._stop.wait(self.period)

@@ -223,6 +223,6 @@ def _size_pool(gst: Any, sink: Any, caps: Any, size: int) -> None:
 
 
 def _fraction(fps: float) -> tuple[int, int]:
-    """fps as the caps' whole-number fraction (29.97 → 30/1): Firefox's PipeWire capture
-    never started on a 2997/100 node. Frames go out at pixcam's real rate either way."""
+    """fps as the caps' whole-number fraction (Firefox's PipeWire capture does not start on a
+    fractional rate: docs/pipewire.md); frames go out at pixcam's real rate either way."""
     return max(1, int(round(fps))) if fps > 0 else 30, 1

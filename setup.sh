@@ -54,12 +54,12 @@ VPY=.venv/bin/python
 "$VPY" -m pip install -q --upgrade pip
 say "installing pixcam and its dependencies"
 "$VPY" -m pip install -q -e '.[test]'
-# The tray needs PyGObject, which builds against the system's GObject libraries; without
-# them pixcam still runs, headless.
+# The tray and the PipeWire camera need PyGObject, which builds against the system's GObject
+# libraries; without them pixcam still runs, headless, into v4l2loopback.
 if ! "$VPY" -c 'import gi' 2>/dev/null; then
   "$VPY" -m pip install -q -e '.[tray]' 2>/dev/null \
     || say "PyGObject did not build (needs libgirepository1.0-dev libcairo2-dev; the icon also" \
-           "needs gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1); no tray icon"
+           "needs gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1); no tray icon, no PipeWire camera"
 fi
 # pystray's StatusNotifier backend needs the AyatanaAppIndicator3 typelib; without it the
 # icon shows only in XEmbed trays, not in GNOME's or KDE's panels.

@@ -55,7 +55,7 @@ def _gst() -> Any:
         raise SinkError(
             f"the PipeWire camera needs GStreamer's introspection data and PyGObject ({exc}); "
             "install: sudo apt install gir1.2-gstreamer-1.0 gstreamer1.0-pipewire, "
-            "and pip install 'pixcam[tray]'"
+            "and pip install 'pixcam[pipewire]'"
         ) from None
     if not Gst.is_initialized():
         Gst.init(None)

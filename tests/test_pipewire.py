@@ -120,7 +120,11 @@ def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         yield session
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 A bench that cannot run here (a model not installed, the ../shared photos or videos absent,
 libturbojpeg or ai-edge-quantizer missing) prints one line saying what is missing and exits
 with `LACKING`, which tests/test_benches.py reports as a skip with that line; any other
-`PixcamError` is one line and exit status 1. Not a bench itself (the leading underscore).
+`PixcamError` is one line and exit status 1. Importing it puts the checkout's daemon/ first
+on `sys.path`. Not a bench itself (the leading underscore).
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from pixcam.errors import PixcamError
-from pixcam.models import ModelNotInstalled
-from pixcam.models.quantize import QuantizerMissing
+# The checkout's package first, not an installed one: a bench measures the code beside it.
+# Every bench imports this module before pixcam, so this is the one place that says so.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
+
+from pixcam.errors import PixcamError  # noqa: E402
+from pixcam.models import ModelNotInstalled  # noqa: E402
+from pixcam.models.quantize import QuantizerMissing  # noqa: E402
 
 # The developers' data beside the checkout, or where $PIXCAM_DEV_VIDEOS / $PIXCAM_DEV_DATA say.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

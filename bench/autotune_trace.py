@@ -22,16 +22,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _needs import lacking, need, run
+
+from pixcam.config import Config
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video.sinks import Sink, SinkSpec
+from pixcam.video.sources import SourceSpec
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "daemon"))
-
-from _needs import lacking, need, run  # noqa: E402
-
-from pixcam.config import Config  # noqa: E402
-from pixcam.runner.pipeline import Pipeline  # noqa: E402
-from pixcam.video.sinks import Sink, SinkSpec  # noqa: E402
-from pixcam.video.sources import SourceSpec  # noqa: E402
 
 VIDEO = REPO.parent / "shared" / "data" / "video" / "presenter-1280x720.mp4"
 HOG = "while True: pass"

@@ -29,21 +29,18 @@ import argparse
 import csv
 import math
 import statistics
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _needs import need, run
+
+from pixcam.chain.refine import Refiner, RefineSettings, probability_size
 
 REPO = Path(__file__).resolve().parents[1]
 DEV = REPO.parent / "shared" / "data" / "segmentation" / "dev"
-sys.path.insert(0, str(REPO / "daemon"))
-
-from _needs import need, run  # noqa: E402
-
-from pixcam.chain.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 
 @dataclass

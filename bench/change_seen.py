@@ -16,26 +16,22 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from _needs import PRESENTER, need, run
+
+from pixcam import models
+from pixcam.chain.effects import EffectsSettings
+from pixcam.config import Config
+from pixcam.i420 import I420, Frame, halved, yuv_to_bgr
+from pixcam.runner.pipeline import Pipeline
+from pixcam.video.sinks import Sink, SinkSpec
+from pixcam.video.sources import SourceSpec
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "daemon"))
-sys.path.insert(0, str(REPO / "bench"))
-
-from _needs import PRESENTER, need, run  # noqa: E402
-
-from pixcam import models  # noqa: E402
-from pixcam.chain.effects import EffectsSettings  # noqa: E402
-from pixcam.config import Config  # noqa: E402
-from pixcam.i420 import I420, Frame, halved, yuv_to_bgr  # noqa: E402
-from pixcam.runner.pipeline import Pipeline  # noqa: E402
-from pixcam.video.sinks import Sink, SinkSpec  # noqa: E402
-from pixcam.video.sources import SourceSpec  # noqa: E402
 
 CHANGES = (
     ("colour", {"effects.background": "color", "effects.color": "#20c020"}),

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
+from _needs import run
+
+from pixcam.config import ConfigWatcher, load_config
+from pixcam.runner.pipeline import Pipeline
+from pixcam.tools.bench_pipeline import I420Sink
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "daemon"))
-
-from _needs import run  # noqa: E402
-
-from pixcam.config import ConfigWatcher, load_config  # noqa: E402
-from pixcam.runner.pipeline import Pipeline  # noqa: E402
-from pixcam.tools.bench_pipeline import I420Sink  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -22,18 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _needs import PRESENTER, need, run
+from idle_cpu import cpu_seconds
+
+from pixcam.daemon import Daemon
+from pixcam.runner.pipeline import Pipeline
+from pixcam.tools.bench_pipeline import I420Sink
+from pixcam.video.sinks import SinkSpec
+from pixcam.video.sources import SourceSpec
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "daemon"))
-sys.path.insert(0, str(REPO / "bench"))
-
-from _needs import need, run  # noqa: E402
-from idle_cpu import cpu_seconds  # noqa: E402
-
-from pixcam.daemon import Daemon  # noqa: E402
-from pixcam.runner.pipeline import Pipeline  # noqa: E402
-from pixcam.tools.bench_pipeline import DEFAULT_VIDEO, I420Sink  # noqa: E402
-from pixcam.video.sinks import SinkSpec  # noqa: E402
-from pixcam.video.sources import SourceSpec  # noqa: E402
 
 
 def measure(daemon: Daemon, seconds: float, settle: float, result: dict[str, Any]) -> None:
@@ -64,7 +62,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--settle", type=float, default=3.0, help="seconds from pause to measuring")
     args = ap.parse_args()
-    need(DEFAULT_VIDEO, "the benchmark video")
+    need(PRESENTER, "the benchmark video")
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
         # The defaults (tray on where there is a display), but no on-demand: the discard sink
@@ -77,7 +75,7 @@ def main() -> int:
 
         daemon = Daemon(
             config,
-            source=SourceSpec(path=str(DEFAULT_VIDEO), loop=True, realtime=True),
+            source=SourceSpec(path=str(PRESENTER), loop=True, realtime=True),
             sink=SinkSpec(device="discard"),
             socket_path=Path(tmp) / "pixcam.sock",
             pipeline_factory=pipeline,

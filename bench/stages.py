@@ -16,26 +16,23 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _needs import run
+
+from pixcam.chain.compose import ComposeSettings, Compositor
+from pixcam.chain.effects import Effects, EffectsSettings
+from pixcam.chain.refine import Refiner, RefineSettings, probability_size
+from pixcam.chain.segment import load_segmenter
+from pixcam.config import Config
+from pixcam.models import ModelNotInstalled
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-sys.path.insert(0, str(REPO / "daemon"))
-
-from _needs import run  # noqa: E402
-
-from pixcam.chain.compose import ComposeSettings, Compositor  # noqa: E402
-from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
-from pixcam.chain.refine import Refiner, RefineSettings, probability_size  # noqa: E402
-from pixcam.chain.segment import load_segmenter  # noqa: E402
-from pixcam.config import Config  # noqa: E402
-from pixcam.models import ModelNotInstalled  # noqa: E402
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 BG_IMAGE = SHARED / "images" / "girl-919048_1280.jpg"

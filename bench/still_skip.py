@@ -21,21 +21,18 @@ Reported:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _needs import need, run
+
+from pixcam.chain.effects import Effects, EffectsSettings
+from pixcam.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "video"
-sys.path.insert(0, str(REPO / "daemon"))
-
-from _needs import need, run  # noqa: E402
-
-from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
-from pixcam.config import load_config  # noqa: E402
 
 STALE_IOU = 0.98
 FLICKER_STILL = 3  # grey levels at 1/4 scale: below this the picture did not change

@@ -19,14 +19,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _needs import need, run
+
+from pixcam.chain.refine import Refiner, RefineSettings, probability_size
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = REPO.parent / "shared" / "data" / "video"
-sys.path.insert(0, str(REPO / "daemon"))
-
-from _needs import need, run  # noqa: E402
-
-from pixcam.chain.refine import Refiner, RefineSettings, probability_size  # noqa: E402
 
 SMOOTHING = (0.0, 0.5, 0.8, 0.95)
 

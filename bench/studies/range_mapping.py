@@ -28,13 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))  # _needs and the benches a study builds on
 
-from _needs import lacking, need, run  # noqa: E402
+from _needs import PRESENTER, lacking, need, run  # noqa: E402
 
 from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
 from pixcam.config import load_config  # noqa: E402
 from pixcam.i420 import I420, Frame, to_limited  # noqa: E402
 from pixcam.tools.bench_pipeline import (  # noqa: E402
-    DEFAULT_VIDEO,
     WARMUP,
     StageCpuTimes,
     decode_frames,
@@ -95,7 +94,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=80)
     p.add_argument("--sizes", default="720,1080")
     p.add_argument("--subsampling", default="420,422")
-    p.add_argument("--video", default=str(DEFAULT_VIDEO))
+    p.add_argument("--video", default=str(PRESENTER))
     args = p.parse_args()
     if not yuvjpeg.available():
         lacking("libturbojpeg is not installed (Debian/Ubuntu: libturbojpeg0): nothing to compare")

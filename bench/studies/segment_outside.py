@@ -24,13 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "daemon"))
 sys.path.insert(0, str(REPO / "bench"))  # _needs and the benches a study builds on
 
-from _needs import need, run  # noqa: E402
+from _needs import PRESENTER, need, run  # noqa: E402
 
 from pixcam.chain.pyramid import Pyramid  # noqa: E402
 from pixcam.chain.refine import probability_size  # noqa: E402
 from pixcam.config import load_config  # noqa: E402
 from pixcam.tools.bench_pipeline import (  # noqa: E402
-    DEFAULT_VIDEO,
     WARMUP,
     decode_frames,
     encode_mjpg,
@@ -51,9 +50,9 @@ def main() -> int:
     ap.add_argument("--sizes", default="720,1080")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    need(DEFAULT_VIDEO, "the benchmark video")
+    need(PRESENTER, "the benchmark video")
     seg = load_model(load_config(None), args.threads)
-    source = decode_frames(DEFAULT_VIDEO, args.frames + WARMUP)
+    source = decode_frames(PRESENTER, args.frames + WARMUP)
     for height in parse_sizes(args.sizes):
         outside, networks = [], []
         for i, jpeg in enumerate(encode_mjpg(source, height)):

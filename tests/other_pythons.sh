@@ -38,20 +38,27 @@ find_python() {
   return 1
 }
 
-# One interpreter: install, models, quick suite, the two real commands. Output to its log.
-check_one() {
+# One interpreter's install: a venv, pixcam (editable, as the suite expects) and the models.
+# One at a time: an editable build writes build/ and daemon/pixcam.egg-info in the checkout.
+install_one() {
   local minor=$1 exe=$2 venv=$work/venv-$minor
-  local models=$work/models-$minor out=$work/out-$minor
-  mkdir -p "$out"
   "$exe" -m venv "$venv" || return 1
   "$venv/bin/python" -m pip install -q -e . pytest hypothesis 2>&1 | grep -v '^WARNING: Location' \
     || true
   "$venv/bin/pixcam" --version || return 1
-  export PIXCAM_MODELS_DIR=$models XDG_CONFIG_HOME=$work/config-$minor
-  "$venv/bin/pixcam" models install --from "$models_src" >/dev/null || return 1
-  "$venv/bin/pixcam" models verify | grep -c '^ok' | sed 's/^/models verified: /'
-  "$venv/bin/python" -m pytest -q -m "not slow" tests --ignore=tests/v4l2 -p no:cacheprovider \
-    | tail -3 || return 1
+  PIXCAM_MODELS_DIR=$work/models-$minor "$venv/bin/pixcam" models install --from "$models_src" \
+    >/dev/null || return 1
+  PIXCAM_MODELS_DIR=$work/models-$minor "$venv/bin/pixcam" models verify | grep -c '^ok' \
+    | sed 's/^/models verified: /'
+}
+
+# Then its quick suite and the two real commands.
+check_one() {
+  local minor=$1 venv=$work/venv-$minor out=$work/out-$minor
+  mkdir -p "$out"
+  export PIXCAM_MODELS_DIR=$work/models-$minor XDG_CONFIG_HOME=$work/config-$minor
+  "$venv/bin/python" -m pytest -q -rf -m "not slow" tests --ignore=tests/v4l2 \
+    -p no:cacheprovider || return 1
   local image video
   image=$(find "$data/images" -name '*.jpg' | sort | head -1)
   video=$videos/walking-640x360.mp4
@@ -85,31 +92,48 @@ if [ ! -d "$data/images" ] || [ ! -f "$videos/walking-640x360.mp4" ] || [ ! -d "
   say "SKIPPED: needs ../shared (data, videos, models) for the real commands"
   exit 0
 fi
-ran=() missing=() failed=()
+# The suites run side by side (PIXCAM_PYTHONS_JOBS at a time, 4 by default): each spends
+# half its time waiting on subprocesses and sockets, so two cores carry three.
+jobs=${PIXCAM_PYTHONS_JOBS:-4}
+found=() missing=() ran=() failed=()
 total=$SECONDS
 for minor in $wanted; do
   if [ "$minor" = "$own" ]; then
     say "$minor: skipped, .venv's own Python (the main run tests it)"
-    continue
-  fi
-  if ! exe=$(find_python "$minor"); then
+  elif exe=$(find_python "$minor"); then
+    found+=("$minor")
+    say "$minor: $exe ($("$exe" -VV | head -1))"
+    start=$SECONDS
+    if ! install_one "$minor" "$exe" >"$work/log-$minor" 2>&1; then
+      echo "1 $((SECONDS - start))" >"$work/rc-$minor"
+      continue
+    fi
+    (
+      check_one "$minor" >>"$work/log-$minor" 2>&1
+      echo "$? $((SECONDS - start))" >"$work/rc-$minor"
+      rm -rf "$work/venv-$minor"  # 0.6 GB each
+    ) &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  else
     missing+=("$minor")
     say "$minor: MISSING (no CPython $minor in pyenv, /usr/bin, /usr/local/bin or /opt)"
-    continue
   fi
-  start=$SECONDS
-  say "$minor: $exe ($("$exe" -VV | head -1))"
-  if check_one "$minor" "$exe" >"$work/log-$minor" 2>&1; then
+done
+wait
+for minor in "${found[@]}"; do
+  read -r rc took <"$work/rc-$minor" || { rc=1 took=?; }
+  if [ "$rc" = 0 ]; then
     ran+=("$minor")
-    sed 's/^/  /' "$work/log-$minor" | grep -v '^  \s*$' | tail -8
-    say "$minor: ok in $((SECONDS - start)) s"
+    # The version, the models, the suite's closing line and the two commands' results.
+    grep -E '^(pixcam |models verified|[0-9]+ passed|segment: )|segmented with' \
+      "$work/log-$minor" | sed 's/^/  /'
+    say "$minor: ok in $took s"
   else
     failed+=("$minor")
     sed 's/^/  /' "$work/log-$minor" | tail -40
-    say "$minor: FAILED after $((SECONDS - start)) s"
+    say "$minor: FAILED after $took s"
   fi
-  rm -rf "$work/venv-$minor"  # 0.6 GB each
 done
 say "ran: ${ran[*]:-none}; failed: ${failed[*]:-none}; missing: ${missing[*]:-none}" \
-  "($((SECONDS - total)) s)"
+  "($((SECONDS - total)) s in all, $jobs at a time)"
 [ ${#failed[@]} -eq 0 ]

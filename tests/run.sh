@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run every pixcam test: install (no run), lint, the test suite on this machine, then the
-# real-device tests inside one VM with v4l2loopback (skipped, with the reason, where that VM
-# cannot start).
+# Run every pixcam test: install (no run), lint, the test suite on this machine, the quick
+# suite on the other Pythons (3.10-3.13) found here, then the real-device tests inside one VM
+# with v4l2loopback (skipped, with the reason, where that VM cannot start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash setup.sh --no-run
@@ -10,4 +10,6 @@ bash setup.sh --no-run
 .venv/bin/python -m pytest -q -ra tests --ignore=tests/v4l2 --ignore=tests/test_pipewire.py
 # Its own process: a C++ error thrown after PipeWire ran in-process aborts the interpreter.
 .venv/bin/python -m pytest -q -ra tests/test_pipewire.py
+# The quick suite and two real commands on every other CPython 3.10-3.13 this machine has.
+bash tests/other_pythons.sh
 bash tests/v4l2/run-in-vm.sh -q

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import tomllib
+import sys
 import types
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 import numpy as np
 import pytest

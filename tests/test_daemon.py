@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
+import pixcam
 from conftest import wait_until
 from pixcam.config import Config, load_config
 from pixcam.control import install_signal_handlers, send_command
@@ -163,6 +164,7 @@ def _node_sink(spec: SinkSpec, width: int, height: int, fps: float) -> Sink:
 
 def test_camera_runs_only_while_watched(running: Running) -> None:
     status = running.status()
+    assert status["version"] == pixcam.__version__  # `pixcam ctl status` shows it first
     assert status["pipeline"]["state"] == "paused"  # our own writer does not count
     assert status["on_demand"]["watchers"] == 0
     with viewer(running.node):  # an application starts using the camera

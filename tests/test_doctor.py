@@ -318,10 +318,51 @@ def test_instance_check_sees_a_running_pixcam(
     (check,) = doctor.check_instance()
     assert (check.status, check.detail) == (Status.OK, "no other pixcam is running")
 
-    class App:  # the probe only connects; nothing is asked
-        pass
+    class App:  # the running daemon's version and pid come from its status
+        def status(self) -> dict[str, object]:
+            return {"version": "9.8.7", "pid": 4242}
 
     with ControlServer(App()):  # type: ignore[arg-type]
         (check,) = doctor.check_instance()
     assert check.status is Status.INFO
-    assert check.detail.startswith("pixcam is running (control socket ")
+    assert check.detail.startswith("pixcam 9.8.7, pid 4242, is running (control socket ")
+
+
+# ------------------------------------------------------------------------ version, firefox
+def test_version_in_cli_and_doctor(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    import pixcam
+
+    # The installed metadata carries the package's own __version__ (pyproject reads it).
+    assert importlib.metadata.version("pixcam") == pixcam.__version__
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pixcam {pixcam.__version__}"
+    (line,) = [c for c in doctor.check_python() if c.name == "pixcam"]
+    assert line.detail.startswith(pixcam.__version__ + " (")
+
+
+def _fake_proc(root: Path, pid: int, comm: str, start_ticks: int) -> None:
+    d = root / str(pid)
+    d.mkdir(parents=True)
+    (d / "comm").write_text(comm + "\n")
+    # comm in parentheses may hold spaces and ")"; field 22 is the start time.
+    fields = ["S", *["0"] * 18, str(start_ticks), "0"]
+    (d / "stat").write_text(f"{pid} ({comm} x) y) " + " ".join(fields) + "\n")
+
+
+def test_firefox_started_before_pixcam_warns(tmp_path: Path) -> None:
+    env = Env(proc_root=tmp_path)
+    assert doctor.check_firefox(env, None)[0].status is Status.INFO  # no Firefox running
+    _fake_proc(tmp_path, 100, "firefox-esr", 5000)
+    _fake_proc(tmp_path, 101, "Isolated Web Co", 900)  # a content process is not the browser
+    _fake_proc(tmp_path, 200, "pixcam", 7000)
+    (before,) = doctor.check_firefox(env, 200)
+    assert before.status is Status.WARN and "restart Firefox" in before.fix
+    (none,) = doctor.check_firefox(env, None)
+    assert none.status is Status.WARN and "pixcam is not" in none.detail
+    _fake_proc(tmp_path, 300, "pixcam", 4000)
+    (after,) = doctor.check_firefox(env, 300)
+    assert after.status is Status.OK, after

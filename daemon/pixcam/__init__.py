@@ -17,7 +17,7 @@ if sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") =
 
         keeper.start_from_argv(sys.argv[1:])
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place it is written: pyproject.toml reads it from here
 
 # FFmpeg (inside OpenCV) prints its own complaints straight to stderr, hundreds of lines for
 # one damaged video, and OpenCV adds its own log lines, all around pixcam's one-line error.

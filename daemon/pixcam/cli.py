@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pixcam.errors import PixcamError
 from pixcam.interrupt import caused_by_ctrl_c, keep_ctrl_c
 from pixcam.modes import BACKGROUNDS, OUTPUT_BACKENDS, QUALITIES
+from pixcam.paths import installed_version
 
 log = logging.getLogger("pixcam")
 
@@ -341,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixcam", description="Virtual webcam with BodyPix background blur and replacement."
     )
+    parser.add_argument("--version", action="version", version=f"pixcam {installed_version()}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     sub = parser.add_subparsers(dest="command")
     _add_models(sub)

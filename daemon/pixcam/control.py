@@ -551,13 +551,15 @@ class ControlServer:
     def handle_line(self, line: bytes) -> bytes:
         """One request line in, one reply line out; never raises."""
         try:
-            request = json.loads(line.decode("utf-8"))
+            text = line.decode("utf-8")
+            request = json.loads(text)
         except RecursionError:
-            return _error("malformed request: nested too deeply; send a flat JSON object")
-        except (UnicodeDecodeError, ValueError):
-            return _error(
-                'malformed request: expected one JSON object per line, e.g. {"cmd": "status"}'
-            )
+            return _error(NESTED_TOO_DEEPLY)
+        except UnicodeDecodeError:
+            return _error(EXPECTED_OBJECT)
+        except ValueError:
+            # Python 3.13's decoder stops at its depth limit with a plain decode error.
+            return _error(NESTED_TOO_DEEPLY if _nesting(text) >= DEEP_NESTING else EXPECTED_OBJECT)
         if not isinstance(request, dict):
             return _error('malformed request: expected a JSON object such as {"cmd": "status"}')
         return self.handle(request)
@@ -651,6 +653,29 @@ def _text(value: Any) -> str:
     if value is None:
         return "-"
     return json.dumps(value, default=str)
+
+
+NESTED_TOO_DEEPLY = "malformed request: nested too deeply; send a flat JSON object"
+EXPECTED_OBJECT = 'malformed request: expected one JSON object per line, e.g. {"cmd": "status"}'
+# Brackets open at once from which a request counts as nested too deeply (far past any real one).
+DEEP_NESTING = 500
+
+
+def _nesting(text: str) -> int:
+    """The deepest run of open brackets in `text` outside strings (for the error message)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def _flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

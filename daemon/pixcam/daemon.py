@@ -27,6 +27,7 @@ from pixcam.chain.effects import effects_active
 from pixcam.config import Config, ConfigWatcher
 from pixcam.control import ControlServer, SignalHandlers, install_signal_handlers
 from pixcam.errors import PixcamError, log_each_line
+from pixcam.paths import installed_version
 from pixcam.runner.pipeline import Pipeline
 from pixcam.runner.usable import check_usable
 from pixcam.video import outputs
@@ -135,6 +136,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         od = self._ondemand
         return {
+            "version": installed_version(),
             "pid": os.getpid(),
             "config_file": str(self._config_path),
             "config_error": self._config_error,

@@ -6,6 +6,7 @@ A relative `$XDG_*_HOME` is invalid by the spec and ignored, like an unset one.
 from __future__ import annotations
 
 import errno
+import importlib.metadata
 import os
 import stat
 import tempfile
@@ -17,6 +18,14 @@ from pixcam.modes import IMAGE_SUFFIXES
 
 # Shipped inside the package (the repo's backgrounds/ links here), so a wheel has them too.
 BUNDLED_BACKGROUNDS = Path(__file__).resolve().parent / "backgrounds"
+
+
+def installed_version() -> str:
+    """The installed pixcam's version (its metadata takes it from `pixcam.__version__`)."""
+    try:
+        return importlib.metadata.version("pixcam")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _xdg(variable: str, default: Path) -> Path:

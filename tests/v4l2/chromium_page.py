@@ -1,4 +1,5 @@
-"""Headless Chromium with its real V4L2 capture, driven through browser_page.html.
+"""Headless Chromium (and Firefox, firefox_page.py) with its real V4L2 capture, driven through
+browser_page.html.
 
 A small HTTP server on 127.0.0.1 (a secure context, so the page may use cameras) serves the
 page and a command queue: `ChromiumPage.command("open", label="pixcam", ...)` queues a command,
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -84,21 +86,27 @@ def _handler(queue: _Queue) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class ChromiumPage:
-    """One Chromium process showing the test page; `close()` ends both."""
+class BrowserPage:
+    """One browser process showing the test page; `close()` ends both. `launch(url, profile)`
+    gives the browser's command line and environment (None: this process's)."""
 
-    def __init__(self, chromium: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        launch: Callable[[str, Path], tuple[list[str], dict[str, str] | None]],
+    ) -> None:
         self._queue = _Queue()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self._queue))
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.log = workdir / "chromium.log"
+        self.log = workdir / f"{name}.log"
         url = f"http://127.0.0.1:{self._server.server_address[1]}/"
-        self._profile = tempfile.mkdtemp(prefix="pixcam-chromium-")  # scratch, never shared
+        self._profile = tempfile.mkdtemp(prefix=f"pixcam-{name}-")  # scratch, never shared
+        argv, env = launch(url, Path(self._profile))
         with self.log.open("wb") as out:
             self._proc = subprocess.Popen(
-                [chromium, *FLAGS, f"--user-data-dir={self._profile}", url],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=env,
             )  # fmt: skip
 
     def wait_loaded(self, deadline_s: float, count: int = 1) -> None:
@@ -159,3 +167,14 @@ class ChromiumPage:
                 os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait()
         shutil.rmtree(self._profile, ignore_errors=True)
+
+
+class ChromiumPage(BrowserPage):
+    """Headless Chromium with a fresh profile showing the test page."""
+
+    def __init__(self, chromium: str, workdir: Path) -> None:
+        super().__init__(
+            "chromium",
+            workdir,
+            lambda url, profile: ([chromium, *FLAGS, f"--user-data-dir={profile}", url], None),
+        )

@@ -39,8 +39,14 @@ def _skip_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The browser tests last: they take longest, and the others then run as they always did.
-    items.sort(key=lambda item: Path(str(item.fspath)).name == "test_browser_vm.py")
+    # The consumer tests last: they take longest, and the others then run as they always did.
+    last = ("test_browser_vm.py", "test_firefox_obs_vm.py")
+
+    def rank(item: pytest.Item) -> int:
+        name = Path(str(item.fspath)).name
+        return last.index(name) + 1 if name in last else 0
+
+    items.sort(key=rank)
     reason = _skip_reason()
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:

@@ -19,15 +19,20 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
-import tomllib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomllib's source, the `tomli` package
+    import tomli as tomllib
 from typing import Any
 
 from pixcam import paths

@@ -20,9 +20,9 @@ lagging worker are the outlet's.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
-from enum import StrEnum
 from typing import Any
 
 from pixcam.chain.autotune import Tuner
@@ -40,6 +40,16 @@ from pixcam.video import keeper_cache, v4l2caps
 from pixcam.video.keeper_cache import LastOutput
 from pixcam.video.sinks import SinkSpec, open_sink
 from pixcam.video.sources import SourceError, SourceSpec, open_source
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # Python 3.10: the same str-valued enum (str() and format() give the value)
+    from enum import Enum
+
+    class StrEnum(str, Enum):
+        def __str__(self) -> str:
+            return str(self.value)
+
 
 log = logging.getLogger("pixcam.runner.pipeline")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pixcam.errors import PixcamError
+from pixcam.paths import installed_version
 from pixcam.tray.host import tray_host
 from pixcam.video.devices import MODPROBE_OPTS
 
@@ -79,7 +80,10 @@ class Env:
 # --------------------------------------------------------------------------- python
 def check_python() -> list[Check]:
     # pip's requires-python already refuses older versions; report which one runs.
-    return [Check("python", Status.OK, f"{platform.python_version()} ({sys.executable})")]
+    return [
+        Check("pixcam", Status.OK, f"{installed_version()} ({Path(__file__).parents[1]})"),
+        Check("python", Status.OK, f"{platform.python_version()} ({sys.executable})"),
+    ]
 
 
 def _dist_version(*dists: str) -> str | None:
@@ -562,8 +566,70 @@ def check_instance() -> list[Check]:
     except PixcamError as exc:
         return [Check("instance", Status.WARN, str(exc))]
     if alive:
-        return [Check("instance", Status.INFO, f"pixcam is running (control socket {path})")]
+        return [Check("instance", Status.INFO, f"pixcam {_running_version(path)} is running "
+                      f"(control socket {path})")]
     return [Check("instance", Status.OK, "no other pixcam is running")]
+
+
+def _running_status(path: Path | None = None) -> dict[str, Any]:
+    # The running daemon may be an older install than this command (an upgrade not restarted).
+    from pixcam import control
+
+    try:
+        return control.send_command("status", path=path, timeout=5.0).get("status") or {}
+    except PixcamError:
+        return {}
+
+
+def _running_version(path: Path) -> str:
+    status = _running_status(path)
+    return f"{status.get('version', '(version unknown)')}, pid {status.get('pid', '?')},"
+
+
+# ------------------------------------------------------------------------------ firefox
+FIREFOX_NAMES = ("firefox", "firefox-esr", "firefox-bin")
+FIREFOX_FIX = (
+    "start pixcam before Firefox (`pixcam setup` starts it with the desktop), or restart Firefox"
+)
+
+
+def _start_ticks(proc: Path) -> int | None:
+    # Field 22 of /proc/PID/stat: start time in clock ticks after boot (comm may hold spaces).
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _firefox_starts(env: Env) -> list[int]:
+    starts = []
+    for proc in env.proc_root.glob("[0-9]*"):
+        try:
+            comm = (proc / "comm").read_text().strip()
+        except OSError:
+            continue
+        ticks = _start_ticks(proc) if comm in FIREFOX_NAMES else None
+        if ticks is not None:
+            starts.append(ticks)
+    return starts
+
+
+def check_firefox(env: Env, pixcam_pid: int | None) -> list[Check]:
+    """Firefox reads the camera list once per process and only notices cameras whose device
+    node appears or goes; a loopback node that gets a writer does neither, so a Firefox that
+    looked before pixcam wrote does not list pixcam until it is restarted."""
+    starts = _firefox_starts(env)
+    if not starts:
+        return [Check("firefox", Status.INFO, "Firefox lists pixcam only if pixcam runs when "
+                      "Firefox starts: start pixcam first (autostart)")]
+    pixcam_start = _start_ticks(env.proc_root / str(pixcam_pid)) if pixcam_pid else None
+    if pixcam_start is None:
+        return [Check("firefox", Status.WARN, "Firefox is running and pixcam is not: that "
+                      "Firefox will not list pixcam when it starts", FIREFOX_FIX)]
+    if min(starts) < pixcam_start:
+        return [Check("firefox", Status.WARN, "Firefox started before pixcam: it may not list "
+                      "pixcam (it keeps the camera list it first read)", FIREFOX_FIX)]
+    return [Check("firefox", Status.OK, "Firefox started after pixcam: it lists pixcam")]
 
 
 def check_autostart(env: Env) -> list[Check]:
@@ -600,6 +666,8 @@ def run_checks(env: Env | None = None) -> list[Check]:
     checks += check_desktop(env)
     checks += instance
     checks += _guard("autostart", lambda: check_autostart(env))
+    pid = _running_status().get("pid") if running else None
+    checks += _guard("firefox", lambda: check_firefox(env, pid if isinstance(pid, int) else None))
     return checks
 
 

@@ -54,7 +54,7 @@ class Step:
 
 def packaged(name: str) -> Path:
     """Path of a file shipped in the wheel under pixcam/packaging/."""
-    path = Path(str(resources.files("pixcam").joinpath("packaging", name)))
+    path = Path(str(resources.files("pixcam") / "packaging" / name))
     if not path.is_file():
         raise PixcamError(f"packaged file {name} missing from the pixcam install; reinstall pixcam")
     return path

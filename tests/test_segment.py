@@ -261,7 +261,7 @@ def test_presets_without_the_selfie_model_run_bodypix_alone(
     models_installed, monkeypatch, caplog
 ) -> None:
     """A fusing preset whose partner is missing warns and runs BodyPix at its own input."""
-    monkeypatch.setattr(segment, "PARTNER", "no-such-model")
+    monkeypatch.setattr(segment, "PARTNERS", ("no-such-f32", "no-such-model"))
     alone = load_segmenter(None, 1)
     for quality in ("balanced", "best"):
         seg = load_segmenter(None, 1, quality=quality)

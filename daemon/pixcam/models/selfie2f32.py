@@ -12,7 +12,7 @@ happens to implement it. This builder, run by `pixcam models install` on the fet
 - drops the tensors, buffers and operator codes nothing uses any more.
 
 The network computes the same function with the same float32 arithmetic, runs on any LiteRT
-build, and one thread spends about a third less time on it (docs/performance.md). Anything
+build, and one thread spends about a quarter less time on it (docs/performance.md). Anything
 other than this file's shape of graph is refused with a one-line PixcamError. Deterministic:
 the same input bytes give the same output bytes (the sha256 in models.toml).
 """
@@ -107,18 +107,20 @@ def _upsampling_ops(model: Any, op: Any) -> list[Any]:
     x, w_index, b_index = op.inputs
     w_tensor, b_tensor = sg.tensors[w_index], sg.tensors[b_index]
     out_ch, kh, kw, in_ch = w_tensor.shape
-    if not kh == kw == stride_w == stride_h:
+    src, out = sg.tensors[x], sg.tensors[op.outputs[0]]
+    n, h, w, _ = src.shape
+    # Kernel = stride and output = input × stride: no padding, so SAME and VALID agree.
+    if not kh == kw == stride_w == stride_h or list(out.shape) != [n, h * kh, w * kw, out_ch]:
         raise PixcamError(f"{CUSTOM_OP.decode()}: kernel {kh}×{kw} is not its stride")
     weights = np.frombuffer(bytes(model.buffers[w_tensor.buffer].data), "<f4")
     bias = np.frombuffer(bytes(model.buffers[b_tensor.buffer].data), "<f4")
     # Conv output channel (dy·k + dx)·O + o is output pixel (dy, dx) of the block, channel o.
     w4 = weights.reshape(out_ch, kh, kw, in_ch).transpose(1, 2, 0, 3).reshape(-1, 1, 1, in_ch)
-    name = sg.tensors[op.outputs[0]].name
+    name = out.name
     w_new = _constant(
         model, name + b"/block_weights", np.ascontiguousarray(w4), s.TensorType.FLOAT32
     )
     b_new = _constant(model, name + b"/block_bias", np.tile(bias, kh * kw), s.TensorType.FLOAT32)
-    src = sg.tensors[x]
     mid = s.TensorT()
     mid.name, mid.type, mid.hasRank, mid.buffer = name + b"/blocks", s.TensorType.FLOAT32, True, 0
     mid.shape = [*src.shape[:3], kh * kw * out_ch]

@@ -44,8 +44,8 @@ CROP_MARGIN = 0.1
 STEADY_SHARE = 0.05
 # On a stream, while the person's square holds (`STEADY_SHARE`), BodyPix runs on every other
 # frame and the frame between uses its last output and square; the selfie model runs on every
-# frame. Part effects (fresh part heads) and a square that moved run both. Per 720p frame
-# ~1.1 ms less on average, presenter flicker 0.104 → 0.102 (docs/performance.md).
+# frame. Part effects (fresh part heads) and a square that moved run both. Cheaper, with no
+# more flicker on a presenter (docs/performance.md, "Taken: BodyPix on every other frame").
 MAIN_EVERY_OTHER = True
 # A held BodyPix output serves only the frame right after it, within this many seconds: not a
 # frame after a pause (the stillness gate carrying, the stream stopped), when the picture may

@@ -45,7 +45,7 @@ def frames_and_probs(
         if not ok:
             break
         h, w = frame.shape[:2]
-        result = seg.run(frame)
+        result = seg.run(frame, parts=False)  # as the live chain runs it (no part effect)
         out.append((frame, result.person_probability(size=probability_size(w, h, result.cell))))
     cap.release()
     return out

@@ -89,6 +89,10 @@ SMOKE: dict[str, Smoke] = {
         (rf"^417x241: float {NUM} +int8 {NUM} +float builtin {NUM} .* float/int8 {NUM}×$",),
     ),
     "keeper_start.py": Smoke(("--runs", "1"), (rf"^the keeper is there {NUM}x sooner",)),
+    "network_bill.py": Smoke(
+        ("--frames", "1", "--sizes", "360"),
+        (rf"^frame +{NUM} +{NUM} +{NUM}$", rf"^× fast +1\.000 +{NUM} +{NUM}$"),
+    ),
     "partfx_bench.py": Smoke(
         ("--frames", "2", "--repeats", "1"),
         (rf"^  parts read +{NUM} ms$", rf"^  view \+ blur face \+ parts read +{NUM} ms$"),

@@ -37,7 +37,8 @@ def build_mirror(root: Path) -> Path:
             parts = urllib.parse.urlparse(spec.url)
             dest = root / parts.netloc / parts.path.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.symlink_to(SHARED_MODELS / spec.source)
+            if not dest.is_symlink():  # models built from the same file share its url
+                dest.symlink_to(SHARED_MODELS / spec.source)
     return root
 
 

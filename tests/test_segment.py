@@ -261,7 +261,7 @@ def test_presets_without_the_selfie_model_run_bodypix_alone(
     models_installed, monkeypatch, caplog
 ) -> None:
     """A fusing preset whose partner is missing warns and runs BodyPix at its own input."""
-    monkeypatch.setattr(segment, "PARTNER", "no-such-model")
+    monkeypatch.setattr(segment, "PARTNERS", ("no-such-f32", "no-such-model"))
     alone = load_segmenter(None, 1)
     for quality in ("balanced", "best"):
         seg = load_segmenter(None, 1, quality=quality)
@@ -328,6 +328,50 @@ def test_on_a_stream_the_square_stays_while_the_person_stays_in_it() -> None:
     assert fused._steady((400, 100, 860, 560), (1920, 1080)) == (400, 100, 860, 560)  # grown
     fx = Effects(EffectsSettings.from_config(Config()), FusedSegmenter(stand_in, stand_in))
     assert fx.segmenter.steady  # type: ignore[union-attr]
+
+
+def test_on_a_stream_bodypix_sits_out_every_other_frame_while_the_square_holds(
+    models_installed, photo, monkeypatch
+) -> None:
+    """On a stream, once the square holds, BodyPix runs on every other frame and the frame
+    between reuses its output and square (the selfie model runs on every frame). Photos, part
+    effects and a hold older than HOLD_S run it on every frame."""
+    from pixcam.chain.segment import fused as fused_module
+
+    def bodypix_runs(seg: FusedSegmenter, frames: int, parts: bool = False) -> list[int]:
+        calls: list[int] = []
+        real = seg.main.run
+
+        def counted(*args: object, **kwargs: object) -> object:
+            calls.append(len(outs))
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(seg.main, "run", counted)
+        outs: list[np.ndarray] = []
+        for _ in range(frames):
+            outs.append(seg.run(photo, parts=parts).person_probability((160, 90)))
+        for out in outs[1:]:
+            np.testing.assert_allclose(out, outs[0], atol=1e-5)  # the same picture each time
+        return calls
+
+    def balanced() -> FusedSegmenter:
+        seg = load_segmenter(None, 1, quality="balanced")
+        assert isinstance(seg, FusedSegmenter)
+        return seg
+
+    monkeypatch.setattr(fused_module, "HOLD_S", 3600.0)  # however slow this machine is today
+    stream = balanced()
+    stream.steady = True
+    assert bodypix_runs(stream, 6) == [0, 1, 3, 5]  # the first two choose and confirm the square
+    photos = balanced()
+    assert bodypix_runs(photos, 4) == [0, 1, 2, 3]
+    parts = balanced()
+    parts.steady = True
+    assert bodypix_runs(parts, 4, parts=True) == [0, 1, 2, 3]
+    monkeypatch.setattr(fused_module, "HOLD_S", -1.0)
+    stale = balanced()
+    stale.steady = True
+    assert bodypix_runs(stale, 4) == [0, 1, 2, 3]
 
 
 def test_second_model_output_lands_on_its_rectangle() -> None:

@@ -238,7 +238,10 @@ class Skipped(Exception):
 
 
 # Builders turn a fetched file into the model file: "module:function", imported when needed.
-BUILDERS = {"onnx2tflite": "pixcam.models.onnx2tflite:convert_onnx"}
+BUILDERS = {
+    "onnx2tflite": "pixcam.models.onnx2tflite:convert_onnx",
+    "selfie2f32": "pixcam.models.selfie2f32:rewrite_selfie",
+}
 
 
 def builder(name: str) -> Callable[[bytes], bytes]:

@@ -33,7 +33,9 @@ PRESETS: dict[str, tuple[int, bool]] = {
     "balanced": (289, True),
     "best": (0, True),
 }
-PARTNER = "selfie-general"  # the model fused with BodyPix
+# The model fused with BodyPix: its builtin float32 form (faster, the same output) when
+# installed, else the published file.
+PARTNERS = ("selfie-general-f32", "selfie-general")
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,16 @@ def load_segmenter(
 
 
 def _partner(spec: models.ModelSpec, threads: int, quality: str | None) -> Segmenter | None:
+    for name in PARTNERS[:-1]:
+        try:
+            return load_segmenter(name, threads)
+        except PixcamError:
+            continue
     try:
-        return load_segmenter(PARTNER, threads)
+        return load_segmenter(PARTNERS[-1], threads)
     except PixcamError as exc:
-        log.warning("quality %s needs %s (%s); running %s alone", quality, PARTNER, exc, spec.name)
+        last = PARTNERS[-1]
+        log.warning("quality %s needs %s (%s); running %s alone", quality, last, exc, spec.name)
         return None
 
 

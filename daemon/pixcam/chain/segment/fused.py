@@ -20,6 +20,7 @@ probability is BodyPix's alone (it found no person there).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -41,6 +42,15 @@ CROP_MARGIN = 0.1
 # outline flicker. Half the margin keeps the person inside the old square
 # (docs/cut.md#the-steady-square).
 STEADY_SHARE = 0.05
+# On a stream, while the person's square holds (`STEADY_SHARE`), BodyPix runs on every other
+# frame and the frame between uses its last output and square; the selfie model runs on every
+# frame. Part effects (fresh part heads) and a square that moved run both. Cheaper, with no
+# more flicker on a presenter (docs/performance.md, "Taken: BodyPix on every other frame").
+MAIN_EVERY_OTHER = True
+# A held BodyPix output serves only the frame right after it, within this many seconds: not a
+# frame after a pause (the stillness gate carrying, the stream stopped), when the picture may
+# have changed.
+HOLD_S = 0.25
 _FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
@@ -144,8 +154,11 @@ class FusedSegmenter:
         # Frames are a stream (set by `effects.Effects`): keep the square while the person
         # stays in it. Off for photos, each of which must get its own square.
         self.steady = False
+        self.main_every_other = MAIN_EVERY_OTHER  # on a stream only (`steady`)
         self._square: Box | None = None
         self._size: tuple[int, int] | None = None
+        # BodyPix's output and square to use on the next frame instead of running it, and when.
+        self._held: tuple[SegmentationOutput, Box, float] | None = None
 
     @property
     def has_parts(self) -> bool:
@@ -162,15 +175,26 @@ class FusedSegmenter:
 
     def run(self, frame: Frame, parts: bool = True, pyramid: Pyramid | None = None) -> FusedOutput:
         pyramid = pyramid or Pyramid(frame)  # both inputs come from the same halvings
-        a = self.main.run(frame, parts=parts, pyramid=pyramid)
         h, w = frame.shape[:2]
+        held, self._held = self._held, None
+        fresh = held is not None and time.monotonic() - held[2] <= HOLD_S
+        if held is not None and fresh and self._size == (w, h) and self.steady and not parts:
+            # BodyPix's frame off: its last output, and the square it chose, stay.
+            a, kept, _ = held
+            b = self.second.run(frame, parts=False, pyramid=pyramid, region=kept)
+            return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, kept)
+        a = self.main.run(frame, parts=parts, pyramid=pyramid)
         find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
         square = person_square(a.person_probability(find), (w, h)) if self.crop else None
         if square is None:
             self._square = None
             b = self.second.run(frame, parts=False, pyramid=pyramid)
             return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
+        last = self._square
         square = self._steady(square, (w, h))
+        # The square held: BodyPix may sit out the next frame (`MAIN_EVERY_OTHER`).
+        keep = self.steady and self.main_every_other and square == last
+        self._held = (a, square, time.monotonic()) if keep else None
         b = self.second.run(frame, parts=False, pyramid=pyramid, region=square)
         return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, square)
 

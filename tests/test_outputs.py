@@ -122,3 +122,36 @@ def test_run_option_sets_the_backend() -> None:
 
     args = build_parser().parse_args(["run", "--output-backend", "pipewire"])
     assert overrides_from_args(args)["output.backend"] == "pipewire"
+
+
+BOTH_BACKENDS_PROCESS = """
+import cv2  # the daemon has it loaded, and with it a C++ exception after Gst.init crashes
+from pixcam.video import pipewire_sink
+print("why:", pipewire_sink.missing())
+maps = open("/proc/self/maps").read()
+print("gstreamer loaded:", "libgstreamer" in maps)
+import pyvirtualcam
+try:
+    pyvirtualcam.Camera(64, 48, 30, device="/dev/null", backend="v4l2loopback")
+except RuntimeError:
+    print("pyvirtualcam error caught")
+"""
+
+
+def test_the_pipewire_check_keeps_gstreamer_out_of_the_daemon() -> None:
+    """The "both" backend: asking whether PipeWire works leaves GStreamer (and libunwind) out
+    of the daemon, so a failed loopback open raises a plain error, not a segfault."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("pyvirtualcam")
+    env = dict(os.environ, PYTHONPATH=str(Path(outputs.__file__).resolve().parents[2]))
+    out = subprocess.run(
+        [sys.executable, "-c", BOTH_BACKENDS_PROCESS],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "gstreamer loaded: False" in out.stdout, out.stdout
+    assert "pyvirtualcam error caught" in out.stdout, out.stdout

@@ -18,11 +18,15 @@ makes `send` rebuild the pipeline in place (the node comes back under the same n
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from pixcam.i420 import Frame, as_i420
@@ -62,14 +66,45 @@ def _gst() -> Any:
     return Gst
 
 
-def missing() -> str | None:
-    """Why the PipeWire camera cannot work here (one line), or None."""
+def gst_missing() -> str | None:
+    """Why GStreamer cannot publish a PipeWire camera in this process (one line), or None.
+    Initialises Gst here: only the process that publishes (the relay) calls it."""
     try:
         gst = _gst()
     except SinkError as exc:
         return str(exc)
     if gst.ElementFactory.find("pipewiresink") is None:
         return "GStreamer has no pipewiresink; install: sudo apt install gstreamer1.0-pipewire"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _gst_missing_in_child() -> str | None:
+    """`gst_missing()` asked in a child process: a process that ran Gst.init (it loads
+    libunwind) segfaults on the next C++ exception pyvirtualcam throws once cv2 is loaded
+    (docs/pipewire.md), so the daemon never initialises GStreamer itself."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    code = "from pixcam.video.pipewire_sink import gst_missing as m; print(m() or '')"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"could not check GStreamer ({exc})"
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+        return f"could not check GStreamer ({last})"
+    return out.stdout.strip() or None
+
+
+def missing() -> str | None:
+    """Why the PipeWire camera cannot work here (one line), or None. Never loads GStreamer
+    into this process."""
+    why = _gst_missing_in_child()
+    if why:
+        return why
     if pipewire_socket() is None:
         return "PipeWire is not running in this session (no pipewire-0 socket)"
     return None
@@ -86,7 +121,7 @@ class PipeWireSink(Sink):
     reopenable = True
 
     def __init__(self, width: int, height: int, fps: float, *, node: str = NODE_NAME) -> None:
-        why = missing()
+        why = gst_missing() or (None if pipewire_socket() else "PipeWire is not running")
         if why:
             raise SinkError(f"no PipeWire camera: {why}")
         self._gst = _gst()

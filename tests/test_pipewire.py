@@ -1,13 +1,16 @@
 """The PipeWire camera, in a private PipeWire + WirePlumber session (no VM, no kernel module).
 
 The session runs under `dbus-run-session` with its own XDG_RUNTIME_DIR; consumers are
-GStreamer `pipewiresrc` pipelines in this process, reading the node by name the way a camera
-app reads the node it picked. Skips with the reason where a package is missing (`.ci/run`
+GStreamer `pipewiresrc` pipelines reading the node by name the way a camera app reads the node
+it picked. Consumers and the in-test sink run in child processes (tests/pipewire_child.py) with
+a bounded life: this process never loads GStreamer or libpipewire (docs/pipewire.md says why),
+and every wait has a deadline. Skips with the reason where a package is missing (`.ci/run`
 installs them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -23,31 +26,39 @@ import numpy as np
 import pytest
 
 from conftest import wait_until
-from pixcam.i420 import I420
 
 MAGENTA_BGR = np.array([255, 0, 255], np.int16)
 WIDTH, HEIGHT, FPS = 320, 180, 15
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _gst() -> Any:
-    try:
-        import gi
+CHILD = REPO / "tests" / "pipewire_child.py"
+CHILD_LIFE_S = 300.0  # a child ends by itself after this, whatever the test does
+GST_CHECK = """
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+for element, package in (("pipewiresink", "gstreamer1.0-pipewire"),
+        ("pipewiresrc", "gstreamer1.0-pipewire"), ("videoconvert", "gstreamer1.0-plugins-base"),
+        ("appsink", "gstreamer1.0-plugins-base")):
+    if Gst.ElementFactory.find(element) is None:
+        print(f"GStreamer element {element} missing: apt install {package}")
+        break
+"""
 
-        gi.require_version("Gst", "1.0")
-        from gi.repository import Gst
-    except (ImportError, ValueError) as exc:
-        pytest.skip(f"GStreamer introspection missing ({exc}): apt install gir1.2-gstreamer-1.0")
-    Gst.init(None)
-    for element, package in (
-        ("pipewiresink", "gstreamer1.0-pipewire"),
-        ("pipewiresrc", "gstreamer1.0-pipewire"),
-        ("videoconvert", "gstreamer1.0-plugins-base"),
-        ("appsink", "gstreamer1.0-plugins-base"),
-    ):
-        if Gst.ElementFactory.find(element) is None:
-            pytest.skip(f"GStreamer element {element} missing: apt install {package}")
-    return Gst
+
+def _gst_skip() -> None:
+    """Skip, with the package to install, where GStreamer's PipeWire elements are missing
+    (asked in a child: this process never loads GStreamer)."""
+    out = subprocess.run(
+        [sys.executable, "-c", GST_CHECK], capture_output=True, text=True, timeout=60
+    )
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["?"])[-1]
+        pytest.skip(f"GStreamer introspection missing ({last}): apt install gir1.2-gstreamer-1.0")
+    if out.stdout.strip():
+        pytest.skip(out.stdout.strip())
 
 
 class Session:
@@ -90,7 +101,7 @@ def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     ):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} missing: apt install {package}")
-    _gst()
+    _gst_skip()
     runtime = tmp_path_factory.mktemp("pw-runtime")
     runtime.chmod(0o700)
     bus_file = runtime / "bus"
@@ -129,51 +140,70 @@ def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
 
 @pytest.fixture
 def in_session(pw_session: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
-    """This process talks to the private session (the sink and the consumers)."""
+    """This process's children and pw-link talk to the private session."""
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(pw_session.runtime))
     monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
     return pw_session
 
 
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """End a child: its stdin closes (it exits by itself), then SIGTERM, then SIGKILL."""
+    with contextlib.suppress(OSError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    for step in (proc.terminate, proc.kill):
+        try:
+            proc.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            step()
+    proc.wait(timeout=10)
+
+
 class Consumer:
-    """`pipewiresrc target-object=NODE ! videoconvert ! BGR appsink`: frames with arrival times."""
+    """`pipewiresrc target-object=NODE ! videoconvert ! BGR appsink` in a child process:
+    frames with arrival times (CLOCK_MONOTONIC, the same clock as this process's)."""
 
     def __init__(self, node: str = "pixcam") -> None:
-        gst = _gst()
-        self._gst = gst
-        # Caps after pipewiresrc: without them its negotiation stalls in PAUSED (PipeWire 0.3).
-        self.pipeline = gst.parse_launch(
-            f"pipewiresrc target-object={node} always-copy=true ! video/x-raw ! videoconvert "
-            "! video/x-raw,format=BGR ! appsink name=out emit-signals=true sync=false "
-            "max-buffers=4 drop=true"
-        )
+        self.node = node
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []
         self._lock = threading.Lock()
-        self.pipeline.get_by_name("out").connect("new-sample", self._on_sample)
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    def _on_sample(self, sink: Any) -> Any:
-        sample = sink.emit("pull-sample")
-        caps = sample.get_caps().get_structure(0)
-        w, h = caps.get_value("width"), caps.get_value("height")
-        buf = sample.get_buffer()
-        ok, info = buf.map(self._gst.MapFlags.READ)
-        if ok:
-            stride = len(info.data) // h
-            rows = np.frombuffer(info.data, np.uint8).reshape(h, stride)
-            frame = rows[:, : w * 3].reshape(h, w, 3).copy()
-            buf.unmap(info)
+    def _read(self, out: Any) -> None:
+        from pipewire_child import RECORD
+
+        while head := out.read(RECORD.size):
+            if len(head) < RECORD.size:
+                return
+            at, w, h = RECORD.unpack(head)
+            data = out.read(w * h * 3)
+            if len(data) < w * h * 3:
+                return
             with self._lock:
-                self.frames.append(frame)
-                self.times.append(time.monotonic())
-        return self._gst.FlowReturn.OK
+                self.frames.append(np.frombuffer(data, np.uint8).reshape(h, w, 3))
+                self.times.append(at)
 
     def start(self) -> Consumer:
-        self.pipeline.set_state(self._gst.State.PLAYING)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD), "consumer", self.node, str(CHILD_LIFE_S)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
         return self
 
     def stop(self) -> None:
-        self.pipeline.set_state(self._gst.State.NULL)
+        if self.proc is not None:
+            _end(self.proc)
+
+    def kill(self) -> None:
+        """Dies without a word (SIGKILL), as a crashed app does."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
     def count(self) -> int:
         with self._lock:
@@ -185,96 +215,139 @@ class Consumer:
             return list(self.frames)
 
 
-class Feeder:
-    """Sends numbered grey frames (luma 16 + 7 × frame number, mod 200) from a thread."""
+class ChildSink:
+    """A `PipeWireSink` in a child process, sending numbered grey frames (luma 16 + 7 × frame
+    number, mod 200) at FPS; `fail_after` posts an error on its bus after that many frames."""
 
-    def __init__(self, sink: Any, fps: float = FPS) -> None:
-        self.sink, self.period = sink, 1.0 / fps
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def __init__(self, log: Path, fail_after: int = 0) -> None:
+        self.log = log
+        args = ["sink", "pixcam", str(WIDTH), str(HEIGHT), str(FPS), str(CHILD_LIFE_S)]
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD), *args, str(fail_after)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(log, "wb"),  # noqa: SIM115 (the child holds it)
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        ready = wait_until(lambda: self._line("ready") or self.proc.poll() is not None, "sink")
+        assert isinstance(ready, str), self.log_text()
+        self.pid = int(ready.split()[1])
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            frame = I420.empty(self.sink.width, self.sink.height)
-            frame.data[self.sink.height :] = 128  # no colour
-            frame.data[: self.sink.height] = 16 + (7 * self.sent) % 200
-            self.sink.send(frame)
-            self.sent += 1
-            self._stop.wait(self.period)
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.decode().strip())
 
-    def __enter__(self) -> Feeder:
-        self._thread.start()
+    def _line(self, word: str) -> str | None:
+        return next((line for line in list(self.lines) if line.startswith(word)), None)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def close(self) -> None:
+        """`close()` twice in the child (the second a no-op); the child keeps running."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"close\n")
+        self.proc.stdin.flush()
+        wait_until(lambda: self._line("closed") or self.proc.poll() is not None, "close()")
+        assert self.proc.poll() is None, self.log_text()
+
+    def __enter__(self) -> ChildSink:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        _end(self.proc)
 
 
-def test_node_is_a_camera_with_pixcams_properties(in_session: Session) -> None:
-    from pixcam.video.pipewire_sink import PipeWireSink
-
-    sink = PipeWireSink(WIDTH, HEIGHT, FPS)
-    try:
+def test_node_is_a_camera_with_pixcams_properties(in_session: Session, tmp_path: Path) -> None:
+    with ChildSink(tmp_path / "sink.log") as sink:
         nodes = wait_until(lambda: in_session.nodes("pixcam"), "the pixcam node")
         props = nodes[0]["info"]["props"]
         assert props["media.class"] == "Video/Source"
         assert props["media.role"] == "Camera"
         assert props["node.description"] == "pixcam"
-        assert int(props["pixcam.pid"]) == os.getpid()
-    finally:
+        assert int(props["pixcam.pid"]) == sink.pid
         sink.close()
-        sink.close()  # once: a second close is a no-op
-    wait_until(lambda: not in_session.nodes("pixcam"), "the node to go with close()")
+        wait_until(lambda: not in_session.nodes("pixcam"), "the node to go with close()")
+    assert "Traceback" not in sink.log_text(), sink.log_text()
 
 
-def test_a_consumer_reads_the_frames_sent(in_session: Session) -> None:
-    from pixcam.video.pipewire_sink import PipeWireSink
-
-    sink = PipeWireSink(WIDTH, HEIGHT, FPS)
-    consumer = Consumer()
-    try:
-        with Feeder(sink) as feeder:
-            consumer.start()
-            frames = consumer.wait_frames(10)
-        assert frames[0].shape == (HEIGHT, WIDTH, 3)
-        # Grey levels are frame numbers: they rise from frame to frame (none repeated 5x).
-        levels = [int(f[HEIGHT // 2, WIDTH // 2, 1]) for f in frames]
-        assert len(set(levels)) > len(levels) // 2, levels
-        assert feeder.sent >= len(frames)
-    finally:
-        consumer.stop()
-        sink.close()
+def _assert_numbered(frames: list[np.ndarray]) -> None:
+    """Grey levels are frame numbers: they change from frame to frame (none repeated 5x)."""
+    assert frames[0].shape == (HEIGHT, WIDTH, 3)
+    levels = [int(f[HEIGHT // 2, WIDTH // 2, 1]) for f in frames]
+    assert len(set(levels)) > len(levels) // 2, levels
 
 
-def test_consumers_come_and_go_and_on_demand_follows(in_session: Session) -> None:
+def test_a_consumer_reads_the_frames_sent(in_session: Session, tmp_path: Path) -> None:
+    with ChildSink(tmp_path / "sink.log") as sink:
+        consumer = Consumer().start()
+        try:
+            _assert_numbered(consumer.wait_frames(10))
+        finally:
+            consumer.stop()
+    assert "Traceback" not in sink.log_text(), sink.log_text()
+
+
+def test_consumers_come_and_go_and_on_demand_follows(in_session: Session, tmp_path: Path) -> None:
     from pixcam.video.pipewire_links import PipeWireOnDemand, count_links
-    from pixcam.video.pipewire_sink import PipeWireSink
 
     changes: list[str] = []
-    sink = PipeWireSink(WIDTH, HEIGHT, FPS)
-    watch = PipeWireOnDemand(
-        "pixcam",
-        lambda: changes.append("active"),
-        lambda: changes.append("idle"),
-        start_delay=0.2,
-        stop_delay=0.2,
-    ).start()
-    try:
-        with Feeder(sink):
+    with ChildSink(tmp_path / "sink.log"):
+        watch = PipeWireOnDemand(
+            "pixcam",
+            lambda: changes.append("active"),
+            lambda: changes.append("idle"),
+            start_delay=0.2,
+            stop_delay=0.2,
+        ).start()
+        try:
             for round_ in range(3):
                 consumer = Consumer().start()
-                consumer.wait_frames(5)
-                assert count_links("pixcam") == 1
-                wait_until(lambda: watch.active, "on-demand to see the consumer")
-                consumer.stop()
+                try:
+                    consumer.wait_frames(5)
+                    assert count_links("pixcam") == 1
+                    wait_until(lambda: watch.active, "on-demand to see the consumer")
+                finally:
+                    consumer.stop()
                 wait_until(lambda: not watch.active, "on-demand to see it leave")
                 assert count_links("pixcam") == 0, round_
-        assert changes == ["active", "idle"] * 3
-    finally:
-        watch.stop()
-        sink.close()
+            assert changes == ["active", "idle"] * 3
+        finally:
+            watch.stop()
+
+
+def test_a_killed_consumer_leaves_the_camera_to_the_next(
+    in_session: Session, tmp_path: Path
+) -> None:
+    with ChildSink(tmp_path / "sink.log") as sink:
+        first = Consumer().start()
+        first.wait_frames(5)
+        first.kill()
+        second = Consumer().start()
+        try:
+            _assert_numbered(second.wait_frames(10))
+        finally:
+            second.stop()
+        assert sink.proc.poll() is None, sink.log_text()
+
+
+def test_a_stream_error_rebuilds_the_node_under_its_name(
+    in_session: Session, tmp_path: Path
+) -> None:
+    """PipeWire 0.3.x ends the producer's stream when a consumer fails: the sink sees the
+    error on its bus, publishes the node again, and a consumer reads it by name."""
+    with ChildSink(tmp_path / "sink.log", fail_after=5) as sink:
+        wait_until(lambda: "publishing it again" in sink.log_text(), "the rebuild")
+        wait_until(lambda: in_session.nodes("pixcam"), "the node after the rebuild")
+        consumer = Consumer().start()
+        try:
+            _assert_numbered(consumer.wait_frames(10))
+        finally:
+            consumer.stop()
+        assert sink.proc.poll() is None, sink.log_text()
+    assert "Traceback" not in sink.log_text(), sink.log_text()
 
 
 def _pixcam(session: Session, *args: str) -> subprocess.Popen[bytes]:
@@ -373,6 +446,9 @@ def test_daemon_on_demand_and_restart_while_watched(
         assert proc.poll() is None, _stop(proc)
         consumer = Consumer().start()
         wait_until(lambda: any(is_composited(f) for f in consumer.frames), "a composite", 120)
+        # The relay publishes; the daemon (cv2, pyvirtualcam) never loads GStreamer/PipeWire.
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "libgstreamer" not in maps and "libpipewire" not in maps
         before = consumer.count()
         _stop(proc)
         proc = _pixcam(in_session, *args)

@@ -91,21 +91,23 @@ def sink(node: str, width: int, height: int, fps: float, seconds: float, fail_af
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     cam = PipeWireSink(width, height, fps, node=node)
     print(f"ready {os.getpid()}", flush=True)
-    closed = threading.Event()
+    close_asked = threading.Event()
 
     def on_line(line: str) -> None:
         if line == "close":
-            cam.close()
-            cam.close()
-            closed.set()
-            print("closed", flush=True)
+            close_asked.set()  # closed by the loop below, between two sends
 
     done = threading.Event()
     threading.Thread(target=_watch_stdin, args=(on_line, done), daemon=True).start()
     end = time.monotonic() + seconds
-    sent = 0
+    sent, closed = 0, False
     while not done.is_set() and time.monotonic() < end:
-        if not closed.is_set():
+        if close_asked.is_set() and not closed:
+            cam.close()
+            cam.close()
+            closed = True
+            print("closed", flush=True)
+        if not closed:
             frame = I420.empty(width, height)
             frame.data[height:] = 128  # no colour
             frame.data[:height] = 16 + (7 * sent) % 200

@@ -147,17 +147,21 @@ def in_session(pw_session: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:
-    """End a child: its stdin closes (it exits by itself), then SIGTERM, then SIGKILL."""
-    with contextlib.suppress(OSError):
-        if proc.stdin is not None:
+    """End a child within 30 s: its stdin closes (a pipewire_child exits by itself), then
+    SIGTERM, then SIGKILL."""
+    steps: list[Callable[[], None]] = [proc.terminate, proc.kill]
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
             proc.stdin.close()
-    for step in (proc.terminate, proc.kill):
+        steps.insert(0, lambda: None)
+    for step in steps:
+        step()
         try:
             proc.wait(timeout=10)
             return
         except subprocess.TimeoutExpired:
-            step()
-    proc.wait(timeout=10)
+            pass
+    raise TimeoutError(f"pid {proc.pid} outlived SIGKILL")
 
 
 class Consumer:
@@ -230,8 +234,12 @@ class ChildSink:
         )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        ready = wait_until(lambda: self._line("ready") or self.proc.poll() is not None, "sink")
-        assert isinstance(ready, str), self.log_text()
+        try:
+            ready = wait_until(lambda: self._line("ready") or self.proc.poll() is not None, "sink")
+            assert isinstance(ready, str), self.log_text()
+        except BaseException:
+            _end(self.proc)
+            raise
         self.pid = int(ready.split()[1])
 
     def _read(self) -> None:
@@ -505,6 +513,7 @@ def portal(in_session: Session) -> Iterator[Callable[[], None]]:
         ["dbus-update-activation-environment", "DISPLAY", "XDG_RUNTIME_DIR", "XDG_CURRENT_DESKTOP"],
         env=env,
         check=True,
+        timeout=30,
     )
     log = open(in_session.runtime / "portal.log", "wb")  # noqa: SIM115 (closed below)
     procs: list[subprocess.Popen[bytes]] = []
@@ -517,7 +526,7 @@ def portal(in_session: Session) -> Iterator[Callable[[], None]]:
             "org.freedesktop.impl.portal.PermissionStore.SetPermission",
             "devices", "true", "camera", "", "['yes']",
         ]  # fmt: skip
-        subprocess.run(allow, env=env, check=True, capture_output=True)
+        subprocess.run(allow, env=env, check=True, capture_output=True, timeout=30)
         argv = [str(PORTAL), "--replace", "-v"]
         procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=log))
         wait_until(lambda: _camera_present(in_session), "the portal to see the camera")
@@ -525,12 +534,9 @@ def portal(in_session: Session) -> Iterator[Callable[[], None]]:
     try:
         yield start
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
+        for proc in [*procs, xvfb]:
+            _end(proc)
         log.close()
-        xvfb.terminate()
-        xvfb.wait(timeout=10)
 
 
 def _camera_present(session: Session) -> bool:
@@ -541,7 +547,7 @@ def _camera_present(session: Session) -> bool:
             "org.freedesktop.DBus.Properties.Get", "org.freedesktop.portal.Camera",
             "IsCameraPresent",
         ],
-        capture_output=True, text=True, env=session.env(), check=False,
+        capture_output=True, text=True, env=session.env(), check=False, timeout=30,
     )  # fmt: skip
     return "true" in out.stdout
 
@@ -641,8 +647,7 @@ def test_firefox_reads_pixcam_through_the_portal_across_a_restart(
         print(f"Firefox: largest gap between frames across the restart {gap:.0f} ms")
     finally:
         if browser is not None:
-            browser.terminate()
-            browser.wait(timeout=20)
+            _end(browser)
             ff_log.close()
         reports.server.shutdown()
         err = _stop(proc)

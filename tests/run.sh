@@ -7,9 +7,7 @@ cd "$(dirname "$0")/.."
 bash setup.sh --no-run
 .venv/bin/ruff check daemon tests bench backgrounds
 .venv/bin/mypy  # [tool.mypy] in pyproject.toml: the package, strict on the frame chain
-.venv/bin/python -m pytest -q -ra tests --ignore=tests/v4l2 --ignore=tests/test_pipewire.py
-# Its own process: a C++ error thrown after PipeWire ran in-process aborts the interpreter.
-.venv/bin/python -m pytest -q -ra tests/test_pipewire.py
+.venv/bin/python -m pytest -q -ra tests --ignore=tests/v4l2
 # The quick suite and two real commands on every other CPython 3.10-3.13 this machine has.
 bash tests/other_pythons.sh
 bash tests/v4l2/run-in-vm.sh -q

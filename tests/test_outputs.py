@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -144,7 +146,6 @@ def test_the_pipewire_check_keeps_gstreamer_out_of_the_daemon() -> None:
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     pytest.importorskip("pyvirtualcam")
     env = dict(os.environ, PYTHONPATH=str(Path(outputs.__file__).resolve().parents[2]))
@@ -155,3 +156,23 @@ def test_the_pipewire_check_keeps_gstreamer_out_of_the_daemon() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     assert "gstreamer loaded: False" in out.stdout, out.stdout
     assert "pyvirtualcam error caught" in out.stdout, out.stdout
+
+
+def test_the_relay_says_why_gstreamer_cannot_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No pipewiresink (GStreamer without its plugins): the relay, which alone loads
+    GStreamer, exits with the reason, and the writer's SinkError carries it in one line."""
+    from pixcam.video.pipewire_relay import RelaySink
+
+    (tmp_path / "pipewire-0").touch()  # a PipeWire socket, as far as the writer looks
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("GST_PLUGIN_SYSTEM_PATH_1_0", str(tmp_path / "no-plugins"))
+    monkeypatch.setenv("GST_PLUGIN_PATH_1_0", str(tmp_path / "no-plugins"))
+    monkeypatch.setenv("GST_REGISTRY_1_0", str(tmp_path / "registry.bin"))
+    monkeypatch.setenv("PYTHONPATH", str(Path(outputs.__file__).resolve().parents[2]))
+    with pytest.raises(SinkError) as info:
+        RelaySink(64, 48, 15, path=tmp_path / "relay.sock")
+    msg = str(info.value)
+    assert "\n" not in msg and "did not start" in msg and "no PipeWire camera" in msg, msg

@@ -51,9 +51,10 @@ class RelaySink(Sink):
     def __init__(self, width: int, height: int, fps: float, *, path: Path | None = None) -> None:
         from pixcam.video import pipewire_sink
 
-        why = pipewire_sink.missing()
-        if why:
-            raise SinkError(f"no PipeWire camera: {why}")
+        # GStreamer is the relay's to check (it says why in "did not start"): loading it here
+        # would put libunwind beside cv2 and pyvirtualcam (docs/pipewire.md, trap 8).
+        if pipewire_sink.pipewire_socket() is None:
+            raise SinkError("no PipeWire camera: PipeWire is not running in this session")
         self._path = path or socket_path()
         self.name = f"pipewire:{pipewire_sink.NODE_NAME}"
         self.width, self.height, self.fps = width, height, fps
@@ -125,10 +126,15 @@ class _Writer:
 def serve(path: Path, linger: float = LINGER_S) -> int:
     """Run the relay on `path` until no writer was connected for `linger` seconds."""
 
+    from pixcam.video.pipewire_sink import gst_missing
+
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if _try_connect(path) is not None:
         log.info("a relay already listens on %s", path)
         return 0
+    why = gst_missing()
+    if why:
+        raise SinkError(f"no PipeWire camera: {why}")
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     listener.bind(str(path))

@@ -305,6 +305,11 @@ class Effects:
         self._gate.reset()
         self._alpha = None
 
+    @property
+    def alpha(self) -> Alpha | None:
+        """The last refined mask (None before the first segmented frame)."""
+        return self._alpha
+
     def set_away(self, on: bool) -> None:
         """ "Be right back" by hand: the card until switched off."""
         self._away.manual = on
@@ -321,6 +326,7 @@ class Effects:
             "away": self._away.away,
             "away_manual": self._away.manual,
             "away_since": self._away.since,
+            "away_level": self._away.level,
         }
 
     def mirror(self, frame: Frame) -> Frame:

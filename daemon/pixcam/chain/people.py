@@ -36,6 +36,9 @@ NEAR = 0.06  # a small region this close to you (share of the mask width) is a p
 HOLD_S = 1.5  # others out of sight are still expected where they were for this long
 ADOPT_S = 5.0  # alone in the picture this long without you: the other becomes the main person
 LOST_S = 0.5  # no pixel of yours for this long: you left
+REACH = 0.03  # how far you may move (share of the width) while someone touches you
+BODY = 9  # another person is this thick somewhere (mask pixels); slivers are not
+THIN = 5  # another person's part this thin (mask pixels) along your outline is yours
 HALO = 2  # mask pixels around another person hidden too (the soft rim of their probability)
 
 
@@ -75,6 +78,7 @@ class _Others:
 class _Main:
     mask: np.ndarray  # bool, your pixels when last seen
     seen: float
+    alone: np.ndarray | None = None  # your pixels the last time nobody else was about
 
 
 @dataclass
@@ -130,7 +134,8 @@ class PeopleFilter:
                 self.state = PeopleState(present=False, switched=self.state.switched)
                 return prob
             if main.mask[mine].any() or now - main.seen > LOST_S:
-                main.mask, main.seen = mine, now  # you, or a newcomer after you left: you back
+                # You, or a newcomer after you left: you back.
+                main.mask, main.seen, main.alone = mine, now, mine
                 self.state = PeopleState(present=True, switched=self.state.switched)
                 return prob
         return self._split(prob, labels, big, main, others, now)
@@ -147,6 +152,7 @@ class PeopleFilter:
         h, w = labels.shape
         was_mine = main.mask
         was_theirs = others.mask if others is not None else None
+        alone = main.alone if main.alone is not None and others is not None else was_mine
         main_gone = now - main.seen > LOST_S
         mine = np.zeros((h, w), bool)
         theirs = np.zeros((h, w), bool)
@@ -156,7 +162,7 @@ class PeopleFilter:
             ov_mine = not main_gone and bool(was_mine[region].any())
             ov_theirs = was_theirs is not None and bool(was_theirs[region].any())
             if ov_mine and was_theirs is not None:
-                a, b = _divide(region, was_mine, was_theirs, NEAR * w)
+                a, b = _divide(region, was_mine, was_theirs, _near(alone, REACH * w))
                 mine |= a
                 theirs |= b
                 apart = apart and not b.any()
@@ -177,6 +183,8 @@ class PeopleFilter:
         self.state.present = bool(mine.any())
         if self.state.present:
             main.mask, main.seen = mine, now
+        if self._others is None:
+            main.alone = main.mask  # nobody about: the next contact starts from here
         # Everything not yours goes (specks far from you too), with the others' soft rim.
         hide = (labels > 0) & ~mine
         if hide.any():
@@ -199,7 +207,8 @@ class PeopleFilter:
         """Move the others' track on; adopt them when they have been alone long enough."""
         n_theirs = 0
         if theirs.any():
-            n_theirs = max(1, cv2.connectedComponents(theirs.astype(np.uint8))[0] - 1)
+            areas = cv2.connectedComponentsWithStats(theirs.astype(np.uint8))[2][1:, 4]
+            n_theirs = max(1, int(np.count_nonzero(areas >= MIN_AREA * theirs.size)))
             ys, xs = np.nonzero(theirs)
             centre = (float(xs.mean()), float(ys.mean()))
             if others is None:
@@ -214,10 +223,13 @@ class PeopleFilter:
                         int(np.clip(round(centre[0] - others.centre[0]), -cap, cap)),
                         int(np.clip(round(centre[1] - others.centre[1]), -cap, cap)),
                     )
-                # What you covered of them is expected to go on, moved with them.
-                held = _shifted(others.mask, shift) & mine
+                # Where they were and still is a person (you, in front of them) is still
+                # theirs to find again, moved with them.
+                held = _shifted(others.mask, shift) & (mine | theirs)
                 others.mask = theirs | held
-                others.seen, others.shift, others.centre = now, shift, centre
+                others.shift, others.centre = shift, centre
+                if _opened(theirs, BODY).sum() >= MIN_AREA * theirs.size:
+                    others.seen = now  # a body, not slivers along your outline
             if mine.any() or now - main.seen <= LOST_S:
                 others.alone_since = None
             elif others.alone_since is None:
@@ -278,20 +290,29 @@ def _shifted(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
 
 
 def _divide(
-    region: np.ndarray, was_mine: np.ndarray, was_theirs: np.ndarray, reach: float
+    region: np.ndarray, was_mine: np.ndarray, was_theirs: np.ndarray, yours: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """A region touching you while someone else is about: yours where it was yours (whoever
-    passes behind you is covered by you); new pixels next to your outline yours unless near
-    theirs; new pixels further out yours only when far from them (your arm, on your other
-    side), otherwise theirs (they, coming out from behind you)."""
-    mine = region & was_mine
-    new = region & ~was_mine
+    passes behind you is covered by you); each new patch theirs when it touches where they
+    were (or were going) or lies beyond `yours` (where you were when alone, widened), yours
+    otherwise (you moved); a thin sliver of theirs along your outline yours (your own
+    outline moving, not a person)."""
+    mine = region & was_mine & yours
+    new = region & ~mine
     if not new.any():
         return mine, new
-    ring = new & _near(was_mine, 1)
-    far = new & ~ring
-    theirs = (far & _near(was_theirs, 2 * reach)) | (new & was_theirs)
-    mine |= far & ~theirs
-    theirs |= ring & _near(theirs, 2) & ~mine
-    mine |= ring & ~theirs
+    _, patches = cv2.connectedComponents(new.astype(np.uint8), connectivity=8)
+    tracked = np.unique(patches[new & was_theirs])
+    theirs = np.isin(patches, tracked[tracked > 0])
+    beyond = np.unique(patches[new & ~yours & ~theirs])
+    theirs |= _opened(np.isin(patches, beyond[beyond > 0]), THIN)
+    mine |= new & ~theirs
     return mine, theirs
+
+
+def _opened(mask: np.ndarray, thin: int) -> np.ndarray:
+    """`mask` without its parts thinner than `thin` pixels."""
+    if not mask.any():
+        return mask
+    k = np.ones((thin, thin), np.uint8)
+    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)

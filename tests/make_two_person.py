@@ -224,8 +224,9 @@ def _away(frames: int) -> Iterator[Shot]:
         f = cv2.warpAffine(mains[t], m, SIZE, borderMode=cv2.BORDER_REPLICATE)
         a = cv2.warpAffine(main_alphas[t], m, SIZE, borderValue=0)[..., None]
         out = room * (1 - a) + f * a
-        yield Shot(np.clip(out, 0, 255).astype(np.uint8), np.zeros(SIZE[::-1], np.float32),
-                   away_present(t))
+        yield Shot(
+            np.clip(out, 0, 255).astype(np.uint8), np.zeros(SIZE[::-1], np.float32), away_present(t)
+        )
 
 
 # ------------------------------------------------------------------ measuring the chain
@@ -366,7 +367,9 @@ def measure_away(after: float = 2.0, mode: str = "card", frames: int = FRAMES) -
 def card_frames(video: Path, after: float = 1.0) -> tuple[int, int]:
     """(frames with any of the away card, frames) over a one-person video."""
     cap = cv2.VideoCapture(str(video))
-    fx, clock = chain({"people.away": "card", "people.away_after": after}, cap.get(cv2.CAP_PROP_FPS) or FPS)
+    fx, clock = chain(
+        {"people.away": "card", "people.away_after": after}, cap.get(cv2.CAP_PROP_FPS) or FPS
+    )
     n = shown = 0
     while True:
         ok, frame = cap.read()

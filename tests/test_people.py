@@ -86,9 +86,10 @@ def test_a_bystander_passing_behind_you_never_shows() -> None:
         theirs = body(150 - 2 * i, top=12, half=12)
         frames.append(union(mine, theirs))
     outs = run(f, frames)
+    their_area = float(body(80, top=12, half=12).sum())
     for p, out in zip(frames[3:], outs[3:], strict=True):
-        shown_theirs = out[(p > 0) & (mine == 0)].sum()
-        assert shown_theirs <= 0.02 * max(1.0, float((p > 0).sum() - (mine > 0).sum())) + 6
+        # A sliver along your outline may show (within `REACH` of it), never them.
+        assert out[(p > 0) & (mine == 0)].sum() <= 0.03 * their_area
         assert out[mine > 0].mean() > 0.97  # you stay whole
 
 

@@ -327,39 +327,42 @@ def measure(scene: str, frames: int = FRAMES) -> Figures:
 
 @dataclass
 class AwayFigures:
-    card_after_s: float | None  # from the last frame with you to the card fully shown
-    gone_after: int | None  # frames from your first frame back to the first without the card
-    card_frames_present: int  # frames with any card while you were in the picture (not
-    # counting the frames right after your return)
+    card_after_s: float | None  # from the first frame without you to the card fully shown
+    gone_after: int | None  # frames from the chain finding you back to the first without card
+    card_frames_present: int  # frames with the card while you were in the picture, before
+    # you left and after the card went
 
     def line(self, after: float) -> str:
         return (
-            f"away    card {self.card_after_s} s after leaving (limit {after + 0.5}), "
-            f"gone {self.gone_after} frames after return, card with you there "
-            f"{self.card_frames_present} frames"
+            f"away    card full {self.card_after_s} s after leaving (limit {after + 0.5}), "
+            f"gone on frame {self.gone_after} after you are found (limit 2), card with you "
+            f"there {self.card_frames_present} frames"
         )
 
 
 def measure_away(after: float = 2.0, mode: str = "card", frames: int = FRAMES) -> AwayFigures:
-    from pixcam.chain.away import BACK_FRAMES
-
     fx, clock = chain({"people.away": mode, "people.away_after": after})
-    levels = []
+    levels, found = [], []
     for shot in make("away", frames):
         fx.process(shot.frame)  # type: ignore[attr-defined]
         clock.tick()
-        levels.append(float(fx.people["away_level"]))  # type: ignore[attr-defined]
+        info = fx.people  # type: ignore[attr-defined]
+        levels.append(float(info["away_level"]))
+        found.append(bool(info["present"]))
     present = [away_present(t) for t in range(frames)]
     left = present.index(False)
     back = present.index(True, left)
     full = next((t for t in range(left, back) if levels[t] >= 1.0), None)
-    gone = next((t for t in range(back, frames) if levels[t] == 0.0), None)
+    seen = next((t for t in range(back, frames) if found[t]), None)
+    gone = None if seen is None else next((t for t in range(seen, frames) if levels[t] == 0), None)
     with_you = sum(
-        1 for t in range(frames) if present[t] and levels[t] > 0 and not back <= t < back + 15
+        1
+        for t in range(frames)
+        if present[t] and levels[t] > 0 and (t < left or gone is None or t >= gone)
     )
     return AwayFigures(
         None if full is None else round((full - left) / FPS, 3),
-        None if gone is None else gone - back + 1 - (BACK_FRAMES - BACK_FRAMES),
+        None if gone is None or seen is None else gone - seen + 1,
         with_you,
     )
 

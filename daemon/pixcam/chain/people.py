@@ -31,14 +31,15 @@ import numpy as np
 
 from pixcam.modes import KEEP_MODES
 
+WORK_WIDTH = 160  # the mask is looked at this wide at most (160×90 for 16:9)
 MIN_AREA = 0.004  # share of the mask a region needs to be a person (smaller: specks, hands)
 NEAR = 0.06  # a small region this close to you (share of the mask width) is a part of you
 HOLD_S = 1.5  # others out of sight are still expected where they were for this long
 ADOPT_S = 5.0  # alone in the picture this long without you: the other becomes the main person
 LOST_S = 0.5  # no pixel of yours for this long: you left
 REACH = 0.03  # how far you may move (share of the width) while someone touches you
-BODY = 9  # another person is this thick somewhere (mask pixels); slivers are not
-THIN = 5  # another person's part this thin (mask pixels) along your outline is yours
+BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
+THIN = 3  # another person's part this thin (mask pixels) along your outline is yours
 HALO = 2  # mask pixels around another person hidden too (the soft rim of their probability)
 
 
@@ -103,18 +104,28 @@ class PeopleFilter:
     def apply(self, prob: np.ndarray, now: float) -> np.ndarray:
         """`prob` (float32 H×W, 0..1) with the others at 0 (a new array only when someone was
         hidden); updates `state`."""
-        mask = (prob >= self.settings.threshold).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        h, w = prob.shape
+        small = prob
+        if w > WORK_WIDTH:  # the detail size of a fine model: its grid is enough here
+            size = (WORK_WIDTH, max(1, round(h * WORK_WIDTH / w)))
+            small = cv2.resize(prob, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.compare(small, self.settings.threshold, cv2.CMP_GE)
+        # (connectedComponentsWithStats costs 5× more here than the labels and a bincount.)
+        n, labels = cv2.connectedComponents(mask, connectivity=8)
         min_area = MIN_AREA * mask.size
-        big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+        if n <= 2:  # one region or none, the usual picture: its area is the mask's
+            big = [1] if n == 2 and cv2.countNonZero(mask) >= min_area else []
+        else:
+            areas = np.bincount(labels.ravel(), minlength=n)
+            big = [int(i) for i in np.flatnonzero(areas >= min_area) if i > 0]
         if not self.settings.only_me:
             self.state = PeopleState(present=bool(big))
             return prob
-        return self._only_me(prob, labels, stats, big, now)
+        return self._only_me(prob, labels, big, now)
 
     # ------------------------------------------------------------------ keep "me"
     def _only_me(
-        self, prob: np.ndarray, labels: np.ndarray, stats: np.ndarray, big: list[int], now: float
+        self, prob: np.ndarray, labels: np.ndarray, big: list[int], now: float
     ) -> np.ndarray:
         others = self._others
         if others is not None and now - others.seen > HOLD_S:
@@ -124,10 +135,9 @@ class PeopleFilter:
             if not big:
                 self.state.present = False
                 return prob
-            h, w = labels.shape
-            first = max(big, key=lambda i: _centre_weighted(stats[i], w))
+            first = max(big, key=lambda i: _centre_weighted(labels == i))
             main = self._main = _Main(labels == first, now)
-        if others is None and len(big) <= 1 and _specks_near(stats, big, labels.shape[1]):
+        if others is None and len(big) <= 1:
             # Nobody else known and at most one person: the cheap path, `prob` unchanged.
             mine = labels == big[0] if big else None
             if mine is None:
@@ -153,6 +163,7 @@ class PeopleFilter:
         was_mine = main.mask
         was_theirs = others.mask if others is not None else None
         alone = main.alone if main.alone is not None and others is not None else was_mine
+        yours = _near(alone, REACH * w)  # where you may be while someone touches you
         main_gone = now - main.seen > LOST_S
         mine = np.zeros((h, w), bool)
         theirs = np.zeros((h, w), bool)
@@ -162,7 +173,7 @@ class PeopleFilter:
             ov_mine = not main_gone and bool(was_mine[region].any())
             ov_theirs = was_theirs is not None and bool(was_theirs[region].any())
             if ov_mine and was_theirs is not None:
-                a, b = _divide(region, was_mine, was_theirs, _near(alone, REACH * w))
+                a, b = _divide(region, was_mine, was_theirs, yours)
                 mine |= a
                 theirs |= b
                 apart = apart and not b.any()
@@ -179,7 +190,7 @@ class PeopleFilter:
         if small.any():
             mine |= small & _near(mine, NEAR * w)
             theirs |= small & ~mine & _near(theirs, NEAR * w)
-        self._track(mine, theirs, main, others, apart, now)
+        self._track(mine, theirs, yours, main, others, apart, now)
         self.state.present = bool(mine.any())
         if self.state.present:
             main.mask, main.seen = mine, now
@@ -187,18 +198,22 @@ class PeopleFilter:
             main.alone = main.mask  # nobody about: the next contact starts from here
         # Everything not yours goes (specks far from you too), with the others' soft rim.
         hide = (labels > 0) & ~mine
-        if hide.any():
-            k = np.ones((2 * HALO + 1,) * 2, np.uint8)
-            hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
-            out = prob.copy()
-            out[hide] = 0.0
-            return out
-        return prob
+        if not hide.any():
+            return prob
+        k = np.ones((2 * HALO + 1,) * 2, np.uint8)
+        hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
+        if hide.shape != prob.shape:
+            ph, pw = prob.shape
+            hide = cv2.resize(hide.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
+        out = prob.copy()
+        out[hide.astype(bool)] = 0.0
+        return out
 
     def _track(
         self,
         mine: np.ndarray,
         theirs: np.ndarray,
+        yours: np.ndarray,
         main: _Main,
         others: _Others | None,
         apart: bool,
@@ -228,8 +243,10 @@ class PeopleFilter:
                 held = _shifted(others.mask, shift) & (mine | theirs)
                 others.mask = theirs | held
                 others.shift, others.centre = shift, centre
-                if _opened(theirs, BODY).sum() >= MIN_AREA * theirs.size:
-                    others.seen = now  # a body, not slivers along your outline
+                # A body beyond your reach (not your own outline moving) while you are here.
+                body = theirs & ~yours if mine.any() else theirs
+                if _opened(body, BODY).sum() >= MIN_AREA * theirs.size:
+                    others.seen = now
             if mine.any() or now - main.seen <= LOST_S:
                 others.alone_since = None
             elif others.alone_since is None:
@@ -248,24 +265,12 @@ class PeopleFilter:
         self.state.hidden = n_theirs
 
 
-def _centre_weighted(stat: np.ndarray, width: int) -> float:
+def _centre_weighted(region: np.ndarray) -> float:
     """A region's area, down to half at the picture's side edges."""
-    cx = stat[cv2.CC_STAT_LEFT] + stat[cv2.CC_STAT_WIDTH] / 2
-    off = abs(cx - width / 2) / (width / 2)
-    return float(stat[cv2.CC_STAT_AREA]) * (1.0 - 0.5 * off)
-
-
-def _specks_near(stats: np.ndarray, big: list[int], width: int) -> bool:
-    """Every small region lies within `NEAR` of the one person's box (none: no small ones)."""
-    if len(stats) - 1 == len(big):
-        return True
-    if not big:
-        return False
-    r = NEAR * width
-    x0, y0, w0, h0 = (float(v) for v in stats[big[0], :4])
-    x, y, w, h = (stats[1:, i].astype(np.float64) for i in range(4))
-    inside = (x + w >= x0 - r) & (x <= x0 + w0 + r) & (y + h >= y0 - r) & (y <= y0 + h0 + r)
-    return bool(inside.all())
+    xs = np.nonzero(region)[1]
+    half = region.shape[1] / 2
+    off = abs(float(xs.mean()) - half) / half
+    return len(xs) * (1.0 - 0.5 * off)
 
 
 def _near(mask: np.ndarray, reach: float) -> np.ndarray:

@@ -176,7 +176,8 @@ def test_bad_requests_get_error_replies_on_the_same_connection(server: ControlSe
     assert errors[0].startswith("malformed request")
     assert errors[1].startswith("malformed request: expected a JSON object")
     assert errors[2] == (
-        "unknown command 'explode'; commands: status, set, toggle, reload, quit, pause, resume, away"
+        "unknown command 'explode'; commands: status, set, toggle, reload, quit, pause, "
+        "resume, away"
     )
     assert errors[3].startswith("unknown command None")
     assert errors[4].startswith('set needs "key"') and errors[5].startswith('set needs "key"')

@@ -109,7 +109,8 @@ class PeopleFilter:
         if w > WORK_WIDTH:  # the detail size of a fine model: its grid is enough here
             size = (WORK_WIDTH, max(1, round(h * WORK_WIDTH / w)))
             small = cv2.resize(prob, size, interpolation=cv2.INTER_AREA)
-        mask = cv2.compare(small, self.settings.threshold, cv2.CMP_GE)
+        mask = cv2.threshold(small, self.settings.threshold, 1, cv2.THRESH_BINARY)[1]
+        mask = mask.astype(np.uint8)
         # (connectedComponentsWithStats costs 5× more here than the labels and a bincount.)
         n, labels = cv2.connectedComponents(mask, connectivity=8)
         min_area = MIN_AREA * mask.size
@@ -204,9 +205,10 @@ class PeopleFilter:
         hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
         if hide.shape != prob.shape:
             ph, pw = prob.shape
-            hide = cv2.resize(hide.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
+            grown = cv2.resize(hide.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
+            hide = grown.astype(bool)
         out = prob.copy()
-        out[hide.astype(bool)] = 0.0
+        out[hide] = 0.0
         return out
 
     def _track(

@@ -132,3 +132,101 @@ def test_nobody_is_not_present(keep: str) -> None:
     f = PeopleFilter(PeopleSettings(keep=keep))
     f.apply(np.zeros((H, W), np.float32), 0.0)
     assert not f.state.present
+
+
+# ------------------------------------------------------------------ in the chain (Effects)
+class Scripted:
+    """A segmenter whose person probability is the next of `probs` (the chain's size)."""
+
+    has_parts = False
+    cell = 16.0
+
+    def __init__(self, probs: list[np.ndarray]) -> None:
+        self.probs, self.i = probs, -1
+
+    def run(self, frame: np.ndarray, parts: bool = True, pyramid: object = None) -> Scripted:
+        self.i += 1
+        return self
+
+    def person_probability(self, size: tuple[int, int]) -> np.ndarray:
+        import cv2
+
+        p = self.probs[min(self.i, len(self.probs) - 1)]
+        return cv2.resize(p, size, interpolation=cv2.INTER_NEAREST)
+
+
+class FrameClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        self.t += DT
+        return self.t
+
+
+def effects(probs: list[np.ndarray], **people: object) -> object:
+    from fakes import cfg_with
+
+    from pixcam.chain.effects import Effects, EffectsSettings
+
+    cfg = cfg_with(
+        effects={"background": "color", "color": "#000000"},
+        model={"skip_still": False},
+        people=people,
+    )
+    return Effects(EffectsSettings.from_config(cfg), Scripted(probs), clock=FrameClock())
+
+
+def picture() -> np.ndarray:
+    return np.full((360, 640, 3), 200, np.uint8)
+
+
+def test_the_chain_hides_the_other_person_as_background() -> None:
+    probs = [body(80)] * 3 + [union(body(80), body(20, half=12))] * 30
+    fx = effects(probs, keep="me")
+    for _ in probs:
+        out = fx.process(picture())  # type: ignore[attr-defined]
+    assert out[240, 320].min() > 150  # you (column 80 of 160)
+    assert out[240, 80].max() < 40  # them: the black background
+    info = fx.people  # type: ignore[attr-defined]
+    assert info["keep"] == "me" and info["hidden"] == 1 and info["present"]
+
+
+def test_the_chain_shows_the_card_when_nobody_is_there_and_not_after() -> None:
+    empty = np.zeros((H, W), np.float32)
+    probs = [body(80)] * 10 + [empty] * 60 + [body(80)] * 5
+    fx = effects(probs, away="card", away_after=1.0, away_text="Back soon")
+    levels = []
+    for _ in probs:
+        out = fx.process(picture())  # type: ignore[attr-defined]
+        levels.append(fx.people["away_level"])  # type: ignore[attr-defined]
+        assert out.shape == (360, 640, 3)  # a frame every time
+    assert max(levels[:10]) == 0.0 and levels[69] == 1.0
+    assert levels[70] == 1.0 and levels[71] == 0.0  # gone on the second frame with you
+    fx.set_away(True)  # type: ignore[attr-defined]
+    fx.process(picture())  # type: ignore[attr-defined]
+    assert fx.people["away"] and fx.people["away_manual"]  # type: ignore[attr-defined]
+
+
+def test_manual_away_works_with_the_effects_off() -> None:
+    from fakes import cfg_with
+
+    from pixcam.chain.effects import Effects, EffectsSettings
+
+    cfg = cfg_with(effects={"enabled": False})
+    fx = Effects(EffectsSettings.from_config(cfg), clock=FrameClock())
+    assert fx.process(picture()).mean() == 200
+    fx.set_away(True)
+    card = fx.process(picture())
+    for _ in range(20):
+        card = fx.process(picture())
+    assert card.mean() < 100  # the dark text card
+
+
+def test_the_tooltip_words() -> None:
+    from pixcam.daemon import people_summary
+
+    status = {"hidden": 1, "away": True, "away_since": "12:03"}
+    assert people_summary("me", status) == ["only me: 1 other hidden", "away since 12:03"]
+    assert people_summary("me", {"hidden": 0}) == ["only me"]
+    assert people_summary("all", None) == []

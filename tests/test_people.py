@@ -166,7 +166,6 @@ class FrameClock:
 
 def effects(probs: list[np.ndarray], **people: object) -> object:
     from fakes import cfg_with
-
     from pixcam.chain.effects import Effects, EffectsSettings
 
     cfg = cfg_with(
@@ -210,7 +209,6 @@ def test_the_chain_shows_the_card_when_nobody_is_there_and_not_after() -> None:
 
 def test_manual_away_works_with_the_effects_off() -> None:
     from fakes import cfg_with
-
     from pixcam.chain.effects import Effects, EffectsSettings
 
     cfg = cfg_with(effects={"enabled": False})

@@ -169,11 +169,14 @@ class PeopleFilter:
         mine = np.zeros((h, w), bool)
         theirs = np.zeros((h, w), bool)
         apart = True  # the others were a region of their own (their motion can be measured)
+        contested = False  # a region was both yours and theirs
         for i in big:
             region = labels == i
             ov_mine = not main_gone and bool(was_mine[region].any())
             ov_theirs = was_theirs is not None and bool(was_theirs[region].any())
-            if ov_mine and was_theirs is not None:
+            if ov_mine and ov_theirs:
+                assert was_theirs is not None
+                contested = True
                 a, b = _divide(region, was_mine, was_theirs, yours)
                 mine |= a
                 theirs |= b
@@ -195,8 +198,8 @@ class PeopleFilter:
         self.state.present = bool(mine.any())
         if self.state.present:
             main.mask, main.seen = mine, now
-        if self._others is None:
-            main.alone = main.mask  # nobody about: the next contact starts from here
+        if self._others is None or not contested:
+            main.alone = main.mask  # nobody touching you: the next contact starts from here
         # Everything not yours goes (specks far from you too), with the others' soft rim.
         hide = (labels > 0) & ~mine
         if not hide.any():

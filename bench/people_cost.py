@@ -3,9 +3,11 @@
 Every frame of the presenter video (1280×720, one person) goes through three `Effects` chains
 on one segmenter, in rotating order: `people.keep = "all"` with the away card off (the chain
 as it was), `keep = "me"`, and `keep = "me"` with `away = "card"`. Reported: each chain's
-median process CPU per frame (segment, people, refine, compose) and the differences to the
-first; and the people stage alone (`PeopleFilter.apply` on that frame's probability), median
-microseconds, which is the cost itself without the network's noise.
+median and mean process CPU per frame (segment, people, refine, compose; most frames of a
+still presenter keep the last mask, so the median is such a frame and the mean carries the
+inferred ones) and the differences to the first; and the people stage alone
+(`PeopleFilter.apply` on that frame's probability), median microseconds: the cost itself
+without the network's noise.
 
     taskset -c 1 .venv/bin/python bench/people_cost.py [--frames 240]
 """
@@ -75,10 +77,14 @@ def main() -> int:
         n += 1
     cap.release()
     first = float(np.median(cpu["keep all"]))
+    first_mean = float(np.mean(cpu["keep all"]))
     print(f"{video.name}: {n} frames at {w}x{h}, probability {prob.shape[1]}x{prob.shape[0]}")
     for name, values in cpu.items():
-        med = float(np.median(values))
-        print(f"  {name:15s} median CPU {med:6.2f} ms/frame  ({med - first:+.2f} ms)")
+        med, mean = float(np.median(values)), float(np.mean(values))
+        print(
+            f"  {name:15s} median CPU {med:6.2f} ms/frame  ({med - first:+.2f} ms), "
+            f"mean {mean:6.2f} ms ({mean - first_mean:+.2f} ms)"
+        )
     print(
         f"  people stage alone: median {np.median(stage_us):.0f} us, "
         f"p95 {np.percentile(stage_us, 95):.0f} us; hidden {alone.state.hidden}"

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from pixcam.chain.compose import cover_fit, find_background
+from pixcam.chain.compose import cover_fit
 from pixcam.errors import PixcamError
 from pixcam.i420 import Frame, as_bgr
 from pixcam.images import read_image
 from pixcam.modes import AWAY_MODES
+from pixcam.paths import find_background
 
 FADE_S = 0.3  # the fade to the card
 BACK_FRAMES = 2  # frames in a row with someone in them that end the away card

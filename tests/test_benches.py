@@ -93,6 +93,13 @@ SMOKE: dict[str, Smoke] = {
         ("--frames", "1", "--sizes", "360"),
         (rf"^frame +{NUM} +{NUM} +{NUM}$", rf"^× fast +1\.000 +{NUM} +{NUM}$"),
     ),
+    "people_cost.py": Smoke(
+        ("--frames", "3"),
+        (
+            rf"^  keep me +median CPU +{NUM} ms/frame +\({NUM} ms\), mean",
+            r"^  people stage alone: ",
+        ),
+    ),
     "partfx_bench.py": Smoke(
         ("--frames", "2", "--repeats", "1"),
         (rf"^  parts read +{NUM} ms$", rf"^  view \+ blur face \+ parts read +{NUM} ms$"),

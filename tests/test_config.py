@@ -181,7 +181,7 @@ def test_unknown_key_and_section_are_errors(tmp_path: Path) -> None:
         f"{path}:2 camera.devcie: unknown key; allowed in [camera]: "
         "device, width, height, fps, mjpg",
         f"{path}:4 efects: unknown section; allowed: [camera], [model], [refine], [effects], "
-        "[parts], [framing], [output], [daemon]",
+        "[parts], [framing], [people], [output], [daemon]",
     ]
 
 

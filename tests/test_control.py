@@ -21,7 +21,7 @@ import pytest
 from pixcam import control
 from pixcam.cli import main
 from pixcam.config import load_config
-from pixcam.control import MAX_REQUEST_BYTES, ControlServer, send_command
+from pixcam.control import MAX_REQUEST_BYTES, ControlServer, run_ctl, send_command
 from pixcam.errors import PixcamError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +73,10 @@ class FakeApp:
     def resume(self) -> bool:
         self.calls.append(("resume", None))
         return False
+
+    def away(self, on: bool) -> bool:
+        self.calls.append(("away", on))
+        return on
 
 
 class NoPauseApp(FakeApp):
@@ -176,7 +180,8 @@ def test_bad_requests_get_error_replies_on_the_same_connection(server: ControlSe
     assert errors[0].startswith("malformed request")
     assert errors[1].startswith("malformed request: expected a JSON object")
     assert errors[2] == (
-        "unknown command 'explode'; commands: status, set, toggle, reload, quit, pause, resume"
+        "unknown command 'explode'; commands: status, set, toggle, reload, quit, pause, "
+        "resume, away"
     )
     assert errors[3].startswith("unknown command None")
     assert errors[4].startswith('set needs "key"') and errors[5].startswith('set needs "key"')
@@ -222,6 +227,19 @@ def test_pause_without_a_pause_concept_is_a_clear_error(sock_path: Path) -> None
     with ControlServer(NoPauseApp(), sock_path):
         reply = send_command("pause", path=sock_path)
     assert reply == {"ok": False, "error": "pause: this pixcam has no camera pause"}
+
+
+def test_away_on_and_off(server: ControlServer) -> None:
+    app: FakeApp = server.app  # type: ignore[assignment]
+    assert send_command("away", path=server.path, on=True) == {"ok": True, "away": True}
+    assert send_command("away", path=server.path, on=False) == {"ok": True, "away": False}
+    assert send_command("away", path=server.path)["error"] == 'away needs "on": true or false'
+    assert app.calls == [("away", True), ("away", False)]
+    lines: list[str] = []
+    assert run_ctl("away", "on", path=server.path, out=lines.append) == 0
+    assert lines == ["away card on"]
+    with pytest.raises(PixcamError, match="away takes on or off"):
+        run_ctl("away", "maybe", path=server.path)
 
 
 def _send_in_thread(path: Path, cmd: str) -> tuple[threading.Thread, list[Any]]:

@@ -497,9 +497,21 @@ class TrayDriver:
 
 
 # Menu positions (separators skipped), as built by pixcam.tray.Tray._menu.
-(EFFECTS, BACKGROUND, BLUR, QUALITY, PARTS, AUTO_FRAME, MIRROR, PAUSE, OPEN_FOLDER, EDIT, QUIT) = (
-    range(11)
-)
+(
+    EFFECTS,
+    BACKGROUND,
+    BLUR,
+    QUALITY,
+    PARTS,
+    AUTO_FRAME,
+    ONLY_ME,
+    MIRROR,
+    PAUSE,
+    AWAY,
+    OPEN_FOLDER,
+    EDIT,
+    QUIT,
+) = range(13)
 
 
 @pytest.mark.parametrize("backend", ["gtk", "appindicator"])
@@ -601,6 +613,12 @@ def test_tray_menu_drives_the_running_daemon(
         wait_until(lambda: tray.icon_state() == "paused", what="icon shows paused")
         tray.choose(PAUSE, effect=lambda: paused() is False)
         wait_until(lambda: _status(sock)["pipeline"]["state"] != "paused", what="pipeline resumed")
+
+        # Only me (a setting) and Be right back (by hand, not saved)
+        tray.choose(ONLY_ME, effect=is_set("people.keep", "me"))
+        assert load_config(cfg).people.keep == "me"
+        tray.choose(AWAY, effect=lambda: _status(sock)["pipeline"]["people"]["away_manual"])  # type: ignore[index]
+        tray.choose(AWAY, effect=lambda: not _status(sock)["pipeline"]["people"]["away_manual"])  # type: ignore[index]
 
         # Effects checkbox (gtk: also the left-click default action)
         if backend == "gtk":

@@ -180,6 +180,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="keep head and shoulders centred (framing.mode auto/off)",
     )
+    p.add_argument(
+        "--only-me",
+        action=argparse.BooleanOptionalAction,
+        help="show only the main person, anyone else as background (people.keep me/all)",
+    )
     p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--config", metavar="FILE", help="config file (default: the user's)")
     p.set_defaults(handler=_cmd_run)
@@ -335,6 +340,8 @@ def _add_ctl(sub: argparse._SubParsersAction) -> None:
     csub.add_parser("quit", parents=[common], help="stop the running pixcam")
     csub.add_parser("pause", parents=[common], help="switch the camera off until resume")
     csub.add_parser("resume", parents=[common], help="undo pause")
+    a = csub.add_parser("away", parents=[common], help='show the "be right back" card, or not')
+    a.add_argument("key", metavar="on|off", choices=("on", "off"))
     p.set_defaults(handler=_cmd_ctl)
 
 

@@ -55,13 +55,17 @@ from pydantic_core import PydanticCustomError
 from pixcam import paths
 from pixcam.errors import PixcamError
 from pixcam.modes import (
+    AWAY_MODES,
     BACKGROUNDS,
     FRAMING_MODES,
+    KEEP_MODES,
     OUTPUT_BACKENDS,
     PRIVACY_MODES,
     QUALITIES,
+    AwayMode,
     BackgroundMode,
     FramingMode,
+    KeepMode,
     OutputBackend,
     PrivacyMode,
     Quality,
@@ -210,6 +214,14 @@ class FramingConfig(_Section):
     speed: float = _field(1.0, "a number 0.1..5", ge=0.1, le=5.0)
 
 
+class PeopleConfig(_Section):
+    keep: KeepMode = _field("all", ", ".join(f'"{m}"' for m in KEEP_MODES))
+    away: AwayMode = _field("off", ", ".join(f'"{m}"' for m in AWAY_MODES))
+    away_after: float = _field(30.0, "a number 1..3600 (seconds)", ge=1.0, le=3600.0)
+    away_image: str = _field("", 'a path, a file name in backgrounds/, or "" for the text')
+    away_text: str = _field("Be right back", "a short text", max_length=80)
+
+
 class OutputConfig(_Section):
     backend: OutputBackend = _field("auto", ", ".join(f'"{b}"' for b in OUTPUT_BACKENDS))
     device: str = _field("auto", '"auto" or a device path such as "/dev/video10"')
@@ -245,6 +257,7 @@ class Config(_Section):
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     parts: PartsConfig = Field(default_factory=PartsConfig)
     framing: FramingConfig = Field(default_factory=FramingConfig)
+    people: PeopleConfig = Field(default_factory=PeopleConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
 

@@ -9,6 +9,7 @@ Protocol: one JSON object per line each way, on `$XDG_RUNTIME_DIR/pixcam/control
     {"cmd": "toggle"}                          -> {"ok": true, "enabled": false}
     {"cmd": "reload"} / {"cmd": "quit"}        -> {"ok": true}
     {"cmd": "pause"} / {"cmd": "resume"}       -> {"ok": true, "paused": true}
+    {"cmd": "away", "on": true}                -> {"ok": true, "away": true}
     anything wrong                             -> {"ok": false, "error": "one line"}
 
 The server only parses and dispatches; the daemon implements `App`. Signals: SIGHUP reloads,
@@ -61,7 +62,7 @@ LISTEN_BACKLOG = 64  # clients queued while a newcomer evicts an idle one
 # A request must arrive whole this long after its first byte (a slow drip is cut off), and
 # its reply must be taken within it; `pixcam ctl` sends and reads at once.
 REQUEST_TIMEOUT_S = 5.0
-COMMANDS = ("status", "set", "toggle", "reload", "quit", "pause", "resume")
+COMMANDS = ("status", "set", "toggle", "reload", "quit", "pause", "resume", "away")
 # How long close() lets requests in flight finish their reply before hanging up on them.
 CLOSE_GRACE_S = 5.0
 
@@ -103,6 +104,11 @@ class App(Protocol):
 
     def resume(self) -> bool:
         """Undo `pause`; returns the new paused state (False)."""
+        ...
+
+    def away(self, on: bool) -> bool:
+        """ "Be right back" by hand (the card until switched off); returns the new state.
+        Optional, like `pause`."""
         ...
 
 
@@ -598,6 +604,14 @@ class ControlServer:
             if method is None:
                 return _error(f"{cmd}: this pixcam has no camera pause")
             return _reply(True, paused=bool(method()))
+        if cmd == "away":
+            on = request.get("on")
+            if not isinstance(on, bool):
+                return _error('away needs "on": true or false')
+            method = getattr(self.app, "away", None)
+            if method is None:
+                return _error("away: this pixcam has no away card")
+            return _reply(True, away=bool(method(on)))
         self.app.quit()
         return _reply(True)
 
@@ -703,6 +717,8 @@ def format_reply(cmd: str, reply: dict[str, Any], request: dict[str, Any]) -> st
         return "configuration reloaded"
     if cmd in ("pause", "resume"):
         return "camera paused" if reply.get("paused") else "camera no longer paused"
+    if cmd == "away":
+        return "away card on" if reply.get("away") else "away card off"
     return "pixcam is shutting down"
 
 
@@ -721,6 +737,10 @@ def run_ctl(
         from pixcam.config import parse_value
 
         fields = {"key": key, "value": parse_value(value or "", key)}
+    elif cmd == "away":
+        if key not in ("on", "off"):
+            raise PixcamError(f"away takes on or off, not {key!r}")
+        fields = {"on": key == "on"}
     reply = send_command(cmd, path=path, **fields)
     if raw:
         out(json.dumps(reply, indent=2))

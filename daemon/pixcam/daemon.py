@@ -72,6 +72,7 @@ class Daemon:
         self._quit = threading.Event()
         self._exit_code = 0
         self._user_paused = False
+        self._away_manual = False  # "be right back" switched on by hand
         self._config_error: str | None = None
 
         self._pipeline: Pipeline | None = None
@@ -123,6 +124,7 @@ class Daemon:
             effects.append(f"{self._cfg.parts.privacy} {', '.join(self._cfg.parts.privacy_parts)}")
         if self._cfg.framing.mode == "auto":
             effects.append("auto-frame")
+        effects += people_summary(self._cfg.people.keep, status.get("people"))
         tune = status.get("auto_tune") or {}
         if tune.get("level"):
             effects.append(f"auto-tune: {tune['step']} ({tune['reason']})")
@@ -186,6 +188,20 @@ class Daemon:
     def resume(self) -> bool:
         self.pause_camera(False)
         return False
+
+    @property
+    def away_on(self) -> bool:
+        """The tray's "Be right back" check: switched on by hand."""
+        return self._away_manual
+
+    def away(self, on: bool) -> bool:
+        """ "Be right back" by hand (tray, `pixcam ctl away on|off`); not saved."""
+        self._check_running()
+        self._away_manual = on
+        if self._pipeline is not None:
+            self._pipeline.set_away(on)
+        log.info("away card %s by the user", "on" if on else "off")
+        return on
 
     def reload(self) -> None:
         self._check_running()
@@ -431,6 +447,21 @@ def _output_label(status: Mapping[str, Any]) -> str:
     if sink.startswith("pipewire:"):
         return "the PipeWire camera"
     return "the virtual camera"
+
+
+def people_summary(keep: str, people: dict[str, Any] | None) -> list[str]:
+    """The tooltip's words for only me and away: "only me: 1 other hidden", "away since 12:03"."""
+    info = people or {}
+    out = []
+    if keep == "me":
+        hidden = int(info.get("hidden") or 0)
+        out.append(
+            f"only me: {hidden} other{'s' if hidden != 1 else ''} hidden" if hidden else "only me"
+        )
+    if info.get("away"):
+        since = info.get("away_since")
+        out.append(f"away since {since}" if isinstance(since, str) else "away")
+    return out
 
 
 def _restore_sigint(handler: Any) -> None:

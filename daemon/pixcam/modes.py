@@ -16,6 +16,10 @@ BACKGROUNDS: tuple[str, ...] = get_args(BackgroundMode)
 PRIVACY_MODES: tuple[str, ...] = get_args(PrivacyMode)
 QUALITIES: tuple[str, ...] = get_args(Quality)
 FRAMING_MODES: tuple[str, ...] = get_args(FramingMode)
+KeepMode = Literal["all", "me"]  # `[people] keep`: everyone found, or only the main person
+AwayMode = Literal["off", "card", "blur"]  # `[people] away`: the "be right back" picture
+KEEP_MODES: tuple[str, ...] = get_args(KeepMode)
+AWAY_MODES: tuple[str, ...] = get_args(AwayMode)
 OUTPUT_BACKENDS: tuple[str, ...] = get_args(OutputBackend)
 # What a background image may be: looked up by name (paths) and listed in the tray's menu.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

@@ -36,6 +36,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         out["effects.mirror"] = args.mirror
     if args.auto_frame is not None:
         out["framing.mode"] = "auto" if args.auto_frame else "off"
+    if args.only_me is not None:
+        out["people.keep"] = "me" if args.only_me else "all"
     if args.model is not None:
         out["model.name"] = args.model
     if args.device is not None:

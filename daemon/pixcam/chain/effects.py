@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol
 import cv2
 
 from pixcam import models
+from pixcam.chain.away import AwayCard, AwaySettings, AwayState
 from pixcam.chain.compose import Background, ComposeSettings, Compositor
 from pixcam.chain.framing import (
     Framer,
@@ -29,6 +30,7 @@ from pixcam.chain.framing import (
     snap,
 )
 from pixcam.chain.partfx import PartEffects, PartSettings
+from pixcam.chain.people import PeopleFilter, PeopleSettings
 from pixcam.chain.pyramid import Pyramid
 from pixcam.chain.refine import Alpha, Refiner, RefineSettings, probability_size
 from pixcam.chain.segment.fused import FusedSegmenter
@@ -118,6 +120,8 @@ class EffectsSettings:
     compose: ComposeSettings
     parts: PartSettings
     framing: FramingSettings = FramingSettings()
+    people: PeopleSettings = PeopleSettings()
+    away: AwaySettings = AwaySettings()
 
     @classmethod
     def from_config(cls, cfg: Config) -> EffectsSettings:
@@ -151,6 +155,7 @@ class EffectsSettings:
         model = ModelChoice(name, int(m.threads), int(m.internal_resolution), str(m.quality))
         f = cfg.framing
         framing = FramingSettings(str(f.mode), float(f.zoom), float(f.speed))
+        people, away = people_settings(cfg)
         return cls(
             bool(e.enabled),
             bool(e.mirror),
@@ -161,6 +166,8 @@ class EffectsSettings:
             compose,
             parts,
             framing,
+            people,
+            away,
         )
 
     @property
@@ -171,20 +178,29 @@ class EffectsSettings:
     @property
     def active(self) -> bool:
         """Segmentation is needed at all (otherwise frames pass through untouched)."""
-        return _active(self.enabled, self.background, self.parts_on, self.framing.on)
+        watch = self.framing.on or self.away.mode != "off"
+        return _active(self.enabled, self.background, self.parts_on, watch)
 
 
-def _active(enabled: bool, background: str, parts_on: bool, framing_on: bool) -> bool:
-    # A part effect or auto-framing counts with background "none" too: keep the background,
-    # blur the face or follow the person.
-    return enabled and (background != "none" or parts_on or framing_on)
+def _active(enabled: bool, background: str, parts_on: bool, watching: bool) -> bool:
+    # A part effect, auto-framing or the away card count with background "none" too: keep
+    # the background, blur the face, follow the person or notice they left.
+    return enabled and (background != "none" or parts_on or watching)
 
 
 def effects_active(cfg: Config) -> bool:
     """`EffectsSettings.active` straight from a `Config` (the tray's question, every second)."""
     e, p = cfg.effects, cfg.parts
-    framing_on = cfg.framing.mode == "auto"
-    return _active(e.enabled, e.background, p.view or p.privacy != "none", framing_on)
+    watching = cfg.framing.mode == "auto" or cfg.people.away != "off"
+    return _active(e.enabled, e.background, p.view or p.privacy != "none", watching)
+
+
+def people_settings(cfg: Config) -> tuple[PeopleSettings, AwaySettings]:
+    """The `[people]` section as the people and away stages' settings."""
+    p = cfg.people
+    people = PeopleSettings(str(p.keep), float(cfg.model.threshold))
+    away = AwaySettings(str(p.away), float(p.away_after), str(p.away_image), str(p.away_text))
+    return people, away
 
 
 class Effects:
@@ -205,6 +221,10 @@ class Effects:
         self._refiner = Refiner(settings.refine)
         self._compositor = Compositor(settings.compose)
         self._fx = PartEffects(settings.parts)
+        self._clock = clock
+        self._people = PeopleFilter(settings.people)
+        self._away = AwayState(settings.away)
+        self._card = AwayCard(settings.away)
         self._segmenter = _streamed(segmenter)
         self._model: ModelChoice | None = settings.model if segmenter is not None else None
         self._parts_fed = False  # the part tracker saw the previous frame
@@ -259,6 +279,11 @@ class Effects:
             self._compositor.update(settings.compose, loaded=loaded)
         if settings.parts != self._fx.settings:
             self._fx.update(settings.parts)
+        if settings.people != self._people.settings:
+            self._people.update(settings.people)
+        if settings.away != self._away.settings:
+            self._away.settings = settings.away
+            self._card.update(settings.away)
         if settings.framing != self._framer.settings:
             self._framer.settings = settings.framing
             if not settings.framing.on:
@@ -274,9 +299,35 @@ class Effects:
         self._refiner.reset()
         self._fx.reset()
         self._framer.reset()
+        self._people.reset()
+        self._away.reset()
         self._parts_fed = False
         self._gate.reset()
         self._alpha = None
+
+    @property
+    def alpha(self) -> Alpha | None:
+        """The last refined mask (None before the first segmented frame)."""
+        return self._alpha
+
+    def set_away(self, on: bool) -> None:
+        """ "Be right back" by hand: the card until switched off."""
+        self._away.manual = on
+
+    @property
+    def people(self) -> dict[str, object]:
+        """Only me and away, for the status: {"keep", "present", "hidden", "away", "away_since"
+        (the clock's time the card began, None)}."""
+        st = self._people.state
+        return {
+            "keep": self._settings.people.keep,
+            "present": st.present,
+            "hidden": st.hidden,
+            "away": self._away.away,
+            "away_manual": self._away.manual,
+            "away_since": self._away.since,
+            "away_level": self._away.level,
+        }
 
     def mirror(self, frame: Frame) -> Frame:
         """The frame as the chain sees it (flipped when mirroring is on)."""
@@ -303,7 +354,25 @@ class Effects:
         seg = self._segmenter
         if not s.active or seg is None:
             self._parts_fed = False
-            return frame  # pass-through: no inference at all
+            return self._away_card(frame, None, frame)  # pass-through: no inference at all
+        result = self._chain(frame, seg, on_stage)
+        present = self._people.state.present if self._watching else None
+        return self._away_card(result, present, frame)
+
+    @property
+    def _watching(self) -> bool:
+        """The people stage runs: only me, or the away card waiting for nobody."""
+        s = self._settings
+        return s.people.only_me or s.away.mode != "off"
+
+    def _away_card(self, result: Frame, present: bool | None, room: Frame) -> Frame:
+        level = self._away.update(present, self._clock())
+        if not self._away.away:
+            self._card.forget_still()
+        return self._card.blend(result, level, room)
+
+    def _chain(self, frame: Frame, seg: Segmenter, on_stage: StageHook | None) -> Frame:
+        s = self._settings
         needs_parts = self._fx.needs_parts
         if not needs_parts:
             self._clear_notice()  # turned on again later: say it again
@@ -311,7 +380,7 @@ class Effects:
         framing = s.framing.on
         if not want_parts:
             self._parts_fed = False
-            if s.background == "none" and not framing:
+            if s.background == "none" and not framing and not self._watching:
                 return frame  # only a part effect was asked for, and it cannot run
         if framing:
             frame = as_bgr(frame)  # the crop works in BGR
@@ -340,11 +409,14 @@ class Effects:
                 if not is_full(box, w, h):
                     frame, out = crop_frame(as_bgr(frame), box), crop_output(out, box)
                     pyramid = Pyramid(frame)
-                if s.background == "none" and not want_parts:
+                if s.background == "none" and not want_parts and not self._watching:
                     clock.done("frame")
                     return frame
             # Same aspect as the frame (the refiner checks it), as fine as the refiner uses.
             prob = out.person_probability(size=probability_size(w, h, out.cell))
+            if self._watching:
+                # Only me: the others' pixels at 0, before the refiner sees them.
+                prob = self._people.apply(prob, self._clock())
             clock.done("frame" if framing else "segment")
             alpha = self._alpha = self._refiner.refine_alpha(frame, prob, pyramid)
             clock.done("refine")

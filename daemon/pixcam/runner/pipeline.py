@@ -135,6 +135,7 @@ class Pipeline:
         self._last_kind = ""  # what `_last_error` is about: "stream", "settings" or "model"
         self._last_good: Frame | None = None
         self._cards = Cards()
+        self._away = False  # "be right back" switched on by hand
 
     # ------------------------------------------------------------------ public API
     def start(self) -> None:
@@ -143,6 +144,7 @@ class Pipeline:
         # Settings first: their errors need no camera, and nothing to close.
         settings = EffectsSettings.from_config(cfg)
         self._effects = fx = Effects(settings)
+        fx.set_away(self._away)
         self._loader = Loader(fx, self._segmenter_loader, self._note)
         # Into a file the model loads first: a bad model then leaves no file behind. A virtual
         # camera is taken over first (see _load_first_model).
@@ -265,6 +267,26 @@ class Pipeline:
         with self._lock:
             self._paused = False
 
+    def set_away(self, on: bool) -> None:
+        """The "be right back" card by hand, until switched off (kept across restarts of
+        the chain, not saved)."""
+        self._away = on
+        if self._effects is not None:
+            self._effects.set_away(on)
+
+    def people(self) -> dict[str, Any] | None:
+        """Only me and away for the status; "away_since" as the local time ("12:03")."""
+        fx = self._effects
+        if fx is None:
+            return None
+        info = dict(fx.people)
+        since = info.get("away_since")
+        if isinstance(since, float):
+            wall = time.time() - (time.monotonic() - since)
+            info["away_since"] = time.strftime("%H:%M", time.localtime(wall))
+        info["away_manual"] = self._away
+        return info
+
     @property
     def paused(self) -> bool:
         return self._paused
@@ -294,6 +316,7 @@ class Pipeline:
             # Camera capture to the sink write, over the last frames: {"median", "p95"} ms.
             "latency_ms": self._timings.latency(),
             "auto_tune": tuner.status() if tuner is not None and tuner.enabled else None,
+            "people": self.people(),
         }
 
     @property

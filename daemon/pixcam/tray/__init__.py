@@ -589,11 +589,18 @@ class Tray:
             Item("Quality", Menu(*self._quality_items(pystray))),
             Item("Body parts", Menu(*self._parts_items(pystray))),
             self._switch(pystray, "Auto-frame", "framing.mode", "auto", "off"),
+            self._switch(pystray, "Only me", "people.keep", "me", "all"),
             self._switch(pystray, "Mirror", "effects.mirror"),
             Item(
                 "Pause camera",
                 self._act(lambda: self.app.pause_camera(not self.app.camera_paused)),
                 checked=lambda _i: self.app.camera_paused,
+            ),
+            Item(
+                "Be right back",
+                self._act(self._toggle_away),
+                checked=lambda _i: self._away_on(),
+                visible=hasattr(self.app, "away"),
             ),
             Menu.SEPARATOR,
             Item("Open backgrounds folder", self._act(self._open_backgrounds)),
@@ -661,6 +668,15 @@ class Tray:
                 )
 
     # ---- desktop helpers
+    def _away_on(self) -> bool:
+        """The "Be right back" check: the card switched on by hand (an app without one: off)."""
+        return bool(getattr(self.app, "away_on", False))
+
+    def _toggle_away(self) -> None:
+        away = getattr(self.app, "away", None)
+        if away is not None:
+            away(not self._away_on())
+
     def _open_backgrounds(self) -> None:
         folder = paths.backgrounds_dir()
         folder.mkdir(parents=True, exist_ok=True)

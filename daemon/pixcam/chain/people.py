@@ -1,0 +1,328 @@
+"""Only me: the main person is kept, anyone else in the picture becomes background.
+
+Works on the person probability at the refiner's input size (160×90 or 320×180 for a 16:9
+frame), before the refiner: the pixels of other people are set to 0 there, so the compositor
+blurs, replaces or colours them with the rest of the background. The rules (docs/people.md
+has the measurements):
+
+- the main person is chosen on the first frame with someone in it: the largest region of the
+  mask, weighted towards the centre;
+- from frame to frame a region belongs to whoever it overlaps: the main person's last mask or
+  the others' last mask, moved by their last motion and held for `HOLD_S` while they are out
+  of sight (behind you);
+- a region touching both (a bystander behind you, a hand on your shoulder) is split pixel by
+  pixel: what was yours stays yours, what was theirs stays theirs, new pixels go to the nearer
+  of the two;
+- a region that overlaps nobody is a newcomer: someone else while you are there; you, back,
+  when you are not (you left and came back);
+- a stranger in your chair: someone seen as another person stays another person after you
+  leave, until they have been alone in the picture for `ADOPT_S` (then the picture follows
+  them: a handed-over seat);
+- nobody else seen and one region: the probability passes unchanged (the cost is a threshold
+  and a connected-components pass).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from pixcam.modes import KEEP_MODES
+
+WORK_WIDTH = 160  # the mask is looked at this wide at most (160×90 for 16:9)
+MIN_AREA = 0.004  # share of the mask a region needs to be a person (smaller: specks, hands)
+NEAR = 0.06  # a small region this close to you (share of the mask width) is a part of you
+HOLD_S = 1.5  # others out of sight are still expected where they were for this long
+ADOPT_S = 5.0  # alone in the picture this long without you: the other becomes the main person
+LOST_S = 0.5  # no pixel of yours for this long: you left
+REACH = 0.03  # how far you may move (share of the width) while someone touches you
+BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
+THIN = 3  # another person's part this thin (mask pixels) along your outline is yours
+HALO = 2  # mask pixels around another person hidden too (the soft rim of their probability)
+
+
+@dataclass(frozen=True)
+class PeopleSettings:
+    keep: str = "all"  # "all": everyone found; "me": only the main person
+    threshold: float = 0.5  # probability that counts as a person (the model's threshold)
+
+    def __post_init__(self) -> None:
+        if self.keep not in KEEP_MODES:
+            raise ValueError(f"keep must be one of {KEEP_MODES}, got {self.keep!r}")
+
+    @property
+    def only_me(self) -> bool:
+        return self.keep == "me"
+
+
+@dataclass
+class PeopleState:
+    """What the last frame found (for the status and the away stage)."""
+
+    present: bool = False  # the main person (anyone, with keep "all") is in the picture
+    hidden: int = 0  # other people hidden in the last frame
+    switched: int = 0  # times another person was adopted as the main person
+
+
+@dataclass
+class _Others:
+    mask: np.ndarray  # bool, their pixels when last seen
+    seen: float  # when last seen
+    shift: tuple[int, int] = (0, 0)  # their last motion per frame, mask pixels (dx, dy)
+    centre: tuple[float, float] = (0.0, 0.0)
+    alone_since: float | None = None  # seen without you since then
+
+
+@dataclass
+class _Main:
+    mask: np.ndarray  # bool, your pixels when last seen
+    seen: float
+    alone: np.ndarray | None = None  # your pixels the last time nobody else was about
+
+
+@dataclass
+class PeopleFilter:
+    """Per frame: `apply(prob, now) -> prob` with other people's pixels at 0."""
+
+    settings: PeopleSettings = field(default_factory=PeopleSettings)
+    state: PeopleState = field(default_factory=PeopleState)
+    _main: _Main | None = None
+    _others: _Others | None = None
+
+    def update(self, settings: PeopleSettings) -> None:
+        if settings.keep != self.settings.keep:
+            self.reset()
+        self.settings = settings
+
+    def reset(self) -> None:
+        """Forget who is who: the next frame chooses the main person again."""
+        self._main = self._others = None
+        self.state = PeopleState()
+
+    def apply(self, prob: np.ndarray, now: float) -> np.ndarray:
+        """`prob` (float32 H×W, 0..1) with the others at 0 (a new array only when someone was
+        hidden); updates `state`."""
+        h, w = prob.shape
+        small = prob
+        if w > WORK_WIDTH:  # the detail size of a fine model: its grid is enough here
+            size = (WORK_WIDTH, max(1, round(h * WORK_WIDTH / w)))
+            small = cv2.resize(prob, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.threshold(small, self.settings.threshold, 1, cv2.THRESH_BINARY)[1]
+        mask = mask.astype(np.uint8)
+        # (connectedComponentsWithStats costs 5× more here than the labels and a bincount.)
+        n, labels = cv2.connectedComponents(mask, connectivity=8)
+        min_area = MIN_AREA * mask.size
+        if n <= 2:  # one region or none, the usual picture: its area is the mask's
+            big = [1] if n == 2 and cv2.countNonZero(mask) >= min_area else []
+        else:
+            areas = np.bincount(labels.ravel(), minlength=n)
+            big = [int(i) for i in np.flatnonzero(areas >= min_area) if i > 0]
+        if not self.settings.only_me:
+            self.state = PeopleState(present=bool(big))
+            return prob
+        return self._only_me(prob, labels, big, now)
+
+    # ------------------------------------------------------------------ keep "me"
+    def _only_me(
+        self, prob: np.ndarray, labels: np.ndarray, big: list[int], now: float
+    ) -> np.ndarray:
+        others = self._others
+        if others is not None and now - others.seen > HOLD_S:
+            others = self._others = None
+        main = self._main
+        if main is None:
+            if not big:
+                self.state.present = False
+                return prob
+            first = max(big, key=lambda i: _centre_weighted(labels == i))
+            main = self._main = _Main(labels == first, now)
+        if others is None and len(big) <= 1:
+            # Nobody else known and at most one person: the cheap path, `prob` unchanged.
+            mine = labels == big[0] if big else None
+            if mine is None:
+                self.state = PeopleState(present=False, switched=self.state.switched)
+                return prob
+            if main.mask[mine].any() or now - main.seen > LOST_S:
+                # You, or a newcomer after you left: you back.
+                main.mask, main.seen, main.alone = mine, now, mine
+                self.state = PeopleState(present=True, switched=self.state.switched)
+                return prob
+        return self._split(prob, labels, big, main, others, now)
+
+    def _split(
+        self,
+        prob: np.ndarray,
+        labels: np.ndarray,
+        big: list[int],
+        main: _Main,
+        others: _Others | None,
+        now: float,
+    ) -> np.ndarray:
+        h, w = labels.shape
+        was_mine = main.mask
+        was_theirs = others.mask if others is not None else None
+        alone = main.alone if main.alone is not None and others is not None else was_mine
+        yours = _near(alone, REACH * w)  # where you may be while someone touches you
+        main_gone = now - main.seen > LOST_S
+        mine = np.zeros((h, w), bool)
+        theirs = np.zeros((h, w), bool)
+        apart = True  # the others were a region of their own (their motion can be measured)
+        contested = False  # a region was both yours and theirs
+        for i in big:
+            region = labels == i
+            ov_mine = not main_gone and bool(was_mine[region].any())
+            ov_theirs = was_theirs is not None and bool(was_theirs[region].any())
+            if ov_mine and ov_theirs:
+                assert was_theirs is not None
+                contested = True
+                a, b = _divide(region, was_mine, was_theirs, yours)
+                mine |= a
+                theirs |= b
+                apart = apart and not b.any()
+            elif ov_mine:
+                mine |= region
+            elif ov_theirs:
+                theirs |= region
+            elif main_gone and not mine.any():
+                mine |= region  # a newcomer while you are away: you, back
+            else:
+                theirs |= region  # a newcomer while you are here: someone else
+        # Small regions (a hand off the body, specks) near you are yours, near others theirs.
+        small = (labels > 0) & ~mine & ~theirs
+        if small.any():
+            mine |= small & _near(mine, NEAR * w)
+            theirs |= small & ~mine & _near(theirs, NEAR * w)
+        self._track(mine, theirs, yours, main, others, apart, now)
+        self.state.present = bool(mine.any())
+        if self.state.present:
+            main.mask, main.seen = mine, now
+        if self._others is None or not contested:
+            main.alone = main.mask  # nobody touching you: the next contact starts from here
+        # Everything not yours goes (specks far from you too), with the others' soft rim.
+        hide = (labels > 0) & ~mine
+        if not hide.any():
+            return prob
+        k = np.ones((2 * HALO + 1,) * 2, np.uint8)
+        hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
+        if hide.shape != prob.shape:
+            ph, pw = prob.shape
+            grown = cv2.resize(hide.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
+            hide = grown.astype(bool)
+        out = prob.copy()
+        out[hide] = 0.0
+        return out
+
+    def _track(
+        self,
+        mine: np.ndarray,
+        theirs: np.ndarray,
+        yours: np.ndarray,
+        main: _Main,
+        others: _Others | None,
+        apart: bool,
+        now: float,
+    ) -> None:
+        """Move the others' track on; adopt them when they have been alone long enough."""
+        n_theirs = 0
+        if theirs.any():
+            areas = cv2.connectedComponentsWithStats(theirs.astype(np.uint8))[2][1:, 4]
+            n_theirs = max(1, int(np.count_nonzero(areas >= MIN_AREA * theirs.size)))
+            ys, xs = np.nonzero(theirs)
+            centre = (float(xs.mean()), float(ys.mean()))
+            if others is None:
+                others = self._others = _Others(theirs, now, (0, 0), centre)
+            else:
+                shift = others.shift
+                if apart:
+                    # Their motion, measured while they are a region of their own (touching
+                    # you, the visible part's centre moves with what you cover), capped.
+                    cap = max(1, theirs.shape[1] // 40)
+                    shift = (
+                        int(np.clip(round(centre[0] - others.centre[0]), -cap, cap)),
+                        int(np.clip(round(centre[1] - others.centre[1]), -cap, cap)),
+                    )
+                # Where they were and still is a person (you, in front of them) is still
+                # theirs to find again, moved with them.
+                held = _shifted(others.mask, shift) & (mine | theirs)
+                others.mask = theirs | held
+                others.shift, others.centre = shift, centre
+                # A body beyond your reach (not your own outline moving) while you are here.
+                body = theirs & ~yours if mine.any() else theirs
+                if _opened(body, BODY).sum() >= MIN_AREA * theirs.size:
+                    others.seen = now
+            if mine.any() or now - main.seen <= LOST_S:
+                others.alone_since = None
+            elif others.alone_since is None:
+                others.alone_since = now
+            elif now - others.alone_since >= ADOPT_S:
+                # A seat handed over: the one still here becomes the main person.
+                main.mask, main.seen = theirs.copy(), now
+                mine |= theirs
+                theirs[:] = False
+                self._others = None
+                self.state.switched += 1
+                n_theirs = 0
+        elif others is not None:
+            # Out of sight (behind you): keep expecting them where they were going.
+            others.mask = _shifted(others.mask, others.shift)
+        self.state.hidden = n_theirs
+
+
+def _centre_weighted(region: np.ndarray) -> float:
+    """A region's area, down to half at the picture's side edges."""
+    xs = np.nonzero(region)[1]
+    half = region.shape[1] / 2
+    off = abs(float(xs.mean()) - half) / half
+    return len(xs) * (1.0 - 0.5 * off)
+
+
+def _near(mask: np.ndarray, reach: float) -> np.ndarray:
+    """The pixels within `reach` of `mask` (a square neighbourhood)."""
+    if not mask.any():
+        return mask
+    r = max(1, int(reach))
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).astype(bool)
+
+
+def _shifted(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
+    """`mask` moved by (dx, dy) pixels, what moves out dropped."""
+    dx, dy = shift
+    if dx == 0 and dy == 0:
+        return mask
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)] = mask[
+        max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)
+    ]
+    return out
+
+
+def _divide(
+    region: np.ndarray, was_mine: np.ndarray, was_theirs: np.ndarray, yours: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A region touching you while someone else is about: yours where it was yours (whoever
+    passes behind you is covered by you); each new patch theirs when it touches where they
+    were (or were going) or lies beyond `yours` (where you were when alone, widened), yours
+    otherwise (you moved); a thin sliver of theirs along your outline yours (your own
+    outline moving, not a person)."""
+    mine = region & was_mine & yours
+    new = region & ~mine
+    if not new.any():
+        return mine, new
+    _, patches = cv2.connectedComponents(new.astype(np.uint8), connectivity=8)
+    tracked = np.unique(patches[new & was_theirs])
+    theirs = np.isin(patches, tracked[tracked > 0])
+    beyond = np.unique(patches[new & ~yours & ~theirs])
+    theirs |= _opened(np.isin(patches, beyond[beyond > 0]), THIN)
+    mine |= new & ~theirs
+    return mine, theirs
+
+
+def _opened(mask: np.ndarray, thin: int) -> np.ndarray:
+    """`mask` without its parts thinner than `thin` pixels."""
+    if not mask.any():
+        return mask
+    k = np.ones((thin, thin), np.uint8)
+    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)

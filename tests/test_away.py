@@ -1,0 +1,71 @@
+"""Be right back (chain/away.py): when the card comes, when it goes, what it shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pixcam.chain.away import BACK_FRAMES, FADE_S, AwayCard, AwaySettings, AwayState, text_card
+
+DT = 1 / 30
+
+
+def feed(state: AwayState, present: list[bool], t0: float = 0.0) -> list[float]:
+    return [state.update(p, t0 + i * DT) for i, p in enumerate(present)]
+
+
+def test_the_card_comes_after_away_after_and_fades_in() -> None:
+    st = AwayState(AwaySettings(mode="card", after=2.0))
+    levels = feed(st, [True] * 30 + [False] * 150)
+    first = next(i for i, v in enumerate(levels) if v > 0)
+    full = next(i for i, v in enumerate(levels) if v >= 1.0)
+    assert (first - 29) * DT == pytest.approx(2.0, abs=DT)  # from the last frame with you
+    assert (full - first) * DT <= FADE_S + DT
+    assert st.away and st.since is not None
+
+
+def test_one_missed_frame_never_shows_the_card() -> None:
+    st = AwayState(AwaySettings(mode="card", after=1.0))
+    pattern = ([True] * 5 + [False]) * 60
+    assert max(feed(st, pattern)) == 0.0
+
+
+def test_back_on_the_second_frame_and_a_stray_frame_does_not_end_it() -> None:
+    st = AwayState(AwaySettings(mode="card", after=1.0))
+    feed(st, [False] * 60)
+    assert st.level == 1.0
+    t = 60 * DT
+    assert st.update(True, t) == 1.0  # one stray detection: still away
+    assert st.update(False, t + DT) == 1.0
+    levels = [st.update(True, t + (2 + i) * DT) for i in range(BACK_FRAMES)]
+    assert levels[-1] == 0.0 and not st.away
+
+
+def test_off_never_shows_it_and_by_hand_always_does() -> None:
+    st = AwayState(AwaySettings(mode="off", after=1.0))
+    assert max(feed(st, [False] * 90)) == 0.0
+    st.manual = True
+    assert feed(st, [True] * 20, 3.0)[-1] == 1.0  # by hand, even with you there
+    st.manual = False
+    assert st.update(True, 4.0) == 0.0
+
+
+def test_unknown_presence_counts_as_nobody_gone() -> None:
+    st = AwayState(AwaySettings(mode="card", after=1.0))
+    assert max(feed(st, [None] * 90)) == 0.0  # type: ignore[list-item]
+
+
+def test_the_card_pictures() -> None:
+    frame = np.full((90, 160, 3), 200, np.uint8)
+    card = AwayCard(AwaySettings(mode="card", text="Back soon"))
+    assert card.blend(frame, 0.0) is frame
+    full = card.blend(frame, 1.0)
+    assert full.shape == frame.shape and (full == text_card("Back soon", 160, 90)).all()
+    half = card.blend(frame, 0.5)
+    assert 100 < half.mean() < 200
+    room = np.random.default_rng(1).integers(0, 255, (90, 160, 3), np.uint8)
+    blur = AwayCard(AwaySettings(mode="blur")).blend(frame, 1.0, room)
+    assert blur.std() < room.std() / 4  # the room, unrecognisable
+    missing = AwayCard(AwaySettings(mode="card", image="/nonexistent/card.png"))
+    assert missing.blend(frame, 1.0).shape == frame.shape  # the text card instead
+    assert missing.notice is not None and "\n" not in missing.notice

@@ -87,8 +87,8 @@ def consumers(
         c = Consumers(None, firefox, work)  # type: ignore[arg-type]
         stack.callback(lambda: [p.close() for p in c.pages])
         stack.callback(lambda: c.obs.close() if c.obs else None)
-        # The first Firefox starts before pixcam (the daemon starts in the first test).
-        c.bench = Bench(c.new_firefox(), work, camera_dev, pixcam_dev)
+        # The first test starts a Firefox, then the daemon; the page follows the newest Firefox.
+        c.bench = Bench(None, work, camera_dev, pixcam_dev)  # type: ignore[arg-type]
         stack.callback(c.bench.close)
         yield c
     for dev in (camera_dev, pixcam_dev):
@@ -105,8 +105,8 @@ def test_firefox_lists_pixcam_only_if_pixcam_ran_first(
     consumers: Consumers, pixcam_dev: str
 ) -> None:
     c, bench = consumers, consumers.bench
-    early = bench.page
     t0 = time.monotonic()
+    bench.page = early = c.new_firefox()  # before pixcam runs
     early.wait_loaded(PROGRAM_START_S)
     measured(f"firefox: start to page loaded {time.monotonic() - t0:.1f} s")
     # Labels appear after one getUserMedia; with no pixcam running it can only pick "Camera".

@@ -57,8 +57,16 @@ check_one() {
   local minor=$1 venv=$work/venv-$minor out=$work/out-$minor
   mkdir -p "$out"
   export PIXCAM_MODELS_DIR=$work/models-$minor XDG_CONFIG_HOME=$work/config-$minor
-  "$venv/bin/python" -m pytest -q -rf -m "not slow" tests --ignore=tests/v4l2 \
-    -p no:cacheprovider || return 1
+  local cache=$work/cache-$minor
+  if ! "$venv/bin/python" -m pytest -q -rf -m "not slow" tests --ignore=tests/v4l2 \
+    -o cache_dir="$cache"; then
+    # The timing-bound tests (frame gaps, many clients) can miss on a busy machine: those that
+    # failed run once more, alone, and must pass then; the main run on .venv stays strict.
+    echo "rerunning the failed tests once"
+    "$venv/bin/python" -m pytest -q -rf --lf --lfnf=none tests --ignore=tests/v4l2 \
+      -o cache_dir="$cache" || return 1
+    echo "flaky: the failed tests passed when run again"
+  fi
   local image video
   image=$(find "$data/images" -name '*.jpg' | sort | head -1)
   video=$videos/walking-640x360.mp4
@@ -126,7 +134,7 @@ for minor in "${found[@]}"; do
   if [ "$rc" = 0 ]; then
     ran+=("$minor")
     # The version, the models, the suite's closing line and the two commands' results.
-    grep -E '^(pixcam |models verified|[0-9]+ passed|segment: )|segmented with' \
+    grep -E '^(pixcam |models verified|[0-9]+ passed|segment: |flaky|FAILED)|segmented with' \
       "$work/log-$minor" | sed 's/^/  /'
     say "$minor: ok in $took s"
   else

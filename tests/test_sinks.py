@@ -332,3 +332,60 @@ def test_run_onto_a_full_disk_fails_in_one_line(
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert lines[0].startswith("pixcam: writing video") and "disk is full" in lines[0]
     assert not out.exists()
+
+
+# ------------------------------------------------------------------- the Sink contract
+def _virtual_camera(tmp_path: Path) -> tuple[sinks.Sink, Callable[[], int]]:
+    sink, backend, _ = _sink_on_file(tmp_path)
+    closes = [0]
+    real_close = backend.close
+
+    def counted() -> None:
+        closes[0] += 1
+        real_close()
+
+    backend.close = counted  # type: ignore[method-assign]
+    return sink, lambda: closes[0]
+
+
+def _file(tmp_path: Path) -> tuple[sinks.Sink, Callable[[], int]]:
+    sink = FileSink(str(tmp_path / "out.mp4"), 64, 48, 30)
+    return sink, lambda: int(sink._writer is None)
+
+
+@pytest.mark.parametrize("make", [_virtual_camera, _file], ids=["virtual-camera", "file"])
+def test_every_sink_keeps_the_contract(
+    tmp_path: Path, make: Callable[[Path], tuple[sinks.Sink, Callable[[], int]]]
+) -> None:
+    """Granted size, rate and name read-only once open; `send` raises `SinkError` only;
+    `close` once (a second call does nothing), and `send` after it raises `SinkError`."""
+    sink, closed = make(tmp_path)
+    assert (sink.width, sink.height, sink.fps) == (64, 48, 30) and sink.name
+    for attribute, value in (("width", 32), ("height", 24), ("fps", 15.0), ("name", "x")):
+        with pytest.raises(AttributeError, match="read-only"):
+            setattr(sink, attribute, value)
+    assert (sink.width, sink.height, sink.fps) == (64, 48, 30)
+    sink.send(np.full((48, 64, 3), 90, np.uint8))
+    with pytest.raises(SinkError):
+        sink.send(np.zeros((10, 10, 3), np.uint8))  # the wrong size: SinkError, nothing else
+    sink.retime(15.0)
+    assert sink.fps == 15.0
+    sink.close()
+    assert closed() == 1
+    sink.close()
+    assert closed() == 1
+    with pytest.raises(SinkError, match="closed"):
+        sink.send(np.full((48, 64, 3), 90, np.uint8))
+
+
+def test_a_file_sink_reads_its_file_back_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = FileSink(str(tmp_path / "out.mp4"), 64, 48, 30)
+    sink.send(np.full((48, 64, 3), 90, np.uint8))
+    reads: list[int] = []
+    real = sink._read_back
+    monkeypatch.setattr(sink, "_read_back", lambda: reads.append(1) or real())
+    sink.close()
+    sink.close()
+    assert reads == [1]

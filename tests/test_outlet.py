@@ -186,3 +186,28 @@ def test_close_ends_the_loop_and_a_late_send_does_not_hang(outlet: Outlet) -> No
     assert not any(t.name == "pixcam send" and t.is_alive() for t in threading.enumerate())
     assert outlet.send(frame(2)) is False
     outlet.close()  # twice: nothing more to do
+
+
+# ------------------------------------------------------------- the advertised rate
+def test_cards_follow_the_output_rate_and_the_sink_advertises_it(
+    outlet: Outlet, opened: Opened
+) -> None:
+    """A card shown at no rate of its own goes at the output's, the rate the sink advertises;
+    after `retime` the sink advertises the new rate before its next frame, and cards follow."""
+    sink = opened.sinks[0]
+    outlet.show(frame(1))
+    wait_until(lambda: len(sink.times(1)) >= 4, "cards at 30 fps")
+    outlet.retime(10.0)
+    wait_until(lambda: sink.fps == 10.0, "the sink retimed")
+    n = len(sink.sent)
+    wait_until(lambda: len(sink.sent) >= n + 4, "cards at 10 fps")
+    at_30, at_10 = sink.times(1)[:4], sink.times(1)[n + 1 :]
+    assert min(b - a for a, b in zip(at_30, at_30[1:], strict=False)) >= 0.9 / 30.0
+    assert min(b - a for a, b in zip(at_10, at_10[1:], strict=False)) >= 0.9 / 10.0
+    assert {th for _v, _t, th in sink.sent} == {"pixcam send"}
+
+
+def test_no_rate_of_zero_or_unknown_is_taken(outlet: Outlet, opened: Opened) -> None:
+    outlet.retime(0.0)
+    outlet.send(frame(1))
+    assert outlet.fps == 30.0 and opened.sinks[0].fps == 30.0

@@ -389,3 +389,37 @@ def test_a_file_sink_reads_its_file_back_once(
     sink.close()
     sink.close()
     assert reads == [1]
+
+
+def test_the_virtual_camera_advertises_the_rate_it_is_written_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VIDIOC_S_PARM (OUTPUT) on the writer's own fd at open and at each new rate: readers'
+    VIDIOC_G_PARM then says what pixcam writes, not v4l2loopback's default 30 fps."""
+    calls: list[tuple[int, int, float]] = []
+
+    def set_frame_rate(fd: int, buf_type: int, fps: float) -> float:
+        calls.append((fd, buf_type, fps))
+        return fps
+
+    monkeypatch.setattr(sinks.v4l2caps, "set_frame_rate", set_frame_rate)
+    sink, backend, _ = _sink_on_file(tmp_path)
+    assert calls == [(backend.fd, sinks.v4l2caps.BUF_TYPE_VIDEO_OUTPUT, 30)]
+    sink.retime(15.0)
+    assert calls[-1] == (backend.fd, sinks.v4l2caps.BUF_TYPE_VIDEO_OUTPUT, 15.0)
+    assert sink.fps == 15.0
+    sink.close()
+
+
+def test_a_driver_without_the_rate_ioctl_still_streams(tmp_path: Path) -> None:
+    sink, backend, _ = _sink_on_file(tmp_path)  # a plain file: S_PARM fails with ENOTTY
+    sink.retime(15.0)
+    sink.send(np.full((48, 64, 3), 7, np.uint8))
+    assert len(backend.sent) == 1 and sink.fps == 15.0
+    sink.close()
+
+
+@pytest.mark.parametrize(("fps", "tpf"), [(30, (1, 30)), (15, (1, 15)), (7.5, (2, 15)),
+                                          (29.97, (100, 2997)), (60, (1, 60))])  # fmt: skip
+def test_a_rate_becomes_a_frame_interval(fps: float, tpf: tuple[int, int]) -> None:
+    assert sinks.v4l2caps.time_per_frame(fps) == tpf

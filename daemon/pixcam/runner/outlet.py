@@ -136,6 +136,15 @@ class Outlet:
         self._loop = threading.Thread(target=self._run, name="pixcam send", daemon=True)
         self._loop.start()
 
+    def retime(self, fps: float) -> None:
+        """The output's rate changed (the camera reopened at another rate): cards and repeats
+        follow it, and the loop has the sink advertise it before its next frame."""
+        with self._cond:
+            if fps > 0 and fps != self.fps:
+                log.info("output rate: %g fps", fps)
+                self.fps = fps
+                self._cond.notify_all()
+
     def largest_gap(self, window_s: float = GAP_WINDOW_S) -> float | None:
         """The longest a watcher of the virtual camera went without a frame (seconds) over
         the last `window_s`, up to now; None before the first frame."""
@@ -263,6 +272,8 @@ class Outlet:
         sink = self._sink
         t = time.perf_counter()
         try:
+            if sink.fps != self.fps:
+                sink.retime(self.fps)
             sink.send(fit(frame, sink.width, sink.height))
         except SinkError as exc:
             self._report(str(exc))

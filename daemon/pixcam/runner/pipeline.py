@@ -76,6 +76,8 @@ class Pipeline:
     that many frames sent. `start_paused` opens only the sink (on-demand mode waits for a
     viewer before touching the camera). `keepalive` re-sends the last frame while the worker
     lags; None = only for a sink that is a live device (`reopenable`), never into a file.
+    `idle_fps`: the idle card's rate; None = the output's, the rate the virtual camera
+    advertises (a reader that trusts it never waits longer than a frame time).
     """
 
     def __init__(
@@ -89,7 +91,7 @@ class Pipeline:
         source_opener: SourceOpener = open_source,
         sink_opener: SinkOpener = open_sink,
         segmenter_loader: SegmenterLoader = default_loader,
-        idle_fps: float = 5.0,
+        idle_fps: float | None = None,
         keepalive: bool | None = None,
     ) -> None:
         self._cfg = cfg
@@ -183,7 +185,8 @@ class Pipeline:
         self._outlet.keepalive = keepalive
         if live:
             # Once the stream runs: the save (~20 ms at 1080p) never delays a frame out.
-            self._remember_output(self._first_card())
+            # A restart while watched is "starting", whatever this run showed first.
+            self._remember_output(self._cards.starting(*self._outlet.dims))
 
     def _first_card(self) -> Frame:
         """What the virtual camera shows first: the idle card paused, else "starting"."""
@@ -191,7 +194,7 @@ class Pipeline:
         return self._cards.idle(w, h) if self._paused else self._cards.starting(w, h)
 
     def _remember_output(self, card: Frame) -> None:
-        """The device and its first card, for the keeper of the next start (keeper.py)."""
+        """The device, its rate and `card`, for the keeper of the next start (keeper.py)."""
         sink = self._outlet.sink
         if sink is None or not isinstance(card, I420):  # an odd-sized card: no keeper
             return
@@ -201,7 +204,8 @@ class Pipeline:
             log.debug("not remembering %s for the next start: %s", sink.name, exc)
             return
         if info.is_loopback:
-            last = LastOutput(sink.name, info.card, card.width, card.height, card.data.tobytes())
+            data = card.data.tobytes()
+            last = LastOutput(sink.name, info.card, card.width, card.height, data, sink.fps)
             keeper_cache.save(last)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -408,8 +412,11 @@ class Pipeline:
         Also the way the camera is (re)opened on resume and on new camera settings (state
         "starting"): only a failure there is a fault worth a warning. The open runs on the
         camera thread (a real camera takes up to seconds); frames go on meanwhile."""
-        if self._camera.poll() is not None:
+        source = self._camera.poll()
+        if source is not None:
             self._state = State.RUNNING
+            if source.fps and not self._cfg.output.fps:
+                self._outlet.retime(source.fps)  # the rate the virtual camera advertises
             if self._effects is not None:
                 self._effects.reset()  # a new scene: no smoothing against the old one
             return
@@ -429,8 +436,8 @@ class Pipeline:
         w, h = self._outlet.dims
         rate = self._outlet.fps
         if kind == "idle":
-            rate = self._idle_fps
-            self._outlet.show(self._cards.idle(w, h), rate)
+            rate = self._idle_fps or rate
+            self._outlet.show(self._cards.idle(w, h), self._idle_fps)
         elif kind == "hold" and self._outlet.last_sent is not None:
             self._outlet.hold()
         else:

@@ -283,6 +283,7 @@ class VirtualCameraSink(Sink):
         log.debug("virtual camera %s: watching fd %s", path, sorted(self._fds) or "none found")
         for fd in self._fds:
             _claim_writer(fd)
+        self._advertise(fps)
         self._next_check = time.monotonic() + HEALTH_CHECK_PERIOD_S
         log.info("virtual camera %s: %dx%d@%g I420", path, width, height, fps)
 
@@ -298,6 +299,22 @@ class VirtualCameraSink(Sink):
             self._cam.send(to_device(frame))
         except Exception as exc:
             raise SinkError(f"virtual camera {self.name} rejected a frame: {exc}") from None
+
+    def retime(self, fps: float) -> None:
+        super().retime(fps)
+        self._advertise(fps)
+
+    def _advertise(self, fps: float) -> None:
+        """Set the device's frame interval to the rate pixcam writes (pyvirtualcam sets none:
+        readers would see v4l2loopback's 30 fps, and those that trust it, like OBS, give up
+        after 5 frame times of a slower stream)."""
+        for fd in self._fds:
+            try:
+                took = v4l2caps.set_frame_rate(fd, v4l2caps.BUF_TYPE_VIDEO_OUTPUT, fps)
+            except OSError as exc:  # an old driver without it: readers see its default
+                log.debug("VIDIOC_S_PARM %g fps on %s: %s", fps, self.name, exc)
+            else:
+                log.debug("virtual camera %s advertises %g fps", self.name, took)
 
     def check(self) -> None:
         """Raise `SinkError` if the device went away (module unloaded, node replaced)."""

@@ -34,10 +34,10 @@ from pixcam.video.sinks import Sink, SinkError, SinkSpec
 log = logging.getLogger("pixcam.runner.pipeline")
 
 SINK_RETRY_S = 2.0
-# The last frame goes out again once nothing went out for this long, or for `REPEAT_PERIODS`
-# frame times if that is sooner: consumers that trust the advertised rate (OBS) give up after
-# 5 frame times, and Chromium ends a track that gets nothing for a while.
-HOLD_AFTER_S = 0.15
+# Unasked (keep-alive), the last frame goes out again once nothing went out for this long, or
+# for `REPEAT_PERIODS` frame times if that is sooner: consumers that trust the advertised rate
+# (OBS) give up after 5 frame times, and Chromium ends a track that gets nothing for a while.
+REPEAT_AFTER_S = 0.15
 REPEAT_PERIODS = 4
 GAP_WINDOW_S = 10.0  # the status's largest gap between two frames out, over this long
 
@@ -54,8 +54,8 @@ def fit(frame: Frame, width: int, height: int) -> Frame:
 
 def repeat_after(fps: float) -> float:
     """How long the send loop lets the virtual camera go without a frame before it repeats
-    the last one, at an output rate of `fps`."""
-    return min(HOLD_AFTER_S, REPEAT_PERIODS / max(1.0, fps))
+    the last one unasked (keep-alive), at an output rate of `fps`."""
+    return min(REPEAT_AFTER_S, REPEAT_PERIODS / max(1.0, fps))
 
 
 @dataclass

@@ -211,3 +211,20 @@ def test_no_rate_of_zero_or_unknown_is_taken(outlet: Outlet, opened: Opened) -> 
     outlet.retime(0.0)
     outlet.send(frame(1))
     assert outlet.fps == 30.0 and opened.sinks[0].fps == 30.0
+
+
+def test_a_file_gets_each_frame_once() -> None:
+    """No repeat into a file, even when the worker asks (a late source): every frame of the
+    file is one the worker made."""
+    opened = Opened(reopenable=False)
+    out = Outlet(SinkSpec(path="x.mp4"), opened, Timings(), RateLimitedLog(), lambda m: None)
+    out.open(W, H, 30.0)
+    try:
+        out.send(frame(1))
+        for _ in range(5):
+            out.hold()
+            time.sleep(2 / 30.0)
+        out.send(frame(2))
+    finally:
+        out.close()
+    assert opened.sinks[0].values() == [1, 2] and out.repeats == 0

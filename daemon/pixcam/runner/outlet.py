@@ -190,11 +190,12 @@ class Outlet:
 
     def hold(self) -> None:
         """Nothing new from the camera: the last frame goes out again once nothing went out
-        for a frame time (once per call). Raises a file sink's `SinkError`."""
+        for a frame time (once per call); a file gets each frame once, so never into a file.
+        Raises a file sink's `SinkError`."""
         with self._cond:
             self._raise_fatal()
             self._card = None
-            if not self._hold_asked:
+            if not self._hold_asked and self.spec.path is None:
                 self._hold_asked = True
                 self._cond.notify_all()
 

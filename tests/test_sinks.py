@@ -408,6 +408,17 @@ def test_the_virtual_camera_advertises_the_rate_it_is_written_at(
     sink.retime(15.0)
     assert calls[-1] == (backend.fd, sinks.v4l2caps.BUF_TYPE_VIDEO_OUTPUT, 15.0)
     assert sink.fps == 15.0
+    # A reader asked for a rate of its own (OpenCV asks for 30 as it opens; v4l2loopback
+    # keeps one interval for both sides): the next health check says 15 again.
+    monkeypatch.setattr(sinks.v4l2caps, "get_frame_rate", lambda fd, buf_type: 30.0)
+    monkeypatch.setattr(sinks, "HEALTH_CHECK_PERIOD_S", 0.0)
+    del calls[:]
+    sink._next_check = 0.0
+    sink.send(np.full((48, 64, 3), 7, np.uint8))
+    assert calls == [(backend.fd, sinks.v4l2caps.BUF_TYPE_VIDEO_OUTPUT, 15.0)]
+    monkeypatch.setattr(sinks.v4l2caps, "get_frame_rate", lambda fd, buf_type: 15.0)
+    sink.send(np.full((48, 64, 3), 7, np.uint8))
+    assert len(calls) == 1  # told the truth already: nothing to do
     sink.close()
 
 

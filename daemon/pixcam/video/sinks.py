@@ -295,6 +295,7 @@ class VirtualCameraSink(Sink):
         if now >= self._next_check:
             self._next_check = now + HEALTH_CHECK_PERIOD_S
             self.check()
+            self._keep_rate()
         try:
             self._cam.send(to_device(frame))
         except Exception as exc:
@@ -315,6 +316,18 @@ class VirtualCameraSink(Sink):
                 log.debug("VIDIOC_S_PARM %g fps on %s: %s", fps, self.name, exc)
             else:
                 log.debug("virtual camera %s advertises %g fps", self.name, took)
+
+    def _keep_rate(self) -> None:
+        """Advertise the rate again if a reader changed it: v4l2loopback keeps one frame
+        interval for both sides, and OpenCV, for one, asks for 30 fps as it opens."""
+        for fd in self._fds:
+            try:
+                told = v4l2caps.get_frame_rate(fd, v4l2caps.BUF_TYPE_VIDEO_OUTPUT)
+            except OSError:
+                return  # no rate ioctls here (see _advertise)
+            if abs(told - self.fps) > 0.01:
+                self._advertise(self.fps)
+                return
 
     def check(self) -> None:
         """Raise `SinkError` if the device went away (module unloaded, node replaced)."""

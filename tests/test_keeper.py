@@ -97,7 +97,7 @@ def test_the_cache_gives_back_what_was_saved(tmp_path: Path) -> None:
     keeper_cache.save(last, path)
     assert keeper_cache.load(path) == last
     # Flat cards compress to little: the file stays small even for 1080p.
-    big = LastOutput("/dev/video11", "My = Cam", 1920, 1080, bytes(1920 * 1080 * 3 // 2))
+    big = LastOutput("/dev/video11", "My = Cam", 1920, 1080, bytes(1920 * 1080 * 3 // 2), 29.97)
     keeper_cache.save(big, path)
     assert keeper_cache.load(path) == big and path.stat().st_size < 20_000
     assert os.listdir(tmp_path) == ["last-output"]  # no temporary file left
@@ -251,7 +251,7 @@ def test_cli_says_what_the_early_keeper_did_and_stops_one_for_another_device(
 
 
 # ---------------------------------------------------------------------- the real sink
-def test_the_virtual_camera_remembers_its_first_card_for_the_next_start(
+def test_the_virtual_camera_remembers_the_starting_card_for_the_next_start(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(pipeline.v4l2caps, "query", loopback)
@@ -275,8 +275,10 @@ def test_the_virtual_camera_remembers_its_first_card_for_the_next_start(
         last = keeper_cache.load()
         assert last is not None
         assert (last.device, last.label, last.width, last.height) == ("memory", "pixcam", W, H)
+        # A restart while watched is "starting", even when this run began with "camera off".
         idle = Cards().idle(W, H)
-        assert last.card == idle.data.tobytes()
+        assert last.card == Cards().starting(W, H).data.tobytes() != idle.data.tobytes()
+        assert last.fps == 30.0  # the rate it wrote, for the keeper to write at
         wait_until(lambda: len(sinks.sinks[0].frames) >= 1, "the idle card")
         assert np.array_equal(sinks.sinks[0].frames[0], idle.to_bgr())  # what it shows first
         assert running_at_save == [True]

@@ -176,3 +176,25 @@ def test_the_relay_says_why_gstreamer_cannot_publish(
         RelaySink(64, 48, 15, path=tmp_path / "relay.sock")
     msg = str(info.value)
     assert "\n" not in msg and "did not start" in msg and "no PipeWire camera" in msg, msg
+
+
+def test_fan_out_passes_a_new_rate_to_every_branch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each branch advertises the stream's rate, a branch reopened later too."""
+    clock = [100.0]
+    monkeypatch.setattr(outputs.time, "monotonic", lambda: clock[0])
+    made: list[Fake] = []
+
+    def make_b() -> Sink:
+        made.append(Fake("b", 0 if not made else None))
+        return made[-1]
+
+    a = Fake("a")
+    fan = outputs.FanOutSink({"a": lambda: a, "b": make_b})
+    fan.retime(30.0)
+    assert fan.fps == a.fps == made[0].fps == 30.0
+    frame = I420(np.zeros((72, 64), np.uint8))
+    fan.send(frame)  # b fails: closed, reopened after RETRY_S at its first rate (15)
+    clock[0] += outputs.RETRY_S + 0.1
+    fan.send(frame)
+    assert len(made) == 2 and made[1].fps == 30.0
+    fan.close()

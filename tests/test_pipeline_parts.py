@@ -125,13 +125,14 @@ def test_privacy_on_any_background_is_exact_away_from_the_face(
     base = {"background": background, "color": "#000000"}
     cfg = cfg_with(effects=base, parts={"privacy": "pixelate"}, refine={"smoothing": 0.0})
     with still_pipeline(picture, cfg, loader=default_loader) as p:
-        wait_until(lambda: len(p.frames) >= 3, "frames")
+        # The "starting" card goes out at the output's rate until the first processed frame.
+        wait_until(lambda: len(p.frames) >= 3 and "idle" not in p.sink.kinds()[-2:], "frames")
+        with_fx = p.frames[-1]
         plain = cfg_with(effects=base, refine={"smoothing": 0.0})
         p.apply(plain)
         n = len(p.frames)
         wait_until(lambda: len(p.frames) >= n + 3, "frames without privacy")
-    frames = p.frames
-    with_fx, without = frames[2], frames[-1]
+    without = p.frames[-1]
     zone = face_zone(seg, picture)
     changed = np.any(with_fx != without, axis=2)
     assert not changed[~zone].any(), "privacy touched pixels away from the face"
@@ -407,3 +408,41 @@ def test_bench_pipeline_counts_the_whole_frame_and_the_latency(
     assert re.search(r"360p 1t: outside the network \d+\.\d CPU ms = \d+\.\d\d×", out)
     live = re.search(r"360p: \d+\.\d fps out, capture-to-sink latency median (\d+\.\d) ms", out)
     assert live and float(live.group(1)) > 0
+
+
+# ------------------------------------------------------------- the advertised rate
+def test_the_virtual_camera_follows_the_cameras_rate() -> None:
+    """Opened paused at the configured 30 fps, the virtual camera takes the rate the camera
+    really gives once it opens (15 fps), and its idle card goes at that rate too."""
+    cams = CameraFactory(good=10**9, down=0)
+
+    def at_15(spec: SourceSpec) -> Source:
+        cam = cams(spec)
+        cam.fps = 15.0
+        return cam
+
+    with FakePipeline(cameras=at_15, start_paused=True) as p:
+        wait_until(lambda: len(p.frames) >= 2, "idle cards")
+        assert p.sink.fps == 30.0  # the configured rate: no camera yet
+        p.resume()
+        wait_until(lambda: p.sink.fps == 15.0, "the camera's rate on the virtual camera")
+        assert p._outlet.fps == 15.0
+        p.pause()
+        wait_until(lambda: p.status()["state"] == "paused", "paused")
+        assert p.sink.fps == 15.0  # the idle card is paced at it, not at a rate of its own
+
+
+def test_a_fixed_output_rate_is_kept_whatever_the_camera_gives() -> None:
+    cams = CameraFactory(good=10**9, down=0)
+
+    def at_15(spec: SourceSpec) -> Source:
+        cam = cams(spec)
+        cam.fps = 15.0
+        return cam
+
+    cfg = cfg_with(effects={"background": "none"}, output={"fps": 24})
+    with FakePipeline(cfg, cameras=at_15, start_paused=True) as p:
+        p.resume()
+        wait_until(lambda: p.status()["state"] == "running", "running")
+        wait_until(lambda: len(p.frames) >= 3, "frames")
+        assert p.sink.fps == 24.0 and p._outlet.fps == 24.0

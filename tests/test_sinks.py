@@ -332,3 +332,105 @@ def test_run_onto_a_full_disk_fails_in_one_line(
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert lines[0].startswith("pixcam: writing video") and "disk is full" in lines[0]
     assert not out.exists()
+
+
+# ------------------------------------------------------------------- the Sink contract
+def _virtual_camera(tmp_path: Path) -> tuple[sinks.Sink, Callable[[], int]]:
+    sink, backend, _ = _sink_on_file(tmp_path)
+    closes = [0]
+    real_close = backend.close
+
+    def counted() -> None:
+        closes[0] += 1
+        real_close()
+
+    backend.close = counted  # type: ignore[method-assign]
+    return sink, lambda: closes[0]
+
+
+def _file(tmp_path: Path) -> tuple[sinks.Sink, Callable[[], int]]:
+    sink = FileSink(str(tmp_path / "out.mp4"), 64, 48, 30)
+    return sink, lambda: int(sink._writer is None)
+
+
+@pytest.mark.parametrize("make", [_virtual_camera, _file], ids=["virtual-camera", "file"])
+def test_every_sink_keeps_the_contract(
+    tmp_path: Path, make: Callable[[Path], tuple[sinks.Sink, Callable[[], int]]]
+) -> None:
+    """Granted size, rate and name read-only once open; `send` raises `SinkError` only;
+    `close` once (a second call does nothing), and `send` after it raises `SinkError`."""
+    sink, closed = make(tmp_path)
+    assert (sink.width, sink.height, sink.fps) == (64, 48, 30) and sink.name
+    for attribute, value in (("width", 32), ("height", 24), ("fps", 15.0), ("name", "x")):
+        with pytest.raises(AttributeError, match="read-only"):
+            setattr(sink, attribute, value)
+    assert (sink.width, sink.height, sink.fps) == (64, 48, 30)
+    sink.send(np.full((48, 64, 3), 90, np.uint8))
+    with pytest.raises(SinkError):
+        sink.send(np.zeros((10, 10, 3), np.uint8))  # the wrong size: SinkError, nothing else
+    sink.retime(15.0)
+    assert sink.fps == 15.0
+    sink.close()
+    assert closed() == 1
+    sink.close()
+    assert closed() == 1
+    with pytest.raises(SinkError, match="closed"):
+        sink.send(np.full((48, 64, 3), 90, np.uint8))
+
+
+def test_a_file_sink_reads_its_file_back_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = FileSink(str(tmp_path / "out.mp4"), 64, 48, 30)
+    sink.send(np.full((48, 64, 3), 90, np.uint8))
+    reads: list[int] = []
+    real = sink._read_back
+    monkeypatch.setattr(sink, "_read_back", lambda: reads.append(1) or real())
+    sink.close()
+    sink.close()
+    assert reads == [1]
+
+
+def test_the_virtual_camera_advertises_the_rate_it_is_written_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VIDIOC_S_PARM (OUTPUT) on the writer's own fd at open and at each new rate: readers'
+    VIDIOC_G_PARM then says what pixcam writes, not v4l2loopback's default 30 fps."""
+    calls: list[tuple[int, int, float]] = []
+
+    def set_frame_rate(fd: int, buf_type: int, fps: float) -> float:
+        calls.append((fd, buf_type, fps))
+        return fps
+
+    monkeypatch.setattr(sinks.v4l2caps, "set_frame_rate", set_frame_rate)
+    sink, backend, _ = _sink_on_file(tmp_path)
+    assert calls == [(backend.fd, sinks.v4l2caps.BUF_TYPE_VIDEO_OUTPUT, 30)]
+    sink.retime(15.0)
+    assert calls[-1] == (backend.fd, sinks.v4l2caps.BUF_TYPE_VIDEO_OUTPUT, 15.0)
+    assert sink.fps == 15.0
+    # A reader asked for a rate of its own (OpenCV asks for 30 as it opens; v4l2loopback
+    # keeps one interval for both sides): the next health check says 15 again.
+    monkeypatch.setattr(sinks.v4l2caps, "get_frame_rate", lambda fd, buf_type: 30.0)
+    monkeypatch.setattr(sinks, "HEALTH_CHECK_PERIOD_S", 0.0)
+    del calls[:]
+    sink._next_check = 0.0
+    sink.send(np.full((48, 64, 3), 7, np.uint8))
+    assert calls == [(backend.fd, sinks.v4l2caps.BUF_TYPE_VIDEO_OUTPUT, 15.0)]
+    monkeypatch.setattr(sinks.v4l2caps, "get_frame_rate", lambda fd, buf_type: 15.0)
+    sink.send(np.full((48, 64, 3), 7, np.uint8))
+    assert len(calls) == 1  # told the truth already: nothing to do
+    sink.close()
+
+
+def test_a_driver_without_the_rate_ioctl_still_streams(tmp_path: Path) -> None:
+    sink, backend, _ = _sink_on_file(tmp_path)  # a plain file: S_PARM fails with ENOTTY
+    sink.retime(15.0)
+    sink.send(np.full((48, 64, 3), 7, np.uint8))
+    assert len(backend.sent) == 1 and sink.fps == 15.0
+    sink.close()
+
+
+@pytest.mark.parametrize(("fps", "tpf"), [(30, (1, 30)), (15, (1, 15)), (7.5, (2, 15)),
+                                          (29.97, (100, 2997)), (60, (1, 60))])  # fmt: skip
+def test_a_rate_becomes_a_frame_interval(fps: float, tpf: tuple[int, int]) -> None:
+    assert sinks.v4l2caps.time_per_frame(fps) == tpf

@@ -277,3 +277,29 @@ def test_raw_mjpg_is_decoded_when_taken_and_stamped() -> None:
     with pytest.raises(EOFError):
         src.read(timeout=2.0)
     src.close()
+
+
+def test_a_source_closes_once() -> None:
+    """The `Source` contract: `close` stops the capture thread and releases the device once;
+    a second call does nothing."""
+
+    class Counted(Source):
+        def __init__(self) -> None:
+            super().__init__()
+            self.name, self.width, self.height, self.fps = "counted", 8, 6, 30.0
+            self.releases = 0
+
+        def capture(self) -> None:
+            while not self.stopping.wait(0.005):
+                self.publish(np.zeros((6, 8, 3), np.uint8))
+
+        def release(self) -> None:
+            self.releases += 1
+
+    source = Counted()
+    source.start()
+    assert source.read(timeout=5.0) is not None
+    source.close()
+    source.close()
+    assert source.releases == 1
+    assert source._thread is not None and not source._thread.is_alive()

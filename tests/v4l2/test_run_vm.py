@@ -8,6 +8,7 @@ call would.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,11 +19,14 @@ from v4l2_helpers import (
     FPS,
     HEIGHT,
     WIDTH,
+    advertised_fps,
     background,
     feed,
     make_raw_clip,
+    measured,
     read_ffmpeg,
     read_opencv,
+    wait_for,
 )
 
 MAGENTA_BGR = np.array([255, 0, 255], np.int16)
@@ -102,6 +106,17 @@ def test_run_replaces_background_for_opencv_and_ffmpeg(
             tmp_path / "pixcam.log",
         ) as pixcam,
     ):
+        # The rate a consumer is told is the one pixcam writes: the camera's (v4l2loopback
+        # says 30 fps unless the writer sets it). Read as soon as the sink is open, before
+        # any other reader could ask for a rate of its own.
+        opened = re.compile(rf"virtual camera {re.escape(pixcam_dev)}: \d+x\d+@([\d.]+) I420")
+        wait_for(lambda: opened.search(pixcam.tail(200)) is not None, 240, "the sink to open")
+        match = opened.search(pixcam.tail(200))
+        assert match is not None
+        writes = float(match.group(1))
+        told = advertised_fps(pixcam_dev)
+        measured(f"advertised rate: pixcam writes {writes:g} fps, G_PARM says {told:g} fps")
+        assert told == pytest.approx(writes, rel=1e-3) and writes == FPS, pixcam.tail()
         # pixcam holds its virtual camera before its model is loaded, showing a "starting"
         # card meanwhile: read batches until processed frames arrive.
         end = time.monotonic() + 240
@@ -115,6 +130,14 @@ def test_run_replaces_background_for_opencv_and_ffmpeg(
         assert camera.alive(), camera.tail()
         by_ffmpeg = read_ffmpeg(pixcam_dev, 3, WIDTH, HEIGHT)
         assert pixcam.alive(), pixcam.tail()
+        # OpenCV asks for 30 fps as it opens, and v4l2loopback keeps one interval for both
+        # sides: pixcam says its rate again within its next health check (1 s).
+        reread, t0 = advertised_fps(pixcam_dev), time.monotonic()
+        wait_for(lambda: abs(advertised_fps(pixcam_dev) - writes) < 0.01, 30, "the rate again")
+        measured(
+            f"advertised rate just after OpenCV and ffmpeg read: {reread:g} fps, "
+            f"{writes:g} again {time.monotonic() - t0:.1f} s on"
+        )
     assert {f.shape for f in frames} == {(HEIGHT, WIDTH, 3)}
     done = [f for f in frames if is_composited(f)]
     assert len(done) >= 5, (

@@ -189,3 +189,15 @@ def measured(line: str) -> None:
     `-s` shows each one as it comes)."""
     MEASURED.append(line)
     print(line, flush=True)
+
+
+def advertised_fps(device: str) -> float:
+    """The frame rate a consumer of `device` is told: VIDIOC_G_PARM on the capture side, as
+    OBS sizes its timeouts from it."""
+    from pixcam.video import v4l2caps
+
+    fd = os.open(device, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        return v4l2caps.get_frame_rate(fd, v4l2caps.BUF_TYPE_VIDEO_CAPTURE)
+    finally:
+        os.close(fd)

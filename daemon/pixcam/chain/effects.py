@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import cv2
 
@@ -33,8 +33,8 @@ from pixcam.chain.partfx import PartEffects, PartSettings
 from pixcam.chain.people import PeopleFilter, PeopleSettings
 from pixcam.chain.pyramid import Pyramid
 from pixcam.chain.refine import Alpha, Refiner, RefineSettings, probability_size
+from pixcam.chain.segment.contract import Segmenter
 from pixcam.chain.segment.fused import FusedSegmenter
-from pixcam.chain.segment.output import SegmentationOutput
 from pixcam.chain.stillness import MotionGate
 from pixcam.config import Config
 from pixcam.i420 import I420, Frame, as_bgr
@@ -60,17 +60,6 @@ class _StageClock:
             now = time.perf_counter()
             self._hook(stage, (now - self._t) * 1e3)
             self._t = time.perf_counter()  # the hook's own time counts for no stage
-
-
-class Segmenter(Protocol):
-    """What the chain needs of a model (`segment.base.Segmenter` and the tests' fakes)."""
-
-    @property
-    def has_parts(self) -> bool: ...
-
-    def run(
-        self, frame: Frame, parts: bool = True, pyramid: Pyramid | None = None
-    ) -> SegmentationOutput: ...
 
 
 def _streamed(segmenter: Segmenter | None) -> Segmenter | None:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from pixcam.chain.compose import Background
-from pixcam.chain.effects import Effects, EffectsSettings, ModelChoice, Segmenter, segmenter_name
+from pixcam.chain.effects import Effects, EffectsSettings, ModelChoice, segmenter_name
+from pixcam.chain.segment.contract import Segmenter
 from pixcam.config import Config
 
 log = logging.getLogger("pixcam.runner.pipeline")

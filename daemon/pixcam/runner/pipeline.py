@@ -5,7 +5,8 @@ here) takes it, runs the chain and sends the result, so inference always runs on
 frame and latency never grows. Nothing slow runs on the worker: a new model (loaded,
 verified and run once), a new background image or video (decoded, opened) and the camera's
 opening and closing all happen on helper threads and are swapped in between two frames, so
-a frame goes out at least every `HOLD_AFTER_S` (the last one again while nothing new comes).
+the worker always comes back to hand the outlet a frame, a card, or "nothing new" (the outlet's
+send loop then repeats the last frame after a short gap).
 `stop()` joins every thread it started, with no timeout: a frame inside LiteRT or OpenCV
 finishes first, so no native thread is alive at interpreter exit.
 
@@ -13,8 +14,8 @@ Faults never stop the virtual camera: when the camera fails or stalls, the last 
 sent dimmed with "camera unavailable" while the camera is reopened with backoff; an exception
 in one frame is logged (rate-limited) and that frame goes out unprocessed. The camera's
 opening, closing and backoff are `camera.Camera`'s; the loads beside the stream are
-`loader.Loader`'s; auto-tune is `autotune.Tuner`'s; the sink's faults and the keep-alive for a
-lagging worker are the outlet's.
+`loader.Loader`'s; auto-tune is `autotune.Tuner`'s; every write to the sink, its faults and the
+keep-alive for a lagging worker are the outlet's (its one send loop).
 """
 
 from __future__ import annotations
@@ -54,9 +55,6 @@ else:  # Python 3.10: the same str-valued enum (str() and format() give the valu
 log = logging.getLogger("pixcam.runner.pipeline")
 
 DEBUG_STATUS_EVERY_S = 5.0
-# With no new frame for this long (camera late, camera opening) the last output goes out
-# again: consumers such as Chromium end a track that gets no frame for a while.
-HOLD_AFTER_S = 0.15
 
 
 class State(StrEnum):
@@ -78,6 +76,8 @@ class Pipeline:
     that many frames sent. `start_paused` opens only the sink (on-demand mode waits for a
     viewer before touching the camera). `keepalive` re-sends the last frame while the worker
     lags; None = only for a sink that is a live device (`reopenable`), never into a file.
+    `idle_fps`: the idle card's rate; None = the output's, the rate the virtual camera
+    advertises (a reader that trusts it never waits longer than a frame time).
     """
 
     def __init__(
@@ -91,7 +91,7 @@ class Pipeline:
         source_opener: SourceOpener = open_source,
         sink_opener: SinkOpener = open_sink,
         segmenter_loader: SegmenterLoader = default_loader,
-        idle_fps: float = 5.0,
+        idle_fps: float | None = None,
         keepalive: bool | None = None,
     ) -> None:
         self._cfg = cfg
@@ -163,10 +163,12 @@ class Pipeline:
                 *output_size(width, height, cfg.output.height),
                 float(cfg.output.fps) or fps or 30.0,
             )
-            if live:
-                card = self._first_card()
-                if settings.active:
-                    self._load_first_model(fx, settings, card)
+            if live and settings.active:
+                # A virtual camera is taken over before the model loads, a card on it: after
+                # a restart an app may still be watching, and Chromium ends its track after
+                # 10 s without a frame; a model load alone can take that long.
+                self._outlet.show(self._first_card(), self._idle_fps)
+                fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
         except BaseException:
             self._camera.close()
             self._outlet.close()
@@ -180,17 +182,11 @@ class Pipeline:
         keepalive = self._keepalive
         if keepalive is None:
             keepalive = bool(getattr(self._outlet.sink, "reopenable", False))
-        if keepalive:
-            self._outlet.start_keepalive(self._thread, self._stop, self._pacing_idle)
+        self._outlet.keepalive = keepalive
         if live:
             # Once the stream runs: the save (~20 ms at 1080p) never delays a frame out.
-            self._remember_output(card)
-
-    def _pacing_idle(self) -> bool:
-        """Whether the worker sends the idle card itself (the keep-alive then rests). Not as
-        soon as pause() is asked: the frame in flight may take a while yet (seconds under
-        emulation), and the keep-alive covers it."""
-        return self._state == State.PAUSED
+            # A restart while watched is "starting", whatever this run showed first.
+            self._remember_output(self._cards.starting(*self._outlet.dims))
 
     def _first_card(self) -> Frame:
         """What the virtual camera shows first: the idle card paused, else "starting"."""
@@ -198,7 +194,7 @@ class Pipeline:
         return self._cards.idle(w, h) if self._paused else self._cards.starting(w, h)
 
     def _remember_output(self, card: Frame) -> None:
-        """The device and its first card, for the keeper of the next start (keeper.py)."""
+        """The device, its rate and `card`, for the keeper of the next start (keeper.py)."""
         sink = self._outlet.sink
         if sink is None or not isinstance(card, I420):  # an odd-sized card: no keeper
             return
@@ -208,15 +204,9 @@ class Pipeline:
             log.debug("not remembering %s for the next start: %s", sink.name, exc)
             return
         if info.is_loopback:
-            last = LastOutput(sink.name, info.card, card.width, card.height, card.data.tobytes())
+            data = card.data.tobytes()
+            last = LastOutput(sink.name, info.card, card.width, card.height, data, sink.fps)
             keeper_cache.save(last)
-
-    def _load_first_model(self, fx: Effects, settings: EffectsSettings, card: Frame) -> None:
-        """Load the model while the virtual camera already shows a card. After a restart
-        (systemd, after a crash) an app may still be watching: Chromium ends its track after
-        10 s without a frame, and a model load alone can take that long on a slow machine."""
-        with self._outlet.showing(card, self._idle_fps):
-            fx.set_segmenter(self._segmenter_loader(*settings.model), settings.model)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the worker to end (frame limit, end of file, stop()); re-raise its error."""
@@ -361,7 +351,7 @@ class Pipeline:
         source = cam.source
         assert source is not None
         if frame is None:
-            self._hold()
+            self._outlet.hold()
             if cam.stalled:
                 cam.lose(f"{source.name} sent no frame for {camera.STALL_S:g} s")
             return True
@@ -381,12 +371,6 @@ class Pipeline:
         # While a model loads beside the stream its CPU time is not the chain's cost.
         if self._tuner is not None and self._loader is not None and not self._loader.busy:
             self._tuner.feed(work_s, time.monotonic())
-
-    def _hold(self) -> None:
-        """The last output again once nothing went out for `HOLD_AFTER_S`."""
-        last = self._outlet.last_sent
-        if last is not None and time.monotonic() - self._outlet.last_send_t >= HOLD_AFTER_S:
-            self._outlet.send(last, repeat=True)
 
     def _process(self, frame: Frame) -> tuple[Frame, bool]:
         """The output frame, and whether it kept the last mask (no inference)."""
@@ -428,8 +412,11 @@ class Pipeline:
         Also the way the camera is (re)opened on resume and on new camera settings (state
         "starting"): only a failure there is a fault worth a warning. The open runs on the
         camera thread (a real camera takes up to seconds); frames go on meanwhile."""
-        if self._camera.poll() is not None:
+        source = self._camera.poll()
+        if source is not None:
             self._state = State.RUNNING
+            if source.fps and not self._cfg.output.fps:
+                self._outlet.retime(source.fps)  # the rate the virtual camera advertises
             if self._effects is not None:
                 self._effects.reset()  # a new scene: no smoothing against the old one
             return
@@ -443,20 +430,19 @@ class Pipeline:
         self._emit_card("idle")
 
     def _emit_card(self, kind: str) -> None:
-        """Send the cached placeholder or idle frame, or ("hold") the last output again while
-        the camera opens, paced (they cost nothing per frame)."""
+        """Have the outlet show the cached placeholder or idle card at its rate, or ("hold")
+        the last output again while the camera opens; then wait one card's time (the worker
+        has nothing else to do until the camera is back or the pause ends)."""
         w, h = self._outlet.dims
-        repeat = False
-        frame: Frame
+        rate = self._outlet.fps
         if kind == "idle":
-            frame, rate = self._cards.idle(w, h), self._idle_fps
+            rate = self._idle_fps or rate
+            self._outlet.show(self._cards.idle(w, h), self._idle_fps)
         elif kind == "hold" and self._outlet.last_sent is not None:
-            frame, rate, repeat = self._outlet.last_sent, self._outlet.fps, True
+            self._outlet.hold()
         else:
-            frame, rate = self._cards.placeholder(self._last_good, w, h), self._outlet.fps
-        t = time.monotonic()
-        self._outlet.send(frame, repeat=repeat)
-        self._stop.wait(max(0.0, 1.0 / rate - (time.monotonic() - t)))
+            self._outlet.show(self._cards.placeholder(self._last_good, w, h), rate)
+        self._stop.wait(1.0 / rate)
 
     # ------------------------------------------------------------------ live settings
     def _take_pending(self) -> None:

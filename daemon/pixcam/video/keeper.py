@@ -4,9 +4,10 @@ virtual camera back from the standard library alone when an app still watches it
 After a crash systemd starts pixcam again within seconds, but its imports alone take seconds
 on a cold page cache (40 s under emulation) before the real sink writes, and Chromium ends a
 track that gets no frame for 10 s; an ended track never comes back, the call shows black
-until the user picks the camera again. The keeper writes the card the last run showed first
-(`keeper_cache`, the exact bytes), then again a few times a second from a thread, and stops
-just before the real sink opens the device (`release`): v4l2loopback takes one writer at a time.
+until the user picks the camera again. The keeper writes the last run's "starting" card
+(`keeper_cache`, the exact bytes), then again at the last run's rate from a thread (the rate
+the device still advertises: readers like OBS give up after 5 frame times), and stops just
+before the real sink opens the device (`release`): v4l2loopback takes one writer at a time.
 
 It takes over only what is safe to: the cached device, still a v4l2loopback node with the
 cached label and `exclusive_caps` on, that a reader holds with no writer (then it offers
@@ -34,7 +35,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without loading typing's 25 module
 if TYPE_CHECKING:
     import threading
 
-CARD_FPS = 5.0  # the idle card's rate (the pipeline's idle_fps): enough for any reader
 SYSFS_EXCLUSIVE_CAPS = "/sys/module/v4l2loopback/parameters/exclusive_caps"
 
 
@@ -70,6 +70,7 @@ class Keeper:
             last = keeper_cache.load(self._cache)
             self._fd = self._take(last)
             os.write(self._fd, last.card)
+            self._advertise(self._fd, last.fps)
         except (StandDown, keeper_cache.NoCache, OSError) as exc:
             self._close()
             self.stood_down = str(exc)
@@ -83,15 +84,23 @@ class Keeper:
 
         self._stop = stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._repeat, args=(self._fd, last.card, stop), name="pixcam keeper",
+            target=self._repeat, args=(self._fd, last.card, last.fps, stop), name="pixcam keeper",
             daemon=True,
         )  # fmt: skip
         self._thread.start()
         return self
 
-    def _repeat(self, fd: int, card: bytes, stop: threading.Event) -> None:
+    @staticmethod
+    def _advertise(fd: int, fps: float) -> None:
+        """The rate the card is written at, for readers that open the device now."""
+        try:  # noqa: SIM105 - contextlib would be one module more before the first card
+            v4l2caps.set_frame_rate(fd, v4l2caps.BUF_TYPE_VIDEO_OUTPUT, fps)
+        except OSError:
+            pass  # an old driver: readers see its default
+
+    def _repeat(self, fd: int, card: bytes, fps: float, stop: threading.Event) -> None:
         try:
-            while not stop.wait(1.0 / CARD_FPS):
+            while not stop.wait(1.0 / fps):
                 os.write(fd, card)
                 self.frames += 1
         except OSError as exc:

@@ -1,6 +1,6 @@
 """What the virtual camera looked like when pixcam last opened it, for the keeper of the next
-start (`keeper.py`): the device, its label, the frame size and the exact bytes (I420) of the
-first card the stream showed. Written by the runner each time its sink opens.
+start (`keeper.py`): the device, its label, the frame size, the rate it wrote and the exact
+bytes (I420) of the "starting" card. Written by the runner each time its stream starts.
 
 Read before anything else is imported, so it asks for little: `os` and `zlib`, no json
 (which loads `re`), dataclasses or pathlib; each module more is a file lookup and a load on
@@ -15,7 +15,7 @@ import zlib
 
 MAGIC = "pixcam last output 2"  # its number changes with the layout: an older file is ignored
 PIXEL_FORMAT = "YU12"  # I420, what the virtual camera sink writes
-_FIELDS = ("device", "label", "width", "height", "pixel_format")
+_FIELDS = ("device", "label", "width", "height", "fps", "pixel_format")
 
 
 class NoCache(Exception):
@@ -23,16 +23,21 @@ class NoCache(Exception):
 
 
 class LastOutput:
-    """The device (/dev/videoN), its v4l2 card label ("pixcam"), the frame size and one I420
-    card of width × height × 3/2 bytes. A plain class for the reason above."""
+    """The device (/dev/videoN), its v4l2 card label ("pixcam"), the frame size, one I420
+    card of width × height × 3/2 bytes and the rate the device advertised (the keeper writes
+    the card at it). A plain class for the reason above."""
 
-    __slots__ = ("device", "label", "width", "height", "card")
+    __slots__ = ("device", "label", "width", "height", "card", "fps")
 
-    def __init__(self, device: str, label: str, width: int, height: int, card: bytes) -> None:
+    def __init__(
+        self, device: str, label: str, width: int, height: int, card: bytes, fps: float = 30.0
+    ) -> None:
         if width <= 0 or height <= 0 or len(card) != i420_size(width, height):
             raise ValueError(f"a {width}x{height} I420 card, got {len(card)} bytes")
-        self.device, self.label, self.width, self.height, self.card = (
-            device, label, width, height, card
+        if not 0 < fps <= 1000:
+            raise ValueError(f"a rate of {fps} fps")
+        self.device, self.label, self.width, self.height, self.card, self.fps = (
+            device, label, width, height, card, fps
         )  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
@@ -42,7 +47,7 @@ class LastOutput:
 
     def __repr__(self) -> str:
         return (
-            f"LastOutput({self.device!r}, {self.label!r}, {self.width}x{self.height}, "
+            f"LastOutput({self.device!r}, {self.label!r}, {self.width}x{self.height}@{self.fps:g}, "
             f"{len(self.card)} bytes)"
         )
 
@@ -67,7 +72,9 @@ def save(last: LastOutput, path: str | os.PathLike[str] | None = None) -> None:
 
     path = os.fspath(path or cache_file())
     log = logging.getLogger("pixcam.video.keeper")
-    fields = (last.device, last.label, str(last.width), str(last.height), PIXEL_FORMAT)
+    fields = (
+        last.device, last.label, str(last.width), str(last.height), repr(last.fps), PIXEL_FORMAT
+    )  # fmt: skip
     if any("\n" in value for value in fields):
         log.debug("not remembering %r for the next start: a line break in its name", last)
         return
@@ -109,6 +116,8 @@ def load(path: str | os.PathLike[str] | None = None) -> LastOutput:
             width=int(values["width"]),
             height=int(values["height"]),
             card=zlib.decompress(card),
+            # A file from before the rate was kept: v4l2loopback's own default.
+            fps=float(values.get("fps", "30")),
         )
     except FileNotFoundError:
         raise NoCache("no cached virtual camera from an earlier run") from None

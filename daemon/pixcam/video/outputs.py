@@ -88,6 +88,12 @@ class FanOutSink(Sink):
         if all(s is None for s in self._sinks.values()):
             raise SinkError("; ".join(errors) or "every output failed")
 
+    def retime(self, fps: float) -> None:
+        super().retime(fps)
+        for sink in self._sinks.values():
+            if sink is not None:
+                sink.retime(fps)
+
     def _reopen(self, key: str, now: float) -> Sink | None:
         if now < self._retry_at.get(key, 0.0):
             return None
@@ -100,6 +106,8 @@ class FanOutSink(Sink):
             sink.close()
             self._retry_at[key] = now + RETRY_S
             return None
+        if sink.fps != self.fps:
+            sink.retime(self.fps)  # opened at the first rate; the stream's may have changed
         log.warning("output %s is back", sink.name)
         self._sinks[key] = sink
         return sink

@@ -13,10 +13,11 @@ import contextlib
 import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar, overload
 
 import cv2
 import numpy as np
@@ -37,6 +38,7 @@ DISK_CHECK_PERIOD_S = 1.0  # how often a file sink looks at its disk's free spac
 # A file sink stops below this much free space: FFmpeg writes in 32 KiB blocks, and the
 # file's index still has to be written at the end.
 MIN_FREE_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 class SinkError(PixcamError):
@@ -53,22 +55,71 @@ class SinkSpec:
     backend: str = "v4l2loopback"
 
 
-class Sink:
-    """What the pipeline writes to. Frames are exactly `width × height`, BGR (uint8
-    H×W×3) or `I420`; each sink converts what is not in its own format."""
+class _SetOnce(Generic[T]):
+    """A sink attribute given once, when the sink opens (`self.width = ...` in `__init__`),
+    and read-only from then on: AttributeError on a second assignment."""
 
-    name: str = "sink"
-    width: int = 0
-    height: int = 0
-    fps: float = 0.0
+    def __init__(self, default: T) -> None:
+        self._default = default
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _SetOnce[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | _SetOnce[T]:
+        if obj is None:
+            return self
+        value: T = obj.__dict__.get(self._name, self._default)
+        return value
+
+    def __set__(self, obj: object, value: T) -> None:
+        if self._name in obj.__dict__:
+            raise AttributeError(f"{type(obj).__name__}.{self._name} is read-only once open")
+        obj.__dict__[self._name] = value
+
+
+class Sink(ABC):
+    """What the runner writes to: the contract every sink keeps.
+
+    - `name`, `width`, `height`, `fps`: what the sink was granted when it opened (the device
+      or file, the frame size, the rate it advertises). Set once in `__init__`, read-only
+      after that (`fps` changes only through `retime`). A sink that cannot open raises
+      `SinkError` from its constructor, with the fix in one line.
+    - `send(frame)`: frames are exactly `width × height`, BGR (uint8 H×W×3) or `I420`; each
+      sink converts what is not its own format. It may raise `SinkError` only, and only when
+      the output stopped accepting frames (the device went away, the disk is full, the sink
+      is closed, a frame of the wrong shape); anything else is a bug. The outlet then closes
+      a `reopenable` sink and opens a new one every few seconds while the stream goes on
+      (that frame is dropped); a sink that is not reopenable ends the run with its message.
+      Sends come from one thread at a time (the outlet's send loop): no locking needed.
+    - `retime(fps)`: the rate changed; the sink advertises the new one from then on.
+    - `close()`: releases the output; the first call does the work, later ones nothing. It
+      may raise `SinkError` once, when what was written turns out broken (a file sink reads
+      its file back); `send` after `close` raises `SinkError`.
+    """
+
+    name = _SetOnce("sink")
+    width = _SetOnce(0)
+    height = _SetOnce(0)
+    fps = _SetOnce(0.0)
     # A virtual camera can come back (module reloaded); a file that failed stays failed.
     reopenable: bool = False
 
+    @abstractmethod
     def send(self, frame: Frame) -> None:
-        raise NotImplementedError
+        """Write one frame (see the class's contract)."""
+
+    def retime(self, fps: float) -> None:
+        """Advertise `fps` from now on (a sink that advertises nothing just records it)."""
+        self.__dict__["fps"] = fps
 
     def close(self) -> None:
-        pass
+        """Release the output (see the class's contract): nothing to do here."""
+        return
 
     def check_shape(self, frame: Frame) -> None:
         if isinstance(frame, I420):
@@ -232,6 +283,7 @@ class VirtualCameraSink(Sink):
         log.debug("virtual camera %s: watching fd %s", path, sorted(self._fds) or "none found")
         for fd in self._fds:
             _claim_writer(fd)
+        self._advertise(fps)
         self._next_check = time.monotonic() + HEALTH_CHECK_PERIOD_S
         log.info("virtual camera %s: %dx%d@%g I420", path, width, height, fps)
 
@@ -243,10 +295,39 @@ class VirtualCameraSink(Sink):
         if now >= self._next_check:
             self._next_check = now + HEALTH_CHECK_PERIOD_S
             self.check()
+            self._keep_rate()
         try:
             self._cam.send(to_device(frame))
         except Exception as exc:
             raise SinkError(f"virtual camera {self.name} rejected a frame: {exc}") from None
+
+    def retime(self, fps: float) -> None:
+        super().retime(fps)
+        self._advertise(fps)
+
+    def _advertise(self, fps: float) -> None:
+        """Set the device's frame interval to the rate pixcam writes (pyvirtualcam sets none:
+        readers would see v4l2loopback's 30 fps, and those that trust it, like OBS, give up
+        after 5 frame times of a slower stream)."""
+        for fd in self._fds:
+            try:
+                took = v4l2caps.set_frame_rate(fd, v4l2caps.BUF_TYPE_VIDEO_OUTPUT, fps)
+            except OSError as exc:  # an old driver without it: readers see its default
+                log.debug("VIDIOC_S_PARM %g fps on %s: %s", fps, self.name, exc)
+            else:
+                log.debug("virtual camera %s advertises %g fps", self.name, took)
+
+    def _keep_rate(self) -> None:
+        """Advertise the rate again if a reader changed it: v4l2loopback keeps one frame
+        interval for both sides, and OpenCV, for one, asks for 30 fps as it opens."""
+        for fd in self._fds:
+            try:
+                told = v4l2caps.get_frame_rate(fd, v4l2caps.BUF_TYPE_VIDEO_OUTPUT)
+            except OSError:
+                return  # no rate ioctls here (see _advertise)
+            if abs(told - self.fps) > 0.01:
+                self._advertise(self.fps)
+                return
 
     def check(self) -> None:
         """Raise `SinkError` if the device went away (module unloaded, node replaced)."""

@@ -68,7 +68,21 @@ class SourceSpec:
 
 
 class Source:
-    """Base class: a capture thread filling a newest-frame slot."""
+    """A capture thread filling a newest-frame slot: the contract every source keeps.
+
+    - `name`, `width`, `height`, `fps`: what the device or file granted, set when it opens
+      (before `start()`); `fps` 0 means unknown (the runner then uses the configured rate).
+      A source that cannot open raises `SourceError` (a `PixcamError`) with the fix.
+    - Consumer side, one consumer thread: `read(timeout, size)` returns the newest frame not
+      yet returned (each frame at most once; older ones are dropped, never queued), or None
+      when none came within `timeout`. It raises `SourceError` once the source failed for
+      good (unplugged, read errors: every later read raises it too) and `EOFError` at the end
+      of a non-looping file. `last_capture_t` is the capture time of the frame just read.
+    - `close()`: stops and joins the capture thread, then `release()`s the device; once (a
+      second call does nothing). It may block while a read inside the driver finishes.
+    - Producer side, for subclasses: `capture()` is the thread's loop, ending once
+      `stopping` is set; it calls `publish(frame)`, `fail(message)` or `end()`.
+    """
 
     name: str = "source"
     width: int = 0
@@ -90,6 +104,7 @@ class Source:
         self._thread: threading.Thread | None = None
         # Lock-step mode: the producer waits until the consumer took the frame (no drops).
         self._lockstep = False
+        self._closed = False  # close() ran: a second call does nothing
 
     # ----------------------------------------------------------------- consumer side
     def start(self) -> None:
@@ -133,6 +148,10 @@ class Source:
         return self._error is not None
 
     def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
         self.stopping.set()
         with self._cond:
             self._cond.notify_all()

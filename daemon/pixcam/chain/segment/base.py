@@ -26,7 +26,8 @@ _NORMALISE = {
 
 
 class Segmenter(ABC):
-    """Runs one model on BGR frames of any size, keeping the aspect ratio (pad, don't stretch)."""
+    """Runs one model on frames of any size, keeping the aspect ratio (pad, don't stretch);
+    keeps the `contract.Segmenter` contract."""
 
     def __init__(self, spec: ModelSpec, engine: Engine, internal_resolution: int = 0) -> None:
         if spec.input not in _NORMALISE:

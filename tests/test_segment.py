@@ -380,6 +380,7 @@ class _MaskReader:
 
     def __init__(self, second: bool) -> None:
         self.second, self.spec, self.has_parts, self.calls = second, None, False, 0
+        self.engine = object()
 
     def run(self, frame, parts=False, pyramid=None, region=None) -> SegmentationOutput:  # noqa: ANN001
         self.calls += 1
@@ -417,8 +418,10 @@ def test_bodypix_runs_on_one_frame_in_n_and_its_held_output_follows_the_person(e
         fused.steady, fused.main_every, fused.carry = True, every, carry
         outs = [fused.run(frame(dx), parts=False) for dx in shifts]  # type: ignore[arg-type]
         assert main.calls == 2 and second.calls == len(shifts)  # BodyPix sat out the rest
+        assert fused.engines == (second.engine,)  # what ran on the last frame
         fused.run(frame(shifts[-1]), parts=False)  # type: ignore[arg-type]
         assert main.calls == 3  # and runs again after N - 1 frames off
+        assert fused.engines == (main.engine, second.engine)
         seen = [_centre_x(SegmentationOutput.person_probability(o)) for o in outs]
         moved = [x - seen[0] for x in seen[2:]]
         want = shifts[2:] if carry else [0] * (every - 1)

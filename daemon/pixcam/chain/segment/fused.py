@@ -190,15 +190,19 @@ class FusedSegmenter:
         # BodyPix's output and square to use on the next frames instead of running it, when it
         # ran, how many frames more it serves and the selfie mask's centre then (`carry`).
         self._held: _Held | None = None
+        self._main_ran = True  # on the last frame (`engines`)
 
     @property
     def has_parts(self) -> bool:
         return self.main.has_parts
 
     @property
-    def engines(self) -> tuple[Engine, Engine]:
-        """Both networks' engines (their run times add up)."""
-        return self.main.engine, self.second.engine
+    def engines(self) -> tuple[Engine, ...]:
+        """The engines that ran on the last frame (their run times add up): not BodyPix's on a
+        frame that used its held output."""
+        if self._main_ran:
+            return self.main.engine, self.second.engine
+        return (self.second.engine,)
 
     @property
     def internal_resolution(self) -> int:
@@ -211,6 +215,7 @@ class FusedSegmenter:
         fresh = held is not None and time.monotonic() - held.t <= HOLD_S
         if held is not None and fresh and self._size == (w, h) and self.steady and not parts:
             # BodyPix's frame off: its last output, and the square it chose, stay.
+            self._main_ran = False
             a, kept = held.out, held.square
             b = self.second.run(frame, parts=False, pyramid=pyramid, region=kept)
             if held.left > 1:
@@ -221,6 +226,7 @@ class FusedSegmenter:
                 shift = (centre[0] - held.centre[0], centre[1] - held.centre[1])
                 mapping = ShiftedMapping(mapping.frame_size, mapping.content, mapping.stride, shift)
             return FusedOutput(a.segments, a.part_heatmaps, mapping, b, self.weight, kept)
+        self._main_ran = True
         a = self.main.run(frame, parts=parts, pyramid=pyramid)
         find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
         square = person_square(a.person_probability(find), (w, h)) if self.crop else None

@@ -330,12 +330,12 @@ def test_on_a_stream_the_square_stays_while_the_person_stays_in_it() -> None:
     assert fx.segmenter.steady  # type: ignore[union-attr]
 
 
-def test_on_a_stream_bodypix_sits_out_every_other_frame_while_the_square_holds(
+def test_on_a_stream_bodypix_sits_out_frames_while_the_square_holds(
     models_installed, photo, monkeypatch
 ) -> None:
-    """On a stream, once the square holds, BodyPix runs on every other frame and the frame
-    between reuses its output and square (the selfie model runs on every frame). Photos, part
-    effects and a hold older than HOLD_S run it on every frame."""
+    """On a stream, once the square holds, BodyPix runs on one frame in MAIN_EVERY and the
+    frames between reuse its output and square (the selfie model runs on every frame). Photos,
+    part effects and a hold older than HOLD_S run it on every frame."""
     from pixcam.chain.segment import fused as fused_module
 
     def bodypix_runs(seg: FusedSegmenter, frames: int, parts: bool = False) -> list[int]:
@@ -362,7 +362,8 @@ def test_on_a_stream_bodypix_sits_out_every_other_frame_while_the_square_holds(
     monkeypatch.setattr(fused_module, "HOLD_S", 3600.0)  # however slow this machine is today
     stream = balanced()
     stream.steady = True
-    assert bodypix_runs(stream, 6) == [0, 1, 3, 5]  # the first two choose and confirm the square
+    assert fused_module.MAIN_EVERY == 4
+    assert bodypix_runs(stream, 7) == [0, 1, 5]  # the first two choose and confirm the square
     photos = balanced()
     assert bodypix_runs(photos, 4) == [0, 1, 2, 3]
     parts = balanced()

@@ -46,7 +46,7 @@ STEADY_SHARE = 0.05
 # this many and the frames between use its last output and square; the selfie model runs on
 # every frame. Part effects (fresh part heads) and a square that moved run both
 # (docs/performance.md, "BodyPix on one frame in N").
-MAIN_EVERY = 2
+MAIN_EVERY = 4
 # A held BodyPix output follows the person: shifted by how far the selfie model's mask moved
 # since BodyPix ran (its centre of mass, inside the same square), not left where it was.
 CARRY = False

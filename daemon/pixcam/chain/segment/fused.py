@@ -47,8 +47,9 @@ STEADY_SHARE = 0.05
 # every frame. Part effects (fresh part heads) and a square that moved run both
 # (docs/performance.md, "BodyPix on one frame in N").
 MAIN_EVERY = 4
-# A held BodyPix output follows the person: shifted by how far the selfie model's mask moved
-# since BodyPix ran (its centre of mass, inside the same square), not left where it was.
+# On: a held BodyPix output is shifted by how far the selfie model's mask moved since BodyPix
+# ran (its centre of mass, inside the same square). Off: that flickered more than holding it
+# (docs/performance.md, "Lost").
 CARRY = False
 # A held BodyPix output serves only the frames right after it, within this many seconds of its
 # run: not a frame after a pause (the stillness gate carrying, the stream stopped), when the

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _needs import need, run  # noqa: E402
 from temporal_flicker import VIDEOS, frames_and_probs  # noqa: E402
 
 from pixcam.chain.refine import Refiner, RefineSettings  # noqa: E402
@@ -32,6 +33,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--every", default="2,4,6")
     args = ap.parse_args()
+    need(VIDEOS, "the shared videos")
     print(f"{'video':<28}{'every':>8}{'all':>8}{'moving':>8}")
     for path in sorted(VIDEOS.glob("*.mp4")):
         ref_data = frames_and_probs(path, args.frames, "balanced", every="1")
@@ -50,9 +52,9 @@ def main() -> int:
                 moved = np.abs(greys[t] - greys[t - 1]) >= 12
                 if moved.any():
                     moving.append(float(small[moved].mean()))
-            print(f"{path.stem:<28}{every:>8}{np.mean(all_):>8.3f}{np.mean(moving):>8.3f}")
+            print(f"{path.stem:<28}{every:>8}{np.mean(all_):>8.3f}{np.mean(moving or [0.0]):>8.3f}")
     return 0
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -56,8 +56,9 @@ VIDEOS = Path(os.environ.get("PIXCAM_DEV_VIDEOS", REPO.parent / "shared" / "data
 STAGES = ("segment", "  networks", "refine", "compose", "sink", "frame")
 
 
-def chains(threads: int) -> dict[str, Effects]:
-    """The three chains, each with its own segmenter and temporal state."""
+def chains(threads: int, variants: list[str]) -> dict[str, Effects]:
+    """The chains, each with its own segmenter and temporal state; `variants` add balanced
+    chains with BodyPix on one frame in N ("3"), its held output carried ("3c")."""
     # A chain's frames come here a whole round of chains apart, which on a loaded machine can
     # exceed the pause after which a held BodyPix output is dropped; live frames come 33 ms apart.
     fused_module.HOLD_S = float("inf")
@@ -71,12 +72,18 @@ def chains(threads: int) -> dict[str, Effects]:
         load_segmenter(None, threads, internal_resolution=PRESETS["balanced"][0]),
         load_segmenter("selfie-general", threads),
     )
-    before.main_every_other = False
-    return {
+    before.main_every = 1
+    runs = {
         "fast": effects("fast", load_segmenter(None, threads, quality="fast")),
         "balanced before": effects("balanced", before),
         "balanced": effects("balanced", load_segmenter(None, threads, quality="balanced")),
     }
+    for v in variants:
+        seg = load_segmenter(None, threads, quality="balanced")
+        assert isinstance(seg, FusedSegmenter)
+        seg.main_every, seg.carry = int(v.rstrip("c")), v.endswith("c")
+        runs[f"balanced 1/{v}"] = effects("balanced", seg)
+    return runs
 
 
 def frame_row(effects: Effects, frame: object, decode_ms: float) -> dict[str, float]:
@@ -127,9 +134,10 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--sizes", default="720,1080")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variants", default="", help="3,3c,4c: BodyPix on 1 frame in N, c: carried")
     args = ap.parse_args()
     video = need(VIDEOS / DEFAULT_VIDEO, "the benchmark video")
-    runs = chains(args.threads)
+    runs = chains(args.threads, [v for v in args.variants.split(",") if v])
     source = decode_frames(video, args.frames + WARMUP)
     for height in parse_sizes(args.sizes):
         medians, ratios, means, decode = bench_size(runs, encode_mjpg(source, height))
@@ -138,11 +146,11 @@ def main() -> int:
             f"(decode {decode:.1f} counted in each frame), load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
-        print(f"{'stage':<14}" + "".join(f"{n:>24}" for n in runs))
+        print(f"{'stage':<14}" + "".join(f"{n:>18}" for n in runs))
         for stage in STAGES:
-            print(f"{stage:<14}" + "".join(f"{medians[n][stage]:>24.2f}" for n in runs))
-        print(f"{'× fast':<14}" + "".join(f"{ratios[n]:>24.3f}" for n in runs))
-        print(f"{'mean × fast':<14}" + "".join(f"{means[n]:>24.3f}" for n in runs))
+            print(f"{stage:<14}" + "".join(f"{medians[n][stage]:>18.2f}" for n in runs))
+        print(f"{'× fast':<14}" + "".join(f"{ratios[n]:>18.3f}" for n in runs))
+        print(f"{'mean × fast':<14}" + "".join(f"{means[n]:>18.3f}" for n in runs))
     return 0
 
 

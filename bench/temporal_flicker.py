@@ -30,14 +30,19 @@ SMOOTHING = (0.0, 0.5, 0.8, 0.95)
 
 
 def frames_and_probs(
-    path: Path, n: int, quality: str | None = None, resolution: int = 0
+    path: Path, n: int, quality: str | None = None, resolution: int = 0, every: str = ""
 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    from pixcam.chain.segment import fused as fused_module
     from pixcam.chain.segment import load_segmenter
     from pixcam.chain.segment.fused import FusedSegmenter
 
     seg = load_segmenter(None, threads=2, internal_resolution=resolution, quality=quality)
     if isinstance(seg, FusedSegmenter):
         seg.steady = True  # a stream, as in the live chain (effects.Effects)
+        # Live frames come 33 ms apart; here a loaded machine may space them further.
+        fused_module.HOLD_S = float("inf")
+        if every:  # BodyPix on one frame in N ("3"), its held output carried ("3c")
+            seg.main_every, seg.carry = int(every.rstrip("c")), every.endswith("c")
     cap = cv2.VideoCapture(str(path))
     out = []
     while len(out) < n:
@@ -80,6 +85,7 @@ def main() -> int:
     ap.add_argument("--quality", choices=("fast", "balanced", "best"), help="a preset")
     ap.add_argument("--internal-resolution", type=int, default=0, help="network input long side")
     ap.add_argument("--video", default="", help="only videos whose name contains this")
+    ap.add_argument("--every", default="", help="fused: BodyPix on 1 frame in N; Nc: carried")
     args = ap.parse_args()
     need(VIDEOS, "the shared videos")
     videos = [p for p in sorted(VIDEOS.glob("*.mp4")) if args.video in p.stem]
@@ -88,7 +94,9 @@ def main() -> int:
         return 1
     print(f"{'video':<28}{'smoothing':>10}{'flicker':>10}{'lag':>10}")
     for path in videos:
-        data = frames_and_probs(path, args.frames, args.quality, args.internal_resolution)
+        data = frames_and_probs(
+            path, args.frames, args.quality, args.internal_resolution, args.every
+        )
         for s, (flicker, lag) in measure(data).items():
             print(f"{path.stem:<28}{s:>10.2f}{flicker:>10.3f}{lag:>10.2f}")
     return 0

@@ -88,6 +88,9 @@ SMOKE: dict[str, Smoke] = {
         ("--runs", "4"),  # the medians leave out the first 3
         (rf"^417x241: float {NUM} +int8 {NUM} +float builtin {NUM} .* float/int8 {NUM}×$",),
     ),
+    "studies/held_error.py": Smoke(
+        ("--frames", "3", "--every", "2"), (rf"^\S+ +2 +{NUM} +{NUM}$",)
+    ),
     "keeper_start.py": Smoke(("--runs", "1"), (rf"^the keeper is there {NUM}x sooner",)),
     "network_bill.py": Smoke(
         ("--frames", "1", "--sizes", "360"),

@@ -24,7 +24,7 @@ from pixcam.chain.segment import (
 )
 from pixcam.chain.segment.base import region_input
 from pixcam.chain.segment.bodypix import sigmoid
-from pixcam.chain.segment.fused import FusedOutput, person_square
+from pixcam.chain.segment.fused import FusedOutput, ShiftedMapping, person_square
 from pixcam.config import Config
 from pixcam.errors import PixcamError
 from pixcam.i420 import I420
@@ -330,12 +330,12 @@ def test_on_a_stream_the_square_stays_while_the_person_stays_in_it() -> None:
     assert fx.segmenter.steady  # type: ignore[union-attr]
 
 
-def test_on_a_stream_bodypix_sits_out_every_other_frame_while_the_square_holds(
+def test_on_a_stream_bodypix_sits_out_frames_while_the_square_holds(
     models_installed, photo, monkeypatch
 ) -> None:
-    """On a stream, once the square holds, BodyPix runs on every other frame and the frame
-    between reuses its output and square (the selfie model runs on every frame). Photos, part
-    effects and a hold older than HOLD_S run it on every frame."""
+    """On a stream, once the square holds, BodyPix runs on one frame in MAIN_EVERY and the
+    frames between reuse its output and square (the selfie model runs on every frame). Photos,
+    part effects and a hold older than HOLD_S run it on every frame."""
     from pixcam.chain.segment import fused as fused_module
 
     def bodypix_runs(seg: FusedSegmenter, frames: int, parts: bool = False) -> list[int]:
@@ -362,7 +362,8 @@ def test_on_a_stream_bodypix_sits_out_every_other_frame_while_the_square_holds(
     monkeypatch.setattr(fused_module, "HOLD_S", 3600.0)  # however slow this machine is today
     stream = balanced()
     stream.steady = True
-    assert bodypix_runs(stream, 6) == [0, 1, 3, 5]  # the first two choose and confirm the square
+    assert fused_module.MAIN_EVERY == 4
+    assert bodypix_runs(stream, 7) == [0, 1, 5]  # the first two choose and confirm the square
     photos = balanced()
     assert bodypix_runs(photos, 4) == [0, 1, 2, 3]
     parts = balanced()
@@ -372,6 +373,72 @@ def test_on_a_stream_bodypix_sits_out_every_other_frame_while_the_square_holds(
     stale = balanced()
     stale.steady = True
     assert bodypix_runs(stale, 4) == [0, 1, 2, 3]
+
+
+class _MaskReader:
+    """A stand-in network whose "frame" is a float32 mask it reads back: the main one on a
+    stride-8 grid of the whole frame, the second one at 64×64 over the region it is given."""
+
+    def __init__(self, second: bool) -> None:
+        self.second, self.spec, self.has_parts, self.calls = second, None, False, 0
+        self.engine = object()
+
+    def run(self, frame, parts=False, pyramid=None, region=None) -> SegmentationOutput:  # noqa: ANN001
+        self.calls += 1
+        h, w = frame.shape[:2]
+        if not self.second:
+            grid = cv2.resize(frame, (w // 8, h // 8), interpolation=cv2.INTER_AREA)
+            return SegmentationOutput(grid, None, GridMapping((w, h), (w, h), 8))
+        x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
+        k = 64 / (x1 - x0)
+        m = np.array([[k, 0.0, -x0 * k], [0.0, k, -y0 * k]])
+        crop = cv2.warpAffine(frame, m, (64, 64), borderMode=cv2.BORDER_REPLICATE)
+        return SegmentationOutput(crop, None, GridMapping((x1 - x0, y1 - y0), (64, 64), 1))
+
+
+def _centre_x(prob: np.ndarray) -> float:
+    m = cv2.moments(prob)
+    return m["m10"] / m["m00"]
+
+
+@pytest.mark.parametrize("every", [2, 3, 4])
+def test_bodypix_runs_on_one_frame_in_n_and_its_held_output_follows_the_person(every) -> None:
+    """On a stream whose person's square holds, BodyPix runs on one frame in `main_every`; with
+    `carry` its held output moves with the selfie model's mask (a person 4 px further on each
+    frame), without it stays where BodyPix saw it."""
+
+    def frame(dx: int) -> np.ndarray:
+        f = np.zeros((360, 640), np.float32)
+        f[100:300, 260 + dx : 380 + dx] = 1.0
+        return f
+
+    shifts = [0, 0] + [4 * i for i in range(1, every)]  # two to settle the square, then held
+    for carry in (False, True):
+        main, second = _MaskReader(False), _MaskReader(True)
+        fused = FusedSegmenter(main, second)  # type: ignore[arg-type]
+        fused.steady, fused.main_every, fused.carry = True, every, carry
+        outs = [fused.run(frame(dx), parts=False) for dx in shifts]  # type: ignore[arg-type]
+        assert main.calls == 2 and second.calls == len(shifts)  # BodyPix sat out the rest
+        assert fused.engines == (second.engine,)  # what ran on the last frame
+        fused.run(frame(shifts[-1]), parts=False)  # type: ignore[arg-type]
+        assert main.calls == 3  # and runs again after N - 1 frames off
+        assert fused.engines == (main.engine, second.engine)
+        seen = [_centre_x(SegmentationOutput.person_probability(o)) for o in outs]
+        moved = [x - seen[0] for x in seen[2:]]
+        want = shifts[2:] if carry else [0] * (every - 1)
+        np.testing.assert_allclose(moved, want, atol=1.0)  # the stand-in samples coarsely
+
+
+def test_a_shifted_mapping_moves_the_probability_by_its_shift_at_any_size() -> None:
+    grid = np.zeros((45, 80), np.float32)
+    grid[10:30, 30:45] = 1.0
+    base = GridMapping((640, 360), (640, 360), 8)
+    moved = ShiftedMapping((640, 360), (640, 360), 8, (24.0, -16.0))
+    for size, k in (((640, 360), 1.0), ((320, 180), 0.5)):
+        a, b = base.warp(grid, size), moved.warp(grid, size)
+        ma, mb = cv2.moments(a), cv2.moments(b)
+        assert mb["m10"] / mb["m00"] - ma["m10"] / ma["m00"] == pytest.approx(24 * k, abs=0.05)
+        assert mb["m01"] / mb["m00"] - ma["m01"] / ma["m00"] == pytest.approx(-16 * k, abs=0.05)
 
 
 def test_second_model_output_lands_on_its_rectangle() -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from pixcam.chain.pyramid import Box, Pyramid
 from pixcam.chain.segment.base import Segmenter
 from pixcam.chain.segment.engine import Engine
-from pixcam.chain.segment.output import SegmentationOutput
+from pixcam.chain.segment.output import GridMapping, SegmentationOutput
 from pixcam.i420 import Frame
 
 # The square around BodyPix's person grows by this share of its side: on the dev photos 10 %
@@ -42,14 +42,18 @@ CROP_MARGIN = 0.1
 # outline flicker. Half the margin keeps the person inside the old square
 # (docs/cut.md#the-steady-square).
 STEADY_SHARE = 0.05
-# On a stream, while the person's square holds (`STEADY_SHARE`), BodyPix runs on every other
-# frame and the frame between uses its last output and square; the selfie model runs on every
-# frame. Part effects (fresh part heads) and a square that moved run both. Cheaper, with no
-# more flicker on a presenter (docs/performance.md, "Taken: BodyPix on every other frame").
-MAIN_EVERY_OTHER = True
-# A held BodyPix output serves only the frame right after it, within this many seconds: not a
-# frame after a pause (the stillness gate carrying, the stream stopped), when the picture may
-# have changed.
+# On a stream, while the person's square holds (`STEADY_SHARE`), BodyPix runs on one frame in
+# this many and the frames between use its last output and square; the selfie model runs on
+# every frame. Part effects (fresh part heads) and a square that moved run both
+# (docs/performance.md, "BodyPix on one frame in N").
+MAIN_EVERY = 4
+# On: a held BodyPix output is shifted by how far the selfie model's mask moved since BodyPix
+# ran (its centre of mass, inside the same square). Off: that flickered more than holding it
+# (docs/performance.md, "Lost").
+CARRY = False
+# A held BodyPix output serves only the frames right after it, within this many seconds of its
+# run: not a frame after a pause (the stillness gate carrying, the stream stopped), when the
+# picture may have changed.
 HOLD_S = 0.25
 _FIND_DIVISOR = 8  # BodyPix's probability is searched for the person at 1/8 of the frame size
 
@@ -74,6 +78,32 @@ def person_square(
     side = max(2, 2 * round(half))
     x0, y0 = 2 * round((cx - half) / 2), 2 * round((cy - half) / 2)
     return x0, y0, x0 + side, y0 + side
+
+
+@dataclass(frozen=True)
+class ShiftedMapping(GridMapping):
+    """A `GridMapping` whose probability lands `shift` (dx, dy) frame pixels further on."""
+
+    shift: tuple[float, float] = (0.0, 0.0)
+
+    def matrix(self, size: tuple[int, int]) -> np.ndarray:
+        m = super().matrix(size)
+        (fw, fh), (ow, oh) = self.frame_size, size
+        # Target pixel u shows frame x - dx: its grid coordinate moves back by dx target pixels.
+        m[0, 2] -= m[0, 0] * self.shift[0] * ow / fw
+        m[1, 2] -= m[1, 1] * self.shift[1] * oh / fh
+        return m
+
+
+def mask_centre(out: SegmentationOutput, rect: Box) -> tuple[float, float] | None:
+    """The centre of mass (frame pixels) of `out`'s probability, which covers `rect`; None
+    when it is empty."""
+    m = cv2.moments(out.segments)
+    if m["m00"] <= 1e-6:
+        return None
+    gx, gy = m["m10"] / m["m00"], m["m01"] / m["m00"]  # on the grid, pixel centres at .5
+    gh, gw = out.segments.shape[:2]
+    return rect[0] + gx * (rect[2] - rect[0]) / gw, rect[1] + gy * (rect[3] - rect[1]) / gh
 
 
 @dataclass
@@ -154,20 +184,26 @@ class FusedSegmenter:
         # Frames are a stream (set by `effects.Effects`): keep the square while the person
         # stays in it. Off for photos, each of which must get its own square.
         self.steady = False
-        self.main_every_other = MAIN_EVERY_OTHER  # on a stream only (`steady`)
+        self.main_every = MAIN_EVERY  # on a stream only (`steady`)
+        self.carry = CARRY
         self._square: Box | None = None
         self._size: tuple[int, int] | None = None
-        # BodyPix's output and square to use on the next frame instead of running it, and when.
-        self._held: tuple[SegmentationOutput, Box, float] | None = None
+        # BodyPix's output and square to use on the next frames instead of running it, when it
+        # ran, how many frames more it serves and the selfie mask's centre then (`carry`).
+        self._held: _Held | None = None
+        self._main_ran = True  # on the last frame (`engines`)
 
     @property
     def has_parts(self) -> bool:
         return self.main.has_parts
 
     @property
-    def engines(self) -> tuple[Engine, Engine]:
-        """Both networks' engines (their run times add up)."""
-        return self.main.engine, self.second.engine
+    def engines(self) -> tuple[Engine, ...]:
+        """The engines that ran on the last frame (their run times add up): not BodyPix's on a
+        frame that used its held output."""
+        if self._main_ran:
+            return self.main.engine, self.second.engine
+        return (self.second.engine,)
 
     @property
     def internal_resolution(self) -> int:
@@ -177,12 +213,21 @@ class FusedSegmenter:
         pyramid = pyramid or Pyramid(frame)  # both inputs come from the same halvings
         h, w = frame.shape[:2]
         held, self._held = self._held, None
-        fresh = held is not None and time.monotonic() - held[2] <= HOLD_S
+        fresh = held is not None and time.monotonic() - held.t <= HOLD_S
         if held is not None and fresh and self._size == (w, h) and self.steady and not parts:
             # BodyPix's frame off: its last output, and the square it chose, stay.
-            a, kept, _ = held
+            self._main_ran = False
+            a, kept = held.out, held.square
             b = self.second.run(frame, parts=False, pyramid=pyramid, region=kept)
-            return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, kept)
+            if held.left > 1:
+                self._held = _Held(a, kept, held.t, held.left - 1, held.centre)
+            mapping = a.mapping
+            centre = mask_centre(b, kept) if held.centre is not None else None
+            if centre is not None and held.centre is not None:
+                shift = (centre[0] - held.centre[0], centre[1] - held.centre[1])
+                mapping = ShiftedMapping(mapping.frame_size, mapping.content, mapping.stride, shift)
+            return FusedOutput(a.segments, a.part_heatmaps, mapping, b, self.weight, kept)
+        self._main_ran = True
         a = self.main.run(frame, parts=parts, pyramid=pyramid)
         find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
         square = person_square(a.person_probability(find), (w, h)) if self.crop else None
@@ -192,10 +237,11 @@ class FusedSegmenter:
             return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight)
         last = self._square
         square = self._steady(square, (w, h))
-        # The square held: BodyPix may sit out the next frame (`MAIN_EVERY_OTHER`).
-        keep = self.steady and self.main_every_other and square == last
-        self._held = (a, square, time.monotonic()) if keep else None
         b = self.second.run(frame, parts=False, pyramid=pyramid, region=square)
+        # The square held: BodyPix may sit out the next frames (`MAIN_EVERY`).
+        if self.steady and self.main_every > 1 and square == last:
+            centre = mask_centre(b, square) if self.carry else None
+            self._held = _Held(a, square, time.monotonic(), self.main_every - 1, centre)
         return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, square)
 
     def _steady(self, square: Box, size: tuple[int, int]) -> Box:
@@ -205,6 +251,17 @@ class FusedSegmenter:
             return last
         self._square, self._size = square, size
         return square
+
+
+@dataclass
+class _Held:
+    """BodyPix's output kept for the frames after its run (`FusedSegmenter.run`)."""
+
+    out: SegmentationOutput
+    square: Box
+    t: float  # when BodyPix ran (time.monotonic)
+    left: int  # frames it still serves
+    centre: tuple[float, float] | None  # the selfie mask's centre then; None: not carried
 
 
 def _near(square: Box, last: Box, share: float = STEADY_SHARE) -> bool:

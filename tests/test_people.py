@@ -77,6 +77,21 @@ def test_a_bystander_touching_you_stays_hidden() -> None:
         assert out[mine > 0].mean() > 0.97
 
 
+def test_your_outline_drifting_while_touched_is_yours_when_they_leave() -> None:
+    """They touch your shoulder while you lean towards them (past the hold), then walk off:
+    the strip you moved into comes back to you, they stay hidden."""
+    f = me()
+    frames = [body(60)] * 3 + [union(body(60), body(140 - 2 * i)) for i in range(25)]
+    frames += [union(body(60 + i // 6), body(90)) for i in range(60)]  # you lean 10 px
+    frames += [union(body(70), body(92 + 3 * i)) for i in range(30)]  # they walk out
+    frames += [body(70)] * 30
+    outs = run(f, frames)
+    for out in outs[-60:-30]:
+        assert out[60, 120:].sum() == 0.0  # they, walking out: hidden
+    for out in outs[-15:]:
+        assert out[body(70) > 0].mean() > 0.99  # all of you again, 0.5 s after they left
+
+
 def test_a_bystander_passing_behind_you_never_shows() -> None:
     """Behind: you cover them; what shows of them on either side stays theirs."""
     f = me()

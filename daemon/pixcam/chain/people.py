@@ -12,7 +12,9 @@ has the measurements):
   of sight (behind you);
 - a region touching both (a bystander behind you, a hand on your shoulder) is split pixel by
   pixel: what was yours stays yours, what was theirs stays theirs, new pixels go to the nearer
-  of the two;
+  of the two; a patch of theirs in it too thin to be a body for `THIN_S` is yours again (your
+  outline, drifted while they touched you), and so is all of theirs next to you once they
+  walked out at a side of the picture;
 - a region that overlaps nobody is a newcomer: someone else while you are there; you, back,
   when you are not (you left and came back);
 - a stranger in your chair: someone seen as another person stays another person after you
@@ -38,6 +40,9 @@ HOLD_S = 1.5  # others out of sight are still expected where they were for this 
 ADOPT_S = 5.0  # alone in the picture this long without you: the other becomes the main person
 LOST_S = 0.5  # no pixel of yours for this long: you left
 REACH = 0.03  # how far you may move (share of the width) while someone touches you
+THIN_S = 0.3  # a thin part of theirs stays theirs this long (a person coming out from behind you)
+BODY_AREA = 0.016  # share of the mask a part of theirs needs (opened by THICK) to be a body
+THICK = 5  # their part of a region shared with you is a body where it is this thick
 BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
 THIN = 3  # another person's part this thin (mask pixels) along your outline is yours
 HALO = 2  # mask pixels around another person hidden too (the soft rim of their probability)
@@ -73,6 +78,8 @@ class _Others:
     shift: tuple[int, int] = (0, 0)  # their last motion per frame, mask pixels (dx, dy)
     centre: tuple[float, float] = (0.0, 0.0)
     alone_since: float | None = None  # seen without you since then
+    leaving: bool = False  # a small region of theirs alone at a side of the picture
+    left: bool = False  # they walked out at a side (nothing of theirs alone since)
 
 
 @dataclass
@@ -90,6 +97,7 @@ class PeopleFilter:
     state: PeopleState = field(default_factory=PeopleState)
     _main: _Main | None = None
     _others: _Others | None = None
+    _thin_since: float | None = None  # their part of a shared region has had thin patches since
 
     def update(self, settings: PeopleSettings) -> None:
         if settings.keep != self.settings.keep:
@@ -99,6 +107,7 @@ class PeopleFilter:
     def reset(self) -> None:
         """Forget who is who: the next frame chooses the main person again."""
         self._main = self._others = None
+        self._thin_since = None
         self.state = PeopleState()
 
     def apply(self, prob: np.ndarray, now: float) -> np.ndarray:
@@ -131,6 +140,7 @@ class PeopleFilter:
         others = self._others
         if others is not None and now - others.seen > HOLD_S:
             others = self._others = None
+            self._thin_since = None
         main = self._main
         if main is None:
             if not big:
@@ -170,6 +180,7 @@ class PeopleFilter:
         theirs = np.zeros((h, w), bool)
         apart = True  # the others were a region of their own (their motion can be measured)
         contested = False  # a region was both yours and theirs
+        shared = np.zeros((h, w), bool)  # their part of the regions they share with you
         for i in big:
             region = labels == i
             ov_mine = not main_gone and bool(was_mine[region].any())
@@ -179,7 +190,7 @@ class PeopleFilter:
                 contested = True
                 a, b = _divide(region, was_mine, was_theirs, yours)
                 mine |= a
-                theirs |= b
+                shared |= b
                 apart = apart and not b.any()
             elif ov_mine:
                 mine |= region
@@ -189,12 +200,28 @@ class PeopleFilter:
                 mine |= region  # a newcomer while you are away: you, back
             else:
                 theirs |= region  # a newcomer while you are here: someone else
+        own = theirs.copy()  # their regions of their own (not shared with you)
+        if shared.any():
+            mine, theirs = self._thin_to_you(shared, mine, theirs, now)
+        if others is not None and (others.left or others.leaving) and not own.any():
+            # They walked out at a side of the picture: what is left of theirs next to you is
+            # your own outline (drifted past the hold while they touched you), but for what
+            # still reaches that side (the last of them).
+            others.left = True
+            out = theirs & ~_at_sides(theirs)
+            mine |= out
+            theirs &= ~out
+        elif others is not None:
+            others.left = False
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
         small = (labels > 0) & ~mine & ~theirs
         if small.any():
             mine |= small & _near(mine, NEAR * w)
             theirs |= small & ~mine & _near(theirs, NEAR * w)
         self._track(mine, theirs, yours, main, others, apart, now)
+        if self._others is not None:
+            at_side = bool(own[:, 0].any() or own[:, -1].any())
+            self._others.leaving = at_side and own.sum() <= BODY_AREA * own.size
         self.state.present = bool(mine.any())
         if self.state.present:
             main.mask, main.seen = mine, now
@@ -213,6 +240,25 @@ class PeopleFilter:
         out = prob.copy()
         out[hide] = 0.0
         return out
+
+    def _thin_to_you(
+        self, shared: np.ndarray, mine: np.ndarray, theirs: np.ndarray, now: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Their part of the regions shared with you: a patch nowhere as thick as a body, not
+        leaving at a side of the picture and thin for `THIN_S` is yours (your own outline,
+        drifted past the hold while they touched you); the rest is theirs."""
+        n, patches = cv2.connectedComponents(shared.astype(np.uint8), connectivity=8)
+        body = np.bincount(patches[_opened(shared, THICK)], minlength=n) >= BODY_AREA * shared.size
+        body[np.concatenate([patches[:, 0], patches[:, -1]])] = True
+        body[0] = True
+        thin = ~body[patches]
+        if not thin.any():
+            self._thin_since = None
+        elif self._thin_since is None:
+            self._thin_since = now
+        if self._thin_since is not None and now - self._thin_since >= THIN_S:
+            return mine | thin, theirs | (shared & ~thin)
+        return mine, theirs | shared
 
     def _track(
         self,
@@ -318,6 +364,15 @@ def _divide(
     theirs |= _opened(np.isin(patches, beyond[beyond > 0]), THIN)
     mine |= new & ~theirs
     return mine, theirs
+
+
+def _at_sides(mask: np.ndarray) -> np.ndarray:
+    """The connected parts of `mask` that reach the left or right side of the picture."""
+    n, patches = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask
+    ids = np.unique(np.concatenate([patches[:, 0], patches[:, -1]]))
+    return np.isin(patches, ids[ids > 0])
 
 
 def _opened(mask: np.ndarray, thin: int) -> np.ndarray:

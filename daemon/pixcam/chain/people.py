@@ -42,6 +42,7 @@ LOST_S = 0.5  # no pixel of yours for this long: you left
 REACH = 0.03  # how far you may move (share of the width) while someone touches you
 THIN_S = 0.3  # a thin part of theirs stays theirs this long (a person coming out from behind you)
 BODY_AREA = 0.016  # share of the mask a part of theirs needs (opened by THICK) to be a body
+LEAVING = 0.048  # share of the mask under which their own region at a side is walking out
 THICK = 5  # their part of a region shared with you is a body where it is this thick
 BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
 THIN = 3  # another person's part this thin (mask pixels) along your outline is yours
@@ -78,7 +79,8 @@ class _Others:
     shift: tuple[int, int] = (0, 0)  # their last motion per frame, mask pixels (dx, dy)
     centre: tuple[float, float] = (0.0, 0.0)
     alone_since: float | None = None  # seen without you since then
-    leaving: bool = False  # a small region of theirs alone at a side of the picture
+    leaving: bool = False  # their own region, small and shrinking, is at a side of the picture
+    own_area: int = 0  # the most pixels their regions of their own have had
     left: bool = False  # they walked out at a side (nothing of theirs alone since)
 
 
@@ -221,7 +223,10 @@ class PeopleFilter:
         self._track(mine, theirs, yours, main, others, apart, now)
         if self._others is not None:
             at_side = bool(own[:, 0].any() or own[:, -1].any())
-            self._others.leaving = at_side and own.sum() <= BODY_AREA * own.size
+            area = int(np.count_nonzero(own))
+            peak = self._others.own_area = max(self._others.own_area, area)
+            # Walking out: small at a side and shrinking (coming in, the region grows).
+            self._others.leaving = at_side and 2 * area <= peak and area <= LEAVING * own.size
         self.state.present = bool(mine.any())
         if self.state.present:
             main.mask, main.seen = mine, now

@@ -43,6 +43,7 @@ REACH = 0.03  # how far you may move (share of the width) while someone touches 
 THIN_S = 0.3  # a thin part of theirs stays theirs this long (a person coming out from behind you)
 BODY_AREA = 0.016  # share of the mask a part of theirs needs (opened by THICK) to be a body
 LEAVING = 0.048  # share of the mask under which their own region at a side is walking out
+HIDDEN_S = 0.2  # others not seen for this long are behind you: what comes out is theirs
 THICK = 5  # their part of a region shared with you is a body where it is this thick
 BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
 THIN = 3  # another person's part this thin (mask pixels) along your outline is yours
@@ -178,6 +179,7 @@ class PeopleFilter:
         alone = main.alone if main.alone is not None and others is not None else was_mine
         yours = _near(alone, REACH * w)  # where you may be while someone touches you
         main_gone = now - main.seen > LOST_S
+        hidden = others is not None and now - others.seen > HIDDEN_S  # behind you
         mine = np.zeros((h, w), bool)
         theirs = np.zeros((h, w), bool)
         apart = True  # the others were a region of their own (their motion can be measured)
@@ -190,7 +192,7 @@ class PeopleFilter:
             if ov_mine and ov_theirs:
                 assert was_theirs is not None
                 contested = True
-                a, b = _divide(region, was_mine, was_theirs, yours)
+                a, b = _divide(region, was_mine, was_theirs, yours, hidden)
                 mine |= a
                 shared |= b
                 apart = apart and not b.any()
@@ -351,13 +353,18 @@ def _shifted(mask: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
 
 
 def _divide(
-    region: np.ndarray, was_mine: np.ndarray, was_theirs: np.ndarray, yours: np.ndarray
+    region: np.ndarray,
+    was_mine: np.ndarray,
+    was_theirs: np.ndarray,
+    yours: np.ndarray,
+    hidden: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A region touching you while someone else is about: yours where it was yours (whoever
     passes behind you is covered by you); each new patch theirs when it touches where they
     were (or were going) or lies beyond `yours` (where you were when alone, widened), yours
     otherwise (you moved); a thin sliver of theirs along your outline yours (your own
-    outline moving, not a person)."""
+    outline moving, not a person). With them `hidden` behind you, every new part thicker than
+    a sliver is theirs: they are coming out."""
     mine = region & was_mine & yours
     new = region & ~mine
     if not new.any():
@@ -367,6 +374,8 @@ def _divide(
     theirs = np.isin(patches, tracked[tracked > 0])
     beyond = np.unique(patches[new & ~yours & ~theirs])
     theirs |= _opened(np.isin(patches, beyond[beyond > 0]), THIN)
+    if hidden:  # someone behind you: what newly comes out beside you, but slivers, is them
+        theirs |= _opened(new & ~theirs, THIN)
     mine |= new & ~theirs
     return mine, theirs
 

@@ -14,7 +14,8 @@ has the measurements):
   pixel: what was yours stays yours, what was theirs stays theirs, new pixels go to the nearer
   of the two; a patch of theirs in it too thin to be a body for `THIN_S` is yours again (your
   outline, drifted while they touched you), and so is all of theirs next to you once they
-  walked out at a side of the picture;
+  walked out at a side of the picture; with them unseen behind you, what newly comes out
+  beside you is theirs;
 - a region that overlaps nobody is a newcomer: someone else while you are there; you, back,
   when you are not (you left and came back);
 - a stranger in your chair: someone seen as another person stays another person after you

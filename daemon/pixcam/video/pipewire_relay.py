@@ -194,7 +194,9 @@ def _take(writer: _Writer, sink: Sink | None) -> tuple[I420 | None, Sink | None]
         if magic != MAGIC:
             raise SinkError("relay: a writer spoke another protocol")
         writer.dims = (w, h, fps_milli / 1000.0)
-        if sink is None or (sink.width, sink.height, sink.fps) != writer.dims:
+        # Only a new size makes a new node: a linked app keeps its node across a restart that
+        # writes at another rate (the node repeats frames at its own rate meanwhile).
+        if sink is None or (sink.width, sink.height) != writer.dims[:2]:
             if sink is not None:
                 sink.close()
             sink = PipeWireSink(*writer.dims)

@@ -97,17 +97,7 @@ def prepare_float_model(model_bytes: bytes, keep_outputs: Sequence[str] = KEEP_O
     outputs = [by_name[n] for n in keep_outputs]
     ops = [sg.operators[i] for i in _live_ops(sg, set(outputs))]
 
-    # Renumber the tensors still used, in their original order (stable, so deterministic).
-    used = sorted({t for op in ops for t in (*op.inputs, *op.outputs) if t >= 0} | set(sg.inputs))
-    tmap = {old: new for new, old in enumerate(used)}
-    for op in ops:
-        op.inputs = [tmap[t] if t >= 0 else t for t in op.inputs]
-        op.outputs = [tmap[t] for t in op.outputs]
-    sg.tensors = [sg.tensors[t] for t in used]
-    sg.operators = ops
-    sg.inputs = [tmap[t] for t in sg.inputs]
-    sg.outputs = [tmap[t] for t in outputs]
-    _compact_buffers(model)
+    tmap = _keep_ops(model, ops, outputs)
 
     def tensor_map(name: str) -> object:
         tm = s.TensorMapT()
@@ -121,6 +111,24 @@ def prepare_float_model(model_bytes: bytes, keep_outputs: Sequence[str] = KEEP_O
     sig.outputs = [tensor_map(n) for n in keep_outputs]
     model.signatureDefs = [sig]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _keep_ops(model: Any, ops: list[Any], outputs: list[int]) -> dict[int, int]:
+    """Make `ops` the subgraph's operators and `outputs` its outputs, keeping only the tensors
+    and buffers they use, renumbered in their original order (stable, so deterministic);
+    returns old tensor index → new."""
+    sg = model.subgraphs[0]
+    used = sorted({t for op in ops for t in (*op.inputs, *op.outputs) if t >= 0} | set(sg.inputs))
+    tmap = {old: new for new, old in enumerate(used)}
+    for op in ops:
+        op.inputs = [tmap[t] if t >= 0 else t for t in op.inputs]
+        op.outputs = [tmap[t] for t in op.outputs]
+    sg.tensors = [sg.tensors[t] for t in used]
+    sg.operators = ops
+    sg.inputs = [tmap[t] for t in sg.inputs]
+    sg.outputs = [tmap[t] for t in outputs]
+    _compact_buffers(model)
+    return tmap
 
 
 def _compact_buffers(model: Any) -> None:

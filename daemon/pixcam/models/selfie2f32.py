@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pixcam.errors import PixcamError
-from pixcam.models.quantize import _compact_buffers
+from pixcam.models.quantize import _keep_ops
 
 CUSTOM_OP = b"Convolution2DTransposeBias"
 
@@ -165,14 +165,5 @@ def rewrite_selfie(model_bytes: bytes) -> bytes:
         custom += 1
     if custom != 1:
         raise PixcamError(f"expected one {CUSTOM_OP.decode()} op, found {custom}")
-    used = sorted({t for op in ops for t in (*op.inputs, *op.outputs) if t >= 0} | set(sg.inputs))
-    tmap = {old: new for new, old in enumerate(used)}
-    for op in ops:
-        op.inputs = [tmap[t] if t >= 0 else t for t in op.inputs]
-        op.outputs = [tmap[t] for t in op.outputs]
-    sg.tensors = [sg.tensors[t] for t in used]
-    sg.operators = ops
-    sg.inputs = [tmap[t] for t in sg.inputs]
-    sg.outputs = [tmap[t] for t in sg.outputs]
-    _compact_buffers(model)
+    _keep_ops(model, ops, list(sg.outputs))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

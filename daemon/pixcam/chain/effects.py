@@ -405,7 +405,7 @@ class Effects:
             prob = out.person_probability(size=probability_size(w, h, out.cell))
             if self._watching:
                 # Only me: the others' pixels at 0, before the refiner sees them.
-                prob = self._people.apply(prob, self._clock())
+                prob = self._people.apply(prob, self._clock(), pyramid.down_to)
             clock.done("frame" if framing else "segment")
             alpha = self._alpha = self._refiner.refine_alpha(frame, prob, pyramid)
             clock.done("refine")

@@ -27,12 +27,16 @@ has the measurements):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from pixcam.chain.labelflow import Carried, Colours, LabelFlow
 from pixcam.modes import KEEP_MODES
+
+Picture = Callable[[tuple[int, int]], np.ndarray]  # the frame in BGR at a (w, h)
 
 WORK_WIDTH = 160  # the mask is looked at this wide at most (160×90 for 16:9)
 MIN_AREA = 0.004  # share of the mask a region needs to be a person (smaller: specks, hands)
@@ -48,6 +52,16 @@ HIDDEN_S = 0.2  # others not seen for this long are behind you: what comes out i
 THICK = 5  # their part of a region shared with you is a body where it is this thick
 BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
 THIN = 3  # another person's part this thin (mask pixels) along your outline is yours
+RULES = 0.5  # weight of the rules' split in a shared region (a prior: the evidence decides)
+CARRIED = 1.0  # weight of a label carried by the picture's motion
+COLOUR = 3.0  # most weight of a pixel's colour (log likelihood you / them, clipped)
+ALONE = 0.5  # weight of your shape before anyone came, where their motion does not bring them
+MOTION = 2.0  # most weight of a pixel's motion (how much nearer yours than theirs, px/frame)
+MOVED_S = 0.5  # the evidence splits shared regions this long after you two last moved apart
+APART = 1.0  # the two of you move this differently (mask pixels a frame) for motion to count
+EDGE = 1  # mask pixels of yours along their edge in a shared region given to them
+SMOOTH = 5  # the evidence is summed over this square (mask pixels)
+_NONE = np.zeros((0, 0), bool)
 HALO = 2  # mask pixels around another person hidden too (the soft rim of their probability)
 
 
@@ -102,6 +116,10 @@ class PeopleFilter:
     _main: _Main | None = None
     _others: _Others | None = None
     _thin_since: float | None = None  # their part of a shared region has had thin patches since
+    _flow: LabelFlow = field(default_factory=LabelFlow)  # who was where, moved to this frame
+    _colours: Colours = field(default_factory=Colours)  # what you and the others wear
+    _apart_seen: float = -1e9  # when you and the others last moved differently
+    _labelled: tuple[np.ndarray, np.ndarray] = (_NONE, _NONE)  # the last split's (mine, theirs)
 
     def update(self, settings: PeopleSettings) -> None:
         if settings.keep != self.settings.keep:
@@ -112,11 +130,14 @@ class PeopleFilter:
         """Forget who is who: the next frame chooses the main person again."""
         self._main = self._others = None
         self._thin_since = None
+        self._flow.forget()
+        self._colours.forget()
         self.state = PeopleState()
 
-    def apply(self, prob: np.ndarray, now: float) -> np.ndarray:
+    def apply(self, prob: np.ndarray, now: float, picture: Picture | None = None) -> np.ndarray:
         """`prob` (float32 H×W, 0..1) with the others at 0 (a new array only when someone was
-        hidden); updates `state`."""
+        hidden); updates `state`. `picture` gives the frame, asked for only while someone else
+        is about (their pixels are followed by the picture's motion)."""
         h, w = prob.shape
         small = prob
         if w > WORK_WIDTH:  # the detail size of a fine model: its grid is enough here
@@ -135,11 +156,16 @@ class PeopleFilter:
         if not self.settings.only_me:
             self.state = PeopleState(present=bool(big))
             return prob
-        return self._only_me(prob, labels, big, now)
+        return self._only_me(prob, labels, big, now, picture)
 
     # ------------------------------------------------------------------ keep "me"
     def _only_me(
-        self, prob: np.ndarray, labels: np.ndarray, big: list[int], now: float
+        self,
+        prob: np.ndarray,
+        labels: np.ndarray,
+        big: list[int],
+        now: float,
+        picture: Picture | None,
     ) -> np.ndarray:
         others = self._others
         if others is not None and now - others.seen > HOLD_S:
@@ -156,14 +182,29 @@ class PeopleFilter:
             # Nobody else known and at most one person: the cheap path, `prob` unchanged.
             mine = labels == big[0] if big else None
             if mine is None:
+                self._flow.forget()
                 self.state = PeopleState(present=False, switched=self.state.switched)
                 return prob
             if main.mask[mine].any() or now - main.seen > LOST_S:
                 # You, or a newcomer after you left: you back.
                 main.mask, main.seen, main.alone = mine, now, mine
+                self._flow.forget()
                 self.state = PeopleState(present=True, switched=self.state.switched)
                 return prob
-        return self._split(prob, labels, big, main, others, now)
+        if picture is None:
+            return self._split(prob, labels, big, main, others, now)
+        bgr = picture(labels.shape[::-1])
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        bins = Colours.bins(bgr)
+        carried = self._flow.carry(grey)
+        if carried is not None and _apart(carried):
+            self._apart_seen = now
+        out = self._split(prob, labels, big, main, others, now, carried, self._colours.ratio(bins))
+        mine, theirs = self._labelled
+        self._flow.keep(grey, mine, theirs)
+        # Colours learnt only where nobody else is near (not the contested edge).
+        self._colours.learn(bins, mine & ~_near(theirs, 3), theirs & ~_near(mine, 3))
+        return out
 
     def _split(
         self,
@@ -173,6 +214,8 @@ class PeopleFilter:
         main: _Main,
         others: _Others | None,
         now: float,
+        carried: Carried | None = None,
+        colour: np.ndarray | None = None,
     ) -> np.ndarray:
         h, w = labels.shape
         was_mine = main.mask
@@ -186,6 +229,7 @@ class PeopleFilter:
         apart = True  # the others were a region of their own (their motion can be measured)
         contested = False  # a region was both yours and theirs
         shared = np.zeros((h, w), bool)  # their part of the regions they share with you
+        both = np.zeros((h, w), bool)  # the regions shared with you
         for i in big:
             region = labels == i
             ov_mine = not main_gone and bool(was_mine[region].any())
@@ -193,6 +237,7 @@ class PeopleFilter:
             if ov_mine and ov_theirs:
                 assert was_theirs is not None
                 contested = True
+                both |= region
                 a, b = _divide(region, was_mine, was_theirs, yours, hidden)
                 mine |= a
                 shared |= b
@@ -218,12 +263,15 @@ class PeopleFilter:
             theirs &= ~out
         elif others is not None:
             others.left = False
+        if contested and carried is not None and now - self._apart_seen <= MOVED_S:
+            mine, theirs = _decide(both, mine, theirs, alone, carried, colour)
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
         small = (labels > 0) & ~mine & ~theirs
         if small.any():
             mine |= small & _near(mine, NEAR * w)
             theirs |= small & ~mine & _near(theirs, NEAR * w)
         self._track(mine, theirs, yours, main, others, apart, now)
+        self._labelled = mine, theirs
         if self._others is not None:
             at_side = bool(own[:, 0].any() or own[:, -1].any())
             area = int(np.count_nonzero(own))
@@ -241,6 +289,9 @@ class PeopleFilter:
             return prob
         k = np.ones((2 * HALO + 1,) * 2, np.uint8)
         hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
+        if contested:
+            # Where they are over you the split is least sure along their edge: hidden too.
+            hide |= both & _near(theirs, EDGE)
         if hide.shape != prob.shape:
             ph, pw = prob.shape
             grown = cv2.resize(hide.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
@@ -379,6 +430,65 @@ def _divide(
         theirs |= _opened(new & ~theirs, THIN)
     mine |= new & ~theirs
     return mine, theirs
+
+
+def _decide(
+    both: np.ndarray,
+    mine: np.ndarray,
+    theirs: np.ndarray,
+    alone: np.ndarray,
+    carried: Carried | None,
+    colour: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The regions shared with you (`both`) pixel by pixel from the evidence: last frame's
+    labels where each person's motion brings them, your shape before anyone came, the rules'
+    split as a weak prior, and the colours each of you wears and each pixel's motion, those
+    two averaged over a small square (one pixel's colour or flow is noisy)."""
+    score = np.where(mine, RULES, -RULES).astype(np.float32)
+    noisy = np.zeros(both.shape, np.float32)
+    if carried is not None:
+        score += CARRIED * (carried.mine.astype(np.float32) - carried.theirs)
+        noisy += _moving_with(carried)
+        # Where you were before they came and their motion does not bring them: you, come
+        # out from behind them as they pass in front of you.
+        score += ALONE * (alone & ~carried.theirs)
+    if colour is not None:
+        noisy += np.clip(colour, -COLOUR, COLOUR)
+    score += cv2.blur(noisy, (SMOOTH, SMOOTH))
+    yours = both & (score > 0)
+    theirs = (theirs & ~both) | (both & ~yours)
+    # They are one body: a part of theirs in a shared region apart from their largest and
+    # from the picture's bottom and sides (their body goes on past the picture) is yours
+    # (your hair or face in their colours, left behind as they pass).
+    n, parts = cv2.connectedComponents(theirs.astype(np.uint8), connectivity=8)
+    if n > 2:
+        areas = np.bincount(parts.ravel(), minlength=n)
+        areas[0] = 0
+        body = np.zeros(n, bool)
+        body[int(areas.argmax())] = True
+        body[np.concatenate([parts[-1], parts[:, 0], parts[:, -1]])] = True
+        body[0] = True
+        stray = both & ~body[parts]
+        yours |= stray
+        theirs &= ~stray
+    return (mine & ~both) | yours, theirs
+
+
+def _apart(carried: Carried) -> bool:
+    """Whether you and the others move differently (else the rules alone split a region)."""
+    you, them = carried.you, carried.them
+    return you is not None and them is not None and float(np.hypot(*(you - them))) >= APART
+
+
+def _moving_with(carried: Carried) -> np.ndarray | float:
+    """Per pixel, how much better its motion fits yours than the others' (mask pixels a
+    frame, clipped at `MOTION`); 0 when the two of you move alike."""
+    flow, you, them = carried.motion, carried.you, carried.them
+    if you is None or them is None or not _apart(carried):
+        return 0.0
+    d_you = np.linalg.norm(flow - you, axis=2)
+    d_them = np.linalg.norm(flow - them, axis=2)
+    return np.clip(d_them - d_you, -MOTION, MOTION).astype(np.float32)
 
 
 def _at_sides(mask: np.ndarray) -> np.ndarray:

@@ -50,15 +50,17 @@ BODY_AREA = 0.016  # share of the mask a part of theirs needs (opened by THICK) 
 LEAVING = 0.048  # share of the mask under which their own region at a side is walking out
 HIDDEN_S = 0.2  # others not seen for this long are behind you: what comes out is theirs
 THICK = 5  # their part of a region shared with you is a body where it is this thick
+GROWN = 2  # mask pixels your region may grow by in a frame (more, at a side: someone came in)
 BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
 THIN = 3  # another person's part this thin (mask pixels) along your outline is yours
 RULES = 0.5  # weight of the rules' split in a shared region (a prior: the evidence decides)
+RULES_HIDDEN = 3.0  # weight of the rules' split while the others are hidden behind you
 CARRIED = 1.0  # weight of a label carried by the picture's motion
 COLOUR = 3.0  # most weight of a pixel's colour (log likelihood you / them, clipped)
 ALONE = 0.5  # weight of your shape before anyone came, where their motion does not bring them
 MOTION = 2.0  # most weight of a pixel's motion (how much nearer yours than theirs, px/frame)
-MOVED_S = 0.5  # the evidence splits shared regions this long after you two last moved apart
-APART = 1.0  # the two of you move this differently (mask pixels a frame) for motion to count
+MOVED_S = 0.5  # a part of theirs apart from their body is yours this long after you two moved apart
+APART = 0.4  # the two of you move this differently (mask pixels a frame) for motion to count
 EDGE = 1  # mask pixels of yours along their edge in a shared region given to them
 SMOOTH = 5  # the evidence is summed over this square (mask pixels)
 _NONE = np.zeros((0, 0), bool)
@@ -118,6 +120,7 @@ class PeopleFilter:
     _thin_since: float | None = None  # their part of a shared region has had thin patches since
     _flow: LabelFlow = field(default_factory=LabelFlow)  # who was where, moved to this frame
     _colours: Colours = field(default_factory=Colours)  # what you and the others wear
+    _their_motion: tuple[float, float] | None = None  # per frame (dx, dy), from the flow
     _apart_seen: float = -1e9  # when you and the others last moved differently
     _labelled: tuple[np.ndarray, np.ndarray] = (_NONE, _NONE)  # the last split's (mine, theirs)
 
@@ -185,7 +188,11 @@ class PeopleFilter:
                 self._flow.forget()
                 self.state = PeopleState(present=False, switched=self.state.switched)
                 return prob
-            if main.mask[mine].any() or now - main.seen > LOST_S:
+            came = _came_in(mine, main.mask) if now - main.seen <= LOST_S else None
+            if came is not None:
+                # Someone walked in at a side and the network joined them to you at once.
+                others = self._others = _Others(came, now, (0, 0), _centre(came))
+            elif main.mask[mine].any() or now - main.seen > LOST_S:
                 # You, or a newcomer after you left: you back.
                 main.mask, main.seen, main.alone = mine, now, mine
                 self._flow.forget()
@@ -197,6 +204,9 @@ class PeopleFilter:
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
         bins = Colours.bins(bgr)
         carried = self._flow.carry(grey)
+        self._their_motion = None
+        if carried is not None and carried.them is not None:
+            self._their_motion = (-float(carried.them[0]), -float(carried.them[1]))
         if carried is not None and _apart(carried):
             self._apart_seen = now
         out = self._split(prob, labels, big, main, others, now, carried, self._colours.ratio(bins))
@@ -251,8 +261,10 @@ class PeopleFilter:
             else:
                 theirs |= region  # a newcomer while you are here: someone else
         own = theirs.copy()  # their regions of their own (not shared with you)
-        if shared.any():
+        if shared.any() and carried is None:
             mine, theirs = self._thin_to_you(shared, mine, theirs, now)
+        else:
+            theirs |= shared
         if others is not None and (others.left or others.leaving) and not own.any():
             # They walked out at a side of the picture: what is left of theirs next to you is
             # your own outline (drifted past the hold while they touched you), but for what
@@ -263,8 +275,9 @@ class PeopleFilter:
             theirs &= ~out
         elif others is not None:
             others.left = False
-        if contested and carried is not None and now - self._apart_seen <= MOVED_S:
-            mine, theirs = _decide(both, mine, theirs, alone, carried, colour)
+        if contested and carried is not None:
+            moving = now - self._apart_seen <= MOVED_S
+            mine, theirs = _decide(both, mine, theirs, alone, carried, colour, hidden, moving)
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
         small = (labels > 0) & ~mine & ~theirs
         if small.any():
@@ -340,7 +353,12 @@ class PeopleFilter:
                 others = self._others = _Others(theirs, now, (0, 0), centre)
             else:
                 shift = others.shift
-                if apart:
+                if self._their_motion is not None:
+                    # Their motion in the picture (the flow over their pixels): measured
+                    # touching you too, where their visible part's centre is not.
+                    dx, dy = self._their_motion
+                    shift = (int(round(dx)), int(round(dy)))
+                elif apart:
                     # Their motion, measured while they are a region of their own (touching
                     # you, the visible part's centre moves with what you cover), capped.
                     cap = max(1, theirs.shape[1] // 40)
@@ -373,6 +391,25 @@ class PeopleFilter:
             # Out of sight (behind you): keep expecting them where they were going.
             others.mask = _shifted(others.mask, others.shift)
         self.state.hidden = n_theirs
+
+
+def _came_in(mine: np.ndarray, was: np.ndarray) -> np.ndarray | None:
+    """The part of your region new since the last frame (past `GROWN` pixels of it) that
+    reaches a side of the picture and is a body (thick and big): someone walking in whom the
+    network joins to you from the first frame it finds them; None when there is none (the
+    usual frame pays a dilation and two column tests)."""
+    grown = mine & ~_near(was, GROWN)
+    if not (grown[:, 0].any() or grown[:, -1].any()):
+        return None
+    came = _at_sides(grown)
+    if np.count_nonzero(_opened(came, BODY)) < MIN_AREA * mine.size:
+        return None
+    return came
+
+
+def _centre(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    return float(xs.mean()), float(ys.mean())
 
 
 def _centre_weighted(region: np.ndarray) -> float:
@@ -410,6 +447,7 @@ def _divide(
     was_theirs: np.ndarray,
     yours: np.ndarray,
     hidden: bool = False,
+    moving: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A region touching you while someone else is about: yours where it was yours (whoever
     passes behind you is covered by you); each new patch theirs when it touches where they
@@ -439,12 +477,16 @@ def _decide(
     alone: np.ndarray,
     carried: Carried | None,
     colour: np.ndarray | None,
+    hidden: bool = False,
+    moving: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The regions shared with you (`both`) pixel by pixel from the evidence: last frame's
     labels where each person's motion brings them, your shape before anyone came, the rules'
     split as a weak prior, and the colours each of you wears and each pixel's motion, those
     two averaged over a small square (one pixel's colour or flow is noisy)."""
-    score = np.where(mine, RULES, -RULES).astype(np.float32)
+    # With them behind you the rules know best: what newly comes out beside you is them.
+    weight = RULES_HIDDEN if hidden else RULES
+    score = np.where(mine, weight, -weight).astype(np.float32)
     noisy = np.zeros(both.shape, np.float32)
     if carried is not None:
         score += CARRIED * (carried.mine.astype(np.float32) - carried.theirs)
@@ -458,10 +500,11 @@ def _decide(
     yours = both & (score > 0)
     theirs = (theirs & ~both) | (both & ~yours)
     # They are one body: a part of theirs in a shared region apart from their largest and
-    # from the picture's bottom and sides (their body goes on past the picture) is yours
-    # (your hair or face in their colours, left behind as they pass).
+    # from the picture's bottom and sides (their body goes on past the picture), lying
+    # within your shape before they came, is yours (your hair or face in their colours,
+    # left behind as they pass).
     n, parts = cv2.connectedComponents(theirs.astype(np.uint8), connectivity=8)
-    if n > 2:
+    if n > 2 and moving:
         areas = np.bincount(parts.ravel(), minlength=n)
         areas[0] = 0
         body = np.zeros(n, bool)
@@ -469,6 +512,10 @@ def _decide(
         body[np.concatenate([parts[-1], parts[:, 0], parts[:, -1]])] = True
         body[0] = True
         stray = both & ~body[parts]
+        if hidden:
+            # They are behind you: a part reaching past your shape before they came is them
+            # coming out.
+            stray &= ~np.isin(parts, np.unique(parts[stray & ~alone]))
         yours |= stray
         theirs &= ~stray
     return (mine & ~both) | yours, theirs

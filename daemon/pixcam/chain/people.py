@@ -45,6 +45,7 @@ HOLD_S = 1.5  # others out of sight are still expected where they were for this 
 ADOPT_S = 5.0  # alone in the picture this long without you: the other becomes the main person
 LOST_S = 0.5  # no pixel of yours for this long: you left
 REACH = 0.03  # how far you may move (share of the width) while someone touches you
+WEARS = 0.5  # mean log likelihood (you / them) of a patch's colours under which it is theirs
 THIN_S = 0.3  # a thin part of theirs stays theirs this long (a person coming out from behind you)
 BODY_AREA = 0.016  # share of the mask a part of theirs needs (opened by THICK) to be a body
 LEAVING = 0.048  # share of the mask under which their own region at a side is walking out
@@ -261,10 +262,8 @@ class PeopleFilter:
             else:
                 theirs |= region  # a newcomer while you are here: someone else
         own = theirs.copy()  # their regions of their own (not shared with you)
-        if shared.any() and carried is None:
-            mine, theirs = self._thin_to_you(shared, mine, theirs, now)
-        else:
-            theirs |= shared
+        if shared.any():
+            mine, theirs = self._thin_to_you(shared, mine, theirs, now, colour)
         if others is not None and (others.left or others.leaving) and not own.any():
             # They walked out at a side of the picture: what is left of theirs next to you is
             # your own outline (drifted past the hold while they touched you), but for what
@@ -314,14 +313,23 @@ class PeopleFilter:
         return out
 
     def _thin_to_you(
-        self, shared: np.ndarray, mine: np.ndarray, theirs: np.ndarray, now: float
+        self,
+        shared: np.ndarray,
+        mine: np.ndarray,
+        theirs: np.ndarray,
+        now: float,
+        colour: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Their part of the regions shared with you: a patch nowhere as thick as a body, not
-        leaving at a side of the picture and thin for `THIN_S` is yours (your own outline,
-        drifted past the hold while they touched you); the rest is theirs."""
+        leaving at a side of the picture, not in their colours and thin for `THIN_S` is yours
+        (your own outline, drifted past the hold while they touched you); the rest is theirs."""
         n, patches = cv2.connectedComponents(shared.astype(np.uint8), connectivity=8)
         body = np.bincount(patches[_opened(shared, THICK)], minlength=n) >= BODY_AREA * shared.size
         body[np.concatenate([patches[:, 0], patches[:, -1]])] = True
+        if colour is not None:
+            # A patch wearing their colours (a strip of them by your shoulder) stays theirs.
+            size = np.maximum(np.bincount(patches.ravel(), minlength=n), 1)
+            body |= np.bincount(patches.ravel(), colour.ravel(), minlength=n) / size < -WEARS
         body[0] = True
         thin = ~body[patches]
         if not thin.any():

@@ -62,7 +62,8 @@ ALONE = 0.5  # weight of your shape before anyone came, where their motion does 
 MOTION = 2.0  # most weight of a pixel's motion (how much nearer yours than theirs, px/frame)
 MOVED_S = 0.5  # a part of theirs apart from their body is yours this long after you two moved apart
 APART = 0.4  # the two of you move this differently (mask pixels a frame) for motion to count
-EDGE = 1  # mask pixels of yours along their edge in a shared region given to them
+EDGE = 1  # mask pixels of yours along their edge in a shared region hidden with them
+EDGE_MOVING = 2  # the same while you two move apart
 SMOOTH = 5  # the evidence is summed over this square (mask pixels)
 _NONE = np.zeros((0, 0), bool)
 HALO = 2  # mask pixels around another person hidden too (the soft rim of their probability)
@@ -274,8 +275,8 @@ class PeopleFilter:
             theirs &= ~out
         elif others is not None:
             others.left = False
+        moving = now - self._apart_seen <= MOVED_S  # you two moved apart a moment ago
         if contested and carried is not None:
-            moving = now - self._apart_seen <= MOVED_S
             mine, theirs = _decide(both, mine, theirs, alone, carried, colour, hidden, moving)
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
         small = (labels > 0) & ~mine & ~theirs
@@ -302,8 +303,9 @@ class PeopleFilter:
         k = np.ones((2 * HALO + 1,) * 2, np.uint8)
         hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
         if contested:
-            # Where they are over you the split is least sure along their edge: hidden too.
-            hide |= both & _near(theirs, EDGE)
+            # Where they are over you the split is least sure along their edge: hidden too,
+            # wider while they move over you.
+            hide |= both & _near(theirs, EDGE_MOVING if moving else EDGE)
         if hide.shape != prob.shape:
             ph, pw = prob.shape
             grown = cv2.resize(hide.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
@@ -532,7 +534,11 @@ def _decide(
 def _apart(carried: Carried) -> bool:
     """Whether you and the others move differently (else the rules alone split a region)."""
     you, them = carried.you, carried.them
-    return you is not None and them is not None and float(np.hypot(*(you - them))) >= APART
+    if you is None or them is None or float(np.hypot(*(you - them))) < APART:
+        return False
+    # Both a person's size (not a remnant of theirs left on you).
+    least = MIN_AREA * carried.mine.size
+    return min(np.count_nonzero(carried.mine), np.count_nonzero(carried.theirs)) >= least
 
 
 def _moving_with(carried: Carried) -> np.ndarray | float:

@@ -270,13 +270,16 @@ class Figures:
     truth_all: float  # the same, keep "all"
     kept_min: float  # the least share of the main person kept in any frame (a switch: ~0)
     switched: int  # main person changes
+    lost_s: float = 0.0  # the longest time keep "me" kept under half of what keep "all" kept
+    # of the main person (a switch lasts; the network itself loses most of you for a few
+    # frames while someone covers you, keep "all" too)
 
     def line(self) -> str:
         return (
             f"{self.scene:7s} leak max {self.leak_max:.4f} mean {self.leak_mean:.4f}  "
             f"IoU alone me/all {self.iou_alone:.4f}  vs truth me {self.truth_me:.4f} "
             f"all {self.truth_all:.4f}  main kept min {self.kept_min:.3f}  "
-            f"switches {self.switched}"
+            f"switches {self.switched}  lost {self.lost_s:.2f} s"
         )
 
 
@@ -300,7 +303,7 @@ def measure(scene: str, frames: int = FRAMES) -> Figures:
         if keep == "me":
             switched = fx._people.state.switched  # type: ignore[attr-defined]  # noqa: SLF001
     entered = next((t for t, s in enumerate(shots) if s.bystander_area > 0), None)
-    leaks, ious, t_me, t_all, kept = [], [], [], [], []
+    leaks, ious, t_me, t_all, kept, kept_all = [], [], [], [], [], []
     for t, shot in enumerate(shots):
         me, every = alphas["me"][t], alphas["all"][t]
         assert shot.main is not None
@@ -313,6 +316,11 @@ def measure(scene: str, frames: int = FRAMES) -> Figures:
             t_me.append(_iou(me > 0.5, main > 0.5))
             t_all.append(_iou(every > 0.5, main > 0.5))
         kept.append(float((me * main).sum() / max(1.0, float(main.sum()))))
+        kept_all.append(float((every * main).sum() / max(1.0, float(main.sum()))))
+    run = longest = 0
+    for k_me, k_all in zip(kept, kept_all, strict=True):
+        run = run + 1 if k_me < 0.5 * k_all else 0
+        longest = max(longest, run)
     return Figures(
         scene,
         max(leaks, default=0.0),
@@ -322,6 +330,7 @@ def measure(scene: str, frames: int = FRAMES) -> Figures:
         float(np.mean(t_all)),
         min(kept),
         switched,
+        longest / FPS,
     )
 
 

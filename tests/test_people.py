@@ -243,3 +243,24 @@ def test_the_tooltip_words() -> None:
     assert people_summary("me", status) == ["only me: 1 other hidden", "away since 12:03"]
     assert people_summary("me", {"hidden": 0}) == ["only me"]
     assert people_summary("all", None) == []
+
+
+def test_someone_joined_to_you_at_a_side_from_the_first_frame_is_hidden() -> None:
+    f = me()
+    bridge = np.zeros((H, W), np.float32)
+    bridge[60:70, 90:140] = 1.0  # the network joins them to you at once
+    frames = [body(80)] * 5 + [union(body(80), body(150 - i), bridge) for i in range(10)]
+    outs = run(f, frames)
+    assert all(out[50, 150 - i] == 0.0 for i, out in enumerate(outs[5:]))
+    assert all(out[50, 80] == 1.0 for out in outs)
+    assert f.state.hidden >= 1
+
+
+def test_your_own_arm_growing_inside_the_picture_stays_yours() -> None:
+    f = me()
+    arm = np.zeros((H, W), np.float32)
+    arm[30:40, 90:125] = 1.0  # raised at once, away from the sides
+    frames = [body(80)] * 5 + [union(body(80), arm)] * 5
+    for p, out in zip(frames, run(f, frames), strict=True):
+        assert out is p
+    assert f.state.hidden == 0

@@ -302,9 +302,9 @@ class PeopleFilter:
             return prob
         k = np.ones((2 * HALO + 1,) * 2, np.uint8)
         hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
-        if contested:
-            # Where they are over you the split is least sure along their edge: hidden too,
-            # wider while they move over you.
+        if contested and carried is not None:
+            # Where the evidence split a region, it is least sure along their edge: hidden
+            # too, wider while they move over you.
             hide |= both & _near(theirs, EDGE_MOVING if moving else EDGE)
         if hide.shape != prob.shape:
             ph, pw = prob.shape

@@ -242,6 +242,8 @@ class PeopleFilter:
         contested = False  # a region was both yours and theirs
         shared = np.zeros((h, w), bool)  # their part of the regions they share with you
         both = np.zeros((h, w), bool)  # the regions shared with you
+        # Where the colours are clearly theirs (averaged over a small square).
+        theirs_worn = None if colour is None else cv2.blur(colour, (SMOOTH, SMOOTH)) < -WEARS
         for i in big:
             region = labels == i
             ov_mine = not main_gone and bool(was_mine[region].any())
@@ -250,7 +252,7 @@ class PeopleFilter:
                 assert was_theirs is not None
                 contested = True
                 both |= region
-                a, b = _divide(region, was_mine, was_theirs, yours, hidden)
+                a, b = _divide(region, was_mine, was_theirs, yours, hidden, theirs_worn)
                 mine |= a
                 shared |= b
                 apart = apart and not b.any()
@@ -457,7 +459,7 @@ def _divide(
     was_theirs: np.ndarray,
     yours: np.ndarray,
     hidden: bool = False,
-    moving: bool = True,
+    worn: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A region touching you while someone else is about: yours where it was yours (whoever
     passes behind you is covered by you); each new patch theirs when it touches where they
@@ -476,6 +478,8 @@ def _divide(
     theirs |= _opened(np.isin(patches, beyond[beyond > 0]), THIN)
     if hidden:  # someone behind you: what newly comes out beside you, but slivers, is them
         theirs |= _opened(new & ~theirs, THIN)
+        if worn is not None:  # and the slivers in their colours (their first pixels out)
+            theirs |= new & worn
     mine |= new & ~theirs
     return mine, theirs
 

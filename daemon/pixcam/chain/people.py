@@ -16,6 +16,12 @@ has the measurements):
   outline, drifted while they touched you), and so is all of theirs next to you once they
   walked out at a side of the picture; with them unseen behind you, what newly comes out
   beside you is theirs;
+- while someone else is about, the frame itself (at the mask's size) decides a shared region
+  pixel by pixel: last frame's labels carried by each person's motion, the colours each
+  wears, each pixel's motion, your shape before they came, the rules above as a prior
+  (`labelflow.py`; someone crossing in front of you is followed over you);
+- someone the network joins to you from the first frame it finds them, walking in at a side
+  of the picture, is someone else (the one check the cheap path pays);
 - a region that overlaps nobody is a newcomer: someone else while you are there; you, back,
   when you are not (you left and came back);
 - a stranger in your chair: someone seen as another person stays another person after you

@@ -72,7 +72,7 @@ class LabelFlow:
             moved = cv2.warpAffine((labels == k).astype(np.float32), m, (w, h), flags=flags)
             seen = cv2.warpAffine(last, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
             # The picture matches where it came from, and the pixel moves with the person.
-            along = np.abs(flow - v).max(axis=2) <= AGREE
+            along = (np.abs(flow[..., 0] - v[0]) <= AGREE) & (np.abs(flow[..., 1] - v[1]) <= AGREE)
             out.append((moved > 0.5) & (cv2.absdiff(seen, grey) <= MATCH) & along)
             moves.append(v)
         return Carried(out[0], out[1], flow, moves[0], moves[1])

@@ -557,8 +557,9 @@ def _moving_with(carried: Carried) -> np.ndarray | float:
     flow, you, them = carried.motion, carried.you, carried.them
     if you is None or them is None or not _apart(carried):
         return 0.0
-    d_you = np.linalg.norm(flow - you, axis=2)
-    d_them = np.linalg.norm(flow - them, axis=2)
+    dx, dy = flow[..., 0], flow[..., 1]
+    d_you = np.hypot(dx - you[0], dy - you[1])
+    d_them = np.hypot(dx - them[0], dy - them[1])
     return np.clip(d_them - d_you, -MOTION, MOTION).astype(np.float32)
 
 

@@ -264,3 +264,34 @@ def test_your_own_arm_growing_inside_the_picture_stays_yours() -> None:
     for p, out in zip(frames, run(f, frames), strict=True):
         assert out is p
     assert f.state.hidden == 0
+
+
+def test_someone_crossing_in_front_of_you_is_hidden_where_they_cover_you() -> None:
+    """With the picture: a textured person walks across a still, differently dressed you."""
+    rng = np.random.default_rng(3)
+    you_tex = rng.integers(180, 256, (H // 3 + 1, W // 3 + 1, 3), dtype=np.uint8)
+    them_tex = rng.integers(40, 140, (H // 3 + 1, W // 3 + 1, 3), dtype=np.uint8)
+    you_tex = np.kron(you_tex, np.ones((3, 3, 1), np.uint8))[:H, :W]
+    them_tex = np.kron(them_tex, np.ones((3, 3, 1), np.uint8))[:H, :W]
+    room = np.full((H, W, 3), 120, np.uint8)
+    mine = np.zeros((H, W), bool)
+    mine[25:, 55:105] = True
+    f = me()
+    covered = shown = 0
+    for i in range(50):
+        x = 150 - 3 * i  # their left edge, 3 px a frame
+        theirs = np.zeros((H, W), bool)
+        theirs[15:, max(0, x) : max(0, x + 24)] = True
+        picture = room.copy()
+        picture[mine] = you_tex[mine]
+        picture[theirs] = np.roll(them_tex, x, axis=1)[theirs]  # their texture moves with them
+        prob = (mine | theirs).astype(np.float32)
+        out = f.apply(prob, i * DT, lambda size, p=picture: p)
+        over = theirs & mine
+        if np.count_nonzero(over) == np.count_nonzero(theirs[25:]):  # all of them over you
+            covered += 1
+            shown += np.count_nonzero(out[over] > 0)
+            # You stay (but 2 px along their edge and the rim, hidden with them).
+            assert out[mine & ~theirs].mean() > 0.7
+    assert covered > 5
+    assert shown <= 0.05 * covered * 24 * (H - 25)  # they hardly show where they cover you

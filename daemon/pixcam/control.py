@@ -54,6 +54,10 @@ MAX_REQUEST_BYTES = 64 * 1024  # a request is a few dozen bytes; anything huge i
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 MAX_SOCKET_PATH = 107  # bytes: a Unix socket address holds 108, the last one a NUL
 MAX_CONNECTIONS = 16
+# Refusals of a request the server never handled: the client may send it again.
+ALL_SLOTS_BUSY = "too many requests in progress; try again"
+EVICTED = "disconnected: too many connections, this one waited longest"
+BUSY_REFUSALS = (ALL_SLOTS_BUSY, EVICTED)
 # Replies a client has not read, beyond what the kernel holds: a pipelining client reads
 # them eventually, one that never reads is dropped here (16 connections: 16 MiB at most).
 MAX_UNREAD_BYTES = 1 << 20
@@ -408,7 +412,7 @@ class ControlServer:
                     continue
                 if not self._take_slot():
                     with contextlib.suppress(OSError):
-                        conn.sendall(_error("too many requests in progress; try again"))
+                        conn.sendall(_error(ALL_SLOTS_BUSY))
                     conn.close()
                     continue
                 state = _Conn(conn, time.monotonic())
@@ -433,10 +437,7 @@ class ControlServer:
             victim = min(waiting, key=lambda c: (not c.unread, c.waiting_since))
             victim.evicted = True
             with contextlib.suppress(OSError):
-                victim.sock.send(
-                    _error("disconnected: too many connections, this one waited longest"),
-                    socket.MSG_DONTWAIT,
-                )
+                victim.sock.send(_error(EVICTED), socket.MSG_DONTWAIT)
             with contextlib.suppress(OSError):
                 victim.sock.shutdown(socket.SHUT_RDWR)  # its thread sees EOF and frees the slot
         return self._slots.acquire(timeout=self.request_timeout)
@@ -620,12 +621,29 @@ class ControlServer:
 def send_command(
     cmd: str, *, path: PathLike | None = None, timeout: float = 30.0, **fields: Any
 ) -> dict[str, Any]:
-    """Send one request and return the reply object (`ok` may be false).
+    """Send one request and return the reply object (`ok` may be false). A request the
+    server turned away unhandled because every slot was taken is sent again until
+    `timeout`.
 
     PixcamError when no instance is running or it doesn't answer properly.
     """
     path = Path(path) if path is not None else socket_path()
     request = (json.dumps({"cmd": cmd, **fields}) + "\n").encode()
+    deadline = time.monotonic() + timeout
+    pause = 0.02  # doubles up to half a second between tries
+    while True:
+        reply = _exchange(path, request, max(0.1, deadline - time.monotonic()), timeout)
+        if reply["ok"] or reply.get("error") not in BUSY_REFUSALS:
+            return reply
+        if time.monotonic() + pause >= deadline:
+            return reply
+        time.sleep(pause)
+        pause = min(0.5, pause * 2)
+
+
+def _exchange(path: Path, request: bytes, timeout: float, asked: float) -> dict[str, Any]:
+    """One connection: send `request`, return the reply object (`asked` names the caller's
+    timeout in the error)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
         sock.settimeout(timeout)
         try:
@@ -647,7 +665,7 @@ def send_command(
                 if len(reply) > MAX_REPLY_BYTES:
                     raise PixcamError("pixcam sent an oversized reply")
         except TimeoutError:
-            raise PixcamError(f"pixcam did not answer within {timeout:g} s") from None
+            raise PixcamError(f"pixcam did not answer within {asked:g} s") from None
         except OSError as exc:
             raise PixcamError(f"lost the connection to pixcam: {exc.strerror}") from None
     try:

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
+import numpy as np
 
 from pixcam import models
-from pixcam.chain.away import AwayCard, AwaySettings, AwayState
+from pixcam.chain.away import AwayCard, AwaySettings, AwayState, load_card_image
 from pixcam.chain.compose import Background, ComposeSettings, Compositor
 from pixcam.chain.framing import (
     Framer,
@@ -192,6 +193,19 @@ def people_settings(cfg: Config) -> tuple[PeopleSettings, AwaySettings]:
     return people, away
 
 
+@dataclass
+class Loaded:
+    """What `Effects.load` decoded beside the stream, for `Effects.update`."""
+
+    background: Background | None = None
+    card: np.ndarray | None = None  # the away card's image
+
+    def close(self) -> None:
+        """Not used after all (newer settings came): let the background go."""
+        if self.background is not None:
+            self.background.close()
+
+
 class Effects:
     """The stages with their temporal state; not thread-safe: one caller at a time.
 
@@ -246,16 +260,28 @@ class Effects:
         return getattr(spec, "name", None) or self._model.name or "default"
 
     def needs_load(self, settings: EffectsSettings) -> bool:
-        """Whether `update(settings)` would load a file (a background image or video)."""
-        return self._compositor.needs_load(settings.compose)
+        """Whether `update(settings)` would load a file (a background image or video, the
+        away card's image)."""
+        return self._compositor.needs_load(settings.compose) or self._card.needs_load(
+            settings.away
+        )
 
-    def load(self, settings: EffectsSettings) -> Background | None:
+    def load(self, settings: EffectsSettings) -> Loaded:
         """The slow part of `update(settings)` (decoding an image, opening a video), safe to
         run on another thread while frames go on; hand the result to `update(loaded=...)`.
-        PixcamError when the file cannot be used."""
-        return self._compositor.load_background(settings.compose)
+        PixcamError when a file cannot be used."""
+        background = None
+        if self._compositor.needs_load(settings.compose):
+            background = self._compositor.load_background(settings.compose)
+        try:
+            card = load_card_image(settings.away) if self._card.needs_load(settings.away) else None
+        except Exception:
+            if background is not None:
+                background.close()
+            raise
+        return Loaded(background, card)
 
-    def update(self, settings: EffectsSettings, loaded: Background | None = None) -> None:
+    def update(self, settings: EffectsSettings, loaded: Loaded | None = None) -> None:
         """New settings for the next frame; the stages keep their state where they can.
         `loaded`: what `load(settings)` returned (None: load here, now).
 
@@ -265,14 +291,14 @@ class Effects:
             self._refiner.update(settings.refine)
             self._alpha = None  # made with the old settings
         if settings.compose != self._compositor.settings:
-            self._compositor.update(settings.compose, loaded=loaded)
+            self._compositor.update(settings.compose, loaded=loaded.background if loaded else None)
         if settings.parts != self._fx.settings:
             self._fx.update(settings.parts)
         if settings.people != self._people.settings:
             self._people.update(settings.people)
         if settings.away != self._away.settings:
             self._away.settings = settings.away
-            self._card.update(settings.away)
+            self._card.update(settings.away, loaded.card if loaded else None)
         if settings.framing != self._framer.settings:
             self._framer.settings = settings.framing
             if not settings.framing.on:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
 from pixcam.chain.away import BACK_FRAMES, FADE_S, AwayCard, AwaySettings, AwayState, text_card
+from pixcam.chain.effects import Effects, EffectsSettings
+from pixcam.config import parse_config
+from pixcam.errors import PixcamError
+from pixcam.i420 import as_bgr
 
 DT = 1 / 30
 
@@ -69,3 +78,39 @@ def test_the_card_pictures() -> None:
     missing = AwayCard(AwaySettings(mode="card", image="/nonexistent/card.png"))
     assert missing.blend(frame, 1.0).shape == frame.shape  # the text card instead
     assert missing.notice is not None and "\n" not in missing.notice
+
+
+def test_the_card_image_is_decoded_beside_the_stream(tmp_path: Path) -> None:
+    """`Effects.load` decodes the card image (the runner's loader runs it on a helper
+    thread); the frame thread only fits it to the frame. The file is gone before the card
+    first shows, yet the card is the image: nothing was read on the frame path."""
+    image = np.zeros((300, 400, 3), np.uint8)
+    image[:, :, 2] = 255  # red
+    path = tmp_path / "card.png"
+    assert cv2.imwrite(str(path), image)
+    base = EffectsSettings.from_config(parse_config('[effects]\nbackground = "none"\n'))
+    ticks = itertools.count()
+    fx = Effects(base, clock=lambda: next(ticks) * 0.1)
+    settings = dataclasses.replace(base, away=AwaySettings(mode="card", image=str(path)))
+    assert fx.needs_load(settings)
+    loaded = fx.load(settings)
+    assert loaded.card is not None and loaded.background is None
+    path.unlink()
+    fx.update(settings, loaded)
+    assert not fx.needs_load(settings)  # decoded once: the same settings load nothing
+    fx.set_away(True)
+    frame = np.full((90, 160, 3), 128, np.uint8)
+    out = as_bgr(fx.process(frame))
+    for _ in range(10):  # through the fade (0.1 s a frame)
+        out = as_bgr(fx.process(frame))
+    assert out[:, :, 2].min() > 240 and out[:, :, :2].max() < 15
+
+
+def test_an_unreadable_card_image_fails_the_load_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 10)
+    fx = Effects(EffectsSettings.from_config(parse_config("")))
+    settings = dataclasses.replace(fx.settings, away=AwaySettings(mode="card", image=str(bad)))
+    with pytest.raises(PixcamError) as caught:
+        fx.load(settings)
+    assert "\n" not in str(caught.value) and "away card" in str(caught.value)

@@ -60,7 +60,7 @@ SMOKE: dict[str, Smoke] = {
         ("--source", "model", "--limit", "1"),
         (r"photos=1$", rf"^refine feather=0 +{NUM} +{NUM} +{NUM} +{NUM} +{NUM} \|"),
     ),
-    "python -m pixcam.tools.calibrate_int8": Smoke(
+    "pixcam models calibrate": Smoke(
         # The ranges go into a temporary folder, not into the package.
         ("--data", "{data}", "--model", "bodypix-050-s16-int8", "--frames-per-video", "1")
         + ("--limit", "1", "--out", "{tmp}"),
@@ -156,11 +156,11 @@ SMOKE: dict[str, Smoke] = {
 # `pixcam bench`'s and the calibration tool's one-line errors that mean this machine lacks
 # something.
 PIXCAM_LACKS = re.compile(
-    r"^(pixcam|calibrate_int8): (model \S+ is not installed|benchmark video .* not found"
+    r"^pixcam: (model \S+ is not installed|benchmark video .* not found"
     r"|making the int8 models needs ai-edge-quantizer|the calibration set not found)"
 )
-# Build tools run like the benches (`python -m`): they too must not break unseen.
-TOOLS = ["pixcam.tools.calibrate_int8"]
+# Build tools run like the benches: they too must not break unseen.
+TOOLS = ["pixcam models calibrate"]
 
 
 def benches() -> list[str]:
@@ -176,15 +176,13 @@ def benches() -> list[str]:
     found = [*BENCH.glob("*.py"), *BENCH.glob("studies/*.py")]
     scripts = sorted(str(p.relative_to(BENCH)) for p in found if not p.name.startswith("_"))
     commands = sorted(subcommands(subcommands(build_parser())["bench"]))
-    return scripts + [f"pixcam bench {c}" for c in commands] + [f"python -m {t}" for t in TOOLS]
+    return scripts + [f"pixcam bench {c}" for c in commands] + TOOLS
 
 
 def command(bench: str) -> list[str]:
     """How to start `bench` with this Python."""
     if bench.startswith("pixcam "):
         return [sys.executable, "-m", *bench.split()]
-    if bench.startswith("python -m "):
-        return [sys.executable, *bench.split()[1:]]
     return [sys.executable, str(BENCH / bench)]
 
 
@@ -269,10 +267,10 @@ def test_a_bench_without_its_model_is_skipped_with_the_reason(bench: str, tmp_pa
 
 def test_a_bench_given_a_bad_value_says_so_in_one_line(tmp_path: Path) -> None:
     env = bench_env(tmp_path / "no-models", tmp_path)
-    argv = [*command("python -m pixcam.tools.calibrate_int8"), "--data", str(tmp_path)]
+    argv = [*command("pixcam models calibrate"), "--data", str(tmp_path)]
     argv += ["--model", "selfie-general", "--out", str(tmp_path)]
     done = run_group(argv, env, tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "calibrate_int8: selfie-general is not derived from a float model: nothing to make"
+        "pixcam: selfie-general is not derived from a float model: nothing to make"
     )

@@ -753,3 +753,31 @@ def test_a_client_that_pipelines_then_reads_gets_every_reply(server: ControlServ
     replies = [json.loads(line) for line in data.splitlines()]
     assert len(replies) == n and all(r["ok"] for r in replies)
     assert server.app.calls[-1] == ("set", ("k", n - 1))
+
+
+def test_a_request_turned_away_unhandled_is_sent_again(tmp_path: Path) -> None:
+    """Under load a client can be evicted before its request is read (all slots taken, it
+    waited longest): the server never handled it, so `send_command` sends it again instead
+    of failing the `pixcam ctl` call. Other refusals are returned as they are."""
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(4)
+    answers = [control.EVICTED, control.ALL_SLOTS_BUSY, None, "unknown command"]
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        for error in answers:
+            conn, _ = listener.accept()
+            with conn:
+                seen.append(conn.recv(4096))
+                body = {"ok": True} if error is None else {"ok": False, "error": error}
+                conn.sendall(json.dumps(body).encode() + b"\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert send_command("status", path=path, timeout=10) == {"ok": True}
+    assert len(seen) == 3 and all(b'"status"' in line for line in seen)
+    assert send_command("status", path=path, timeout=10)["error"] == "unknown command"
+    thread.join(10)
+    listener.close()

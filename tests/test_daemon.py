@@ -478,6 +478,20 @@ def test_unusable_backgrounds_are_refused_before_they_are_saved(
     assert saved == [], f"saved though unusable: {saved}"
 
 
+def test_an_unusable_away_card_image_is_refused_before_it_is_saved(running: Running) -> None:
+    """The away card's image is checked like a background's: a damaged one is refused with
+    one line and nothing saved; a good one is saved."""
+    folder = running.cfg.parent
+    running.daemon.set_many({"people.away": "card"})
+    for path in _damaged_pngs(folder)[:2]:
+        before = running.cfg.read_text()
+        reply = running.ctl("set", key="people.away_image", value=str(path))
+        assert not reply["ok"] and running.cfg.read_text() == before
+        assert "people.away_image" in reply["error"] and "\n" not in reply["error"]
+    assert running.ctl("set", key="people.away_image", value="studio-grey.png")["ok"]
+    assert 'away_image = "studio-grey.png"' in running.cfg.read_text()
+
+
 def test_a_successful_change_clears_the_last_settings_error(running: Running) -> None:
     """Issue 23 fault 7: `pipeline.last_error` kept an old error after a change that worked.
     An edit made outside (not checked before saving) names an image that is not there: the

@@ -140,7 +140,7 @@ except RuntimeError:
 """
 
 
-def test_the_pipewire_check_keeps_gstreamer_out_of_the_daemon() -> None:
+def test_the_pipewire_check_keeps_gstreamer_out_of_the_daemon(tmp_path: Path) -> None:
     """The "both" backend: asking whether PipeWire works leaves GStreamer (and libunwind) out
     of the daemon, so a failed loopback open raises a plain error, not a segfault."""
     import os
@@ -148,12 +148,16 @@ def test_the_pipewire_check_keeps_gstreamer_out_of_the_daemon() -> None:
     import sys
 
     pytest.importorskip("pyvirtualcam")
+    (tmp_path / "pipewire-0").touch()  # a PipeWire socket as far as the check looks: it asks
     env = dict(os.environ, PYTHONPATH=str(Path(outputs.__file__).resolve().parents[2]))
+    env.update(XDG_RUNTIME_DIR=str(tmp_path))
+    env.pop("PIPEWIRE_RUNTIME_DIR", None)
     out = subprocess.run(
         [sys.executable, "-c", BOTH_BACKENDS_PROCESS],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
+    assert "why:" in out.stdout and "not running" not in out.stdout, out.stdout  # asked GStreamer
     assert "gstreamer loaded: False" in out.stdout, out.stdout
     assert "pyvirtualcam error caught" in out.stdout, out.stdout
 

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pixcam.errors import PixcamError
 from pixcam.interrupt import caused_by_ctrl_c, keep_ctrl_c
@@ -65,6 +66,22 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_models_calibrate(args: argparse.Namespace) -> int:
+    from pixcam.tools.calibrate_int8 import calibrate
+
+    lines = calibrate(
+        args.data,
+        model=args.model,
+        frames_per_video=args.frames_per_video,
+        limit=args.limit,
+        out_dir=args.out,
+        iou=not args.no_iou,
+    )
+    for line in lines:
+        print(line, flush=True)
+    return 0
+
+
 def _add_models(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, install and verify models")
     msub = p.add_subparsers(dest="models_cmd", required=True)
@@ -88,6 +105,18 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     ins.set_defaults(handler=_cmd_models_install)
     ver = msub.add_parser("verify", help="check the sha256 of every installed model")
     ver.set_defaults(handler=_cmd_models_verify)
+    cal = msub.add_parser(
+        "calibrate",
+        help="developers: re-make the int8 models' calibration ranges from licensed photos "
+        "and print the sha256 to pin",
+    )
+    cal.add_argument("--data", type=Path, required=True, help="folder with images/, video/")
+    cal.add_argument("--no-iou", action="store_true", help="skip the dev-photo IoU check")
+    cal.add_argument("--model", help="only this derived model (default: every one)")
+    cal.add_argument("--frames-per-video", type=int, help="frames of each video (default 8)")
+    cal.add_argument("--limit", type=int, help="only the first N dev photos")
+    cal.add_argument("--out", type=Path, help="folder for the ranges files (default: the package)")
+    cal.set_defaults(handler=_cmd_models_calibrate)
 
 
 # -------------------------------------------------------------------------- segment

@@ -54,6 +54,10 @@ MAX_REQUEST_BYTES = 64 * 1024  # a request is a few dozen bytes; anything huge i
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 MAX_SOCKET_PATH = 107  # bytes: a Unix socket address holds 108, the last one a NUL
 MAX_CONNECTIONS = 16
+# Refusals of a request the server never handled: the client may send it again.
+ALL_SLOTS_BUSY = "too many requests in progress; try again"
+EVICTED = "disconnected: too many connections, this one waited longest"
+BUSY_REFUSALS = (ALL_SLOTS_BUSY, EVICTED)
 # Replies a client has not read, beyond what the kernel holds: a pipelining client reads
 # them eventually, one that never reads is dropped here (16 connections: 16 MiB at most).
 MAX_UNREAD_BYTES = 1 << 20
@@ -185,6 +189,71 @@ class _Conn:
     busy: bool = False  # a request of it is being answered: never evicted then
     unread: bool = False  # replies wait for it to read them: evicted first, even if busy
     evicted: bool = False
+
+
+class _Wire:
+    """One connection's bytes: the request arriving, the replies not taken yet, and the
+    clocks their deadlines run from."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        self.conn = conn
+        self.poller = select.poll()
+        self.poller.register(conn, select.POLLIN)
+        self.buffer = b""
+        self.out = bytearray()  # replies the client has not taken yet
+        self.reading = True  # False once the client has sent EOF (its replies still go out)
+        self.first_byte = 0.0  # when the pending part of a request began to arrive
+        self.taken = 0.0  # when the client last took reply bytes (or began to owe it)
+
+    def next_line(self) -> bytes | None:
+        """The next whole request line received, None until one is."""
+        newline = self.buffer.find(b"\n")
+        if newline < 0:
+            return None
+        line, self.buffer = self.buffer[:newline], self.buffer[newline + 1 :]
+        return line
+
+    def flush(self) -> int:
+        """Write what the socket takes now, without waiting; the bytes written."""
+        try:
+            sent = self.conn.send(self.out)
+        except BlockingIOError:
+            return 0
+        del self.out[:sent]
+        return sent
+
+    def time_left(self, idle_since: float, request_timeout: float, idle_timeout: float) -> float:
+        """Seconds until the nearest deadline: taking owed replies, finishing a request
+        begun, or sending one at all."""
+        now = time.monotonic()
+        if self.out:  # we owe replies: the client must take some in time
+            left = self.taken + request_timeout - now
+        elif self.buffer:  # the deadline is per request: dripping bytes don't extend it
+            left = self.first_byte + request_timeout - now
+        else:
+            left = idle_since + idle_timeout - now
+        if self.out and self.buffer:
+            left = min(left, self.first_byte + request_timeout - now)
+        return left
+
+    def wait_and_read(self, left: float) -> None:
+        """Wait up to `left` s for bytes (or room to write owed replies); take what came."""
+        events = (select.POLLIN if self.reading else 0) | (select.POLLOUT if self.out else 0)
+        self.poller.modify(self.conn, events)
+        ready = self.poller.poll(left * 1000)
+        if not ready or not self.reading or not ready[0][1] & _READABLE:
+            return  # a deadline, or room to write: the caller's loop does either
+        try:
+            chunk = self.conn.recv(65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            self.reading = False
+            return
+        if not self.buffer:
+            self.first_byte = time.monotonic()
+        self.buffer += chunk
 
 
 class ControlServer:
@@ -408,7 +477,7 @@ class ControlServer:
                     continue
                 if not self._take_slot():
                     with contextlib.suppress(OSError):
-                        conn.sendall(_error("too many requests in progress; try again"))
+                        conn.sendall(_error(ALL_SLOTS_BUSY))
                     conn.close()
                     continue
                 state = _Conn(conn, time.monotonic())
@@ -433,10 +502,7 @@ class ControlServer:
             victim = min(waiting, key=lambda c: (not c.unread, c.waiting_since))
             victim.evicted = True
             with contextlib.suppress(OSError):
-                victim.sock.send(
-                    _error("disconnected: too many connections, this one waited longest"),
-                    socket.MSG_DONTWAIT,
-                )
+                victim.sock.send(_error(EVICTED), socket.MSG_DONTWAIT)
             with contextlib.suppress(OSError):
                 victim.sock.shutdown(socket.SHUT_RDWR)  # its thread sees EOF and frees the slot
         return self._slots.acquire(timeout=self.request_timeout)
@@ -448,106 +514,76 @@ class ControlServer:
         reads (pipelining), and one that never reads must not hold its thread in a write.
         Replies it has not taken wait in `out`; over `MAX_UNREAD_BYTES`, or when it takes
         nothing for `request_timeout` seconds while some wait, the client is dropped."""
-        conn = state.sock
-        conn.setblocking(False)
-        poller = select.poll()
-        poller.register(conn, select.POLLIN)
+        wire = _Wire(state.sock)
         try:
-            buffer = b""
-            out = bytearray()  # replies the client has not taken yet
-            reading = True  # False once the client has sent EOF (its replies still go out)
-            first_byte = 0.0  # when the pending part of a request began to arrive
-            taken = 0.0  # when the client last took reply bytes (or began to owe it)
             while True:
-                if out:
-                    if self._flush(conn, out):
-                        taken = time.monotonic()
-                    state.unread = bool(out)
-                    if len(out) > MAX_UNREAD_BYTES:
-                        log.info("control client dropped: it does not read its replies")
+                if wire.out and not self._send_waiting(wire, state):
+                    return
+                line = wire.next_line()
+                if line is not None:
+                    if not self._answer(line, wire, state):
                         return
-                newline = buffer.find(b"\n")
-                if newline >= 0:
-                    line, buffer = buffer[:newline], buffer[newline + 1 :]
-                    first_byte = time.monotonic()  # what follows the line is a new request
-                    if len(line) > MAX_REQUEST_BYTES:
-                        out += _error(f"request too large (over {MAX_REQUEST_BYTES} bytes)")
-                        self._last_word(conn, bytes(out))
-                        return
-                    if not line.strip():
-                        continue  # blank lines don't restart the idle clock
-                    with self._conn_lock:
-                        if state.evicted:
-                            return
-                        state.busy = True
-                    reply = self.handle_line(line)
-                    if state.evicted:  # dropped while it waited for the app: not answered
-                        return
-                    if not out:
-                        taken = time.monotonic()
-                    out += reply
-                    with self._conn_lock:
-                        state.busy = False
-                        state.waiting_since = time.monotonic()
                     continue
-                if not reading and not out:
+                if not wire.reading and not wire.out:
                     return
-                if len(buffer) > MAX_REQUEST_BYTES:
+                if len(wire.buffer) > MAX_REQUEST_BYTES:
                     # No way to find the next request boundary safely: answer and hang up.
-                    out += _error(f"request too large (over {MAX_REQUEST_BYTES} bytes)")
-                    self._last_word(conn, bytes(out))
+                    wire.out += _error(f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+                    self._last_word(wire.conn, bytes(wire.out))
                     return
-                now = time.monotonic()
-                if out:  # we owe replies: the client must take some in time
-                    left = taken + self.request_timeout - now
-                elif buffer:  # the deadline is per request: dripping bytes don't extend it
-                    left = first_byte + self.request_timeout - now
-                else:
-                    left = state.waiting_since + self.idle_timeout - now
-                if out and buffer:
-                    left = min(left, first_byte + self.request_timeout - now)
+                left = wire.time_left(state.waiting_since, self.request_timeout, self.idle_timeout)
                 if left <= 0:
-                    if buffer and not out:
+                    if wire.buffer and not wire.out:
                         self._last_word(
-                            conn,
+                            wire.conn,
                             _error(
                                 f"request not completed within {self.request_timeout:g} s "
                                 "(one JSON object and a newline)"
                             ),
                         )
                     return
-                events = (select.POLLIN if reading else 0) | (select.POLLOUT if out else 0)
-                poller.modify(conn, events)
-                ready = poller.poll(left * 1000)
-                if not ready or not reading or not ready[0][1] & _READABLE:
-                    continue  # a deadline, or room to write: the loop's top does either
-                try:
-                    chunk = conn.recv(65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    reading = False
-                    continue
-                if not buffer:
-                    first_byte = time.monotonic()
-                buffer += chunk
+                wire.wait_and_read(left)
         except OSError:
             pass  # client went away, idled out or was evicted: nothing to answer
         finally:
             with self._conn_lock:
                 self._conns.pop(threading.current_thread(), None)
-            conn.close()
+            wire.conn.close()
             self._slots.release()
 
-    @staticmethod
-    def _flush(conn: socket.socket, out: bytearray) -> int:
-        """Write what the socket takes now, without waiting; the bytes written."""
-        try:
-            sent = conn.send(out)
-        except BlockingIOError:
-            return 0
-        del out[:sent]
-        return sent
+    def _send_waiting(self, wire: _Wire, state: _Conn) -> bool:
+        """Write what the client takes of its replies now; False: drop it (it does not read)."""
+        if wire.flush():
+            wire.taken = time.monotonic()
+        state.unread = bool(wire.out)
+        if len(wire.out) > MAX_UNREAD_BYTES:
+            log.info("control client dropped: it does not read its replies")
+            return False
+        return True
+
+    def _answer(self, line: bytes, wire: _Wire, state: _Conn) -> bool:
+        """Queue the reply to one request line; False: hang up (too large, or evicted)."""
+        wire.first_byte = time.monotonic()  # what follows the line is a new request
+        if len(line) > MAX_REQUEST_BYTES:
+            wire.out += _error(f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+            self._last_word(wire.conn, bytes(wire.out))
+            return False
+        if not line.strip():
+            return True  # blank lines don't restart the idle clock
+        with self._conn_lock:
+            if state.evicted:
+                return False
+            state.busy = True
+        reply = self.handle_line(line)
+        if state.evicted:  # dropped while it waited for the app: not answered
+            return False
+        if not wire.out:
+            wire.taken = time.monotonic()
+        wire.out += reply
+        with self._conn_lock:
+            state.busy = False
+            state.waiting_since = time.monotonic()
+        return True
 
     def _last_word(self, conn: socket.socket, data: bytes) -> None:
         """The last replies before hanging up; a client that doesn't read them can't hold us."""
@@ -620,12 +656,29 @@ class ControlServer:
 def send_command(
     cmd: str, *, path: PathLike | None = None, timeout: float = 30.0, **fields: Any
 ) -> dict[str, Any]:
-    """Send one request and return the reply object (`ok` may be false).
+    """Send one request and return the reply object (`ok` may be false). A request the
+    server turned away unhandled because every slot was taken is sent again until
+    `timeout`.
 
     PixcamError when no instance is running or it doesn't answer properly.
     """
     path = Path(path) if path is not None else socket_path()
     request = (json.dumps({"cmd": cmd, **fields}) + "\n").encode()
+    deadline = time.monotonic() + timeout
+    pause = 0.02  # doubles up to half a second between tries
+    while True:
+        reply = _exchange(path, request, max(0.1, deadline - time.monotonic()), timeout)
+        if reply["ok"] or reply.get("error") not in BUSY_REFUSALS:
+            return reply
+        if time.monotonic() + pause >= deadline:
+            return reply
+        time.sleep(pause)
+        pause = min(0.5, pause * 2)
+
+
+def _exchange(path: Path, request: bytes, timeout: float, asked: float) -> dict[str, Any]:
+    """One connection: send `request`, return the reply object (`asked` names the caller's
+    timeout in the error)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
         sock.settimeout(timeout)
         try:
@@ -647,7 +700,7 @@ def send_command(
                 if len(reply) > MAX_REPLY_BYTES:
                     raise PixcamError("pixcam sent an oversized reply")
         except TimeoutError:
-            raise PixcamError(f"pixcam did not answer within {timeout:g} s") from None
+            raise PixcamError(f"pixcam did not answer within {asked:g} s") from None
         except OSError as exc:
             raise PixcamError(f"lost the connection to pixcam: {exc.strerror}") from None
     try:

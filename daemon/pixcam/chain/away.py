@@ -86,18 +86,37 @@ class AwayState:
         return self.level
 
 
+def load_card_image(settings: AwaySettings) -> np.ndarray | None:
+    """The card image decoded (the slow part: run it beside the stream), None when the
+    settings show no image. PixcamError when it cannot be used."""
+    if settings.mode != "card" or not settings.image:
+        return None
+    return read_image(find_background(settings.image), "away card", cv2.IMREAD_COLOR)
+
+
 class AwayCard:
     """The card picture at a frame's size, made once per size and settings."""
 
     def __init__(self, settings: AwaySettings) -> None:
         self.settings = settings
+        self._image: np.ndarray | None = None  # the decoded card image, when given
         self._card: np.ndarray | None = None
         self._still: np.ndarray | None = None
         self.notice: str | None = None  # a card image that could not be used
 
-    def update(self, settings: AwaySettings) -> None:
-        if settings != self.settings:
+    def needs_load(self, settings: AwaySettings) -> bool:
+        """Whether `settings` show a card image not decoded yet."""
+        shown = settings.mode == "card" and bool(settings.image)
+        return shown and (self._image is None or settings.image != self.settings.image)
+
+    def update(self, settings: AwaySettings, image: np.ndarray | None = None) -> None:
+        """New settings; `image`: what `load_card_image(settings)` returned beside the
+        stream (None: decoded here when the card first shows)."""
+        if settings != self.settings or image is not None:
+            if settings.image != self.settings.image:
+                self._image = None
             self.settings, self._card, self._still = settings, None, None
+            self._image = image if image is not None else self._image
 
     def forget_still(self) -> None:
         """The next away period takes a new still of the room."""
@@ -124,13 +143,13 @@ class AwayCard:
         return self._card
 
     def _make_card(self, w: int, h: int) -> np.ndarray:
-        path = self.settings.image
-        if path:
+        if self._image is None and self.settings.image:
             try:
-                image = read_image(find_background(path), "away card", cv2.IMREAD_COLOR)
-                return cover_fit(image, (w, h))
+                self._image = load_card_image(self.settings)
             except (PixcamError, OSError, ValueError) as exc:
                 self.notice = str(exc).splitlines()[0]  # the text card instead
+        if self._image is not None:
+            return cover_fit(self._image, (w, h))
         return text_card(self.settings.text, w, h)
 
 

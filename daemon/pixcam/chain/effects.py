@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
+import numpy as np
 
 from pixcam import models
-from pixcam.chain.away import AwayCard, AwaySettings, AwayState
+from pixcam.chain.away import AwayCard, AwaySettings, AwayState, load_card_image
 from pixcam.chain.compose import Background, ComposeSettings, Compositor
 from pixcam.chain.framing import (
     Framer,
@@ -35,6 +36,7 @@ from pixcam.chain.pyramid import Pyramid
 from pixcam.chain.refine import Alpha, Refiner, RefineSettings, probability_size
 from pixcam.chain.segment.contract import Segmenter
 from pixcam.chain.segment.fused import FusedSegmenter
+from pixcam.chain.segment.output import SegmentationOutput
 from pixcam.chain.stillness import MotionGate
 from pixcam.config import Config
 from pixcam.i420 import I420, Frame, as_bgr
@@ -192,6 +194,19 @@ def people_settings(cfg: Config) -> tuple[PeopleSettings, AwaySettings]:
     return people, away
 
 
+@dataclass
+class Loaded:
+    """What `Effects.load` decoded beside the stream, for `Effects.update`."""
+
+    background: Background | None = None
+    card: np.ndarray | None = None  # the away card's image
+
+    def close(self) -> None:
+        """Not used after all (newer settings came): let the background go."""
+        if self.background is not None:
+            self.background.close()
+
+
 class Effects:
     """The stages with their temporal state; not thread-safe: one caller at a time.
 
@@ -246,16 +261,26 @@ class Effects:
         return getattr(spec, "name", None) or self._model.name or "default"
 
     def needs_load(self, settings: EffectsSettings) -> bool:
-        """Whether `update(settings)` would load a file (a background image or video)."""
-        return self._compositor.needs_load(settings.compose)
+        """Whether `update(settings)` would load a file (a background image or video, the
+        away card's image)."""
+        return self._compositor.needs_load(settings.compose) or self._card.needs_load(settings.away)
 
-    def load(self, settings: EffectsSettings) -> Background | None:
+    def load(self, settings: EffectsSettings) -> Loaded:
         """The slow part of `update(settings)` (decoding an image, opening a video), safe to
         run on another thread while frames go on; hand the result to `update(loaded=...)`.
-        PixcamError when the file cannot be used."""
-        return self._compositor.load_background(settings.compose)
+        PixcamError when a file cannot be used."""
+        background = None
+        if self._compositor.needs_load(settings.compose):
+            background = self._compositor.load_background(settings.compose)
+        try:
+            card = load_card_image(settings.away) if self._card.needs_load(settings.away) else None
+        except Exception:
+            if background is not None:
+                background.close()
+            raise
+        return Loaded(background, card)
 
-    def update(self, settings: EffectsSettings, loaded: Background | None = None) -> None:
+    def update(self, settings: EffectsSettings, loaded: Loaded | None = None) -> None:
         """New settings for the next frame; the stages keep their state where they can.
         `loaded`: what `load(settings)` returned (None: load here, now).
 
@@ -265,14 +290,14 @@ class Effects:
             self._refiner.update(settings.refine)
             self._alpha = None  # made with the old settings
         if settings.compose != self._compositor.settings:
-            self._compositor.update(settings.compose, loaded=loaded)
+            self._compositor.update(settings.compose, loaded=loaded.background if loaded else None)
         if settings.parts != self._fx.settings:
             self._fx.update(settings.parts)
         if settings.people != self._people.settings:
             self._people.update(settings.people)
         if settings.away != self._away.settings:
             self._away.settings = settings.away
-            self._card.update(settings.away)
+            self._card.update(settings.away, loaded.card if loaded else None)
         if settings.framing != self._framer.settings:
             self._framer.settings = settings.framing
             if not settings.framing.on:
@@ -362,10 +387,7 @@ class Effects:
 
     def _chain(self, frame: Frame, seg: Segmenter, on_stage: StageHook | None) -> Frame:
         s = self._settings
-        needs_parts = self._fx.needs_parts
-        if not needs_parts:
-            self._clear_notice()  # turned on again later: say it again
-        want_parts = needs_parts and self._parts_available(seg)
+        want_parts = self._want_parts(seg)
         framing = s.framing.on
         if not want_parts:
             self._parts_fed = False
@@ -393,24 +415,11 @@ class Effects:
             out = seg.run(frame, parts=want_parts or (framing and seg.has_parts), pyramid=pyramid)
             if framing:
                 clock.done("segment")
-                # Before the background: blur and replacement fill the framed picture.
-                box = snap(self._framer.update(measure(out, s.refine.threshold), w, h), w, h)
-                if not is_full(box, w, h):
-                    frame, out = crop_frame(as_bgr(frame), box), crop_output(out, box)
-                    pyramid = Pyramid(frame)
+                frame, out, pyramid = self._framed(frame, out, pyramid)
                 if s.background == "none" and not want_parts and not self._watching:
                     clock.done("frame")
                     return frame
-            # Same aspect as the frame (the refiner checks it), as fine as the refiner uses.
-            prob = out.person_probability(size=probability_size(w, h, out.cell))
-            if self._watching:
-                # Only me: the others' pixels at 0, before the refiner sees them.
-                prob = self._people.apply(prob, self._clock(), pyramid.down_to)
-            clock.done("frame" if framing else "segment")
-            alpha = self._alpha = self._refiner.refine_alpha(frame, prob, pyramid)
-            clock.done("refine")
-            if gated:
-                self._gate.ran(prob)
+            alpha = self._refined(frame, out, pyramid, clock, gated)
         # A carried mask on a still picture: the blurred background of the last inferred frame
         # serves too (the frame's own pixels still come through the blend).
         result = self._compositor.compose(
@@ -423,15 +432,63 @@ class Effects:
         )
         clock.done("compose")
         if want_parts and out is not None:
-            if not self._parts_fed:
-                self._fx.reset()  # frames went by unseen: no smoothing against a stale state
-            # The compositor hands out a new array (except for "none", which returns the
-            # camera frame itself): draw into it rather than copying 2.7 MB again.
-            bgr = as_bgr(result)
-            result = self._fx.apply(bgr, out, alpha.full, inplace=bgr is not frame)
-            self._parts_fed = True
+            result = self._parts_drawn(result, frame, out, alpha)
             clock.done("parts")
         return result
+
+    def _want_parts(self, seg: Segmenter) -> bool:
+        """A part effect is on and this model has the part heads."""
+        if not self._fx.needs_parts:
+            self._clear_notice()  # turned on again later: say it again
+            return False
+        return self._parts_available(seg)
+
+    def _framed(
+        self, frame: Frame, out: SegmentationOutput, pyramid: Pyramid
+    ) -> tuple[Frame, SegmentationOutput, Pyramid]:
+        """Auto-framing's crop of the frame and of the network output, before the background
+        (blur and replacement fill the framed picture)."""
+        h, w = frame.shape[:2]
+        box = snap(self._framer.update(measure(out, self._settings.refine.threshold), w, h), w, h)
+        if is_full(box, w, h):
+            return frame, out, pyramid
+        cropped = crop_frame(as_bgr(frame), box)
+        return cropped, crop_output(out, box), Pyramid(cropped)
+
+    def _refined(
+        self,
+        frame: Frame,
+        out: SegmentationOutput,
+        pyramid: Pyramid,
+        clock: _StageClock,
+        gated: bool,
+    ) -> Alpha:
+        """The person's alpha from the network output: the others hidden (only me), refined."""
+        h, w = frame.shape[:2]
+        # Same aspect as the frame (the refiner checks it), as fine as the refiner uses.
+        prob = out.person_probability(size=probability_size(w, h, out.cell))
+        if self._watching:
+            # Only me: the others' pixels at 0, before the refiner sees them.
+            prob = self._people.apply(prob, self._clock(), pyramid.down_to)
+        clock.done("frame" if self._settings.framing.on else "segment")
+        alpha = self._alpha = self._refiner.refine_alpha(frame, prob, pyramid)
+        clock.done("refine")
+        if gated:
+            self._gate.ran(prob)
+        return alpha
+
+    def _parts_drawn(
+        self, result: Frame, frame: Frame, out: SegmentationOutput, alpha: Alpha
+    ) -> np.ndarray:
+        """The part effects drawn over the composite."""
+        if not self._parts_fed:
+            self._fx.reset()  # frames went by unseen: no smoothing against a stale state
+        # The compositor hands out a new array (except for "none", which returns the camera
+        # frame itself): draw into it rather than copying 2.7 MB again.
+        bgr = as_bgr(result)
+        drawn = self._fx.apply(bgr, out, alpha.full, inplace=bgr is not frame)
+        self._parts_fed = True
+        return drawn
 
     def close(self) -> None:
         self._compositor.close()

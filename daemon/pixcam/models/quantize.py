@@ -7,7 +7,7 @@ Recipe (reproducible, seconds on two cores):
    used), drop the unused tensors and buffers, and add a ``serving_default`` SignatureDef, which
    ``ai-edge-quantizer`` needs and the converted files lack.
 2. Activation ranges (min/max of every activation, ``ai-edge-quantizer``'s calibration), measured
-   once by a developer (``python -m pixcam.tools.calibrate_int8``) on licensed images, the
+   once by a developer (``pixcam models calibrate``) on licensed images, the
    Pixabay photos and video frames of ``../shared/data``, preprocessed like the pipeline does:
    RGB, x/127.5-1, aspect kept, padded bottom/right with 0.0 (the segmenter's pad value). The
    input's range is set to exactly [-1, 1] and the others rounded to 1/1024

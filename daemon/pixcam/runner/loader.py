@@ -1,9 +1,10 @@
 """The runner's loading side: new models and backgrounds are made ready on helper threads.
 
 A new model is loaded, verified and run once (its first inference is the slow one) beside the
-running one; new settings whose background must be decoded or opened are staged once it is.
-The worker takes what is ready between two frames (`take`), so it never waits for a load.
-Every new config bumps a generation: a slower load for older settings is dropped.
+running one; new settings whose background or away card image must be decoded or opened are
+staged once it is. The worker takes what is ready between two frames (`take`), so it never
+waits for a load. Every new config bumps a generation: a slower load for older settings is
+dropped.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pixcam.chain.compose import Background
-from pixcam.chain.effects import Effects, EffectsSettings, ModelChoice, segmenter_name
+from pixcam.chain.effects import Effects, EffectsSettings, Loaded, ModelChoice, segmenter_name
 from pixcam.chain.segment.contract import Segmenter
 from pixcam.config import Config
 
@@ -24,8 +24,8 @@ log = logging.getLogger("pixcam.runner.pipeline")
 WARMUP_SIZE = (64, 48)  # a new model runs once on a blank frame this big before its swap
 
 SegmenterLoader = Callable[[str | None, int, int, str], Segmenter]
-# New settings ready to apply: (config, settings, their background loaded on the side).
-Staged = tuple[Config, EffectsSettings, Background | None]
+# New settings ready to apply: (config, settings, their files loaded on the side).
+Staged = tuple[Config, EffectsSettings, Loaded | None]
 
 
 def default_loader(
@@ -98,8 +98,7 @@ class Loader:
                 if gen == self._gen:
                     self._staged = (cfg, settings, loaded)
                     return
-            if loaded is not None:
-                loaded.close()  # newer settings came meanwhile
+            loaded.close()  # newer settings came meanwhile
 
         self._start(load, "pixcam background load")
         return None

@@ -27,8 +27,7 @@ import time
 from typing import Any
 
 from pixcam.chain.autotune import Tuner
-from pixcam.chain.compose import Background
-from pixcam.chain.effects import Effects, EffectsSettings
+from pixcam.chain.effects import Effects, EffectsSettings, Loaded
 from pixcam.config import Config
 from pixcam.i420 import I420, Frame
 from pixcam.runner import camera
@@ -469,7 +468,7 @@ class Pipeline:
         self._cards.forget_placeholder()
         self._camera.plan_reopen()
 
-    def _apply_now(self, cfg: Config, settings: EffectsSettings, loaded: Background | None) -> None:
+    def _apply_now(self, cfg: Config, settings: EffectsSettings, loaded: Loaded | None) -> None:
         fx, tuner, loader = self._effects, self._tuner, self._loader
         assert fx is not None and tuner is not None and loader is not None
         try:

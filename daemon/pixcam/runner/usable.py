@@ -1,10 +1,10 @@
 """Before a setting is saved: can the stream use it? (`pixcam ctl set`, the tray.)
 
-The schema only knows a value's shape; a background image that is missing or unreadable, or
-a model that is unknown, not installed or damaged, passes it and would be saved, shown in
-the status and tried again at every start while the old background or model kept running.
-Only what the change touches is checked, so an unrelated `set` is never refused because of
-a value saved earlier. A background is read as the stream will read it: the image decoded
+The schema only knows a value's shape; a background or away card image that is missing or
+unreadable, or a model that is unknown, not installed or damaged, passes it and would be
+saved, shown in the status and tried again at every start while the old background or model
+kept running. Only what the change touches is checked, so an unrelated `set` is never refused
+because of a value saved earlier. A background is read as the stream will read it: the image decoded
 (after its header's size is checked: a bomb is refused unread), the video opened and its
 first frame decoded, then closed; a header alone says nothing of damaged data. A model is
 hashed, never loaded.
@@ -20,6 +20,8 @@ from pixcam import models, paths
 from pixcam.chain.compose import VideoBackground, load_image
 from pixcam.config import Config
 from pixcam.errors import PixcamError
+from pixcam.images import read_image
+from pixcam.paths import find_background
 
 
 def check_usable(new: Config, old: Config) -> None:
@@ -29,6 +31,9 @@ def check_usable(new: Config, old: Config) -> None:
         _check("effects.image", lambda: load_image(e.image))
     if e.background == "video" and (o.background != "video" or e.video != o.video):
         _check("effects.video", lambda: _video(e.video))
+    n, p = new.people, old.people
+    if n.away == "card" and n.away_image and (p.away != "card" or n.away_image != p.away_image):
+        _check("people.away_image", lambda: read_image(find_background(n.away_image), "away card"))
     if new.model.name != old.model.name and not models.is_default(new.model.name):
         _check("model.name", lambda: models.resolve(new.model.name))
 

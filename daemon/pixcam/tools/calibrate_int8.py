@@ -1,7 +1,7 @@
 """Make the calibration ranges the int8 BodyPix models are quantized from at install time.
 
-    .venv/bin/python -m pixcam.tools.calibrate_int8 --data ../shared/data [--no-iou]
-        [--model NAME] [--frames-per-video 8] [--limit N] [--out DIR]
+    pixcam models calibrate --data ../shared/data [--no-iou] [--model NAME]
+        [--frames-per-video 8] [--limit N] [--out DIR]
 
 For every derived model in models.toml (or `--model`): run its installed float model over the
 licensed calibration set (`--data`: the Pixabay photos in images/ and evenly spaced frames of
@@ -18,9 +18,8 @@ A build tool for developers: users never need the photos; they get the ranges fi
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,27 +44,27 @@ def mean_iou(spec: models.ModelSpec, model_bytes: bytes, samples: list[evaluate.
         tmp.unlink()
 
 
-def calibrate(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(
-        prog="calibrate_int8", description=(__doc__ or "").splitlines()[0]
-    )
-    ap.add_argument("--data", type=Path, required=True, help="folder with images/, video/")
-    ap.add_argument("--no-iou", action="store_true", help="skip the dev-photo IoU check")
-    ap.add_argument("--model", help="only this derived model (default: every one)")
-    ap.add_argument("--frames-per-video", type=int, default=quantize.FRAMES_PER_VIDEO)
-    ap.add_argument("--limit", type=int, default=None, help="only the first N dev photos")
-    ap.add_argument("--out", type=Path, default=PACKAGE, help="folder for the ranges files")
-    args = ap.parse_args(argv)
+def calibrate(
+    data: Path,
+    *,
+    model: str | None = None,
+    frames_per_video: int | None = None,
+    limit: int | None = None,
+    out_dir: Path | None = None,
+    iou: bool = True,
+) -> Iterator[str]:
+    """Make each derived model's ranges file (into the package unless `out_dir`); one line
+    per model (see the module's doc)."""
     derived = [s for s in models.list_models() if s.derived_from is not None]
-    if args.model is not None:
-        derived = [models.get_spec(args.model)]
+    if model is not None:
+        derived = [models.get_spec(model)]
         if derived[0].derived_from is None:
-            raise PixcamError(f"{args.model} is not derived from a float model: nothing to make")
-    if not args.data.is_dir():
-        raise PixcamError(f"the calibration set not found at {args.data}")
-    frames = quantize.calibration_frames(args.data, args.frames_per_video)
-    dev = None if args.no_iou else evaluate.default_data_dir()
-    samples = evaluate.load_samples(dev, args.limit) if dev else []
+            raise PixcamError(f"{model} is not derived from a float model: nothing to make")
+    if not data.is_dir():
+        raise PixcamError(f"the calibration set not found at {data}")
+    frames = quantize.calibration_frames(data, frames_per_video or quantize.FRAMES_PER_VIDEO)
+    dev = evaluate.default_data_dir() if iou else None
+    samples = evaluate.load_samples(dev, limit) if dev else []
     for spec in derived:
         base = models.resolve(spec.derived_from)
         float_bytes = base.path.read_bytes()
@@ -77,33 +76,19 @@ def calibrate(argv: list[str] | None = None) -> None:
             "float_sha256": base.sha256,
             "images": f"{len(frames)}: {spec.recipe['calibration']}",
             "size": list(size),
-            "made_by": "pixcam.tools.calibrate_int8",
+            "made_by": "pixcam models calibrate",
         }
-        out = args.out / spec.recipe["ranges"]
+        out = (out_dir or PACKAGE) / spec.recipe["ranges"]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(quantize.ranges_to_json(ranges, about), encoding="utf-8")
         # From the file just written, as `pixcam models install` quantizes from the shipped one.
-        data = quantize.quantize_bytes(float_bytes, quantize.parse_ranges(out.read_text()))
+        made = quantize.quantize_bytes(float_bytes, quantize.parse_ranges(out.read_text()))
         line = (
             f"{spec.name}: {len(ranges)} ranges -> {out}; "
-            f"sha256 {hashlib.sha256(data).hexdigest()} ({len(data)} bytes)"
+            f"sha256 {hashlib.sha256(made).hexdigest()} ({len(made)} bytes)"
         )
         if samples:
             f_iou = mean_iou(base, float_bytes, samples)
-            q_iou = mean_iou(spec, data, samples)
+            q_iou = mean_iou(spec, made, samples)
             line += f"; dev IoU float {f_iou:.4f} int8 {q_iou:.4f} ({len(samples)} photos)"
-        print(line, flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`calibrate(argv)`; a user-facing error is one line and status 1, not a traceback."""
-    try:
-        calibrate(argv)
-    except PixcamError as exc:
-        print(f"calibrate_int8: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        yield line

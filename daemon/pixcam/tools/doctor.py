@@ -390,43 +390,45 @@ def check_loopback(env: Env, nodes: list[Node], output_device: Any) -> tuple[lis
 
 
 def _check_module(env: Env, nodes: list[Node], output_device: Any) -> tuple[list[Check], str]:
+    """The module, its devices and the one pixcam writes to (its path, "" when none)."""
     if not env.loopback_module.is_dir():
-        if not (env.proc_root / "modules").exists():
-            return [
-                Check(
-                    "v4l2loopback",
-                    Status.FAIL,
-                    "cannot be loaded: this kernel has no loadable module support "
-                    "(CONFIG_MODULES=n, no /proc/modules)",
-                    "boot a kernel with module support (any distribution kernel) or with "
-                    f"v4l2loopback built in, then `pixcam setup`; for tests: {_VM_HINT}",
-                )
-            ], ""
-        if _module_file_exists(env):
-            fix = f"{SETUP_FIX} (or now: sudo modprobe v4l2loopback {MODPROBE_OPTS})"
-            return [Check("v4l2loopback", Status.FAIL, "installed but not loaded", fix)], ""
-        return [Check("v4l2loopback", Status.FAIL, "not installed", INSTALL_V4L2LOOPBACK)], ""
-
+        return [_module_missing(env)], ""
     version = _read(env.loopback_module / "version").strip()
-    excl = _param(env, "exclusive_caps")
     loops = [n for n in nodes if n.loopback]
-    checks = [
-        Check(
-            "v4l2loopback",
-            Status.OK,
-            f"loaded{' ' + version if version else ''}: {len(loops)} device(s)",
-        )
-    ]
     if not loops:
-        checks[0] = Check(
+        fix = f"sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback {MODPROBE_OPTS}"
+        return [Check("v4l2loopback", Status.FAIL, "loaded but without devices", fix)], ""
+    loaded = f"loaded{' ' + version if version else ''}: {len(loops)} device(s)"
+    checks = [Check("v4l2loopback", Status.OK, loaded)]
+    flags = _exclusive_caps(env, loops)
+    for n in loops:
+        detail = f"{n.path} {n.label!r} exclusive_caps={flags[n.path]}: {_formats(n)}"
+        checks.append(Check("virtual cam", Status.OK, detail))
+    more, out = _check_output_device(env, loops, flags, output_device)
+    return checks + more, out
+
+
+def _module_missing(env: Env) -> Check:
+    """Why v4l2loopback is not loaded, and what to do."""
+    if not (env.proc_root / "modules").exists():
+        return Check(
             "v4l2loopback",
             Status.FAIL,
-            "loaded but without devices",
-            f"sudo modprobe -r v4l2loopback && sudo modprobe v4l2loopback {MODPROBE_OPTS}",
+            "cannot be loaded: this kernel has no loadable module support "
+            "(CONFIG_MODULES=n, no /proc/modules)",
+            "boot a kernel with module support (any distribution kernel) or with "
+            f"v4l2loopback built in, then `pixcam setup`; for tests: {_VM_HINT}",
         )
-        return checks, ""
+    if _module_file_exists(env):
+        fix = f"{SETUP_FIX} (or now: sudo modprobe v4l2loopback {MODPROBE_OPTS})"
+        return Check("v4l2loopback", Status.FAIL, "installed but not loaded", fix)
+    return Check("v4l2loopback", Status.FAIL, "not installed", INSTALL_V4L2LOOPBACK)
+
+
+def _exclusive_caps(env: Env, loops: list[Node]) -> dict[str, str]:
+    """Each loopback node's exclusive_caps value: "Y", "N", or "?" when unknown."""
+    excl = _param(env, "exclusive_caps")
     video_nr = _param(env, "video_nr")
-    # node path -> its exclusive_caps value: "Y", "N", or "?" when unknown.
     flags: dict[str, str] = {}
     for pos, n in enumerate(loops):
         idx = n.info.loopback_index if n.info is not None else None
@@ -435,16 +437,20 @@ def _check_module(env: Env, nodes: list[Node], output_device: Any) -> tuple[list
             num = n.path.removeprefix(str(env.dev_root / "video"))
             idx = video_nr.index(num) if num in video_nr else pos
         flags[n.path] = excl[idx] if idx < len(excl) else "?"
-        detail = f"{n.path} {n.label!r} exclusive_caps={flags[n.path]}: {_formats(n)}"
-        checks.append(Check("virtual cam", Status.OK, detail))
+    return flags
 
+
+def _check_output_device(
+    env: Env, loops: list[Node], flags: dict[str, str], output_device: Any
+) -> tuple[list[Check], str]:
+    """The device pixcam would write to: found, labelled "pixcam", listed by browsers."""
     from pixcam.video.sinks import SinkError, pick_output_device
 
     try:
         out = pick_output_device(str(output_device or "auto"), env.v4l_class, env.loopback_module)
     except SinkError as exc:
-        checks.append(Check("output", Status.FAIL, str(exc).split("; ")[0], SETUP_FIX))
-        return checks, ""
+        return [Check("output", Status.FAIL, str(exc).split("; ")[0], SETUP_FIX)], ""
+    checks: list[Check] = []
     node = next((n for n in loops if n.path == out), None)
     if node is not None and "pixcam" not in node.label.lower():
         checks.append(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pixcam import paths
 from pixcam.errors import PixcamError
+from pixcam.video.v4l2caps import LOOPBACK_MODULE
 
 UNIT_NAME = "pixcam.service"
 DESKTOP_NAME = "pixcam.desktop"
@@ -110,7 +111,7 @@ def has_systemd_user() -> bool:
 
 
 def module_loaded() -> bool:
-    return Path("/sys/module/v4l2loopback").is_dir()
+    return Path(LOOPBACK_MODULE).is_dir()
 
 
 def kernel_loads_modules() -> bool:

@@ -35,7 +35,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without loading typing's 25 module
 if TYPE_CHECKING:
     import threading
 
-SYSFS_EXCLUSIVE_CAPS = "/sys/module/v4l2loopback/parameters/exclusive_caps"
+SYSFS_EXCLUSIVE_CAPS = f"{v4l2caps.LOOPBACK_MODULE}/parameters/exclusive_caps"
 
 
 class StandDown(Exception):

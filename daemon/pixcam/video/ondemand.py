@@ -43,6 +43,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from pixcam.video.devices import count_openers
 
@@ -65,6 +66,7 @@ _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then `len` bytes of nam
 START_DELAY_S = 1.0
 STOP_DELAY_S = 3.0
 RESYNC_S = 5.0
+W = TypeVar("W", bound="ConsumerWatch")
 
 
 # ------------------------------------------------------------------------------ inotify
@@ -162,8 +164,78 @@ class Debouncer:
         return "active" if self.active else "idle"
 
 
-# ----------------------------------------------------------------------------- watcher
-class OnDemand:
+# ----------------------------------------------------------------------------- watchers
+class ConsumerWatch:
+    """What every watcher shares (the loopback's opens here, PipeWire's links in
+    `pipewire_links`): a consumer count fed to a `Debouncer`, whose flips call `on_active()` /
+    `on_idle()` on the watcher's thread (exceptions logged, never fatal), and an event counter
+    tests wait on instead of time."""
+
+    def __init__(
+        self,
+        on_active: Callable[[], None],
+        on_idle: Callable[[], None],
+        start_delay: float,
+        stop_delay: float,
+    ) -> None:
+        self._on_active = on_active
+        self._on_idle = on_idle
+        self._debounce = Debouncer(start_delay, stop_delay)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._events = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def count(self) -> int:
+        """Consumers right now (raw, not debounced)."""
+        raise NotImplementedError
+
+    @property
+    def active(self) -> bool:
+        """The debounced state: True while the camera should run."""
+        return self._debounce.active
+
+    @property
+    def events(self) -> int:
+        """Events handled so far (lets tests wait for processing, not for time)."""
+        return self._events
+
+    def wait_events(self, n: int, timeout: float = 10.0) -> bool:
+        """Block until at least `n` events were handled; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._events >= n, timeout)
+
+    def start(self: W) -> W:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: W) -> W:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _react(self, now: float) -> None:
+        change = self._debounce.update(self.count > 0, now)
+        if change is None:
+            return
+        log.info("on demand: %s, camera %s", self._who(), "on" if change == "active" else "off")
+        callback = self._on_active if change == "active" else self._on_idle
+        try:
+            callback()
+        except Exception:
+            log.exception("on demand %s callback", change)
+
+    def _who(self) -> str:
+        """Who watches, for the log line."""
+        raise NotImplementedError
+
+
+class OnDemand(ConsumerWatch):
     """Watches `device` and calls `on_active()` / `on_idle()` (debounced) from a thread.
 
     Start it *after* our own writer has opened the device. Callbacks run on the watcher
@@ -181,22 +253,15 @@ class OnDemand:
         resync_interval: float | None = RESYNC_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(on_active, on_idle, start_delay, stop_delay)
         self.device = os.fspath(device)
         self._resync_interval = resync_interval
         self._last_resync = 0.0
         self._disagree: int | None = None  # /proc's count, waiting for a second opinion
         self._resyncs = 0
-        self._on_active = on_active
-        self._on_idle = on_idle
         self._clock = clock
-        self._debounce = Debouncer(start_delay, stop_delay)
-        self._lock = threading.Lock()
         self._count = 0
-        self._events = 0
         self._inotify: Inotify | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._changed = threading.Condition(self._lock)
         self._wake_r, self._wake_w = -1, -1  # wakes the thread's select() on stop()
 
     # ---- public state
@@ -204,21 +269,6 @@ class OnDemand:
     def count(self) -> int:
         """Consumers holding the device open right now (raw, not debounced)."""
         return self._count
-
-    @property
-    def active(self) -> bool:
-        """The debounced state: True while the camera should run."""
-        return self._debounce.active
-
-    @property
-    def events(self) -> int:
-        """inotify events handled so far (lets tests wait for processing, not for time)."""
-        return self._events
-
-    def wait_events(self, n: int, timeout: float = 10.0) -> bool:
-        """Block until at least `n` events were handled; False on timeout."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._events >= n, timeout)
 
     def wait_resyncs(self, n: int, timeout: float = 10.0) -> bool:
         """Block until at least `n` /proc re-counts were done; False on timeout."""
@@ -271,12 +321,6 @@ class OnDemand:
             if fd >= 0:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
-
-    def __enter__(self) -> OnDemand:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     # ---- thread
     def _run(self) -> None:
@@ -338,17 +382,6 @@ class OnDemand:
                     self._stop.set()
                 self._events += 1
             self._changed.notify_all()
-
-    def _react(self, now: float) -> None:
-        change = self._debounce.update(self._count > 0, now)
-        if change is None:
-            return
-        log.info("on demand: %s, camera %s", self._who(), "on" if change == "active" else "off")
-        callback = self._on_active if change == "active" else self._on_idle
-        try:
-            callback()
-        except Exception:
-            log.exception("on demand %s callback", change)
 
     def _who(self) -> str:
         return f"{self._count} consumer(s) on {self.device}"

@@ -5,8 +5,8 @@ announces every link as it is made and destroyed. `pw-link --links --id --monito
 links there are, then one line per change, so a thread reading it knows the count without
 polling. (`pw-link` ships with PipeWire itself: pipewire-bin on Debian, pipewire on Fedora.)
 
-`PipeWireOnDemand` feeds that count to the same `Debouncer` as the loopback's `OnDemand` and
-has its interface (start/stop/active/count/status), so the daemon treats both alike.
+`PipeWireOnDemand` is a `ConsumerWatch` like the loopback's `OnDemand` (the same debounce,
+callbacks and interface), so the daemon treats both alike.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from pixcam.video.ondemand import START_DELAY_S, STOP_DELAY_S, Debouncer
+from pixcam.video.ondemand import START_DELAY_S, STOP_DELAY_S, ConsumerWatch
 
 log = logging.getLogger("pixcam.video.pipewire")
 
@@ -88,7 +88,7 @@ def count_links(node: str, timeout: float = 3.0) -> int | None:
     return table.count
 
 
-class PipeWireOnDemand:
+class PipeWireOnDemand(ConsumerWatch):
     """Calls `on_active()` / `on_idle()` (debounced) as consumers link to and unlink from the
     node named `node`. Callbacks run on the watcher thread; their exceptions are logged."""
 
@@ -101,34 +101,16 @@ class PipeWireOnDemand:
         start_delay: float = START_DELAY_S,
         stop_delay: float = STOP_DELAY_S,
     ) -> None:
+        super().__init__(on_active, on_idle, start_delay, stop_delay)
         self.node = node
         self.device = f"pipewire:{node}"
-        self._on_active = on_active
-        self._on_idle = on_idle
-        self._debounce = Debouncer(start_delay, stop_delay)
         self._table = LinkTable(node)
-        self._changed = threading.Condition()
-        self._events = 0
-        self._stop = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._pending = b""  # a line pw-link has not finished yet
-        self._thread: threading.Thread | None = None
 
     @property
     def count(self) -> int:
         return self._table.count
-
-    @property
-    def active(self) -> bool:
-        return self._debounce.active
-
-    @property
-    def events(self) -> int:
-        return self._events
-
-    def wait_events(self, n: int, timeout: float = 10.0) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: self._events >= n, timeout)
 
     def status(self) -> dict[str, object]:
         return {
@@ -173,12 +155,6 @@ class PipeWireOnDemand:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
 
-    def __enter__(self) -> PipeWireOnDemand:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
     def _run(self) -> None:
         while not self._stop.is_set():
             proc = self._proc
@@ -207,18 +183,5 @@ class PipeWireOnDemand:
                     self._changed.notify_all()
             self._react(time.monotonic())
 
-    def _react(self, now: float) -> None:
-        change = self._debounce.update(self.count > 0, now)
-        if change is None:
-            return
-        log.info(
-            "on demand: %d consumer(s) of PipeWire node %r, camera %s",
-            self.count,
-            self.node,
-            "on" if change == "active" else "off",
-        )
-        callback = self._on_active if change == "active" else self._on_idle
-        try:
-            callback()
-        except Exception:
-            log.exception("on demand %s callback", change)
+    def _who(self) -> str:
+        return f"{self.count} consumer(s) of PipeWire node {self.node!r}"

@@ -102,12 +102,9 @@ def _gst_missing_in_child() -> str | None:
 def missing() -> str | None:
     """Why the PipeWire camera cannot work here (one line), or None. Never loads GStreamer
     into this process."""
-    why = _gst_missing_in_child()
-    if why:
-        return why
-    if pipewire_socket() is None:
+    if pipewire_socket() is None:  # asked first: it costs nothing, the child seconds
         return "PipeWire is not running in this session (no pipewire-0 socket)"
-    return None
+    return _gst_missing_in_child()
 
 
 def tools_missing() -> list[str]:

@@ -32,7 +32,7 @@ from pixcam.video.devices import MODPROBE_OPTS, SYSFS_V4L, holders, list_video_n
 log = logging.getLogger("pixcam.video.sinks")
 
 MODPROBE_FIX = f"sudo modprobe v4l2loopback {MODPROBE_OPTS}"
-SYSFS_MODULE = Path("/sys/module/v4l2loopback")
+SYSFS_MODULE = Path(v4l2caps.LOOPBACK_MODULE)
 HEALTH_CHECK_PERIOD_S = 1.0
 DISK_CHECK_PERIOD_S = 1.0  # how often a file sink looks at its disk's free space
 # A file sink stops below this much free space: FFmpeg writes in 32 KiB blocks, and the

@@ -23,6 +23,7 @@ CAP_DEVICE_CAPS = 0x80000000
 BUF_TYPE_VIDEO_CAPTURE = 1
 BUF_TYPE_VIDEO_OUTPUT = 2
 LOOPBACK_DRIVER = "v4l2 loopback"
+LOOPBACK_MODULE = "/sys/module/v4l2loopback"  # there while the kernel module is loaded
 
 
 class _Capability(ctypes.Structure):

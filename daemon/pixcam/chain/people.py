@@ -44,6 +44,7 @@ from pixcam.modes import KEEP_MODES
 
 Picture = Callable[[tuple[int, int]], np.ndarray]  # the frame in BGR at a (w, h)
 
+NEAR_PICTURE = 0.1  # someone else this near you (share of the width): the picture is read
 WORK_WIDTH = 160  # the mask is looked at this wide at most (160×90 for 16:9)
 MIN_AREA = 0.004  # share of the mask a region needs to be a person (smaller: specks, hands)
 NEAR = 0.06  # a small region this close to you (share of the mask width) is a part of you
@@ -206,7 +207,12 @@ class PeopleFilter:
                 self._flow.forget()
                 self.state = PeopleState(present=True, switched=self.state.switched)
                 return prob
-        if picture is None:
+        # The picture only while someone else is near you (about to share a region with you,
+        # or sharing one): a region of someone else's apart from you needs the masks alone.
+        w = labels.shape[1]
+        near = others is not None and bool((others.mask & _near(main.mask, NEAR_PICTURE * w)).any())
+        if picture is None or not near:
+            self._flow.forget()
             return self._split(prob, labels, big, main, others, now)
         bgr = picture(labels.shape[::-1])
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)

@@ -16,7 +16,7 @@ has the measurements):
   outline, drifted while they touched you), and so is all of theirs next to you once they
   walked out at a side of the picture; with them unseen behind you, what newly comes out
   beside you is theirs;
-- while someone else is about, the frame itself (at the mask's size) decides a shared region
+- while someone else is near you, the frame itself (at the mask's size) decides a shared region
   pixel by pixel: last frame's labels carried by each person's motion, the colours each
   wears, each pixel's motion, your shape before they came, the rules above as a prior
   (`labelflow.py`; someone crossing in front of you is followed over you);

@@ -429,6 +429,28 @@ def test_bodypix_runs_on_one_frame_in_n_and_its_held_output_follows_the_person(e
         np.testing.assert_allclose(moved, want, atol=1.0)  # the stand-in samples coarsely
 
 
+def test_bodypix_holds_by_the_streams_clock_and_not_when_told() -> None:
+    """A held BodyPix output serves by the stream's clock, not the wall's (a clip run slowly
+    holds as it would live), and not at all while `hold` is off (only me splitting two people
+    needs each frame's own outline)."""
+    f = np.zeros((360, 640), np.float32)
+    f[100:300, 260:380] = 1.0
+
+    def bodypix_calls(step: float, hold: bool = True) -> int:
+        main, second = _MaskReader(False), _MaskReader(True)
+        fused = FusedSegmenter(main, second)  # type: ignore[arg-type]
+        now = [0.0]
+        fused.steady, fused.hold, fused.clock = True, hold, lambda: now[0]
+        for _ in range(6):
+            fused.run(f, parts=False)  # type: ignore[arg-type]
+            now[0] += step
+        return main.calls
+
+    assert bodypix_calls(1 / 30) == 3  # two settle the square, three held, then again
+    assert bodypix_calls(1.0) == 6  # a second a frame: every hold is stale
+    assert bodypix_calls(1 / 30, hold=False) == 6
+
+
 def test_a_shifted_mapping_moves_the_probability_by_its_shift_at_any_size() -> None:
     grid = np.zeros((45, 80), np.float32)
     grid[10:30, 30:45] = 1.0

@@ -64,11 +64,13 @@ class _StageClock:
             self._t = time.perf_counter()  # the hook's own time counts for no stage
 
 
-def _streamed(segmenter: Segmenter | None) -> Segmenter | None:
-    """`segmenter`, told it is fed a stream: the fused one then keeps the selfie model's square
-    while the person stays in it (segment/fused.py), which photos must not inherit."""
+def _streamed(segmenter: Segmenter | None, clock: Callable[[], float]) -> Segmenter | None:
+    """`segmenter`, told it is fed a stream timed by `clock`: the fused one then keeps the
+    selfie model's square while the person stays in it (segment/fused.py), which photos must
+    not inherit."""
     if isinstance(segmenter, FusedSegmenter):
         segmenter.steady = True
+        segmenter.clock = clock
     return segmenter
 
 
@@ -229,7 +231,7 @@ class Effects:
         self._people = PeopleFilter(settings.people)
         self._away = AwayState(settings.away)
         self._card = AwayCard(settings.away)
-        self._segmenter = _streamed(segmenter)
+        self._segmenter = _streamed(segmenter, clock)
         self._model: ModelChoice | None = settings.model if segmenter is not None else None
         self._parts_fed = False  # the part tracker saw the previous frame
         self._gate = MotionGate()
@@ -305,7 +307,7 @@ class Effects:
         self._settings = settings
 
     def set_segmenter(self, segmenter: Segmenter, model: ModelChoice) -> None:
-        self._segmenter, self._model = _streamed(segmenter), model
+        self._segmenter, self._model = _streamed(segmenter, self._clock), model
         self._alpha = None
 
     def reset(self) -> None:
@@ -412,6 +414,8 @@ class Effects:
         else:
             # The 24 part channels are read (and decoded) only while an effect needs them; the
             # framer finds the face in them (a few grid cells, cheap) where the model has them.
+            if isinstance(seg, FusedSegmenter):
+                seg.hold = not (s.people.only_me and self._people.others_about)
             out = seg.run(frame, parts=want_parts or (framing and seg.has_parts), pyramid=pyramid)
             if framing:
                 clock.done("segment")

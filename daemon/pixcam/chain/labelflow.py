@@ -38,7 +38,7 @@ class LabelFlow:
     `forget()` when nobody else is about (the next carry has nothing to carry)."""
 
     def __init__(self) -> None:
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self._dis = cv2.DISOpticalFlow.create(cv2.DISOpticalFlow_PRESET_ULTRAFAST)
         self._grey: np.ndarray | None = None
         self._labels: np.ndarray | None = None  # uint8: 0 nobody, 1 you, 2 someone else
         self._grid: np.ndarray | None = None
@@ -52,7 +52,7 @@ class LabelFlow:
             return None
         h, w = grey.shape
         # From this frame back to the last: each pixel's origin.
-        flow = self._dis.calc(grey, last, None)
+        flow = self._dis.calc(grey, last, None)  # type: ignore[call-overload]  # None: a new array
         if self._grid is None or self._grid.shape[:2] != (h, w):
             xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
             self._grid = np.dstack([xs, ys])
@@ -67,7 +67,7 @@ class LabelFlow:
                 continue
             v = np.median(flow[mine], axis=0)
             # dst(p) = src(p + v): the person's last pixels moved by their motion.
-            m = np.float32([[1, 0, v[0]], [0, 1, v[1]]])
+            m = np.array([[1, 0, v[0]], [0, 1, v[1]]], np.float32)
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
             moved = cv2.warpAffine((labels == k).astype(np.float32), m, (w, h), flags=flags)
             seen = cv2.warpAffine(last, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)

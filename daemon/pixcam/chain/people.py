@@ -49,6 +49,7 @@ WORK_WIDTH = 160  # the mask is looked at this wide at most (160×90 for 16:9)
 MIN_AREA = 0.004  # share of the mask a region needs to be a person (smaller: specks, hands)
 NEAR = 0.06  # a small region this close to you (share of the mask width) is a part of you
 HOLD_S = 1.5  # others out of sight are still expected where they were for this long
+ABOUT_S = 3.0  # someone else tracked this recently still counts as about (`others_about`)
 ADOPT_S = 5.0  # alone in the picture this long without you: the other becomes the main person
 LOST_S = 0.5  # no pixel of yours for this long: you left
 REACH = 0.03  # how far you may move (share of the width) while someone touches you
@@ -91,6 +92,7 @@ class PeopleSettings:
 
 
 @dataclass
+
 class PeopleState:
     """What the last frame found (for the status and the away stage)."""
 
@@ -132,6 +134,14 @@ class PeopleFilter:
     _their_motion: tuple[float, float] | None = None  # per frame (dx, dy), from the flow
     _apart_seen: float = -1e9  # when you and the others last moved differently
     _labelled: tuple[np.ndarray, np.ndarray] = (_NONE, _NONE)  # the last split's (mine, theirs)
+    _others_seen: float = -1e9  # when someone else was last tracked
+    _about: bool = False  # `others_about`
+
+    @property
+    def others_about(self) -> bool:
+        """Someone else is tracked, or was within `ABOUT_S`: the split needs each frame's own
+        outline (they may come out from behind you)."""
+        return self._about
 
     def update(self, settings: PeopleSettings) -> None:
         if settings.keep != self.settings.keep:
@@ -142,6 +152,7 @@ class PeopleFilter:
         """Forget who is who: the next frame chooses the main person again."""
         self._main = self._others = None
         self._thin_since = None
+        self._others_seen, self._about = -1e9, False
         self._flow.forget()
         self._colours.forget()
         self.state = PeopleState()
@@ -168,7 +179,11 @@ class PeopleFilter:
         if not self.settings.only_me:
             self.state = PeopleState(present=bool(big))
             return prob
-        return self._only_me(prob, labels, big, now, picture)
+        out = self._only_me(prob, labels, big, now, picture)
+        if self._others is not None:
+            self._others_seen = now
+        self._about = now - self._others_seen <= ABOUT_S
+        return out
 
     # ------------------------------------------------------------------ keep "me"
     def _only_me(
@@ -554,7 +569,7 @@ def _apart(carried: Carried) -> bool:
         return False
     # Both a person's size (not a remnant of theirs left on you).
     least = MIN_AREA * carried.mine.size
-    return min(np.count_nonzero(carried.mine), np.count_nonzero(carried.theirs)) >= least
+    return bool(min(np.count_nonzero(carried.mine), np.count_nonzero(carried.theirs)) >= least)
 
 
 def _moving_with(carried: Carried) -> np.ndarray | float:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -185,6 +186,12 @@ class FusedSegmenter:
         # stays in it. Off for photos, each of which must get its own square.
         self.steady = False
         self.main_every = MAIN_EVERY  # on a stream only (`steady`)
+        # False: BodyPix runs on every frame for now (only me splitting two people needs
+        # each frame's own outline; set by `effects.Effects`).
+        self.hold = True
+        # The stream's clock, for how long a held output serves (set by `effects.Effects`:
+        # a clip's frame clock makes a run independent of how long each frame took).
+        self.clock: Callable[[], float] = time.monotonic
         self.carry = CARRY
         self._square: Box | None = None
         self._size: tuple[int, int] | None = None
@@ -213,8 +220,9 @@ class FusedSegmenter:
         pyramid = pyramid or Pyramid(frame)  # both inputs come from the same halvings
         h, w = frame.shape[:2]
         held, self._held = self._held, None
-        fresh = held is not None and time.monotonic() - held.t <= HOLD_S
-        if held is not None and fresh and self._size == (w, h) and self.steady and not parts:
+        fresh = held is not None and self.clock() - held.t <= HOLD_S
+        usable = fresh and self._size == (w, h) and self.steady and self.hold and not parts
+        if held is not None and usable:
             # BodyPix's frame off: its last output, and the square it chose, stay.
             self._main_ran = False
             a, kept = held.out, held.square
@@ -241,7 +249,7 @@ class FusedSegmenter:
         # The square held: BodyPix may sit out the next frames (`MAIN_EVERY`).
         if self.steady and self.main_every > 1 and square == last:
             centre = mask_centre(b, square) if self.carry else None
-            self._held = _Held(a, square, time.monotonic(), self.main_every - 1, centre)
+            self._held = _Held(a, square, self.clock(), self.main_every - 1, centre)
         return FusedOutput(a.segments, a.part_heatmaps, a.mapping, b, self.weight, square)
 
     def _steady(self, square: Box, size: tuple[int, int]) -> Box:
@@ -259,7 +267,7 @@ class _Held:
 
     out: SegmentationOutput
     square: Box
-    t: float  # when BodyPix ran (time.monotonic)
+    t: float  # when BodyPix ran (the segmenter's clock)
     left: int  # frames it still serves
     centre: tuple[float, float] | None  # the selfie mask's centre then; None: not carried
 

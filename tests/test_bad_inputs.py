@@ -86,6 +86,21 @@ def test_run_on_a_tiny_image_names_the_minimum_size(
     one_line(proc, f"is {width}×{height} pixels; pixcam needs frames of at least 32×32")
 
 
+@pytest.mark.parametrize(("height", "width"), [(48, 3000), (3000, 48)])
+def test_run_on_a_very_thin_picture_names_the_limit(
+    tmp_path: Path, height: int, width: int
+) -> None:
+    # 3000×48 went through the source and failed in the refiner on every frame (a traceback
+    # each, exit 0): the network's few output rows do not match so thin a frame.
+    thin = tmp_path / "thin.png"
+    assert cv2.imwrite(str(thin), np.full((height, width, 3), 128, np.uint8))
+    out = str(tmp_path / "o.mp4")
+    proc = pixcam(
+        "run", "--input", str(thin), "--output", out, "--frames", "3", "--background", "none"
+    )
+    one_line(proc, f"is {width}×{height} pixels; pixcam needs frames at most 16 times as wide")
+
+
 @pytest.mark.parametrize("option", ["--out", "--overlay", "--probabilities"])
 def test_segment_of_a_video_into_an_image_is_refused(
     clip: Path, tmp_path: Path, option: str

@@ -114,3 +114,17 @@ def test_an_unreadable_card_image_fails_the_load_in_one_line(tmp_path: Path) -> 
     with pytest.raises(PixcamError) as caught:
         fx.load(settings)
     assert "\n" not in str(caught.value) and "away card" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "bare name"])
+def test_a_card_image_that_is_not_there_is_named_as_the_away_card(
+    tmp_path: Path, kind: str
+) -> None:
+    # The messages said "background file ... is a folder" for the away card's image.
+    (tmp_path / "folder").mkdir()
+    image = {"missing": str(tmp_path / "gone.png"), "folder": str(tmp_path / "folder")}
+    fx = Effects(EffectsSettings.from_config(parse_config("")))
+    card = AwaySettings(mode="card", image=image.get(kind, "no-such-card.png"))
+    with pytest.raises(PixcamError) as caught:
+        fx.load(dataclasses.replace(fx.settings, away=card))
+    assert str(caught.value).startswith("away card ")  # not "background file ..."

@@ -91,7 +91,7 @@ def load_card_image(settings: AwaySettings) -> np.ndarray | None:
     settings show no image. PixcamError when it cannot be used."""
     if settings.mode != "card" or not settings.image:
         return None
-    return read_image(find_background(settings.image), "away card", cv2.IMREAD_COLOR)
+    return read_image(find_background(settings.image, "away card"), "away card", cv2.IMREAD_COLOR)
 
 
 class AwayCard:

@@ -10,7 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from pixcam.chain.away import BACK_FRAMES, FADE_S, AwayCard, AwaySettings, AwayState, text_card
+from pixcam.chain.away import (
+    BACK_FRAMES,
+    FADE_S,
+    AwayCard,
+    AwaySettings,
+    AwayState,
+    load_card_image,
+    text_card,
+)
 from pixcam.chain.effects import Effects, EffectsSettings
 from pixcam.config import parse_config
 from pixcam.errors import PixcamError
@@ -128,3 +136,16 @@ def test_a_card_image_that_is_not_there_is_named_as_the_away_card(
     with pytest.raises(PixcamError) as caught:
         fx.load(dataclasses.replace(fx.settings, away=card))
     assert str(caught.value).startswith("away card ")  # not "background file ..."
+
+
+def test_a_huge_card_image_is_shrunk_beside_the_stream(tmp_path: Path) -> None:
+    # A 63 MP card image was kept whole (190 MB) and fitted to the frame on the frame thread
+    # when the card first showed: 0.4 s without a frame, again at each new frame size.
+    big = tmp_path / "big.png"
+    image = np.zeros((4600, 8000, 3), np.uint8)
+    image[:, :, 1] = np.arange(8000) % 256
+    assert cv2.imwrite(str(big), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    card = load_card_image(AwaySettings(mode="card", image=str(big)))
+    assert card is not None
+    h, w = card.shape[:2]
+    assert w * h <= 3841 * 2208 and min(w / 3840, h / 2160) >= 1.0  # still covers 4K

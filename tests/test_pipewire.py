@@ -90,21 +90,11 @@ class Session:
         ]
 
 
-@pytest.fixture(scope="module")
-def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
-    for tool, package in (
-        ("dbus-run-session", "dbus"),
-        ("pipewire", "pipewire"),
-        ("wireplumber", "wireplumber"),
-        ("pw-dump", "pipewire-bin"),
-        ("pw-link", "pipewire-bin"),
-    ):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} missing: apt install {package}")
-    _gst_skip()
-    runtime = tmp_path_factory.mktemp("pw-runtime")
-    runtime.chmod(0o700)
+@contextlib.contextmanager
+def _session_in(runtime: Path) -> Iterator[Session]:
+    """PipeWire and WirePlumber under `dbus-run-session`, on `runtime`, until the block ends."""
     bus_file = runtime / "bus"
+    bus_file.unlink(missing_ok=True)
     script = (
         f'echo "$DBUS_SESSION_BUS_ADDRESS" > {bus_file}; pipewire & sleep 0.3; wireplumber & wait'
     )
@@ -136,6 +126,28 @@ def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _session_tools_skip() -> None:
+    for tool, package in (
+        ("dbus-run-session", "dbus"),
+        ("pipewire", "pipewire"),
+        ("wireplumber", "wireplumber"),
+        ("pw-dump", "pipewire-bin"),
+        ("pw-link", "pipewire-bin"),
+    ):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} missing: apt install {package}")
+    _gst_skip()
+
+
+@pytest.fixture(scope="module")
+def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    _session_tools_skip()
+    runtime = tmp_path_factory.mktemp("pw-runtime")
+    runtime.chmod(0o700)
+    with _session_in(runtime) as session:
+        yield session
 
 
 @pytest.fixture
@@ -437,6 +449,43 @@ def test_run_publishes_the_composite(
             consumer.stop()
         err = _stop(proc)
     assert "Traceback" not in err, err
+
+
+def test_the_camera_comes_back_when_pipewire_restarts(
+    models_installed: Path,
+    video_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PipeWire stopped and started again under a running `pixcam run`: the node is published
+    again in the new server. Before, the relay went on "sending" into the dead connection
+    (pipewiresink says nothing), pixcam said running, and the camera never came back."""
+    _session_tools_skip()
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
+    cfg = _write_config(tmp_path / "pixcam.toml")
+    args = ("run", "--config", str(cfg), "--input", str(video_path))
+    proc = None
+    try:
+        with _session_in(runtime) as first:
+            proc = _pixcam(first, *args, "--output-backend", "pipewire")
+            wait_until(lambda: first.nodes("pixcam") or proc.poll() is not None, "the node", 60)
+            assert proc.poll() is None, _stop(proc)
+        with _session_in(runtime) as second:
+            wait_until(lambda: second.nodes("pixcam") or proc.poll() is not None, "node", 60)
+            assert proc.poll() is None, _stop(proc)
+            consumer = Consumer().start()
+            try:
+                consumer.wait_frames(3, timeout=60)
+            finally:
+                consumer.stop()
+    finally:
+        err = _stop(proc) if proc is not None else ""
+        relay = runtime / "pixcam" / "pipewire-camera.log"
+        log = relay.read_text(errors="replace") if relay.exists() else ""
+    assert "Traceback" not in err + log, err + log
 
 
 def test_daemon_on_demand_and_restart_while_watched(

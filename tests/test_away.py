@@ -149,3 +149,16 @@ def test_a_huge_card_image_is_shrunk_beside_the_stream(tmp_path: Path) -> None:
     assert card is not None
     h, w = card.shape[:2]
     assert w * h <= 3841 * 2208 and min(w / 3840, h / 2160) >= 1.0  # still covers 4K
+
+
+def test_the_manual_switch_off_shows_in_the_status_without_a_frame() -> None:
+    # Paused (no frame through the chain), `ctl away off` left the status at away: true,
+    # level 1.0 until the camera was resumed.
+    fx = Effects(EffectsSettings.from_config(parse_config("")))
+    fx.set_away(True)
+    frame = np.full((90, 160, 3), 128, np.uint8)
+    for _ in range(5):
+        fx.process(frame)
+    assert fx.people["away"] and fx.people["away_manual"]
+    fx.set_away(False)
+    assert not fx.people["away"] and fx.people["away_level"] == 0.0

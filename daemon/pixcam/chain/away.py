@@ -64,6 +64,14 @@ class AwayState:
     def away(self) -> bool:
         return self.since is not None
 
+    def switch(self, on: bool) -> None:
+        """The manual switch. Off ends the card now, not at the next frame: while the camera is
+        paused no frame comes, and the status said "away" until the resume. Nobody in the
+        picture for `after` s still brings it back (at the next frame, with its fade)."""
+        self.manual = on
+        if not on:
+            self.since, self.level, self._back = None, 0.0, 0
+
     def update(self, present: bool | None, now: float) -> float:
         """`present`: someone is in this frame (None: unknown, no segmentation ran)."""
         dt = 0.0 if self._t is None else max(0.0, now - self._t)

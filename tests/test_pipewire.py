@@ -488,6 +488,54 @@ def test_the_camera_comes_back_when_pipewire_restarts(
     assert "Traceback" not in err + log, err + log
 
 
+def test_two_writers_do_not_take_the_camera_from_each_other(
+    in_session: Session, video_path: Path, tmp_path: Path
+) -> None:
+    """A second `pixcam run` takes the PipeWire camera over; the first waits, saying so, and
+    takes it back once the second stops. Before, the first's outlet reopened 2 s later and
+    took it back, and so on: the picture flipped between the two while both ran."""
+    cfg = _write_config(tmp_path / "pixcam.toml")  # the size the other tests' node has
+    args = ("run", "--config", str(cfg), "--input", str(video_path))
+    args += ("--background", "none")  # no model: the output is what is tested
+    env = in_session.env()
+    env["PYTHONPATH"] = str(REPO / "daemon") + os.pathsep + env.get("PYTHONPATH", "")
+    logs = {name: tmp_path / f"{name}.log" for name in ("first", "second")}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        with open(logs[name], "wb") as err:
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "pixcam", "-v", *args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        return procs[name]
+
+    def said(name: str, words: str) -> bool:
+        return words in logs[name].read_text(errors="replace")
+
+    try:
+        first = start("first")
+        connected = "through the relay"  # (a node may still linger from an earlier writer)
+        wait_until(lambda: said("first", connected) or first.poll() is not None, "first", 60)
+        assert first.poll() is None, logs["first"].read_text()
+        start("second")
+        # The first waits: it tries again every 2 s and is refused while the second writes.
+        refused = "output still unavailable: another pixcam writes the PipeWire camera"
+        wait_until(lambda: said("first", refused), "a refused reopen", 60)
+        assert not said("second", "went away"), logs["second"].read_text()
+        assert not said("first", "is back"), logs["first"].read_text()
+        _end(procs["second"])
+        wait_until(lambda: said("first", "is back"), "the first writing again", 60)
+        assert first.poll() is None, logs["first"].read_text()
+    finally:
+        for proc in procs.values():
+            _end(proc)
+    text = logs["first"].read_text() + logs["second"].read_text()
+    assert "Traceback" not in text, text
+
+
 def test_daemon_on_demand_and_restart_while_watched(
     in_session: Session, models_installed: Path, video_path: Path, tmp_path: Path
 ) -> None:

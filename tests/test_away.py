@@ -10,7 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from pixcam.chain.away import BACK_FRAMES, FADE_S, AwayCard, AwaySettings, AwayState, text_card
+from pixcam.chain.away import (
+    BACK_FRAMES,
+    FADE_S,
+    AwayCard,
+    AwaySettings,
+    AwayState,
+    load_card_image,
+    text_card,
+)
 from pixcam.chain.effects import Effects, EffectsSettings
 from pixcam.config import parse_config
 from pixcam.errors import PixcamError
@@ -114,3 +122,43 @@ def test_an_unreadable_card_image_fails_the_load_in_one_line(tmp_path: Path) -> 
     with pytest.raises(PixcamError) as caught:
         fx.load(settings)
     assert "\n" not in str(caught.value) and "away card" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "bare name"])
+def test_a_card_image_that_is_not_there_is_named_as_the_away_card(
+    tmp_path: Path, kind: str
+) -> None:
+    # The messages said "background file ... is a folder" for the away card's image.
+    (tmp_path / "folder").mkdir()
+    image = {"missing": str(tmp_path / "gone.png"), "folder": str(tmp_path / "folder")}
+    fx = Effects(EffectsSettings.from_config(parse_config("")))
+    card = AwaySettings(mode="card", image=image.get(kind, "no-such-card.png"))
+    with pytest.raises(PixcamError) as caught:
+        fx.load(dataclasses.replace(fx.settings, away=card))
+    assert str(caught.value).startswith("away card ")  # not "background file ..."
+
+
+def test_a_huge_card_image_is_shrunk_beside_the_stream(tmp_path: Path) -> None:
+    # A 63 MP card image was kept whole (190 MB) and fitted to the frame on the frame thread
+    # when the card first showed: 0.4 s without a frame, again at each new frame size.
+    big = tmp_path / "big.png"
+    image = np.zeros((4600, 8000, 3), np.uint8)
+    image[:, :, 1] = np.arange(8000) % 256
+    assert cv2.imwrite(str(big), image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    card = load_card_image(AwaySettings(mode="card", image=str(big)))
+    assert card is not None
+    h, w = card.shape[:2]
+    assert w * h <= 3841 * 2208 and min(w / 3840, h / 2160) >= 1.0  # still covers 4K
+
+
+def test_the_manual_switch_off_shows_in_the_status_without_a_frame() -> None:
+    # Paused (no frame through the chain), `ctl away off` left the status at away: true,
+    # level 1.0 until the camera was resumed.
+    fx = Effects(EffectsSettings.from_config(parse_config("")))
+    fx.set_away(True)
+    frame = np.full((90, 160, 3), 128, np.uint8)
+    for _ in range(5):
+        fx.process(frame)
+    assert fx.people["away"] and fx.people["away_manual"]
+    fx.set_away(False)
+    assert not fx.people["away"] and fx.people["away_level"] == 0.0

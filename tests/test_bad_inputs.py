@@ -86,6 +86,33 @@ def test_run_on_a_tiny_image_names_the_minimum_size(
     one_line(proc, f"is {width}×{height} pixels; pixcam needs frames of at least 32×32")
 
 
+@pytest.mark.parametrize(("height", "width"), [(48, 3000), (3000, 48)])
+def test_run_on_a_very_thin_picture_names_the_limit(
+    tmp_path: Path, height: int, width: int
+) -> None:
+    # 3000×48 went through the source and failed in the refiner on every frame (a traceback
+    # each, exit 0): the network's few output rows do not match so thin a frame.
+    thin = tmp_path / "thin.png"
+    assert cv2.imwrite(str(thin), np.full((height, width, 3), 128, np.uint8))
+    out = str(tmp_path / "o.mp4")
+    proc = pixcam(
+        "run", "--input", str(thin), "--output", out, "--frames", "3", "--background", "none"
+    )
+    one_line(proc, f"is {width}×{height} pixels; pixcam needs frames at most 16 times as wide")
+
+
+@pytest.mark.parametrize("side", [1, 8])
+def test_segment_of_a_tiny_video_names_the_minimum_size(tmp_path: Path, side: int) -> None:
+    # A 1×1 video was "cannot write video m.mp4; use a path ending in .mp4" (it did end so).
+    tiny = tmp_path / "tiny.avi"
+    writer = cv2.VideoWriter(str(tiny), cv2.VideoWriter_fourcc(*"MJPG"), 15, (side, side))
+    for _ in range(3):
+        writer.write(np.full((side, side, 3), 128, np.uint8))
+    writer.release()
+    proc = pixcam("segment", str(tiny), "--out", str(tmp_path / "m.mp4"))
+    one_line(proc, f"is {side}×{side} pixels; pixcam needs frames of at least 32×32")
+
+
 @pytest.mark.parametrize("option", ["--out", "--overlay", "--probabilities"])
 def test_segment_of_a_video_into_an_image_is_refused(
     clip: Path, tmp_path: Path, option: str

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import cv2
+import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_DATA
@@ -274,3 +276,31 @@ def test_a_bench_given_a_bad_value_says_so_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "pixcam: selfie-general is not derived from a float model: nothing to make"
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--frames-per-video", "-3"], "--frames-per-video -3: give a whole number of 1 or more"),
+        (["--limit", "0"], "--limit 0: give a whole number of 1 or more"),
+        (["--out", "FILE"], "is not a folder: give a folder for the ranges files"),
+    ],
+)
+def test_calibrate_refuses_bad_options_before_it_works(
+    tmp_path: Path, option: list[str], said: str
+) -> None:
+    # Before: -3 frames a video made (and wrote) ranges of the photos alone, exit 0, and a
+    # file as --out was a NotADirectoryError traceback after the calibration had run.
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    assert cv2.imwrite(str(data / "images" / "a.jpg"), np.full((64, 64, 3), 90, np.uint8))
+    (tmp_path / "FILE").write_text("x")
+    option = [str(tmp_path / "FILE") if o == "FILE" else o for o in option]
+    out = ["--out", str(tmp_path / "out")] if "--out" not in option else []
+    argv = [*command("pixcam models calibrate"), "--data", str(data), "--no-iou", *out, *option]
+    argv += ["--model", "bodypix-050-s16-int8"]
+    done = run_group(argv, bench_env(tmp_path / "no-models", tmp_path), tmp_path)
+    assert done.returncode == 1, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], done.stderr
+    assert not (tmp_path / "out").exists()

@@ -111,6 +111,17 @@ def test_fan_out_fails_only_when_every_branch_fails() -> None:
         outputs.FanOutSink({"a": broken, "b": broken})
 
 
+def test_fan_out_with_no_branch_says_it_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    # `run --output-backend both` with neither output printed a warning per branch ("the
+    # other output goes on", which none did) and then the error repeating both.
+    def broken() -> Sink:
+        raise SinkError("no device")
+
+    with pytest.raises(SinkError, match="no device; no device"):
+        outputs.FanOutSink({"a": broken, "b": broken})
+    assert [r for r in caplog.records if r.levelno >= 30] == []
+
+
 def test_config_backend_values() -> None:
     assert Config().output.backend == "auto"
     assert Config().with_values({"output.backend": "pipewire"}).output.backend == "pipewire"

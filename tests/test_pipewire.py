@@ -90,21 +90,11 @@ class Session:
         ]
 
 
-@pytest.fixture(scope="module")
-def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
-    for tool, package in (
-        ("dbus-run-session", "dbus"),
-        ("pipewire", "pipewire"),
-        ("wireplumber", "wireplumber"),
-        ("pw-dump", "pipewire-bin"),
-        ("pw-link", "pipewire-bin"),
-    ):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} missing: apt install {package}")
-    _gst_skip()
-    runtime = tmp_path_factory.mktemp("pw-runtime")
-    runtime.chmod(0o700)
+@contextlib.contextmanager
+def _session_in(runtime: Path) -> Iterator[Session]:
+    """PipeWire and WirePlumber under `dbus-run-session`, on `runtime`, until the block ends."""
     bus_file = runtime / "bus"
+    bus_file.unlink(missing_ok=True)
     script = (
         f'echo "$DBUS_SESSION_BUS_ADDRESS" > {bus_file}; pipewire & sleep 0.3; wireplumber & wait'
     )
@@ -136,6 +126,28 @@ def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _session_tools_skip() -> None:
+    for tool, package in (
+        ("dbus-run-session", "dbus"),
+        ("pipewire", "pipewire"),
+        ("wireplumber", "wireplumber"),
+        ("pw-dump", "pipewire-bin"),
+        ("pw-link", "pipewire-bin"),
+    ):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} missing: apt install {package}")
+    _gst_skip()
+
+
+@pytest.fixture(scope="module")
+def pw_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    _session_tools_skip()
+    runtime = tmp_path_factory.mktemp("pw-runtime")
+    runtime.chmod(0o700)
+    with _session_in(runtime) as session:
+        yield session
 
 
 @pytest.fixture
@@ -437,6 +449,91 @@ def test_run_publishes_the_composite(
             consumer.stop()
         err = _stop(proc)
     assert "Traceback" not in err, err
+
+
+def test_the_camera_comes_back_when_pipewire_restarts(
+    models_installed: Path,
+    video_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PipeWire stopped and started again under a running `pixcam run`: the node is published
+    again in the new server. Before, the relay went on "sending" into the dead connection
+    (pipewiresink says nothing), pixcam said running, and the camera never came back."""
+    _session_tools_skip()
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.delenv("PIPEWIRE_RUNTIME_DIR", raising=False)
+    cfg = _write_config(tmp_path / "pixcam.toml")
+    args = ("run", "--config", str(cfg), "--input", str(video_path))
+    proc = None
+    try:
+        with _session_in(runtime) as first:
+            proc = _pixcam(first, *args, "--output-backend", "pipewire")
+            wait_until(lambda: first.nodes("pixcam") or proc.poll() is not None, "the node", 60)
+            assert proc.poll() is None, _stop(proc)
+        with _session_in(runtime) as second:
+            wait_until(lambda: second.nodes("pixcam") or proc.poll() is not None, "node", 60)
+            assert proc.poll() is None, _stop(proc)
+            consumer = Consumer().start()
+            try:
+                consumer.wait_frames(3, timeout=60)
+            finally:
+                consumer.stop()
+    finally:
+        err = _stop(proc) if proc is not None else ""
+        relay = runtime / "pixcam" / "pipewire-camera.log"
+        log = relay.read_text(errors="replace") if relay.exists() else ""
+    assert "Traceback" not in err + log, err + log
+
+
+def test_two_writers_do_not_take_the_camera_from_each_other(
+    in_session: Session, video_path: Path, tmp_path: Path
+) -> None:
+    """A second `pixcam run` takes the PipeWire camera over; the first waits, saying so, and
+    takes it back once the second stops. Before, the first's outlet reopened 2 s later and
+    took it back, and so on: the picture flipped between the two while both ran."""
+    cfg = _write_config(tmp_path / "pixcam.toml")  # the size the other tests' node has
+    args = ("run", "--config", str(cfg), "--input", str(video_path))
+    args += ("--background", "none")  # no model: the output is what is tested
+    env = in_session.env()
+    env["PYTHONPATH"] = str(REPO / "daemon") + os.pathsep + env.get("PYTHONPATH", "")
+    logs = {name: tmp_path / f"{name}.log" for name in ("first", "second")}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        with open(logs[name], "wb") as err:
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "pixcam", "-v", *args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        return procs[name]
+
+    def said(name: str, words: str) -> bool:
+        return words in logs[name].read_text(errors="replace")
+
+    try:
+        first = start("first")
+        connected = "through the relay"  # (a node may still linger from an earlier writer)
+        wait_until(lambda: said("first", connected) or first.poll() is not None, "first", 60)
+        assert first.poll() is None, logs["first"].read_text()
+        start("second")
+        # The first waits: it tries again every 2 s and is refused while the second writes.
+        refused = "output still unavailable: another pixcam writes the PipeWire camera"
+        wait_until(lambda: said("first", refused), "a refused reopen", 60)
+        assert not said("second", "went away"), logs["second"].read_text()
+        assert not said("first", "is back"), logs["first"].read_text()
+        _end(procs["second"])
+        wait_until(lambda: said("first", "is back"), "the first writing again", 60)
+        assert first.poll() is None, logs["first"].read_text()
+    finally:
+        for proc in procs.values():
+            _end(proc)
+    text = logs["first"].read_text() + logs["second"].read_text()
+    assert "Traceback" not in text, text
 
 
 def test_daemon_on_demand_and_restart_while_watched(

@@ -218,21 +218,22 @@ def check_file(path: os.PathLike[str] | str, what: str) -> int:
         return os.fstat(fh.fileno()).st_size
 
 
-def find_background(name: str) -> Path:
+def find_background(name: str, what: str = "background") -> Path:
     """Resolve a background image/video setting to an existing file.
 
     A value with a directory part (or ~) is a path; a bare name such as "studio-grey.png" (or
-    "studio-grey") is searched in `background_dirs()`.
+    "studio-grey") is searched in `background_dirs()`. `what` names the setting in messages
+    ("away card": its image is looked up the same way).
     """
     if not name.strip():
-        raise PixcamError("no background file set: give a path or a name from backgrounds/")
+        raise PixcamError(f"no {what} file set: give a path or a name from backgrounds/")
     p = Path(name).expanduser()
     if too_long(p):
-        raise name_error(p, "background file")
+        raise name_error(p, f"{what} file")
     if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
         if what_is(p) == "missing":
-            raise PixcamError(f"background file {p} not found: check the path")
-        check_file(p, "background file")  # a folder, FIFO, device...: said what it is
+            raise PixcamError(f"{what} file {p} not found: check the path")
+        check_file(p, f"{what} file")  # a folder, FIFO, device...: said what it is
         return p
     for folder in background_dirs():
         candidates = [folder / name]
@@ -240,7 +241,7 @@ def find_background(name: str) -> Path:
             candidates += [folder / (name + s) for s in IMAGE_SUFFIXES]
         for c in candidates:
             if os.path.lexists(c):
-                check_file(c, "background file")
+                check_file(c, f"{what} file")
                 return c
     where = " or ".join(str(d) for d in background_dirs())
-    raise PixcamError(f"background {name!r} not found in {where}: give a path or copy it there")
+    raise PixcamError(f"{what} {name!r} not found in {where}: give a path or copy it there")

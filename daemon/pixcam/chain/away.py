@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from pixcam.chain.compose import cover_fit
+from pixcam.chain.compose import BACKGROUND_COVER, cover_fit
 from pixcam.errors import PixcamError
 from pixcam.i420 import Frame, as_bgr
 from pixcam.images import read_image
@@ -64,6 +64,14 @@ class AwayState:
     def away(self) -> bool:
         return self.since is not None
 
+    def switch(self, on: bool) -> None:
+        """The manual switch. Off ends the card now, not at the next frame: while the camera is
+        paused no frame comes, and the status said "away" until the resume. Nobody in the
+        picture for `after` s still brings it back (at the next frame, with its fade)."""
+        self.manual = on
+        if not on:
+            self.since, self.level, self._back = None, 0.0, 0
+
     def update(self, present: bool | None, now: float) -> float:
         """`present`: someone is in this frame (None: unknown, no segmentation ran)."""
         dt = 0.0 if self._t is None else max(0.0, now - self._t)
@@ -91,7 +99,16 @@ def load_card_image(settings: AwaySettings) -> np.ndarray | None:
     settings show no image. PixcamError when it cannot be used."""
     if settings.mode != "card" or not settings.image:
         return None
-    return read_image(find_background(settings.image), "away card", cv2.IMREAD_COLOR)
+    path = find_background(settings.image, "away card")
+    image = read_image(path, "away card", cv2.IMREAD_COLOR, cover=BACKGROUND_COVER)
+    # Shrunk here to just cover 4K: the frame thread fits it to the frame when the card first
+    # shows (and at each new size), which took 0.4 s for a 63 MP image.
+    w, h = image.shape[1], image.shape[0]
+    f = max(BACKGROUND_COVER[0] / w, BACKGROUND_COVER[1] / h)
+    if f >= 1.0:
+        return image
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 class AwayCard:

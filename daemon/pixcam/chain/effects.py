@@ -328,7 +328,7 @@ class Effects:
 
     def set_away(self, on: bool) -> None:
         """ "Be right back" by hand: the card until switched off."""
-        self._away.manual = on
+        self._away.switch(on)
 
     @property
     def people(self) -> dict[str, object]:

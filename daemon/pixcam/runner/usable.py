@@ -33,7 +33,10 @@ def check_usable(new: Config, old: Config) -> None:
         _check("effects.video", lambda: _video(e.video))
     n, p = new.people, old.people
     if n.away == "card" and n.away_image and (p.away != "card" or n.away_image != p.away_image):
-        _check("people.away_image", lambda: read_image(find_background(n.away_image), "away card"))
+        _check(
+            "people.away_image",
+            lambda: read_image(find_background(n.away_image, "away card"), "away card"),
+        )
     if new.model.name != old.model.name and not models.is_default(new.model.name):
         _check("model.name", lambda: models.resolve(new.model.name))
 
@@ -43,6 +46,10 @@ def _check(key: str, probe: Callable[[], Any]) -> None:
         probe()
     except PixcamError as exc:
         raise PixcamError(f"{key}: {exc}; nothing was changed") from None
+
+
+def _card(name: str) -> None:
+    read_image(find_background(name, "away card"), "away card")
 
 
 def _video(name: str) -> None:

@@ -62,6 +62,11 @@ def calibrate(
             raise PixcamError(f"{model} is not derived from a float model: nothing to make")
     if not data.is_dir():
         raise PixcamError(f"the calibration set not found at {data}")
+    for option, value in (("--frames-per-video", frames_per_video), ("--limit", limit)):
+        if value is not None and value < 1:  # -3 made ranges of the photos alone
+            raise PixcamError(f"{option} {value}: give a whole number of 1 or more")
+    if out_dir is not None and (out_dir.exists() or out_dir.is_symlink()) and not out_dir.is_dir():
+        raise PixcamError(f"--out {out_dir} is not a folder: give a folder for the ranges files")
     frames = quantize.calibration_frames(data, frames_per_video or quantize.FRAMES_PER_VIDEO)
     dev = evaluate.default_data_dir() if iou else None
     samples = evaluate.load_samples(dev, limit) if dev else []

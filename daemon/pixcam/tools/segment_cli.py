@@ -26,6 +26,7 @@ from pixcam.config import Config, load_config
 from pixcam.errors import PixcamError
 from pixcam.modes import STILL_SUFFIXES
 from pixcam.paths import check_file
+from pixcam.video.sources import MIN_FRAME_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,12 @@ def _segment_video(
     count = 0
     try:
         for frame in _video_frames(capture):
+            h, w = frame.shape[:2]
+            if count == 0 and min(w, h) < MIN_FRAME_SIDE:  # the writer fails on it, unsaid
+                raise PixcamError(
+                    f"input {path} is {w}×{h} pixels; pixcam needs frames of at least "
+                    f"{MIN_FRAME_SIDE}×{MIN_FRAME_SIDE}"
+                )
             # Each frame on its own, like the images (the live pipeline smooths over time).
             for key, image in render(segmenter, frame, args, refine).items():
                 if key not in writers:

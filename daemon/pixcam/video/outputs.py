@@ -45,18 +45,19 @@ class FanOutSink(Sink):
         self._openers = openers
         self._sinks: dict[str, Sink | None] = {}
         self._retry_at: dict[str, float] = {}
-        errors = []
+        errors: list[tuple[str, str]] = []
         for key, opener in openers.items():
             try:
                 self._sinks[key] = opener()
             except SinkError as exc:
                 self._sinks[key] = None
                 self._retry_at[key] = time.monotonic() + RETRY_S
-                errors.append(str(exc))
-                log.warning("%s: %s (the other output goes on)", key, exc)
+                errors.append((key, str(exc)))
         live = [s for s in self._sinks.values() if s is not None]
         if not live:
-            raise SinkError("; ".join(errors))
+            raise SinkError("; ".join(e for _, e in errors))  # the one line: no warnings first
+        for key, error in errors:
+            log.warning("%s: %s (the other output goes on)", key, error)
         first = live[0]
         self.width, self.height, self.fps = first.width, first.height, first.fps
         self.name = " + ".join(s.name for s in live)

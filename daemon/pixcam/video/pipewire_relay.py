@@ -10,7 +10,10 @@ through `PipeWireSink`. When pixcam goes away the relay repeats the last frame f
 connect again; then it removes the node and exits.
 
 Wire format: one header (magic, width, height, fps×1000: `HEADER`), then I420 frames of
-exactly width×height×3/2 bytes. One writer at a time; a new one replaces the old.
+exactly width×height×3/2 bytes. The relay answers a connection with one byte: `ACCEPTED`, or
+`REFUSED` (also sent to a writer it drops). One writer at a time; a new one replaces the old,
+and the replaced process is refused while the newer one writes: two pixcams took the node
+from each other every 2 s (their outlets reopen), flipping the picture between the two.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ HEADER = struct.Struct("<4sIII")
 MAGIC = b"PXC1"
 LINGER_S = 10.0  # the node stays this long after its writer left (a restart takes ~3 s)
 START_WAIT_S = 10.0  # how long a writer waits for a relay it started to listen
+ACCEPTED, REFUSED = b"A", b"R"  # the relay's answer to a writer
+ANSWER_WAIT_S = 0.5  # no answer by then (a relay of an older pixcam): taken as accepted
+PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+TAKEN = "another pixcam writes the PipeWire camera; this one takes it back when that one stops"
 
 
 def socket_path() -> Path:
@@ -60,7 +67,16 @@ class RelaySink(Sink):
         self.width, self.height, self.fps = width, height, fps
         self._size = width * height * 3 // 2
         self._sock: socket.socket | None = self._connect()
-        self._sock.sendall(HEADER.pack(MAGIC, width, height, int(round(fps * 1000))))
+        try:
+            self._sock.sendall(HEADER.pack(MAGIC, width, height, int(round(fps * 1000))))
+        except OSError as exc:  # a refusal closes the connection at once
+            refused = _answer(self._sock, 0.0) == REFUSED
+            self.close()
+            why = TAKEN if refused else f"the PipeWire camera relay went away ({exc})"
+            raise SinkError(why) from None
+        if _answer(self._sock, ANSWER_WAIT_S) == REFUSED:
+            self.close()
+            raise SinkError(TAKEN)
         log.info("PipeWire camera: %dx%d@%g, through the relay %s", width, height, fps, self._path)
 
     def _connect(self) -> socket.socket:
@@ -97,6 +113,8 @@ class RelaySink(Sink):
         try:
             self._sock.sendall(as_i420(frame).data.tobytes())
         except OSError as exc:
+            if _answer(self._sock, 0.0) == REFUSED:
+                raise SinkError(TAKEN) from None
             raise SinkError(f"the PipeWire camera relay went away ({exc})") from None
 
     def close(self) -> None:
@@ -115,10 +133,34 @@ def _try_connect(path: Path) -> socket.socket | None:
     return sock
 
 
+def _answer(sock: socket.socket, wait: float) -> bytes:
+    """The relay's last answer waiting on `sock` (b"" when none came within `wait` s)."""
+    try:
+        ready, _, _ = select.select([sock], [], [], wait)
+        data = sock.recv(64, socket.MSG_DONTWAIT) if ready else b""
+    except OSError:
+        return b""
+    return data[-1:]
+
+
+def _peer_pid(conn: socket.socket) -> int:
+    try:
+        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
+    except OSError:
+        return 0
+    return int(PEERCRED.unpack(cred)[0])
+
+
+def _say(conn: socket.socket, answer: bytes) -> None:
+    with contextlib.suppress(OSError):
+        conn.send(answer, socket.MSG_DONTWAIT)
+
+
 # ---------------------------------------------------------------------------- the relay
 class _Writer:
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
+        self.pid = _peer_pid(conn)
         self.buf = bytearray()
         self.dims: tuple[int, int, float] | None = None
 
@@ -141,6 +183,7 @@ def serve(path: Path, linger: float = LINGER_S) -> int:
     listener.listen(4)
     sink: Sink | None = None
     writer: _Writer | None = None
+    replaced: set[int] = set()  # processes whose connection a newer writer replaced
     last: I420 | None = None
     last_sent = time.monotonic()
     left_at = time.monotonic()  # when the relay last had no writer
@@ -152,14 +195,24 @@ def serve(path: Path, linger: float = LINGER_S) -> int:
             now = time.monotonic()
             if listener in ready:
                 conn, _ = listener.accept()
-                if writer is not None:
-                    writer.conn.close()  # a new pixcam replaces a stale one
-                writer = _Writer(conn)
+                pid = _peer_pid(conn)
+                if writer is not None and pid != writer.pid and pid in replaced:
+                    _say(conn, REFUSED)  # replaced: it waits until the newer one leaves
+                    conn.close()
+                else:
+                    if writer is not None:  # a new pixcam replaces a stale one (or another)
+                        if writer.pid != pid:
+                            replaced.add(writer.pid)
+                        _say(writer.conn, REFUSED)
+                        writer.conn.close()
+                    _say(conn, ACCEPTED)
+                    writer = _Writer(conn)
             if writer is not None and writer.conn in ready:
                 chunk = writer.conn.recv(1 << 20)
                 if not chunk:
                     writer.conn.close()
                     writer, left_at = None, now
+                    replaced.clear()  # a replaced pixcam may write again
                     log.info("relay: the writer left; keeping the node for %g s", linger)
                 else:
                     writer.buf += chunk

@@ -22,6 +22,8 @@ import functools
 import logging
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -37,6 +39,10 @@ log = logging.getLogger("pixcam.video.pipewire")
 NODE_NAME = "pixcam"  # node.name: what `target-object=pixcam` and pw-link show
 NODE_DESCRIPTION = "pixcam"  # what camera pickers list
 REBUILDS_PER_MINUTE = 6  # more failures than this in a minute: give up, the outlet retries
+# How often `send` looks at PipeWire's socket: pipewiresink says nothing when the server goes
+# (killed, restarted), and its node is gone for good while frames go on being "sent".
+SERVER_CHECK_S = 1.0
+PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 def pipewire_socket() -> str | None:
@@ -46,6 +52,25 @@ def pipewire_socket() -> str | None:
         return None
     path = os.path.join(runtime, os.environ.get("PIPEWIRE_REMOTE", "pipewire-0"))
     return path if os.path.exists(path) else None
+
+
+def server_id() -> int | None:
+    """The running PipeWire server's identity (its process id, from the socket's peer
+    credentials: a restart is a new one; the socket file's inode can be reused), or None when
+    no server answers on the socket."""
+    path = pipewire_socket()
+    if path is None:
+        return None
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)  # refused: a socket file left by a server that was killed
+        cred = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return int(PEERCRED.unpack(cred)[0])
 
 
 def _gst() -> Any:
@@ -129,6 +154,8 @@ class PipeWireSink(Sink):
         self._failures: list[float] = []
         self._pipeline: Any = None
         self._src: Any = None
+        self._server = server_id()  # the server the node lives in
+        self._checked = time.monotonic()
         self._build()
         log.info("PipeWire camera %r: %dx%d@%g I420 (media.role=Camera)", node, width, height, fps)
 
@@ -215,6 +242,7 @@ class PipeWireSink(Sink):
         with self._lock:
             if self._closed:
                 raise SinkError(f"{self.name} is closed")
+            self._check_server()
             error = self._bus_error(self._pipeline)
             if error:
                 self._rebuild(error)
@@ -228,6 +256,20 @@ class PipeWireSink(Sink):
                 return
             self._closed = True
             self._teardown()
+
+    def _check_server(self) -> None:
+        """Once a second: a PipeWire that went away is a `SinkError` (the outlet retries), one
+        restarted under the node gets the node again."""
+        now = time.monotonic()
+        if now - self._checked < SERVER_CHECK_S:
+            return
+        self._checked = now
+        server = server_id()
+        if server is None:
+            raise SinkError("no PipeWire camera: PipeWire stopped")
+        if server != self._server:
+            self._server = server
+            self._rebuild("PipeWire was restarted")
 
 
 def _no_allocation(_pad: Any, info: Any) -> Any:

@@ -38,6 +38,9 @@ MAX_READ_FAILURES = 30
 FIRST_FRAME_TIMEOUT_S = 5.0
 # Smaller frames leave nothing for the network and the blur's downscales to work on.
 MIN_FRAME_SIDE = 32
+# Longer side over shorter side: past it the network's few output rows no longer match the
+# frame (a 3000×48 video failed every frame); the widest camera formats are 32:9, about 3.6.
+MAX_ASPECT = 16
 # MJPG frames bigger than 1080p are decoded on the capture thread, beside the chain working
 # on the previous frame (libjpeg-turbo releases the GIL): at 4K the decode alone is about
 # half a frame interval, so decoded by the consumer it caps the rate at ~20 fps on two cores.
@@ -328,6 +331,12 @@ class FileSource(Source):
             raise PixcamError(
                 f"input {spec.path} is {self.width}×{self.height} pixels; pixcam needs frames "
                 f"of at least {MIN_FRAME_SIDE}×{MIN_FRAME_SIDE}"
+            )
+        if max(self.width, self.height) > MAX_ASPECT * min(self.width, self.height):
+            self._cap.release()
+            raise PixcamError(
+                f"input {spec.path} is {self.width}×{self.height} pixels; pixcam needs frames "
+                f"at most {MAX_ASPECT} times as wide as high (or as high as wide)"
             )
         fps = float(self._cap.get(cv2.CAP_PROP_FPS))
         self.fps = fps if 1.0 <= fps <= 240.0 else 30.0

@@ -58,6 +58,8 @@ pytestmark = pytest.mark.skipif(
 # A browser's or OBS's start under emulation: Firefox 76 s on a quiet host, 167-402 s on one
 # loaded by other work.
 PROGRAM_START_S = 600.0
+# ffmpeg's start under emulation until it streams into the "Camera" loopback (1-3 s quiet).
+FEED_START_S = 120.0
 # OBS's V4L2 source logs this each time select() waits longer than 5 frame periods of the
 # rate the device advertises.
 OBS_TIMEOUT = "select timed out"
@@ -91,7 +93,18 @@ def consumers(
     raw = make_raw_clip(
         work / "clip.yuyv", CLIP_FRAMES, video=PRESENTER, vf=CLIP_VF, start_s=CLIP_START_S
     )
-    with feed(raw, camera_dev, work / "feed.log", size=(W, H)), contextlib.ExitStack() as stack:
+    with (
+        feed(raw, camera_dev, work / "feed.log", size=(W, H)) as camera,
+        contextlib.ExitStack() as stack,
+    ):
+        # Firefox keeps the camera list it first reads: the "physical camera" must be one (its
+        # writer streaming, exclusive_caps=1) before any Firefox starts.
+        wait_for(
+            lambda: v4l2caps.query(camera_dev).can_capture or not camera.alive(),
+            FEED_START_S,
+            f"the camera feed on {camera_dev}",
+        )
+        assert camera.alive(), f"the camera feed ended:\n{camera.tail()}"
         c = Consumers(None, firefox, work)  # type: ignore[arg-type]
         stack.callback(lambda: [p.close() for p in c.pages])
         stack.callback(lambda: c.obs.close() if c.obs else None)
@@ -101,6 +114,15 @@ def consumers(
         yield c
     for dev in (camera_dev, pixcam_dev):
         wait_for(lambda d=dev: not v4l2caps.query(d).can_capture, 60, f"{dev} to be released")
+
+
+def diagnose(c: Consumers, page: FirefoxPage, answer: object) -> str:
+    """What a Firefox that did not see the expected cameras had to go on."""
+    devices = {d: v4l2caps.query(d) for d in (c.bench.camera, c.bench.output)}
+    return (
+        f"Firefox answered {answer}; devices now {devices}; pixcam: {c.bench.log(8)}\n"
+        f"Firefox's camera log:\n{page.camera_log()}\nFirefox:\n{page.tail(15)}"
+    )
 
 
 def firefox_check(c: Consumers) -> doctor.Check:
@@ -118,7 +140,8 @@ def test_firefox_lists_pixcam_only_if_pixcam_ran_first(
     early.wait_loaded(PROGRAM_START_S)
     measured(f"firefox: start to page loaded {time.monotonic() - t0:.1f} s")
     # Labels appear after one getUserMedia; with no pixcam running it can only pick "Camera".
-    assert early.command("grant", timeout=START_DEADLINE_S).get("label") == "Camera"
+    granted = early.command("grant", timeout=START_DEADLINE_S)
+    assert granted.get("label") == "Camera", diagnose(c, early, granted)
     assert not v4l2caps.query(pixcam_dev).can_capture
     no_writer = early.labels()
     assert "Camera" in no_writer and "pixcam" not in no_writer, no_writer
@@ -147,9 +170,9 @@ def test_firefox_lists_pixcam_only_if_pixcam_ran_first(
     bench.page = late = c.new_firefox()
     late.wait_loaded(PROGRAM_START_S)
     measured(f"firefox: a second Firefox, start to page loaded {time.monotonic() - t0:.1f} s")
-    late.command("grant", timeout=START_DEADLINE_S)
+    granted = late.command("grant", timeout=START_DEADLINE_S)
     listed = late.labels()
-    assert "pixcam" in listed, listed
+    assert "pixcam" in listed, diagnose(c, late, {"grant": granted, "listed": listed})
     assert firefox_check(c).status is doctor.Status.OK
     measured(f"firefox: a Firefox started after pixcam lists {listed}; doctor: ok")
 
@@ -189,7 +212,9 @@ def obs_kinds(c: Consumers, want: str, deadline_s: float) -> tuple[np.ndarray, l
         if frame is not None and seen[-1] == want:
             return frame, seen
         assert time.monotonic() < end, (
-            f"OBS never showed {want!r} in {deadline_s:.0f} s; saw {seen[-8:]}\n{c.obs.tail()}"
+            f"OBS never showed {want!r} in {deadline_s:.0f} s; saw {seen[-8:]}, last "
+            f"{'-' if frame is None else fractions(frame)}; pixcam: {c.bench.status()['pipeline']}"
+            f"\n{c.bench.log(15)}\nOBS:\n{c.obs.tail()}"
         )
         time.sleep(1.0)
 

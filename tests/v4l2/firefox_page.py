@@ -7,6 +7,7 @@ list once per process, which is what test_firefox_obs_vm.py shows.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,8 @@ PREFS = {
     "media.autoplay.blocking_policy": 0,
     "media.block-autoplay-until-in-foreground": False,
     "media.suspend-bkgnd-video.enabled": False,
+    # A headless window may never count as focused: camera calls must not wait for focus.
+    "media.devices.unfocused.enabled": True,
     "browser.shell.checkDefaultBrowser": False,
     "browser.startup.homepage_override.mstone": "ignore",
     "browser.aboutwelcome.enabled": False,
@@ -54,6 +57,13 @@ NO_SANDBOX = {
 }
 
 
+# Firefox's camera side (which devices it enumerated, when): read on a failure.
+MOZ_LOG = "timestamp,MediaManager:4,CamerasParent:4,CamerasChild:4"
+
+
+CAMERA_LINES = r"(?i)device|capture|enumerat|NotFound|camera"
+
+
 def find_firefox() -> str | None:
     return next((p for p in map(shutil.which, FIREFOX_NAMES) if p), None)
 
@@ -77,10 +87,20 @@ class FirefoxPage(BrowserPage):
             (profile / "user.js").write_text(
                 "".join(f'user_pref("{k}", {_pref(v)});\n' for k, v in all_prefs.items())
             )
-            env = {**os.environ, **NO_SANDBOX, "MOZ_CRASHREPORTER_DISABLE": "1"}
+            env = {**os.environ, **NO_SANDBOX, "MOZ_CRASHREPORTER_DISABLE": "1",
+                   "MOZ_LOG": MOZ_LOG, "MOZ_LOG_FILE": str(workdir / f"{name}.moz")}  # fmt: skip
             env.pop("DISPLAY", None)
             argv = [firefox, "--headless", "--no-remote", "--new-instance", "--profile",
                     str(profile), url]  # fmt: skip
             return argv, env
 
         super().__init__(name, workdir, launch)
+        self._workdir, self._name = workdir, name
+
+    def camera_log(self, n: int = 25) -> str:
+        """The last lines of Firefox's own log about cameras (all its processes)."""
+        lines: list[str] = []
+        for path in sorted(self._workdir.glob(f"{self._name}.moz*")):
+            text = path.read_text(errors="replace")
+            lines += [ln for ln in text.splitlines() if re.search(CAMERA_LINES, ln)]
+        return "\n".join(lines[-n:]) or "(no camera lines in Firefox's log)"

@@ -53,7 +53,7 @@ export VM_SHARE=$share
 "$repo/.venv/bin/python" -m compileall -q "$repo/daemon" "$repo/tests" >/dev/null || true
 # OpenCV warns on every open retry made while a writer is not streaming yet: expected here.
 export OPENCV_LOG_LEVEL=${OPENCV_LOG_LEVEL:-ERROR}
-export VM_ENV="${VM_ENV:-} PIXCAM_MODELS_DIR PYTEST_ADDOPTS OPENCV_LOG_LEVEL PIXCAM_VM_CONSUMERS"
+export VM_ENV="${VM_ENV:-} PIXCAM_MODELS_DIR PYTEST_ADDOPTS OPENCV_LOG_LEVEL"
 cd "$repo"
 start=$SECONDS
 rc=0

@@ -10,15 +10,13 @@ In order, sharing one daemon (each program's start costs a minute under emulatio
 3. OBS's V4L2 source on pixcam's device (a scene written as a config file) shows it;
 4. pixcam killed and restarted while both watch: both get the composite again on the same
    track / source.
-Where Firefox or OBS is not installed the tests skip with the reason. They do not pass yet in
-the emulated VM (Firefox lists no camera, OBS's picture is never the composite): they run only
-with PIXCAM_VM_CONSUMERS=1 until they do (docs/consumers.md).
+Where Firefox or OBS is not installed the tests skip with the reason. Times are measured,
+never asserted: under emulation they stretch 12-22x, more on a busy host (docs/consumers.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -30,11 +28,11 @@ import pytest
 from firefox_page import FirefoxPage, find_firefox
 from obs_studio import ObsStudio, find_obs
 from test_browser_vm import (
-    CHROMIUM_TRACK_TIMEOUT_S,
     CLIP_FRAMES,
     CLIP_START_S,
     CLIP_VF,
     PRESENTER,
+    RESTART_DELAY_S,
     START_DEADLINE_S,
     Bench,
     H,
@@ -50,14 +48,14 @@ from v4l2_helpers import FPS, feed, make_raw_clip, measured, wait_for
 from pixcam.tools import doctor
 from pixcam.video import v4l2caps
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("PIXCAM_VM_CONSUMERS") != "1",
-    reason="Firefox and OBS in the VM do not pass yet: PIXCAM_VM_CONSUMERS=1 runs them",
-)
-
 # A browser's or OBS's start under emulation: Firefox 76 s on a quiet host, 167-402 s on one
 # loaded by other work.
 PROGRAM_START_S = 600.0
+# ffmpeg's start under emulation until it streams into the "Camera" loopback (1-3 s quiet).
+FEED_START_S = 120.0
+# The mean change (0-255) between two looks at a live picture of the moving clip; a frozen
+# one changes by 0 (the live composite: 5-7).
+MOVED = 0.5
 # OBS's V4L2 source logs this each time select() waits longer than 5 frame periods of the
 # rate the device advertises.
 OBS_TIMEOUT = "select timed out"
@@ -70,9 +68,11 @@ class Consumers:
     work: Path
     obs: ObsStudio | None = None
     pages: list[FirefoxPage] = field(default_factory=list)
+    started: int = 0  # Firefox processes so far (each has its own logs)
 
     def new_firefox(self) -> FirefoxPage:
-        page = FirefoxPage(self.firefox, self.work, name=f"firefox-{len(self.pages) + 1}")
+        self.started += 1
+        page = FirefoxPage(self.firefox, self.work, name=f"firefox-{self.started}")
         self.pages.append(page)
         return page
 
@@ -91,7 +91,18 @@ def consumers(
     raw = make_raw_clip(
         work / "clip.yuyv", CLIP_FRAMES, video=PRESENTER, vf=CLIP_VF, start_s=CLIP_START_S
     )
-    with feed(raw, camera_dev, work / "feed.log", size=(W, H)), contextlib.ExitStack() as stack:
+    with (
+        feed(raw, camera_dev, work / "feed.log", size=(W, H)) as camera,
+        contextlib.ExitStack() as stack,
+    ):
+        # Firefox keeps the camera list it first reads: the "physical camera" must be one (its
+        # writer streaming, exclusive_caps=1) before any Firefox starts.
+        wait_for(
+            lambda: v4l2caps.query(camera_dev).can_capture or not camera.alive(),
+            FEED_START_S,
+            f"the camera feed on {camera_dev}",
+        )
+        assert camera.alive(), f"the camera feed ended:\n{camera.tail()}"
         c = Consumers(None, firefox, work)  # type: ignore[arg-type]
         stack.callback(lambda: [p.close() for p in c.pages])
         stack.callback(lambda: c.obs.close() if c.obs else None)
@@ -101,6 +112,15 @@ def consumers(
         yield c
     for dev in (camera_dev, pixcam_dev):
         wait_for(lambda d=dev: not v4l2caps.query(d).can_capture, 60, f"{dev} to be released")
+
+
+def diagnose(c: Consumers, page: FirefoxPage, answer: object) -> str:
+    """What a Firefox that did not see the expected cameras had to go on."""
+    devices = {d: v4l2caps.query(d) for d in (c.bench.camera, c.bench.output)}
+    return (
+        f"Firefox answered {answer}; devices now {devices}; pixcam: {c.bench.log(8)}\n"
+        f"Firefox's camera log:\n{page.camera_log()}\nFirefox:\n{page.tail(15)}"
+    )
 
 
 def firefox_check(c: Consumers) -> doctor.Check:
@@ -118,7 +138,8 @@ def test_firefox_lists_pixcam_only_if_pixcam_ran_first(
     early.wait_loaded(PROGRAM_START_S)
     measured(f"firefox: start to page loaded {time.monotonic() - t0:.1f} s")
     # Labels appear after one getUserMedia; with no pixcam running it can only pick "Camera".
-    assert early.command("grant", timeout=START_DEADLINE_S).get("label") == "Camera"
+    granted = early.command("grant", timeout=START_DEADLINE_S)
+    assert granted.get("label") == "Camera", diagnose(c, early, granted)
     assert not v4l2caps.query(pixcam_dev).can_capture
     no_writer = early.labels()
     assert "Camera" in no_writer and "pixcam" not in no_writer, no_writer
@@ -147,9 +168,9 @@ def test_firefox_lists_pixcam_only_if_pixcam_ran_first(
     bench.page = late = c.new_firefox()
     late.wait_loaded(PROGRAM_START_S)
     measured(f"firefox: a second Firefox, start to page loaded {time.monotonic() - t0:.1f} s")
-    late.command("grant", timeout=START_DEADLINE_S)
+    granted = late.command("grant", timeout=START_DEADLINE_S)
     listed = late.labels()
-    assert "pixcam" in listed, listed
+    assert "pixcam" in listed, diagnose(c, late, {"grant": granted, "listed": listed})
     assert firefox_check(c).status is doctor.Status.OK
     measured(f"firefox: a Firefox started after pixcam lists {listed}; doctor: ok")
 
@@ -189,7 +210,9 @@ def obs_kinds(c: Consumers, want: str, deadline_s: float) -> tuple[np.ndarray, l
         if frame is not None and seen[-1] == want:
             return frame, seen
         assert time.monotonic() < end, (
-            f"OBS never showed {want!r} in {deadline_s:.0f} s; saw {seen[-8:]}\n{c.obs.tail()}"
+            f"OBS never showed {want!r} in {deadline_s:.0f} s; saw {seen[-8:]}, last "
+            f"{'-' if frame is None else fractions(frame)}; pixcam: {c.bench.status()['pipeline']}"
+            f"\n{c.bench.log(15)}\nOBS:\n{c.obs.tail()}"
         )
         time.sleep(1.0)
 
@@ -235,46 +258,96 @@ def test_obs_shows_the_composite(consumers: Consumers) -> None:
         if "v4l2-input" in ln and re.search(r"Resolution|Pixelformat|Framerate", ln)
     ]
     timeouts = log.count(OBS_TIMEOUT) - streaming_from
+    pipeline = c.bench.status()["pipeline"]
     measured(
         f"obs: start to obs-websocket {connected:.1f} s, first picture "
         f"{first - c.obs.started:.1f} s, first composite {composited - c.obs.started:.1f} s "
         f"after its start (seen {seen[:6]}); devices {devices}; negotiated {negotiated[-4:]}; "
         f"magenta {'; '.join(shares)}; mean change between looks {[round(m, 1) for m in moved]}; "
         f"'{OBS_TIMEOUT}' while streaming: {timeouts} (advertised {obs_rate(c)} fps, pixcam "
-        f"writes at most {FPS})"
+        f"writes at most {FPS}; pixcam's largest gap out in the last 10 s "
+        f"{pipeline['largest_gap_ms']} ms, {pipeline['repeated']} repeats)"
     )
-    assert all(m > 0.5 for m in moved), f"OBS's picture did not change: {moved}"
-    if obs_rate(c) not in ("?", "30.00"):  # pixcam advertises its own rate (issue 24)
-        assert timeouts == 0, f"OBS timed out {timeouts} times:\n{c.obs.tail()}"
+    assert all(m > MOVED for m in moved), f"OBS's picture did not change: {moved}"
+    # OBS reads the rate pixcam writes from the device (its select timeout is 5 periods of
+    # it). Its timeouts are counted, not asserted: under emulation pixcam's own output has
+    # gaps longer than that (its largest is in the line above), a matter of speed.
+    assert obs_rate(c) == f"{FPS:.2f}", f"OBS read {obs_rate(c)} fps; pixcam writes {FPS}"
+
+
+def fresh_composite(bench: Bench, after_frames: int, deadline_s: float) -> list[str]:
+    """Looks at the page until it shows the composite in a frame that came after the first
+    `after_frames` (a frozen picture shows the last composite too); the kinds seen."""
+    seen: list[str] = []
+    end = time.monotonic() + deadline_s
+    while True:
+        frame, info = bench.page.frame()
+        seen.append(kind_of(frame, bench.image_bg))
+        if info["frames"] > after_frames and seen[-1] == "color":
+            return seen
+        assert time.monotonic() < end and info["ready_state"] == "live", (
+            f"no new composite on the page in {deadline_s:.0f} s; saw {seen[-8:]}; page: "
+            f"{bench.page.command('stats')}\n{bench.log()}"
+        )
+        time.sleep(1.0)
+
+
+def live_obs_composite(c: Consumers, deadline_s: float) -> list[str]:
+    """OBS's source pictures until two in a row are the composite and differ (the source
+    keeps showing the last frame it got: a frozen composite does not change)."""
+    seen: list[str] = []
+    end = time.monotonic() + deadline_s
+    before = None
+    while True:
+        frame, kinds = obs_kinds(c, "color", max(1.0, end - time.monotonic()))
+        seen += kinds
+        fresh = len(kinds) == 1 and before is not None
+        if fresh and float(np.abs(frame.astype(np.int16) - before).mean()) > MOVED:
+            return seen
+        assert time.monotonic() < end, f"OBS's composite never moved in {deadline_s:.0f} s"
+        before = frame
+        time.sleep(1.0)
 
 
 def test_restart_while_firefox_and_obs_watch(consumers: Consumers) -> None:
     """pixcam killed and started again while Firefox holds the track and OBS shows the source:
-    the keeper's card bridges the gap, then the new pixcam's composite arrives on both."""
+    the keeper's card bridges the gap, the new pixcam counts both as consumers and turns its
+    camera on, and its composite arrives on the same track and the same source."""
     c, bench = consumers, consumers.bench
     page = bench.page
     if page.command("stats").get("ready_state") != "live":
         open_pixcam(bench)
     wait_kind(bench, "color", START_DEADLINE_S)
+    watching_obs = c.obs is not None and c.obs.ws is not None
     timeouts_before = c.obs.log_text().count(OBS_TIMEOUT) if c.obs else 0
     page.command("mark")
     bench.kill_daemon()
     killed = time.monotonic()
-    bench.start_daemon()
-    _, seen = wait_kind(bench, "color", START_DEADLINE_S)
+    time.sleep(RESTART_DELAY_S)
+    daemon = bench.start_daemon()
+    # Nobody opens the device anew: the new pixcam finds its consumers by its /proc scan.
+    on = timed(lambda: bench.logged_at("camera on") is not None or not daemon.alive(),
+               START_DEADLINE_S, "the new pixcam to turn its camera on", step=0.5)  # fmt: skip
+    assert daemon.alive(), bench.log()
+    held = re.search(r"keeper: held \S+ for ([\d.]+) s", bench.log(400))
+    assert held is not None, f"the keeper never held the virtual camera:\n{bench.log(400)}"
+    seen = fresh_composite(bench, page.command("stats")["frames"], START_DEADLINE_S)
     firefox_back = time.monotonic() - killed
     stats = page.command("stats")
+    # Firefox's reader waits on without a limit (no track timeout like Chromium's 10 s): the
+    # gap is measured, the track must stay the same one.
     assert stats["ready_state"] == "live", stats
-    assert stats["max_gap_ms"] < CHROMIUM_TRACK_TIMEOUT_S * 1e3, stats
     line = (
-        f"restart while watched: firefox same track, largest gap {stats['max_gap_ms'] / 1e3:.1f}"
-        f" s, composite again {firefox_back:.1f} s after the kill (saw {sorted(set(seen))})"
+        f"restart while watched: the new pixcam's camera on {on - killed:.1f} s after the kill "
+        f"(keeper held the device {held[1]} s); firefox same track (events "
+        f"{[e['type'] for e in stats['events']]}), largest gap {stats['max_gap_ms'] / 1e3:.1f} s,"
+        f" new composite {firefox_back:.1f} s after the kill (saw {sorted(set(seen))})"
     )
-    if c.obs is not None and c.obs.ws is not None:
-        _, obs_seen = obs_kinds(c, "color", START_DEADLINE_S)
-        log = c.obs.log_text()
+    if watching_obs:
+        obs_seen = live_obs_composite(c, START_DEADLINE_S)
+        log = c.obs.log_text()  # type: ignore[union-attr]
         line += (
-            f"; obs same source, composite again {time.monotonic() - killed:.1f} s after the "
+            f"; obs same source, new composite {time.monotonic() - killed:.1f} s after the "
             f"kill (saw {sorted(set(obs_seen))}), '{OBS_TIMEOUT}' "
             f"{log.count(OBS_TIMEOUT) - timeouts_before} times meanwhile, "
             f"{log.count(OBS_TIMEOUT)} in all"

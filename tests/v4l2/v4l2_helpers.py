@@ -20,6 +20,8 @@ from typing import IO
 import cv2
 import numpy as np
 
+from pixcam.video import v4l2caps
+
 REPO = Path(__file__).resolve().parents[2]
 VIDEO = REPO.parent / "shared" / "data" / "video" / "sitting-outdoors-640x360.mp4"
 WIDTH, HEIGHT, FPS = 320, 240, 15
@@ -101,11 +103,31 @@ def background(
                 popen.wait()
 
 
+def writable(device: str) -> None:
+    """Make an idle loopback an output device again if the last writer left it neither.
+    v4l2loopback 0.12.7 takes back its OUTPUT side only when a writer that called STREAMON
+    closes; ffmpeg writes with write() and never does, so after its feed the node offers
+    neither side (caps 0x5200000), and the next ffmpeg's VIDIOC_G_FMT fails with EINVAL
+    ("Could not write header"). A STREAMON on OUTPUT (refused: no format yet) marks this
+    opener the writer, and its close gives the OUTPUT side back."""
+    info = v4l2caps.query(device)
+    if info.can_capture or info.can_output:
+        return
+    fd = os.open(device, os.O_RDWR)
+    try:
+        with contextlib.suppress(OSError):
+            v4l2caps.stream_on(fd, v4l2caps.BUF_TYPE_VIDEO_OUTPUT)
+    finally:
+        os.close(fd)
+    v4l2caps.query(device)  # the caps the kernel checks each ioctl against, refreshed
+
+
 def feed(
     raw: Path, device: str, log: Path, size: tuple[int, int] = (WIDTH, HEIGHT)
 ) -> contextlib.AbstractContextManager[Proc]:
     """ffmpeg plays the raw clip (`size` pixels) in a loop into `device`: the "physical
     camera"."""
+    writable(device)
     return background(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
          "-f", "rawvideo", "-pix_fmt", "yuyv422", "-s", f"{size[0]}x{size[1]}",

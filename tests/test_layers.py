@@ -75,8 +75,11 @@ def arrows() -> list[tuple[str, int, str, str]]:
 
 
 def test_every_group_has_a_floor() -> None:
-    groups = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-              if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    groups = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" or (p / "__init__.py").exists())
+    }
     for group in groups:
         floor_of(group)
 

@@ -92,7 +92,6 @@ class PeopleSettings:
 
 
 @dataclass
-
 class PeopleState:
     """What the last frame found (for the status and the away stage)."""
 

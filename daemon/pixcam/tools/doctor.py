@@ -572,8 +572,13 @@ def check_instance() -> list[Check]:
     except PixcamError as exc:
         return [Check("instance", Status.WARN, str(exc))]
     if alive:
-        return [Check("instance", Status.INFO, f"pixcam {_running_version(path)} is running "
-                      f"(control socket {path})")]
+        return [
+            Check(
+                "instance",
+                Status.INFO,
+                f"pixcam {_running_version(path)} is running (control socket {path})",
+            )
+        ]
     return [Check("instance", Status.OK, "no other pixcam is running")]
 
 
@@ -626,15 +631,35 @@ def check_firefox(env: Env, pixcam_pid: int | None) -> list[Check]:
     looked before pixcam wrote does not list pixcam until it is restarted."""
     starts = _firefox_starts(env)
     if not starts:
-        return [Check("firefox", Status.INFO, "Firefox lists pixcam only if pixcam runs when "
-                      "Firefox starts: start pixcam first (autostart)")]
+        return [
+            Check(
+                "firefox",
+                Status.INFO,
+                "Firefox lists pixcam only if pixcam runs when "
+                "Firefox starts: start pixcam first (autostart)",
+            )
+        ]
     pixcam_start = _start_ticks(env.proc_root / str(pixcam_pid)) if pixcam_pid else None
     if pixcam_start is None:
-        return [Check("firefox", Status.WARN, "Firefox is running and pixcam is not: that "
-                      "Firefox will not list pixcam when it starts", FIREFOX_FIX)]
+        return [
+            Check(
+                "firefox",
+                Status.WARN,
+                "Firefox is running and pixcam is not: that "
+                "Firefox will not list pixcam when it starts",
+                FIREFOX_FIX,
+            )
+        ]
     if min(starts) < pixcam_start:
-        return [Check("firefox", Status.WARN, "Firefox started before pixcam: it may not list "
-                      "pixcam (it keeps the camera list it first read)", FIREFOX_FIX)]
+        return [
+            Check(
+                "firefox",
+                Status.WARN,
+                "Firefox started before pixcam: it may not list "
+                "pixcam (it keeps the camera list it first read)",
+                FIREFOX_FIX,
+            )
+        ]
     return [Check("firefox", Status.OK, "Firefox started after pixcam: it lists pixcam")]
 
 

@@ -16,8 +16,6 @@ from pixcam.native import native_stderr_to_log
 log = logging.getLogger(__name__)
 
 
-
-
 def interpreter_class() -> type:
     """LiteRT's Interpreter, or tflite_runtime's where only the older package is installed."""
     try:

@@ -99,7 +99,8 @@ def test_run_on_a_tiny_or_thin_image_names_the_limit(
 def test_segment_of_a_tiny_video_names_the_minimum_size(
     models_installed: Path, tmp_path: Path, side: int
 ) -> None:
-    # `segment` loads its model before it reads the video. A 1×1 video was "cannot write video m.mp4; use a path ending in .mp4" (it did end so).
+    # `segment` loads its model before it reads the video. A 1×1 video was "cannot write video
+    # m.mp4; use a path ending in .mp4" (it did end so).
     tiny = tmp_path / "tiny.avi"
     writer = cv2.VideoWriter(str(tiny), cv2.VideoWriter_fourcc(*"MJPG"), 15, (side, side))
     for _ in range(3):

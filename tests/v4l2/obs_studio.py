@@ -34,7 +34,9 @@ PORT = 4455  # obs-websocket's default, set in global.ini (no password)
 class ObsWs:
     """obs-websocket 5 (RPC 1): the handshake, identify, then requests and their replies."""
 
-    def __init__(self, port: int = PORT, timeout: float = 60.0) -> None:
+    # A request's answer may take minutes: OBS renders in software under emulation, slower
+    # still on a busy host (a screenshot once took over 60 s).
+    def __init__(self, port: int = PORT, timeout: float = 300.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(

@@ -129,11 +129,10 @@ class AwayCard:
     def update(self, settings: AwaySettings, image: np.ndarray | None = None) -> None:
         """New settings; `image`: what `load_card_image(settings)` returned beside the
         stream (None: decoded here when the card first shows)."""
+        if image is not None or settings.image != self.settings.image:
+            self._image = image
         if settings != self.settings or image is not None:
-            if settings.image != self.settings.image:
-                self._image = None
             self.settings, self._card, self._still = settings, None, None
-            self._image = image if image is not None else self._image
 
     def forget_still(self) -> None:
         """The next away period takes a new still of the room."""

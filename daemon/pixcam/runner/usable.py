@@ -17,11 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pixcam import models, paths
+from pixcam.chain.away import AwaySettings, load_card_image
 from pixcam.chain.compose import VideoBackground, load_image
 from pixcam.config import Config
 from pixcam.errors import PixcamError
-from pixcam.images import read_image
-from pixcam.paths import find_background
 
 
 def check_usable(new: Config, old: Config) -> None:
@@ -33,10 +32,8 @@ def check_usable(new: Config, old: Config) -> None:
         _check("effects.video", lambda: _video(e.video))
     n, p = new.people, old.people
     if n.away == "card" and n.away_image and (p.away != "card" or n.away_image != p.away_image):
-        _check(
-            "people.away_image",
-            lambda: read_image(find_background(n.away_image, "away card"), "away card"),
-        )
+        card = AwaySettings(mode="card", image=n.away_image)
+        _check("people.away_image", lambda: load_card_image(card))
     if new.model.name != old.model.name and not models.is_default(new.model.name):
         _check("model.name", lambda: models.resolve(new.model.name))
 
@@ -46,10 +43,6 @@ def _check(key: str, probe: Callable[[], Any]) -> None:
         probe()
     except PixcamError as exc:
         raise PixcamError(f"{key}: {exc}; nothing was changed") from None
-
-
-def _card(name: str) -> None:
-    read_image(find_background(name, "away card"), "away card")
 
 
 def _video(name: str) -> None:

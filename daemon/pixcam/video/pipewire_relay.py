@@ -41,7 +41,6 @@ LINGER_S = 10.0  # the node stays this long after its writer left (a restart tak
 START_WAIT_S = 10.0  # how long a writer waits for a relay it started to listen
 ACCEPTED, REFUSED = b"A", b"R"  # the relay's answer to a writer
 ANSWER_WAIT_S = 0.5  # no answer by then (a relay of an older pixcam): taken as accepted
-PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 TAKEN = "another pixcam writes the PipeWire camera; this one takes it back when that one stops"
 
 
@@ -144,11 +143,9 @@ def _answer(sock: socket.socket, wait: float) -> bytes:
 
 
 def _peer_pid(conn: socket.socket) -> int:
-    try:
-        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
-    except OSError:
-        return 0
-    return int(PEERCRED.unpack(cred)[0])
+    from pixcam.video.pipewire_sink import peer_pid
+
+    return peer_pid(conn) or 0
 
 
 def _say(conn: socket.socket, answer: bytes) -> None:

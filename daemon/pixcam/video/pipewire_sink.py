@@ -65,11 +65,19 @@ def server_id() -> int | None:
     try:
         probe.settimeout(1.0)
         probe.connect(path)  # refused: a socket file left by a server that was killed
-        cred = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
+        return peer_pid(probe)
     except OSError:
         return None
     finally:
         probe.close()
+
+
+def peer_pid(sock: socket.socket) -> int | None:
+    """The process id at the other end of a connected Unix socket, None if unknown."""
+    try:
+        cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size)
+    except OSError:
+        return None
     return int(PEERCRED.unpack(cred)[0])
 
 

@@ -164,71 +164,107 @@ class _Writer:
 
 def serve(path: Path, linger: float = LINGER_S) -> int:
     """Run the relay on `path` until no writer was connected for `linger` seconds."""
+    listener = _listen(path)
+    if listener is None:
+        return 0
+    relay = _Relay(listener, linger)
+    try:
+        relay.run()
+    finally:
+        relay.close()
+        listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return 0
 
+
+def _listen(path: Path) -> socket.socket | None:
+    """A socket listening on `path`; None when a relay already listens there."""
     from pixcam.video.pipewire_sink import gst_missing
 
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if _try_connect(path) is not None:
         log.info("a relay already listens on %s", path)
-        return 0
+        return None
     why = gst_missing()
     if why:
         raise SinkError(f"no PipeWire camera: {why}")
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(4)
-    sink: Sink | None = None
-    writer: _Writer | None = None
-    replaced: set[int] = set()  # processes whose connection a newer writer replaced
-    last: I420 | None = None
-    last_sent = time.monotonic()
-    left_at = time.monotonic()  # when the relay last had no writer
-    try:
+    return listener
+
+
+class _Relay:
+    """The node's sink, fed by one writer at a time; the last frame repeats while none writes."""
+
+    def __init__(self, listener: socket.socket, linger: float) -> None:
+        self.listener = listener
+        self.linger = linger
+        self.sink: Sink | None = None
+        self.writer: _Writer | None = None
+        self.replaced: set[int] = set()  # processes whose connection a newer writer replaced
+        self.last: I420 | None = None
+        self.last_sent = time.monotonic()
+        self.left_at = time.monotonic()  # when the relay last had no writer
+
+    def run(self) -> None:
+        """Serve writers until none was connected for `linger` seconds."""
         while True:
-            period = 1.0 / max(1.0, sink.fps) if sink is not None else 0.5
-            fds = [listener] + ([writer.conn] if writer is not None else [])
+            period = 1.0 / max(1.0, self.sink.fps) if self.sink is not None else 0.5
+            fds = [self.listener] + ([self.writer.conn] if self.writer is not None else [])
             ready, _, _ = select.select(fds, [], [], period)
             now = time.monotonic()
-            if listener in ready:
-                conn, _ = listener.accept()
-                pid = _peer_pid(conn)
-                if writer is not None and pid != writer.pid and pid in replaced:
-                    _say(conn, REFUSED)  # replaced: it waits until the newer one leaves
-                    conn.close()
-                else:
-                    if writer is not None:  # a new pixcam replaces a stale one (or another)
-                        if writer.pid != pid:
-                            replaced.add(writer.pid)
-                        _say(writer.conn, REFUSED)
-                        writer.conn.close()
-                    _say(conn, ACCEPTED)
-                    writer = _Writer(conn)
-            if writer is not None and writer.conn in ready:
-                chunk = writer.conn.recv(1 << 20)
-                if not chunk:
-                    writer.conn.close()
-                    writer, left_at = None, now
-                    replaced.clear()  # a replaced pixcam may write again
-                    log.info("relay: the writer left; keeping the node for %g s", linger)
-                else:
-                    writer.buf += chunk
-                    frame, sink = _take(writer, sink)
-                    if frame is not None and sink is not None:
-                        sink.send(frame)
-                        last, last_sent = frame, now
-            if writer is None and now - left_at > linger:
-                return 0
-            # Nothing new for 3 frame times (pixcam restarting): the last frame again.
-            if sink is not None and last is not None and now - last_sent > 3 * period:
-                sink.send(last)
-                last_sent = now
-    finally:
-        if sink is not None:
-            sink.close()
-        listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            if self.listener in ready:
+                self._accept()
+            if self.writer is not None and self.writer.conn in ready:
+                self._receive(self.writer, now)
+            if self.writer is None and now - self.left_at > self.linger:
+                return
+            self._repeat_last(now, period)
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+
+    def _accept(self) -> None:
+        """Answer a new connection: it replaces the writer, unless the writer replaced it."""
+        conn, _ = self.listener.accept()
+        pid = _peer_pid(conn)
+        old = self.writer
+        if old is not None and pid != old.pid and pid in self.replaced:
+            _say(conn, REFUSED)  # replaced: it waits until the newer one leaves
+            conn.close()
+            return
+        if old is not None:  # a new pixcam replaces a stale one (or another)
+            if old.pid != pid:
+                self.replaced.add(old.pid)
+            _say(old.conn, REFUSED)
+            old.conn.close()
+        _say(conn, ACCEPTED)
+        self.writer = _Writer(conn)
+
+    def _receive(self, writer: _Writer, now: float) -> None:
+        """Read what `writer` sent and publish its newest whole frame; note when it left."""
+        chunk = writer.conn.recv(1 << 20)
+        if not chunk:
+            writer.conn.close()
+            self.writer, self.left_at = None, now
+            self.replaced.clear()  # a replaced pixcam may write again
+            log.info("relay: the writer left; keeping the node for %g s", self.linger)
+            return
+        writer.buf += chunk
+        frame, self.sink = _take(writer, self.sink)
+        if frame is not None and self.sink is not None:
+            self.sink.send(frame)
+            self.last, self.last_sent = frame, now
+
+    def _repeat_last(self, now: float, period: float) -> None:
+        """Nothing new for 3 frame times (pixcam restarting): the last frame again."""
+        if self.sink is not None and self.last is not None and now - self.last_sent > 3 * period:
+            self.sink.send(self.last)
+            self.last_sent = now
 
 
 def _take(writer: _Writer, sink: Sink | None) -> tuple[I420 | None, Sink | None]:

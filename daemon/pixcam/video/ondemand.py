@@ -234,6 +234,16 @@ class ConsumerWatch:
         """Who watches, for the log line."""
         raise NotImplementedError
 
+    def _log_watching(self, what: str) -> None:
+        """The log line of a start: what is watched, and the delays that debounce it."""
+        log.info(
+            "on demand: watching %s; camera starts after %g s of use, "
+            "stops %g s after the last one leaves",
+            what,
+            self._debounce.start_delay,
+            self._debounce.stop_delay,
+        )
+
 
 class OnDemand(ConsumerWatch):
     """Watches `device` and calls `on_active()` / `on_idle()` (debounced) from a thread.
@@ -297,14 +307,7 @@ class OnDemand(ConsumerWatch):
         self._react(self._clock())
         self._thread = threading.Thread(target=self._run, name="pixcam-ondemand", daemon=True)
         self._thread.start()
-        log.info(
-            "on demand: watching %s (%d consumer(s) now); camera starts after %g s of use, "
-            "stops %g s after the last one leaves",
-            self.device,
-            self._count,
-            self._debounce.start_delay,
-            self._debounce.stop_delay,
-        )
+        self._log_watching(f"{self.device} ({self._count} consumer(s) now)")
         return self
 
     def stop(self) -> None:

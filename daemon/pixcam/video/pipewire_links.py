@@ -126,13 +126,7 @@ class PipeWireOnDemand(ConsumerWatch):
         self._spawn()
         self._thread = threading.Thread(target=self._run, name="pixcam-pw-ondemand", daemon=True)
         self._thread.start()
-        log.info(
-            "on demand: watching PipeWire links of node %r; camera starts after %g s of use, "
-            "stops %g s after the last one leaves",
-            self.node,
-            self._debounce.start_delay,
-            self._debounce.stop_delay,
-        )
+        self._log_watching(f"PipeWire links of node {self.node!r}")
         return self
 
     def _spawn(self) -> None:

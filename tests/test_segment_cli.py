@@ -209,6 +209,36 @@ def test_video_in_video_out(models_installed, video_path: Path, tmp_path: Path, 
         cap.release()
 
 
+def test_a_video_of_odd_sides_is_padded_not_cropped(
+    models_installed, tmp_path: Path, capsys
+) -> None:
+    """OpenCV's FFmpeg writer crops an odd side to even; its own MJPEG writer keeps it."""
+    clip = tmp_path / "odd.avi"
+    writer = cv2.VideoWriter(
+        str(clip), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 15, (45, 33)
+    )
+    frame = np.zeros((33, 45, 3), np.uint8)
+    frame[:, 40:] = 255  # a bright right edge, repeated into the padding
+    for _ in range(3):
+        writer.write(frame)
+    writer.release()
+    out, over = tmp_path / "mask.mp4", tmp_path / "over.mp4"
+    code, stdout, _ = run_cli(
+        ["segment", str(clip), "--out", str(out), "--overlay", str(over)], capsys
+    )
+    assert code == 0 and "3 frames" in stdout and "45×33 frames are written as 46×34" in stdout
+    cap = cv2.VideoCapture(str(over))
+    ok, written = cap.read()
+    cap.release()
+    assert ok and written.shape[:2] == (34, 46)
+    edge, padding, dark = (written[:, x].astype(int).mean() for x in (-2, -1, 10))
+    assert abs(padding - edge) < 10 < edge - dark  # the bright edge repeated, not black
+    cap = cv2.VideoCapture(str(out))
+    ok, mask = cap.read()
+    cap.release()
+    assert ok and mask.shape[:2] == (34, 46)
+
+
 def test_default_alpha_beats_bodypix_alone_on_webcam_framing(
     models_installed, dev_data, tmp_path: Path, capsys
 ) -> None:

@@ -212,15 +212,9 @@ def _segment_video(
                 )
             # Each frame on its own, like the images (the live pipeline smooths over time).
             for key, image in render(segmenter, frame, args, refine).items():
+                image = _even_sides(image)
                 if key not in writers:
-                    h, w = image.shape[:2]
-                    target = str(getattr(args, key))
-                    writer = cv2.VideoWriter(
-                        target, cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h), image.ndim == 3
-                    )
-                    if not writer.isOpened():
-                        raise PixcamError(f"cannot write video {target}; use a path ending in .mp4")
-                    writers[key] = writer
+                    writers[key] = _video_writer(str(getattr(args, key)), fps, image)
                 writers[key].write(image)
             count += 1
     finally:
@@ -230,7 +224,30 @@ def _segment_video(
     if count == 0:
         raise PixcamError(f"{path} has no readable video frames")
     print(f"{count} frames segmented with {segmenter.spec.name} -> {_written(args)}")
+    if w % 2 or h % 2:
+        print(
+            f"the {w}×{h} frames are written as {w + w % 2}×{h + h % 2}: a video needs even "
+            "sides, so the last column or row is repeated"
+        )
     return 0
+
+
+def _even_sides(image: np.ndarray) -> np.ndarray:
+    """`image` with its last row or column repeated where that side is odd: OpenCV's video
+    writer would crop the side to even without a word."""
+    h, w = image.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return image
+    return cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+
+
+def _video_writer(target: str, fps: float, first: np.ndarray) -> cv2.VideoWriter:
+    """An mp4 writer at the size and colour of the `first` image it will write."""
+    h, w = first.shape[:2]
+    writer = cv2.VideoWriter(target, cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h), first.ndim == 3)
+    if not writer.isOpened():
+        raise PixcamError(f"cannot write video {target}; use a path ending in .mp4")
+    return writer
 
 
 def _settings(args: argparse.Namespace) -> tuple[Config, RefineSettings]:

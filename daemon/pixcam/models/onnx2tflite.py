@@ -323,97 +323,24 @@ def build_model(graph: Graph) -> Any:
     model.version = 3
     model.description = "MLIR Converted."
     model.buffers = [s.BufferT()]  # buffer 0: the empty sentinel all activations point to
-
-    def buffer(data: bytes) -> int:
-        b = s.BufferT()
-        b.data = np.frombuffer(data, np.uint8)
-        model.buffers.append(b)
-        return len(model.buffers) - 1
-
-    def tensor(name: str, shape: tuple[int, ...], buf: int = 0) -> Any:
-        t = s.TensorT()
-        t.name, t.shape, t.type, t.buffer = name, list(shape), s.TensorType.FLOAT32, buf
-        t.hasRank = True
-        t.quantization = s.QuantizationParametersT()  # empty, as TensorFlow writes it
-        return t
-
     # Tensors: the input, the constants, then every op's output in execution order.
-    tensors = [tensor(INPUT_NAME, DEFAULT_INPUT_SHAPE)]
-    const_index: dict[int, int] = {}  # id(array) -> tensor index
-    for name, arr in _constants(graph):
-        const_index[id(arr)] = len(tensors)
-        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        tensors.append(tensor(name, arr.shape, buffer(data)))
-    act_index = {0: 0}
-    shapes = {0: DEFAULT_INPUT_SHAPE}
-    names = _activation_names(graph)
-    taken = {t.name for t in tensors}
-    operators, builtins = [], []  # builtins[i]: (code, version) operators[i] needs
-
-    for op in graph.ops:
-        src_shape = shapes[op.src]
-        if isinstance(op, Conv):
-            n, h, w, _ = src_shape
-            shape = (n, -(-h // op.stride[0]), -(-w // op.stride[1]), len(op.bias))
-        else:
-            shape = src_shape
-        name = names[op.dst]
-        if name in taken:  # the first conv's output shares its bias's name, as in TFLite
-            name += "1"
-        taken.add(name)
-        act_index[op.dst] = len(tensors)
-        shapes[op.dst] = shape
-        tensors.append(tensor(name, shape))
-
-        o = s.OperatorT()
-        if isinstance(op, Conv):
-            opts = s.DepthwiseConv2DOptionsT() if op.depthwise else s.Conv2DOptionsT()
-            opts.padding = s.Padding.SAME
-            opts.strideH, opts.strideW = op.stride
-            opts.dilationHFactor, opts.dilationWFactor = op.dilation
-            opts.fusedActivationFunction = (
-                s.ActivationFunctionType.RELU6 if op.relu6 else s.ActivationFunctionType.NONE
-            )
-            if op.depthwise:
-                opts.depthMultiplier = 1
-                dilated = op.dilation != (1, 1)
-                builtins.append((s.BuiltinOperator.DEPTHWISE_CONV_2D, 2 if dilated else 1))
-                o.builtinOptionsType = s.BuiltinOptions.DepthwiseConv2DOptions
-            else:
-                builtins.append((s.BuiltinOperator.CONV_2D, 1))
-                o.builtinOptionsType = s.BuiltinOptions.Conv2DOptions
-            o.builtinOptions = opts
-            o.inputs = [act_index[op.src], const_index[id(op.weights)], const_index[id(op.bias)]]
-        elif isinstance(op, Minimum):
-            builtins.append((s.BuiltinOperator.MINIMUM, 1))
-            o.inputs = [act_index[op.src], const_index[id(op.bound)]]
-        else:
-            builtins.append((s.BuiltinOperator.RELU, 1))
-            o.inputs = [act_index[op.src]]
-        o.outputs = [act_index[op.dst]]
-        operators.append(o)
-
-    # One operator code per builtin, in order of first use, at the highest version any of its
-    # ops needs (a dilated depthwise conv needs version 2), as TensorFlow's converter lists them.
-    versions: dict[int, int] = {}
-    for builtin, version in builtins:
-        versions[builtin] = max(version, versions.get(builtin, 0))
-    code_index = {builtin: i for i, builtin in enumerate(versions)}
-    model.operatorCodes = [_operator_code(b, v) for b, v in versions.items()]
-    for o, (builtin, _) in zip(operators, builtins, strict=True):
-        o.opcodeIndex = code_index[builtin]
+    tensors = [_tensor(INPUT_NAME, DEFAULT_INPUT_SHAPE)]
+    const_index = _add_constants(graph, model, tensors)
+    act_index = _add_activations(graph, tensors)
+    operators = [_operator(op, act_index, const_index) for op in graph.ops]
+    model.operatorCodes = _number_operator_codes(operators)
 
     sg = s.SubGraphT()
     sg.name = "main"
     sg.tensors = tensors
-    sg.operators = operators
+    sg.operators = [o for o, _ in operators]
     sg.inputs = [0]
     sg.outputs = [act_index[t] for t in graph.outputs]
     model.subgraphs = [sg]
 
     meta = s.MetadataT()
     meta.name = "min_runtime_version"
-    meta.buffer = buffer(MIN_RUNTIME_VERSION.ljust(16, b"\0"))
+    meta.buffer = _add_buffer(model, MIN_RUNTIME_VERSION.ljust(16, b"\0"))
     model.metadata = [meta]
 
     sig = s.SignatureDefT()
@@ -423,6 +350,104 @@ def build_model(graph: Graph) -> Any:
     sig.outputs = [_tensor_map(graph.outputs[t], act_index[t]) for t in graph.outputs]
     model.signatureDefs = [sig]
     return model
+
+
+def _add_buffer(model: Any, data: bytes) -> int:
+    """Append a buffer holding `data` to `model`; its index."""
+    from ai_edge_litert import schema_py_generated as s
+
+    b = s.BufferT()
+    b.data = np.frombuffer(data, np.uint8)
+    model.buffers.append(b)
+    return len(model.buffers) - 1
+
+
+def _tensor(name: str, shape: tuple[int, ...], buf: int = 0) -> Any:
+    """A float32 tensor (buffer 0: an activation, filled at run time)."""
+    from ai_edge_litert import schema_py_generated as s
+
+    t = s.TensorT()
+    t.name, t.shape, t.type, t.buffer = name, list(shape), s.TensorType.FLOAT32, buf
+    t.hasRank = True
+    t.quantization = s.QuantizationParametersT()  # empty, as TensorFlow writes it
+    return t
+
+
+def _add_constants(graph: Graph, model: Any, tensors: list[Any]) -> dict[int, int]:
+    """Append the constants' tensors and buffers; id(array) -> tensor index."""
+    const_index: dict[int, int] = {}
+    for name, arr in _constants(graph):
+        const_index[id(arr)] = len(tensors)
+        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        tensors.append(_tensor(name, arr.shape, _add_buffer(model, data)))
+    return const_index
+
+
+def _add_activations(graph: Graph, tensors: list[Any]) -> dict[int, int]:
+    """Append every op's output tensor, in execution order; graph tensor id -> tensor index
+    (the input, 0, included)."""
+    act_index = {0: 0}
+    shapes = {0: DEFAULT_INPUT_SHAPE}
+    names = _activation_names(graph)
+    taken = {t.name for t in tensors}
+    for op in graph.ops:
+        shape = shapes[op.src]
+        if isinstance(op, Conv):
+            n, h, w, _ = shape
+            shape = (n, -(-h // op.stride[0]), -(-w // op.stride[1]), len(op.bias))
+        name = names[op.dst]
+        if name in taken:  # the first conv's output shares its bias's name, as in TFLite
+            name += "1"
+        taken.add(name)
+        act_index[op.dst] = len(tensors)
+        shapes[op.dst] = shape
+        tensors.append(_tensor(name, shape))
+    return act_index
+
+
+def _operator(
+    op: Conv | Minimum | Relu, act_index: dict[int, int], const_index: dict[int, int]
+) -> tuple[Any, tuple[int, int]]:
+    """The OperatorT for `op`, and the (builtin, version) its operator code needs."""
+    from ai_edge_litert import schema_py_generated as s
+
+    o = s.OperatorT()
+    o.outputs = [act_index[op.dst]]
+    if isinstance(op, Minimum):
+        o.inputs = [act_index[op.src], const_index[id(op.bound)]]
+        return o, (s.BuiltinOperator.MINIMUM, 1)
+    if isinstance(op, Relu):
+        o.inputs = [act_index[op.src]]
+        return o, (s.BuiltinOperator.RELU, 1)
+    o.inputs = [act_index[op.src], const_index[id(op.weights)], const_index[id(op.bias)]]
+    opts = s.DepthwiseConv2DOptionsT() if op.depthwise else s.Conv2DOptionsT()
+    opts.padding = s.Padding.SAME
+    opts.strideH, opts.strideW = op.stride
+    opts.dilationHFactor, opts.dilationWFactor = op.dilation
+    opts.fusedActivationFunction = (
+        s.ActivationFunctionType.RELU6 if op.relu6 else s.ActivationFunctionType.NONE
+    )
+    o.builtinOptions = opts
+    if not op.depthwise:
+        o.builtinOptionsType = s.BuiltinOptions.Conv2DOptions
+        return o, (s.BuiltinOperator.CONV_2D, 1)
+    opts.depthMultiplier = 1
+    o.builtinOptionsType = s.BuiltinOptions.DepthwiseConv2DOptions
+    return o, (s.BuiltinOperator.DEPTHWISE_CONV_2D, 2 if op.dilation != (1, 1) else 1)
+
+
+def _number_operator_codes(operators: list[tuple[Any, tuple[int, int]]]) -> list[Any]:
+    """The model's operator codes, each operator pointed at its own.
+
+    One code per builtin, in order of first use, at the highest version any of its ops needs
+    (a dilated depthwise conv needs version 2), as TensorFlow's converter lists them."""
+    versions: dict[int, int] = {}
+    for _, (builtin, version) in operators:
+        versions[builtin] = max(version, versions.get(builtin, 0))
+    code_index = {builtin: i for i, builtin in enumerate(versions)}
+    for o, (builtin, _) in operators:
+        o.opcodeIndex = code_index[builtin]
+    return [_operator_code(b, v) for b, v in versions.items()]
 
 
 def _operator_code(builtin: int, version: int) -> Any:

@@ -384,27 +384,8 @@ def print_table(title: str, columns: list[tuple[str, dict[str, tuple]]]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = paths.dev_videos()
-    if args.video:
-        video = Path(args.video)
-    elif folder is not None:
-        video = folder / DEFAULT_VIDEO
-    else:
-        raise PixcamError("no benchmark video: pass --video FILE (or set PIXCAM_DEV_VIDEOS)")
-    if not video.is_file():
-        raise PixcamError(f"benchmark video {video} not found; pass --video FILE")
-    overrides: dict[str, Any] = {
-        "effects.background": args.background,
-        "model.internal_resolution": args.internal_resolution,
-        # Every frame inferred: this is the cost of a moving picture (bench/still_skip.py
-        # measures what a still one saves).
-        "model.skip_still": False,
-    }
-    if args.model:
-        overrides["model.name"] = args.model
-    if getattr(args, "quality", None):
-        overrides["model.quality"] = args.quality
-    cfg = load_config(None).with_values(overrides)
+    video = _bench_video(args)
+    cfg = _bench_config(args)
     threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     sizes = parse_sizes(getattr(args, "sizes", None) or "720,1080,2160")
     parts = parse_parts(getattr(args, "parts", None))
@@ -433,26 +414,63 @@ def run(args: argparse.Namespace) -> int:
     )
     live = float(getattr(args, "live", 0) or 0)
     if live > 0:
-        print()
-        print(
-            f"live, {live:g} s: a 30 fps MJPG camera replayed through the runner "
-            f"({cfg.model.threads} inference threads, every core the process may use)"
-        )
-        for height in sizes:
-            status = bench_live(cfg, encode_mjpg(frames, height, subsampling), live)
-            lat = status.get("latency_ms") or {}
-            # What the worker spends per frame (decode excluded): latency minus this is the
-            # wait for the worker plus the decode, which a newest-frame slot keeps under an
-            # interval plus the decode.
-            stages = status.get("stages_ms") or {}
-            work = stages.get("total", float("nan")) + stages.get("sink", 0.0)
-            median, p95 = lat.get("median", float("nan")), lat.get("p95", float("nan"))
-            print(
-                f"  {height}p: {status['fps']:.1f} fps out, capture-to-sink latency median "
-                f"{median:.1f} ms (chain and sink {work:.1f} ms), p95 {p95:.1f} ms "
-                f"({p95 / (1000 / 30):.2f} frame intervals), "
-                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-            )
+        _print_live(cfg, frames, sizes, subsampling, live)
     for t in threads if parts else ():
         print_parts(f"{h}p {t}t", bench_parts(cfg, frames, t, parts))
     return 0
+
+
+def _bench_video(args: argparse.Namespace) -> Path:
+    """--video, or the default one among the dev videos."""
+    folder = paths.dev_videos()
+    if args.video:
+        video = Path(args.video)
+    elif folder is not None:
+        video = folder / DEFAULT_VIDEO
+    else:
+        raise PixcamError("no benchmark video: pass --video FILE (or set PIXCAM_DEV_VIDEOS)")
+    if not video.is_file():
+        raise PixcamError(f"benchmark video {video} not found; pass --video FILE")
+    return video
+
+
+def _bench_config(args: argparse.Namespace) -> Config:
+    """The user's configuration with the options given (model, background, resolution)."""
+    overrides: dict[str, Any] = {
+        "effects.background": args.background,
+        "model.internal_resolution": args.internal_resolution,
+        # Every frame inferred: this is the cost of a moving picture (bench/still_skip.py
+        # measures what a still one saves).
+        "model.skip_still": False,
+    }
+    if args.model:
+        overrides["model.name"] = args.model
+    if getattr(args, "quality", None):
+        overrides["model.quality"] = args.quality
+    return load_config(None).with_values(overrides)
+
+
+def _print_live(
+    cfg: Config, frames: list[np.ndarray], sizes: list[int], subsampling: str, live: float
+) -> None:
+    """The live runner, `live` s at each size: frame rate, latency, load."""
+    print()
+    print(
+        f"live, {live:g} s: a 30 fps MJPG camera replayed through the runner "
+        f"({cfg.model.threads} inference threads, every core the process may use)"
+    )
+    for height in sizes:
+        status = bench_live(cfg, encode_mjpg(frames, height, subsampling), live)
+        lat = status.get("latency_ms") or {}
+        # What the worker spends per frame (decode excluded): latency minus this is the
+        # wait for the worker plus the decode, which a newest-frame slot keeps under an
+        # interval plus the decode.
+        stages = status.get("stages_ms") or {}
+        work = stages.get("total", float("nan")) + stages.get("sink", 0.0)
+        median, p95 = lat.get("median", float("nan")), lat.get("p95", float("nan"))
+        print(
+            f"  {height}p: {status['fps']:.1f} fps out, capture-to-sink latency median "
+            f"{median:.1f} ms (chain and sink {work:.1f} ms), p95 {p95:.1f} ms "
+            f"({p95 / (1000 / 30):.2f} frame intervals), "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )

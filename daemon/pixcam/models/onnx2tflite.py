@@ -23,6 +23,7 @@ general ONNX importer. The result is deterministic: the same ONNX bytes give the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,101 +134,152 @@ def lower(model: Any) -> Graph:
 
     g = model.graph
     consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    lowering = _Lowering(consts, _input_name(g, consts), _use_counts(g))
+    for node in g.node:
+        lowering.add(node)
+    lowering.name_outputs(g.output)
+    return lowering.graph
+
+
+def _input_name(g: Any, consts: dict[str, np.ndarray]) -> str:
+    """The graph's one input, checked to be an NHWC image."""
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1:
         raise PixcamError(f"expected one ONNX graph input, found {len(inputs)}")
     dims = inputs[0].type.tensor_type.shape.dim
     if len(dims) != 4 or dims[3].dim_value != 3:
         raise PixcamError("expected the ONNX input to be an NHWC image [1, H, W, 3]")
+    return str(inputs[0].name)
+
+
+def _use_counts(g: Any) -> dict[str, int]:
+    """How many nodes read each tensor."""
     uses: dict[str, int] = {}
     for node in g.node:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
+    return uses
 
-    graph = Graph()
-    env: dict[str, Value] = {inputs[0].name: Value(0, nchw=False, channels=3)}
-    shapes: dict[str, tuple[Value, list[int] | None]] = {}  # Shape / Gather results
-    made_by: dict[int, Conv] = {}
 
-    def value(node: Any, i: int) -> Value:
+class _Lowering:
+    """The ops made so far, and what each ONNX tensor name stands for."""
+
+    def __init__(
+        self, consts: dict[str, np.ndarray], input_name: str, uses: dict[str, int]
+    ) -> None:
+        self.consts = consts
+        self.uses = uses
+        self.graph = Graph()
+        self.env: dict[str, Value] = {input_name: Value(0, nchw=False, channels=3)}
+        self.shapes: dict[str, tuple[Value, list[int] | None]] = {}  # Shape / Gather results
+        self.made_by: dict[int, Conv] = {}
+
+    def add(self, node: Any) -> None:
+        lower_op = _LOWER_OPS.get(node.op_type)
+        if lower_op is None:
+            raise _fail(node, "unsupported op")
+        lower_op(self, node, _attrs(node))
+
+    def name_outputs(self, outputs: Any) -> None:
+        """Give each BodyPix head its TF.js name; anything else is refused."""
+        for out in outputs:
+            head = self.env.get(out.name)
+            tflite_name = OUTPUT_NAMES.get(out.name)
+            if head is None or tflite_name is None:
+                raise PixcamError(f"unexpected ONNX output {out.name!r}: not a BodyPix head")
+            if head.nchw:
+                raise PixcamError(f"ONNX output {out.name!r} is not in NHWC layout")
+            self.graph.outputs[head.tensor] = tflite_name
+
+    def value(self, node: Any, i: int) -> Value:
         name = node.input[i]
-        if name not in env:
+        if name not in self.env:
             raise _fail(node, f"input {name!r} is not an activation this converter tracks")
-        return env[name]
+        return self.env[name]
 
-    def scalar(node: Any, i: int) -> np.ndarray:
-        c = consts.get(node.input[i])
+    def scalar(self, node: Any, i: int) -> np.ndarray:
+        c = self.consts.get(node.input[i])
         if c is None or c.size != 1:
             raise _fail(node, "the second operand must be a constant scalar")
         return c.astype(np.float32).reshape(())
 
-    for node in g.node:
-        op, a = node.op_type, _attrs(node)
-        if op == "Transpose":
-            x = value(node, 0)
-            perm = list(a.get("perm", []))
-            want = NCHW_TO_NHWC if x.nchw else NHWC_TO_NCHW
-            if perm != want:
-                raise _fail(node, f"only NHWC<->NCHW layout transposes are supported, not {perm}")
-            env[node.output[0]] = Value(x.tensor, not x.nchw, x.channels)
-        elif op == "Conv":
-            x = value(node, 0)
-            conv = _conv(node, a, x, consts, graph.new_tensor())
-            graph.ops.append(conv)
-            made_by[conv.dst] = conv
-            env[node.output[0]] = Value(conv.dst, nchw=True, channels=len(conv.bias))
-        elif op == "Clip":
-            x = value(node, 0)
-            producer = made_by.get(x.tensor)
-            lo, hi = a.get("min"), a.get("max")
-            if len(node.input) > 1 or (lo, hi) != (0.0, 6.0):
-                raise _fail(node, "only Clip(0, 6) (ReLU6) is supported")
-            if producer is None or producer.relu6 or uses[node.input[0]] != 1:
-                raise _fail(node, "ReLU6 is supported only right after a conv it can fuse into")
-            producer.relu6 = True
-            env[node.output[0]] = x
-        elif op == "Min":
-            x = value(node, 0)
-            m = Minimum(x.tensor, graph.new_tensor(), scalar(node, 1))
-            graph.ops.append(m)
-            env[node.output[0]] = Value(m.dst, x.nchw, x.channels)
-        elif op == "Max":
-            x, bound = value(node, 0), scalar(node, 1)
-            if bound != 0.0:
-                raise _fail(node, "only Max(x, 0) (ReLU) is supported")
-            r = Relu(x.tensor, graph.new_tensor())
-            graph.ops.append(r)
-            env[node.output[0]] = Value(r.dst, x.nchw, x.channels)
-        elif op == "Shape":
-            shapes[node.output[0]] = (value(node, 0), None)
-        elif op == "Gather":
-            src = shapes.get(node.input[0])
-            idx = consts.get(node.input[1])
-            if src is None or src[1] is not None or idx is None:
-                raise _fail(node, "Gather is supported only on a tensor's Shape")
-            shapes[node.output[0]] = (src[0], idx.astype(int).tolist())
-        elif op == "Reshape":
-            x = value(node, 0)
-            target = shapes.get(node.input[1])
-            # tf2onnx writes a transpose that moves a size-1 axis as a Reshape to the permuted
-            # shape: the same memory, so, like a Transpose, it only changes the layout view.
-            if target is None or target[0] is not x or not (x.nchw and x.channels == 1):
-                raise _fail(node, "Reshape is supported only as a 1-channel NCHW->NHWC transpose")
-            if target[1] != NCHW_TO_NHWC:
-                raise _fail(node, f"Reshape to the permuted shape {target[1]} is not a layout move")
-            env[node.output[0]] = Value(x.tensor, nchw=False, channels=1)
-        else:
-            raise _fail(node, "unsupported op")
+    def transpose(self, node: Any, a: dict[str, Any]) -> None:
+        """A layout transpose: no op, the same tensor seen the other way."""
+        x = self.value(node, 0)
+        perm = list(a.get("perm", []))
+        want = NCHW_TO_NHWC if x.nchw else NHWC_TO_NCHW
+        if perm != want:
+            raise _fail(node, f"only NHWC<->NCHW layout transposes are supported, not {perm}")
+        self.env[node.output[0]] = Value(x.tensor, not x.nchw, x.channels)
 
-    for out in g.output:
-        head = env.get(out.name)
-        tflite_name = OUTPUT_NAMES.get(out.name)
-        if head is None or tflite_name is None:
-            raise PixcamError(f"unexpected ONNX output {out.name!r}: not a BodyPix head")
-        if head.nchw:
-            raise PixcamError(f"ONNX output {out.name!r} is not in NHWC layout")
-        graph.outputs[head.tensor] = tflite_name
-    return graph
+    def conv(self, node: Any, a: dict[str, Any]) -> None:
+        x = self.value(node, 0)
+        conv = _conv(node, a, x, self.consts, self.graph.new_tensor())
+        self.graph.ops.append(conv)
+        self.made_by[conv.dst] = conv
+        self.env[node.output[0]] = Value(conv.dst, nchw=True, channels=len(conv.bias))
+
+    def clip(self, node: Any, a: dict[str, Any]) -> None:
+        """Clip(0, 6): fused as RELU6 into the conv it alone follows."""
+        x = self.value(node, 0)
+        producer = self.made_by.get(x.tensor)
+        lo, hi = a.get("min"), a.get("max")
+        if len(node.input) > 1 or (lo, hi) != (0.0, 6.0):
+            raise _fail(node, "only Clip(0, 6) (ReLU6) is supported")
+        if producer is None or producer.relu6 or self.uses[node.input[0]] != 1:
+            raise _fail(node, "ReLU6 is supported only right after a conv it can fuse into")
+        producer.relu6 = True
+        self.env[node.output[0]] = x
+
+    def minimum(self, node: Any, a: dict[str, Any]) -> None:
+        x = self.value(node, 0)
+        m = Minimum(x.tensor, self.graph.new_tensor(), self.scalar(node, 1))
+        self.graph.ops.append(m)
+        self.env[node.output[0]] = Value(m.dst, x.nchw, x.channels)
+
+    def maximum(self, node: Any, a: dict[str, Any]) -> None:
+        """Max(x, 0): RELU."""
+        x, bound = self.value(node, 0), self.scalar(node, 1)
+        if bound != 0.0:
+            raise _fail(node, "only Max(x, 0) (ReLU) is supported")
+        r = Relu(x.tensor, self.graph.new_tensor())
+        self.graph.ops.append(r)
+        self.env[node.output[0]] = Value(r.dst, x.nchw, x.channels)
+
+    def shape(self, node: Any, a: dict[str, Any]) -> None:
+        self.shapes[node.output[0]] = (self.value(node, 0), None)
+
+    def gather(self, node: Any, a: dict[str, Any]) -> None:
+        """Gather on a Shape: the permuted shape a Reshape below may move to."""
+        src = self.shapes.get(node.input[0])
+        idx = self.consts.get(node.input[1])
+        if src is None or src[1] is not None or idx is None:
+            raise _fail(node, "Gather is supported only on a tensor's Shape")
+        self.shapes[node.output[0]] = (src[0], idx.astype(int).tolist())
+
+    def reshape(self, node: Any, a: dict[str, Any]) -> None:
+        """tf2onnx writes a transpose that moves a size-1 axis as a Reshape to the permuted
+        shape: the same memory, so, like a Transpose, it only changes the layout view."""
+        x = self.value(node, 0)
+        target = self.shapes.get(node.input[1])
+        if target is None or target[0] is not x or not (x.nchw and x.channels == 1):
+            raise _fail(node, "Reshape is supported only as a 1-channel NCHW->NHWC transpose")
+        if target[1] != NCHW_TO_NHWC:
+            raise _fail(node, f"Reshape to the permuted shape {target[1]} is not a layout move")
+        self.env[node.output[0]] = Value(x.tensor, nchw=False, channels=1)
+
+
+# ONNX op -> how it is lowered; any other op is refused.
+_LOWER_OPS: dict[str, Callable[[_Lowering, Any, dict[str, Any]], None]] = {
+    "Transpose": _Lowering.transpose,
+    "Conv": _Lowering.conv,
+    "Clip": _Lowering.clip,
+    "Min": _Lowering.minimum,
+    "Max": _Lowering.maximum,
+    "Shape": _Lowering.shape,
+    "Gather": _Lowering.gather,
+    "Reshape": _Lowering.reshape,
+}
 
 
 def _conv(node: Any, a: dict[str, Any], x: Value, consts: dict[str, np.ndarray], dst: int) -> Conv:

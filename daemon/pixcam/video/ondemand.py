@@ -171,6 +171,8 @@ class ConsumerWatch:
     `on_idle()` on the watcher's thread (exceptions logged, never fatal), and an event counter
     tests wait on instead of time."""
 
+    device: str  # what is watched, as `status` names it
+
     def __init__(
         self,
         on_active: Callable[[], None],
@@ -206,6 +208,16 @@ class ConsumerWatch:
         """Block until at least `n` events were handled; False on timeout."""
         with self._changed:
             return self._changed.wait_for(lambda: self._events >= n, timeout)
+
+    def status(self) -> dict[str, object]:
+        """What `pixcam status` shows of the watcher."""
+        return {
+            "device": self.device,
+            "watchers": self.count,
+            "active": self.active,
+            "events": self._events,
+            "watching": self._thread is not None,
+        }
 
     def start(self: W) -> W:
         raise NotImplementedError
@@ -286,14 +298,7 @@ class OnDemand(ConsumerWatch):
             return self._changed.wait_for(lambda: self._resyncs >= n, timeout)
 
     def status(self) -> dict[str, object]:
-        return {
-            "device": self.device,
-            "watchers": self._count,
-            "active": self.active,
-            "events": self._events,
-            "resyncs": self._resyncs,
-            "watching": self._thread is not None,
-        }
+        return {**super().status(), "resyncs": self._resyncs}
 
     # ---- lifecycle
     def start(self) -> OnDemand:

@@ -112,15 +112,6 @@ class PipeWireOnDemand(ConsumerWatch):
     def count(self) -> int:
         return self._table.count
 
-    def status(self) -> dict[str, object]:
-        return {
-            "device": self.device,
-            "watchers": self.count,
-            "active": self.active,
-            "events": self._events,
-            "watching": self._thread is not None,
-        }
-
     def start(self) -> PipeWireOnDemand:
         """Start watching; OSError when pw-link can't run."""
         self._spawn()

@@ -14,7 +14,9 @@ on a webcam frame that is ~1.6× finer where the outline is. Where that square l
 edge (`Segmenter.run`'s region), so the square stays square with the person centred and
 clear of its borders: clipping it instead put the person against the input's edge and grey
 padding beside it and cost accuracy (docs/cut.md#the-fusion-weight). Outside the square the
-probability is BodyPix's alone (it found no person there).
+probability is BodyPix's alone (it found no person there). Where the person fits in
+`SHORT_SIDE` of the square's side the other way, the square is that much shorter that way
+(a rectangle at the same scale, which the selfie model runs on an input of its shape).
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ def _convolve_before_upsampling(model: Any) -> None:
             continue
         src, out = sg.tensors[resize.inputs[0]], conv.outputs[0]
         low = s.TensorT()
-        low.name, low.type, low.hasRank, low.buffer = b"", s.TensorType.FLOAT32, True, 0
+        low.type, low.hasRank, low.buffer = s.TensorType.FLOAT32, True, 0
         low.name = sg.tensors[out].name + b"/before_upsampling"
         low.shape = [*src.shape[:3], weights.shape[0]]
         sg.tensors.append(low)

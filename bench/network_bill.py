@@ -9,8 +9,11 @@ does. Chains:
 - fast: BodyPix alone at the "fast" input (as before issue 28);
 - balanced before: the fused preset with the published selfie file, BodyPix on every frame,
   as before;
+- balanced square: the fused preset with the selfie model on the person's square only, its
+  file's graph as it is (before "The selfie model on the person's rectangle");
 - balanced: the fused preset as it loads now (the selfie model in builtin float32 ops when
-  `selfie-general-f32` is installed; BodyPix every other frame while the square holds).
+  `selfie-general-f32` is installed, on the person's square or rectangle; BodyPix on one
+  frame in four while the square holds).
 
 Per chain and stage, the median process CPU ms; the frame is decode + chain + sink (the decode
 is the same for all and counted once per frame), and "× fast" is the median over frames of the
@@ -37,7 +40,7 @@ sys.path.insert(0, str(REPO / "daemon"))
 from _needs import need, run  # noqa: E402
 
 from pixcam.chain.effects import Effects, EffectsSettings  # noqa: E402
-from pixcam.chain.segment import PRESETS, FusedSegmenter, load_segmenter  # noqa: E402
+from pixcam.chain.segment import PARTNERS, PRESETS, FusedSegmenter, load_segmenter  # noqa: E402
 from pixcam.chain.segment import fused as fused_module  # noqa: E402
 from pixcam.config import load_config  # noqa: E402
 from pixcam.tools.bench_pipeline import (  # noqa: E402
@@ -73,9 +76,14 @@ def chains(threads: int, variants: list[str]) -> dict[str, Effects]:
         load_segmenter("selfie-general", threads),
     )
     before.main_every = 1
+    square = FusedSegmenter(
+        load_segmenter(None, threads, internal_resolution=PRESETS["balanced"][0]),
+        load_segmenter(PARTNERS[0], threads),
+    )
     runs = {
         "fast": effects("fast", load_segmenter(None, threads, quality="fast")),
         "balanced before": effects("balanced", before),
+        "balanced square": effects("balanced", square),
         "balanced": effects("balanced", load_segmenter(None, threads, quality="balanced")),
     }
     for v in variants:

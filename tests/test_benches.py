@@ -96,7 +96,7 @@ SMOKE: dict[str, Smoke] = {
     "keeper_start.py": Smoke(("--runs", "1"), (rf"^the keeper is there {NUM}x sooner",)),
     "network_bill.py": Smoke(
         ("--frames", "1", "--sizes", "360"),
-        (rf"^frame +{NUM} +{NUM} +{NUM}$", rf"^× fast +1\.000 +{NUM} +{NUM}$"),
+        (rf"^frame +{NUM} +{NUM} +{NUM} +{NUM}$", rf"^× fast +1\.000 +{NUM} +{NUM} +{NUM}$"),
     ),
     "people_cost.py": Smoke(
         ("--frames", "3"),

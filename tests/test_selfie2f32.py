@@ -82,6 +82,34 @@ def test_rewrite_gives_the_same_mask(original: bytes, rewritten: bytes) -> None:
     np.testing.assert_allclose(b, a, atol=1e-5)
 
 
+@pytest.mark.parametrize("published", [False, True])
+def test_selfie_for_input_fits_other_inputs_with_the_same_mask(
+    original: bytes, rewritten: bytes, published: bool
+) -> None:
+    """The model for another input size: the same mask on the square (its convolutions now
+    before the upsamplings), and a mask of each rectangle's size that agrees with the square's
+    over the part they share."""
+    source = original if published else rewritten
+    image = cv2.imread(str(need(IMAGES / "girl-919048_1280.jpg", "test photo")))
+    x = (cv2.resize(image, (256, 256))[None, ..., ::-1] / 255.0).astype(np.float32)
+    square = _run(source, x)
+    np.testing.assert_allclose(
+        _run(selfie2f32.selfie_for_input(source, 256, 256), x), square, atol=1e-5
+    )
+    for h, w in ((224, 256), (256, 224), (192, 160)):
+        part = np.ascontiguousarray(
+            x[:, (256 - h) // 2 : (256 + h) // 2, (256 - w) // 2 : (256 + w) // 2]
+        )
+        got = _run(selfie2f32.selfie_for_input(source, h, w), part)
+        assert got.shape == (1, h, w, 1)
+        share = square[:, (256 - h) // 2 : (256 + h) // 2, (256 - w) // 2 : (256 + w) // 2]
+        assert np.mean((got >= 0.5) == (share >= 0.5)) > 0.97
+    after, _ = _ops(selfie2f32.selfie_for_input(rewritten, 224, 256))
+    assert after == _ops(rewritten)[0]  # the same ops, reordered
+    with pytest.raises(PixcamError, match="multiple of 32"):
+        selfie2f32.selfie_for_input(rewritten, 250, 256)
+
+
 def test_rewrite_refuses_other_models() -> None:
     bodypix = need(
         SHARED_MODELS / "bodypix/tflite/body-pix-float-050-8.tflite", "a BodyPix model"
@@ -97,6 +125,9 @@ def test_fused_presets_take_the_rewritten_model_when_installed(models_installed)
     balanced = load_segmenter(None, 1, quality="balanced")
     assert isinstance(balanced, FusedSegmenter)
     assert balanced.second.spec.name == "selfie-general-f32"
+    # The square and both rectangles a side shorter (`fused.SHORT_SIDE`).
+    assert balanced.second.input_shapes == {(256, 256), (224, 256), (256, 224)}  # type: ignore[attr-defined]
+    assert balanced.short == 7 / 8
 
 
 def test_fused_presets_fall_back_to_the_published_file(models_installed, monkeypatch) -> None:

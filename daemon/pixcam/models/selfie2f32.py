@@ -167,3 +167,86 @@ def rewrite_selfie(model_bytes: bytes) -> bytes:
         raise PixcamError(f"expected one {CUSTOM_OP.decode()} op, found {custom}")
     _keep_ops(model, ops, list(sg.outputs))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def selfie_for_input(model_bytes: bytes, height: int, width: int) -> bytes:
+    """The selfie model (either file) for an input of `height`×`width` (multiples of 32), with
+    each 1×1 convolution after an upsampling of its decoder run before it instead.
+
+    The graph pins its input's size in two kinds of op: the global average pools of its
+    squeeze-and-excitation blocks (a window the size of their input) and the decoder's
+    RESIZE_BILINEAR (its output size a constant); both are set for the new size here. A 1×1
+    convolution and a bilinear upsampling commute (both linear, the upsampling's weights sum
+    to 1), so the convolution runs on a quarter of the pixels; the output changes by float
+    rounding only (docs/performance.md, "The selfie model on the person's rectangle")."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    if height % 32 or width % 32:
+        raise PixcamError(f"the selfie model's input {width}×{height} is not a multiple of 32")
+    model = _read(model_bytes)
+    _fit_input(model, height, width)
+    _convolve_before_upsampling(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _fit_input(model: Any, height: int, width: int) -> None:
+    """Set the input's size and the pools' windows and upsamplings' sizes that depend on it."""
+    s = _schema()
+    sg = model.subgraphs[0]
+    (first,) = sg.inputs
+    base = sg.tensors[first].shape[1]  # the input's height the file was made for
+    for op in sg.operators:
+        code = model.operatorCodes[op.opcodeIndex].builtinCode
+        if code == s.BuiltinOperator.AVERAGE_POOL_2D:
+            src = sg.tensors[op.inputs[0]]
+            stride = base // src.shape[1]
+            window = op.builtinOptions
+            window.filterHeight = window.strideH = height // stride
+            window.filterWidth = window.strideW = width // stride
+            src.shape = [src.shape[0], height // stride, width // stride, src.shape[3]]
+        elif code == s.BuiltinOperator.RESIZE_BILINEAR:
+            size = sg.tensors[op.inputs[1]]
+            stride = base // int(np.frombuffer(bytes(model.buffers[size.buffer].data), "<i4")[0])
+            values = np.array([height // stride, width // stride], "<i4")
+            buf = s.BufferT()
+            buf.data = np.frombuffer(values.tobytes(), np.uint8)
+            model.buffers.append(buf)
+            size.buffer = len(model.buffers) - 1
+    sg.tensors[first].shape = [1, height, width, 3]
+
+
+def _convolve_before_upsampling(model: Any) -> None:
+    """Each RESIZE_BILINEAR read only by a 1×1 CONV_2D without activation: the convolution
+    takes the resize's input and the resize its output (the same values, fewer pixels)."""
+    s = _schema()
+    sg = model.subgraphs[0]
+    readers: dict[int, list[int]] = {}
+    for i, op in enumerate(sg.operators):
+        for t in op.inputs:
+            readers.setdefault(int(t), []).append(i)
+    ops = list(sg.operators)
+    for resize in [op for op in sg.operators if _is(model, op, s.BuiltinOperator.RESIZE_BILINEAR)]:
+        after = readers.get(int(resize.outputs[0]), [])
+        conv = sg.operators[after[0]] if len(after) == 1 else None
+        if conv is None or not _is(model, conv, s.BuiltinOperator.CONV_2D):
+            continue
+        weights = sg.tensors[conv.inputs[1]]
+        if list(weights.shape[1:3]) != [1, 1] or conv.builtinOptions.fusedActivationFunction:
+            continue
+        src, out = sg.tensors[resize.inputs[0]], conv.outputs[0]
+        low = s.TensorT()
+        low.type, low.hasRank, low.buffer = s.TensorType.FLOAT32, True, 0
+        low.name = sg.tensors[out].name + b"/before_upsampling"
+        low.shape = [*src.shape[:3], weights.shape[0]]
+        sg.tensors.append(low)
+        conv.inputs[0], conv.outputs = resize.inputs[0], [len(sg.tensors) - 1]
+        resize.inputs[0], resize.outputs = len(sg.tensors) - 1, [out]
+        # The resize now reads the convolution: it moves to right after it (nothing between
+        # read the resize's output, which only the convolution did).
+        ops.remove(resize)
+        ops.insert(ops.index(conv) + 1, resize)
+    sg.operators = ops
+
+
+def _is(model: Any, op: Any, builtin: int) -> bool:
+    return bool(model.operatorCodes[op.opcodeIndex].builtinCode == builtin)

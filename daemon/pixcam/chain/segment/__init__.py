@@ -16,10 +16,11 @@ from pixcam import models
 from pixcam.chain.segment.base import Segmenter
 from pixcam.chain.segment.bodypix import BodyPixSegmenter
 from pixcam.chain.segment.engine import Engine
-from pixcam.chain.segment.fused import FusedSegmenter
+from pixcam.chain.segment.fused import SHORT_SIDE, FusedSegmenter
 from pixcam.chain.segment.output import GridMapping, SegmentationOutput
 from pixcam.chain.segment.selfie import SelfieSegmenter
 from pixcam.errors import PixcamError
+from pixcam.models.selfie2f32 import selfie_for_input
 from pixcam.modes import QUALITIES
 
 FAMILIES: dict[str, type[Segmenter]] = {"bodypix": BodyPixSegmenter, "selfie": SelfieSegmenter}
@@ -101,15 +102,39 @@ def load_segmenter(
 def _partner(spec: models.ModelSpec, threads: int, quality: str | None) -> Segmenter | None:
     for name in PARTNERS[:-1]:
         try:
-            return load_segmenter(name, threads)
+            return _selfie_partner(name, threads)
         except PixcamError:
             continue
     try:
-        return load_segmenter(PARTNERS[-1], threads)
+        return _selfie_partner(PARTNERS[-1], threads)
     except PixcamError as exc:
         last = PARTNERS[-1]
         log.warning("quality %s needs %s (%s); running %s alone", quality, last, exc, spec.name)
         return None
+
+
+def _selfie_partner(name: str, threads: int) -> Segmenter:
+    """The selfie model as fused: on the square and on the rectangles a side shorter
+    (`fused.SHORT_SIDE`), each graph with its convolutions before the upsamplings
+    (`selfie2f32.selfie_for_input`); the file as it is if its graph cannot be rewritten."""
+    segmenter = load_segmenter(name, threads)
+    assert isinstance(segmenter, SelfieSegmenter)
+    spec = segmenter.spec
+    side, _ = segmenter.engine.input_shape
+    short = round(side * SHORT_SIDE)
+    content = models.read_verified(spec)
+    try:
+        engines = [
+            Engine(spec.path, threads, selfie_for_input(content, h, w))
+            for h, w in ((side, side), (short, side), (side, short))
+        ]
+    except PixcamError as exc:
+        log.warning("%s runs on the square only (%s)", spec.name, exc)
+        return segmenter
+    fused = SelfieSegmenter(spec, engines[0])
+    for engine in engines[1:]:
+        fused.add_input(engine)
+    return fused
 
 
 def network_resolution(

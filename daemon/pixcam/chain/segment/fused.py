@@ -14,7 +14,9 @@ on a webcam frame that is ~1.6× finer where the outline is. Where that square l
 edge (`Segmenter.run`'s region), so the square stays square with the person centred and
 clear of its borders: clipping it instead put the person against the input's edge and grey
 padding beside it and cost accuracy (docs/cut.md#the-fusion-weight). Outside the square the
-probability is BodyPix's alone (it found no person there).
+probability is BodyPix's alone (it found no person there). Where the person fits in
+`SHORT_SIDE` of the square's side the other way, the square is that much shorter that way
+(a rectangle at the same scale, which the selfie model runs on an input of its shape).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ CROP_MARGIN = 0.1
 # outline flicker. Half the margin keeps the person inside the old square
 # (docs/cut.md#the-steady-square).
 STEADY_SHARE = 0.05
+# The selfie model's input may be this share of the square on its shorter side (256×224 or
+# 224×256 beside 256×256), at the square's scale, when the person's box with its margin fits:
+# an eighth less work with the same cut; shorter still lost it (docs/performance.md, "The
+# selfie model on the person's rectangle").
+SHORT_SIDE = 7 / 8
 # On a stream, while the person's square holds (`STEADY_SHARE`), BodyPix runs on one frame in
 # this many and the frames between use its last output and square; the selfie model runs on
 # every frame. Part effects (fresh part heads) and a square that moved run both
@@ -62,12 +69,14 @@ Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
 
 
 def person_square(
-    prob: np.ndarray, frame_size: tuple[int, int], margin: float = CROP_MARGIN
+    prob: np.ndarray, frame_size: tuple[int, int], margin: float = CROP_MARGIN, short: float = 1.0
 ) -> Box | None:
     """The square (x0, y0, x1, y1 in frame pixels) around the pixels where `prob` (covering the
     frame at any size) is ≥ 0.5, its side grown by `margin`, centred on them: it may reach
-    beyond the frame. Its corners are even: an I420 frame's chroma sample covers 2×2 pixels,
-    so the square takes whole ones. None when there is no such pixel."""
+    beyond the frame. With `short` < 1 its side across the narrower way of those pixels is
+    `short` of the square's where they fit in that (with the margin): a rectangle. Its corners
+    are even: an I420 frame's chroma sample covers 2×2 pixels, so the square takes whole
+    ones. None when there is no such pixel."""
     # cv2's bounding box of the non-zero pixels: a tenth of numpy's nonzero + min/max.
     bx, by, bw, bh = cv2.boundingRect((prob >= 0.5).view(np.uint8))
     if bw == 0:
@@ -75,10 +84,13 @@ def person_square(
     fw, fh = frame_size
     kx, ky = fw / prob.shape[1], fh / prob.shape[0]
     cx, cy = (bx + bw / 2) * kx, (by + bh / 2) * ky
-    half = max(bw * kx, bh * ky) * (1.0 + margin) / 2
-    side = max(2, 2 * round(half))
-    x0, y0 = 2 * round((cx - half) / 2), 2 * round((cy - half) / 2)
-    return x0, y0, x0 + side, y0 + side
+    wide, high = bw * kx * (1.0 + margin), bh * ky * (1.0 + margin)
+    full = max(wide, high)
+    across = down = full
+    if short < 1.0 and min(wide, high) <= full * short:
+        across, down = (full * short, full) if wide < high else (full, full * short)
+    x0, y0 = 2 * round((cx - across / 2) / 2), 2 * round((cy - down / 2) / 2)
+    return x0, y0, x0 + max(2, 2 * round(across / 2)), y0 + max(2, 2 * round(down / 2))
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,8 @@ class FusedSegmenter:
         self.second = second
         self.weight = weight
         self.crop = crop  # give the second model the square around the person, not the frame
+        # The square's shorter side on a rectangle the second model has an input for (1: squares).
+        self.short = _short_side(second)
         self.spec = main.spec
         # Frames are a stream (set by `effects.Effects`): keep the square while the person
         # stays in it. Off for photos, each of which must get its own square.
@@ -238,7 +252,8 @@ class FusedSegmenter:
         self._main_ran = True
         a = self.main.run(frame, parts=parts, pyramid=pyramid)
         find = (max(1, w // _FIND_DIVISOR), max(1, h // _FIND_DIVISOR))
-        square = person_square(a.person_probability(find), (w, h)) if self.crop else None
+        prob = a.person_probability(find)
+        square = person_square(prob, (w, h), short=self.short) if self.crop else None
         if square is None:
             self._square = None
             b = self.second.run(frame, parts=False, pyramid=pyramid)
@@ -273,8 +288,21 @@ class _Held:
 
 
 def _near(square: Box, last: Box, share: float = STEADY_SHARE) -> bool:
-    """`square`'s centre within `share` of `last`'s side of `last`'s, its side within twice."""
-    side = last[2] - last[0]
+    """`square`'s centre within `share` of `last`'s longer side of `last`'s, its sides within
+    twice that of `last`'s (a rectangle: each of its own)."""
+    side = max(last[2] - last[0], last[3] - last[1])
     dx = abs(square[0] + square[2] - last[0] - last[2]) / 2
     dy = abs(square[1] + square[3] - last[1] - last[3]) / 2
-    return max(dx, dy) <= share * side and abs(square[2] - square[0] - side) <= 2 * share * side
+    dw = abs(square[2] - square[0] - last[2] + last[0])
+    dh = abs(square[3] - square[1] - last[3] + last[1])
+    return max(dx, dy) <= share * side and max(dw, dh) <= 2 * share * side
+
+
+def _short_side(second: Segmenter) -> float:
+    """`SHORT_SIDE` when `second` has inputs for both rectangles beside its square, else 1."""
+    shapes: set[tuple[int, int]] = getattr(second, "input_shapes", set())
+    for h, w in shapes:
+        short = round(h * SHORT_SIDE)
+        if h == w and {(short, w), (h, short)} <= shapes:
+            return SHORT_SIDE
+    return 1.0

@@ -2,15 +2,59 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from pixcam.chain.pyramid import Box, Pyramid
 from pixcam.chain.segment.base import Segmenter
+from pixcam.chain.segment.engine import Engine
 from pixcam.chain.segment.output import GridMapping, SegmentationOutput
+from pixcam.i420 import Frame
+from pixcam.models import ModelSpec
 
 
 class SelfieSegmenter(Segmenter):
     """The input size is fixed by the model, so the frame is letterboxed into it (scaled to
-    fit, padded right and below); `internal_resolution` does not apply."""
+    fit, padded right and below); `internal_resolution` does not apply. A region may run on
+    an engine made for an input of its own aspect (`add_input`)."""
+
+    def __init__(self, spec: ModelSpec, engine: Engine, internal_resolution: int = 0) -> None:
+        super().__init__(spec, engine, internal_resolution)
+        self._own = engine  # for whole frames
+        self._engines = [engine]  # every input shape there is an engine for
+
+    @property
+    def input_shapes(self) -> set[tuple[int, int]]:
+        """(height, width) of the inputs there are engines for."""
+        return {e.input_shape for e in self._engines}
+
+    def add_input(self, engine: Engine) -> None:
+        """Run regions of `engine`'s input aspect on it (the same network for another input
+        size: `models.selfie2f32.selfie_for_input`)."""
+        self._engines.append(engine)
+
+    def run(
+        self,
+        frame: Frame,
+        parts: bool = True,
+        pyramid: Pyramid | None = None,
+        region: Box | None = None,
+    ) -> SegmentationOutput:
+        engine = self._own if region is None else self._engine_for(region)
+        if engine is not self.engine:
+            self.engine, self._input, self._content = engine, None, None
+        return super().run(frame, parts, pyramid, region)
+
+    def _engine_for(self, region: Box) -> Engine:
+        """The engine whose input's aspect is nearest the region's."""
+        aspect = (region[2] - region[0]) / (region[3] - region[1])
+
+        def off(engine: Engine) -> float:
+            h, w = engine.input_shape
+            return abs(math.log(aspect * h / w))
+
+        return min(self._engines, key=off)
 
     def input_size(self, width: int, height: int) -> tuple[int, int, int, int]:
         in_h, in_w = self.engine.input_shape

@@ -117,6 +117,7 @@ class _Main:
     mask: np.ndarray  # bool, your pixels when last seen
     seen: float
     alone: np.ndarray | None = None  # your pixels the last time nobody else was about
+    before_hidden: np.ndarray | None = None  # your pixels when the others went behind you
 
 
 @dataclass
@@ -306,6 +307,7 @@ class PeopleFilter:
         moving = now - self._apart_seen <= MOVED_S  # you two moved apart a moment ago
         if contested and carried is not None:
             mine, theirs = _decide(both, mine, theirs, alone, carried, colour, hidden, moving)
+        mine, theirs = _behind_you(main, hidden, mine, theirs)
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
         small = (labels > 0) & ~mine & ~theirs
         if small.any():
@@ -429,6 +431,21 @@ class PeopleFilter:
             # Out of sight (behind you): keep expecting them where they were going.
             others.mask = _shifted(others.mask, others.shift)
         self.state.hidden = n_theirs
+
+
+def _behind_you(
+    main: _Main, hidden: bool, mine: np.ndarray, theirs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """With the others hidden behind you, your shape when they went out of sight holds: what
+    of yours grows past it (by more than `GROWN` pixels) is them coming out, slivers too
+    (their first pixels out lie along your outline and would be held as yours)."""
+    if not hidden:
+        main.before_hidden = None
+        return mine, theirs
+    if main.before_hidden is None:
+        main.before_hidden = main.mask
+    out = mine & ~_near(main.before_hidden, GROWN)
+    return mine & ~out, theirs | out
 
 
 def _came_in(mine: np.ndarray, was: np.ndarray) -> np.ndarray | None:

@@ -58,6 +58,8 @@ THIN_S = 0.3  # a thin part of theirs stays theirs this long (a person coming ou
 BODY_AREA = 0.016  # share of the mask a part of theirs needs (opened by THICK) to be a body
 LEAVING = 0.048  # share of the mask under which their own region at a side is walking out
 HIDDEN_S = 0.2  # others not seen for this long are behind you: what comes out is theirs
+OUT_S = 0.2  # your shape from before they went behind you holds this long after they came out
+CHANGED = 40  # grey levels a pixel of yours changed by since they went behind you: them
 THICK = 5  # their part of a region shared with you is a body where it is this thick
 GROWN = 2  # mask pixels your region may grow by in a frame (more, at a side: someone came in)
 BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
@@ -110,6 +112,16 @@ class _Others:
     leaving: bool = False  # their own region, small and shrinking, is at a side of the picture
     own_area: int = 0  # the most pixels their regions of their own have had
     left: bool = False  # they walked out at a side (nothing of theirs alone since)
+    touching: bool = False  # last seen next to you, not at a side (unseen: behind you)
+
+
+@dataclass
+class _Behind:
+    """You when the others went out of sight behind you: what they change coming out."""
+
+    mask: np.ndarray  # bool, your pixels then
+    grey: np.ndarray | None  # the picture then (None: not read)
+    out_since: float | None = None  # when they were seen again
 
 
 @dataclass
@@ -117,7 +129,7 @@ class _Main:
     mask: np.ndarray  # bool, your pixels when last seen
     seen: float
     alone: np.ndarray | None = None  # your pixels the last time nobody else was about
-    before_hidden: np.ndarray | None = None  # your pixels when the others went behind you
+    behind: _Behind | None = None  # you when the others went behind you
 
 
 @dataclass
@@ -238,7 +250,8 @@ class PeopleFilter:
             self._their_motion = (-float(carried.them[0]), -float(carried.them[1]))
         if carried is not None and _apart(carried):
             self._apart_seen = now
-        out = self._split(prob, labels, big, main, others, now, carried, self._colours.ratio(bins))
+        colour = self._colours.ratio(bins)
+        out = self._split(prob, labels, big, main, others, now, carried, colour, grey)
         mine, theirs = self._labelled
         self._flow.keep(grey, mine, theirs)
         # Colours learnt only where nobody else is near (not the contested edge).
@@ -255,6 +268,7 @@ class PeopleFilter:
         now: float,
         carried: Carried | None = None,
         colour: np.ndarray | None = None,
+        grey: np.ndarray | None = None,
     ) -> np.ndarray:
         h, w = labels.shape
         was_mine = main.mask
@@ -307,7 +321,8 @@ class PeopleFilter:
         moving = now - self._apart_seen <= MOVED_S  # you two moved apart a moment ago
         if contested and carried is not None:
             mine, theirs = _decide(both, mine, theirs, alone, carried, colour, hidden, moving)
-        mine, theirs = _behind_you(main, hidden, mine, theirs)
+        behind = hidden and others is not None and others.touching
+        mine, theirs = _behind_you(main, behind, mine, theirs, grey, now)
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
         small = (labels > 0) & ~mine & ~theirs
         if small.any():
@@ -413,8 +428,12 @@ class PeopleFilter:
                 others.shift, others.centre = shift, centre
                 # A body beyond your reach (not your own outline moving) while you are here.
                 body = theirs & ~yours if mine.any() else theirs
-                if _opened(body, BODY).sum() >= MIN_AREA * theirs.size:
+                thick = _opened(body, BODY)
+                if thick.sum() >= MIN_AREA * theirs.size:
                     others.seen = now
+                    # Next to you and inside the picture: unseen next, they are behind you.
+                    at_side = bool(theirs[:, 0].any() or theirs[:, -1].any())
+                    others.touching = not at_side and bool((_near(thick, BODY) & mine).any())
             if mine.any() or now - main.seen <= LOST_S:
                 others.alone_since = None
             elif others.alone_since is None:
@@ -434,17 +453,35 @@ class PeopleFilter:
 
 
 def _behind_you(
-    main: _Main, hidden: bool, mine: np.ndarray, theirs: np.ndarray
+    main: _Main,
+    behind: bool,
+    mine: np.ndarray,
+    theirs: np.ndarray,
+    grey: np.ndarray | None,
+    now: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """With the others hidden behind you, your shape when they went out of sight holds: what
-    of yours grows past it (by more than `GROWN` pixels) is them coming out, slivers too
-    (their first pixels out lie along your outline and would be held as yours)."""
-    if not hidden:
-        main.before_hidden = None
+    """With the others `behind` you (unseen since they touched you), and for `OUT_S` after
+    they are seen again, you are as you were when they went out of sight: what of yours grows
+    past that shape (by more than `GROWN` pixels) is them coming out, slivers too (their first
+    pixels out lie along your outline), and so is what of yours the picture changed in since
+    (them, seen through a gap of your outline that the network counts as you)."""
+    b = main.behind
+    if behind:
+        if b is None:
+            b = main.behind = _Behind(main.mask, grey)
+        b.out_since = None
+        if b.grey is None:
+            b.grey = grey
+    elif b is not None:
+        b.out_since = now if b.out_since is None else b.out_since
+        if now - b.out_since > OUT_S:
+            b = main.behind = None
+    if b is None:
         return mine, theirs
-    if main.before_hidden is None:
-        main.before_hidden = main.mask
-    out = mine & ~_near(main.before_hidden, GROWN)
+    out = mine & ~_near(b.mask, GROWN)
+    if grey is not None and b.grey is not None and b.grey.shape == grey.shape:
+        changed = cv2.blur(cv2.absdiff(grey, b.grey), (3, 3)) > CHANGED
+        out |= mine & changed
     return mine & ~out, theirs | out
 
 

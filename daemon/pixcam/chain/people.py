@@ -59,7 +59,8 @@ BODY_AREA = 0.016  # share of the mask a part of theirs needs (opened by THICK) 
 LEAVING = 0.048  # share of the mask under which their own region at a side is walking out
 HIDDEN_S = 0.2  # others not seen for this long are behind you: what comes out is theirs
 OUT_S = 0.2  # your shape from before they went behind you holds this long after they came out
-CHANGED = 40  # grey levels a pixel of yours changed by since they went behind you: them
+CHANGED = 60  # grey levels a pixel of yours changed by since they went behind you: them
+RIM = 3  # mask pixels from your outline where such a change is them (not your hands, face)
 THICK = 5  # their part of a region shared with you is a body where it is this thick
 GROWN = 2  # mask pixels your region may grow by in a frame (more, at a side: someone came in)
 BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
@@ -481,7 +482,7 @@ def _behind_you(
     out = mine & ~_near(b.mask, GROWN)
     if grey is not None and b.grey is not None and b.grey.shape == grey.shape:
         changed = cv2.blur(cv2.absdiff(grey, b.grey), (3, 3)) > CHANGED
-        out |= mine & changed
+        out |= mine & changed & _near(~b.mask, RIM)
     return mine & ~out, theirs | out
 
 

@@ -60,6 +60,7 @@ LEAVING = 0.048  # share of the mask under which their own region at a side is w
 HIDDEN_S = 0.2  # others not seen for this long are behind you: what comes out is theirs
 OUT_S = 0.2  # your shape from before they went behind you holds this long after they came out
 CHANGED = 60  # grey levels a pixel of yours changed by since they went behind you: them
+OUTLINE = 1  # mask pixels your outline may move by while someone is behind you
 RIM = 3  # mask pixels from your outline where such a change is them (not your hands, face)
 THICK = 5  # their part of a region shared with you is a body where it is this thick
 GROWN = 2  # mask pixels your region may grow by in a frame (more, at a side: someone came in)
@@ -508,7 +509,7 @@ def _behind_you(
 ) -> tuple[np.ndarray, np.ndarray]:
     """With the others `behind` you (unseen since they touched you), and for `OUT_S` after
     they are seen again, you are as you were when they went out of sight: what of yours grows
-    past that shape (by more than `GROWN` pixels) is them coming out, slivers too (their first
+    past that shape (by more than `OUTLINE` pixels) is them coming out, slivers too (their first
     pixels out lie along your outline), and so is what of yours the picture changed in since
     (them, seen through a gap of your outline that the network counts as you)."""
     b = main.behind
@@ -524,7 +525,7 @@ def _behind_you(
             b = main.behind = None
     if b is None:
         return mine, theirs
-    out = mine & ~_near(b.mask, GROWN)
+    out = mine & ~_near(b.mask, OUTLINE)
     if grey is not None and b.grey is not None and b.grey.shape == grey.shape:
         changed = cv2.blur(cv2.absdiff(grey, b.grey), (3, 3)) > CHANGED
         out |= mine & changed & _near(~b.mask, RIM)

@@ -16,6 +16,9 @@ has the measurements):
   outline, drifted while they touched you), and so is all of theirs next to you once they
   walked out at a side of the picture; with them unseen behind you, what newly comes out
   beside you is theirs;
+- with them unseen after they were last next to you (behind you), you are as you were then:
+  what of yours grows past that shape is them coming out, and so is what changed in the
+  picture along your outline (them, seen through a gap the network counts as you);
 - while someone else is near you, the frame itself (at the mask's size) decides a shared region
   pixel by pixel: last frame's labels carried by each person's motion, the colours each
   wears, each pixel's motion, your shape before they came, the rules above as a prior

@@ -387,7 +387,7 @@ class PeopleFilter:
                     others.seen = now
                     # Next to you and inside the picture: unseen next, they are behind you.
                     at_side = bool(theirs[:, 0].any() or theirs[:, -1].any())
-                    others.touching = not at_side and bool((_near(thick, BODY) & mine).any())
+                    others.touching = not at_side and bool((_near(theirs, BODY) & mine).any())
             if mine.any() or now - main.seen <= LOST_S:
                 others.alone_since = None
             elif others.alone_since is None:

@@ -292,7 +292,7 @@ class PeopleFilter:
         if s.contested and carried is not None:
             mine, theirs = _decide(s.both, mine, theirs, alone, carried, colour, hidden, moving)
         behind = hidden and others is not None and others.touching
-        mine, theirs = _behind_you(main, behind, mine, theirs, grey, now)
+        mine, theirs = _behind_you(main, behind, mine, theirs, grey, now, colour)
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
         small = (labels > 0) & ~mine & ~theirs
         if small.any():
@@ -509,12 +509,14 @@ def _behind_you(
     theirs: np.ndarray,
     grey: np.ndarray | None,
     now: float,
+    colour: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """With the others `behind` you (unseen since they touched you), and for `OUT_S` after
     they are seen again, you are as you were when they went out of sight: what of yours grows
     past that shape (by more than `OUTLINE` pixels) is them coming out, slivers too (their first
-    pixels out lie along your outline), and so is what of yours the picture changed in since
-    (them, seen through a gap of your outline that the network counts as you)."""
+    pixels out lie along your outline), and so is what of yours along your outline the picture
+    changed in since, to colours more theirs than yours (them, seen through a gap of your
+    outline that the network counts as you; not you turning your head)."""
     b = main.behind
     if behind:
         if b is None:
@@ -531,6 +533,8 @@ def _behind_you(
     out = mine & ~_near(b.mask, OUTLINE)
     if grey is not None and b.grey is not None and b.grey.shape == grey.shape:
         changed = cv2.blur(cv2.absdiff(grey, b.grey), (3, 3)) > CHANGED
+        if colour is not None:
+            changed &= colour < 0  # not to your own colours (you moving)
         out |= mine & changed & _near(~b.mask, RIM)
     return mine & ~out, theirs | out
 

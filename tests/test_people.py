@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pixcam.chain.people import ADOPT_S, HOLD_S, LOST_S, PeopleFilter, PeopleSettings
+from pixcam.chain.people import (
+    ADOPT_S,
+    HOLD_S,
+    LOST_S,
+    OUTLINE,
+    PeopleFilter,
+    PeopleSettings,
+    _near,
+)
 
 W, H = 160, 90
 DT = 1 / 30
@@ -105,6 +113,24 @@ def test_a_bystander_passing_behind_you_never_shows() -> None:
     for p, out in zip(frames[3:], outs[3:], strict=True):
         # A sliver along your outline may show (within `REACH` of it), never them.
         assert out[(p > 0) & (mine == 0)].sum() <= 0.03 * their_area
+        assert out[mine > 0].mean() > 0.97  # you stay whole
+
+
+def test_someone_coming_out_from_behind_you_on_your_other_side_stays_hidden() -> None:
+    """They stand at your shoulder, walk behind you out of sight and come out on your other
+    side a pixel a frame: their first pixels out are slivers along your outline, theirs, and
+    so is all of them that follows."""
+    f = me()
+    mine = body(80, half=16)
+    frames = [mine] * 3
+    frames += [union(mine, body(150 - 2 * i, top=30, half=10)) for i in range(24)]
+    frames += [union(mine, body(104, top=30, half=10))] * 15  # at your shoulder
+    frames += [union(mine, body(104 - i, top=30, half=10)) for i in range(65)]  # to the left
+    outs = run(f, frames)
+    margin = _near(mine > 0, OUTLINE)  # where your outline may have moved
+    for p, out in zip(frames[60:], outs[60:], strict=True):  # from behind you on
+        assert out[(p > 0) & ~margin].sum() == 0.0  # nothing of them past your outline
+    for out in outs:
         assert out[mine > 0].mean() > 0.97  # you stay whole
 
 

@@ -16,10 +16,7 @@ from conftest import VIDEOS, need
 pytestmark = pytest.mark.slow
 
 # Scenes the rules do not hold on yet, with what was measured (docs/people.md).
-NOT_YET = {
-    "behind": "a part of them coming out from behind you is taken as yours for about 15 "
-    "frames (up to 55 % of them in the worst frame)",
-}
+NOT_YET: dict[str, str] = {}
 # A switch to the other person lasts: keep "me" keeping under half of what keep "all" keeps
 # of you for longer than this is one (someone crossing in front of you covers most of you for
 # a few frames, and the network loses what little shows, with keep "all" too).

@@ -16,6 +16,9 @@ has the measurements):
   outline, drifted while they touched you), and so is all of theirs next to you once they
   walked out at a side of the picture; with them unseen behind you, what newly comes out
   beside you is theirs;
+- with them unseen after they were last next to you (behind you), you are as you were then:
+  what of yours grows past that shape is them coming out, and so is what changed in the
+  picture along your outline (them, seen through a gap the network counts as you);
 - while someone else is near you, the frame itself (at the mask's size) decides a shared region
   pixel by pixel: last frame's labels carried by each person's motion, the colours each
   wears, each pixel's motion, your shape before they came, the rules above as a prior
@@ -58,6 +61,10 @@ THIN_S = 0.3  # a thin part of theirs stays theirs this long (a person coming ou
 BODY_AREA = 0.016  # share of the mask a part of theirs needs (opened by THICK) to be a body
 LEAVING = 0.048  # share of the mask under which their own region at a side is walking out
 HIDDEN_S = 0.2  # others not seen for this long are behind you: what comes out is theirs
+OUT_S = 0.2  # your shape from before they went behind you holds this long after they came out
+CHANGED = 60  # grey levels a pixel of yours changed by since they went behind you: them
+OUTLINE = 1  # mask pixels your outline may move by while someone is behind you
+RIM = 3  # mask pixels from your outline where such a change is them (not your hands, face)
 THICK = 5  # their part of a region shared with you is a body where it is this thick
 GROWN = 2  # mask pixels your region may grow by in a frame (more, at a side: someone came in)
 BODY = 5  # another person is this thick somewhere (mask pixels); slivers are not
@@ -110,6 +117,16 @@ class _Others:
     leaving: bool = False  # their own region, small and shrinking, is at a side of the picture
     own_area: int = 0  # the most pixels their regions of their own have had
     left: bool = False  # they walked out at a side (nothing of theirs alone since)
+    touching: bool = False  # last seen next to you, not at a side (unseen: behind you)
+
+
+@dataclass
+class _Behind:
+    """You when the others went out of sight behind you: what they change coming out."""
+
+    mask: np.ndarray  # bool, your pixels then
+    grey: np.ndarray | None  # the picture then (None: not read)
+    out_since: float | None = None  # when they were seen again
 
 
 @dataclass
@@ -117,6 +134,7 @@ class _Main:
     mask: np.ndarray  # bool, your pixels when last seen
     seen: float
     alone: np.ndarray | None = None  # your pixels the last time nobody else was about
+    behind: _Behind | None = None  # you when the others went behind you
 
 
 @dataclass
@@ -237,7 +255,8 @@ class PeopleFilter:
             self._their_motion = (-float(carried.them[0]), -float(carried.them[1]))
         if carried is not None and _apart(carried):
             self._apart_seen = now
-        out = self._split(prob, labels, big, main, others, now, carried, self._colours.ratio(bins))
+        colour = self._colours.ratio(bins)
+        out = self._split(prob, labels, big, main, others, now, carried, colour, grey)
         mine, theirs = self._labelled
         self._flow.keep(grey, mine, theirs)
         # Colours learnt only where nobody else is near (not the contested edge).
@@ -254,93 +273,45 @@ class PeopleFilter:
         now: float,
         carried: Carried | None = None,
         colour: np.ndarray | None = None,
+        grey: np.ndarray | None = None,
     ) -> np.ndarray:
-        h, w = labels.shape
-        was_mine = main.mask
-        was_theirs = others.mask if others is not None else None
-        alone = main.alone if main.alone is not None and others is not None else was_mine
+        w = labels.shape[1]
+        alone = main.alone if main.alone is not None and others is not None else main.mask
         yours = _near(alone, REACH * w)  # where you may be while someone touches you
-        main_gone = now - main.seen > LOST_S
         hidden = others is not None and now - others.seen > HIDDEN_S  # behind you
-        mine = np.zeros((h, w), bool)
-        theirs = np.zeros((h, w), bool)
-        apart = True  # the others were a region of their own (their motion can be measured)
-        contested = False  # a region was both yours and theirs
-        shared = np.zeros((h, w), bool)  # their part of the regions they share with you
-        both = np.zeros((h, w), bool)  # the regions shared with you
         # Where the colours are clearly theirs (averaged over a small square).
-        theirs_worn = None if colour is None else cv2.blur(colour, (SMOOTH, SMOOTH)) < -WEARS
-        for i in big:
-            region = labels == i
-            ov_mine = not main_gone and bool(was_mine[region].any())
-            ov_theirs = was_theirs is not None and bool(was_theirs[region].any())
-            if ov_mine and ov_theirs:
-                assert was_theirs is not None
-                contested = True
-                both |= region
-                a, b = _divide(region, was_mine, was_theirs, yours, hidden, theirs_worn)
-                mine |= a
-                shared |= b
-                apart = apart and not b.any()
-            elif ov_mine:
-                mine |= region
-            elif ov_theirs:
-                theirs |= region
-            elif main_gone and not mine.any():
-                mine |= region  # a newcomer while you are away: you, back
-            else:
-                theirs |= region  # a newcomer while you are here: someone else
+        worn = None if colour is None else cv2.blur(colour, (SMOOTH, SMOOTH)) < -WEARS
+        s = _regions(labels, big, main, others, now, yours, hidden, worn)
+        mine, theirs = s.mine, s.theirs
         own = theirs.copy()  # their regions of their own (not shared with you)
-        if shared.any():
-            mine, theirs = self._thin_to_you(shared, mine, theirs, now, colour)
-        if others is not None and (others.left or others.leaving) and not own.any():
-            # They walked out at a side of the picture: what is left of theirs next to you is
-            # your own outline (drifted past the hold while they touched you), but for what
-            # still reaches that side (the last of them).
-            others.left = True
-            out = theirs & ~_at_sides(theirs)
-            mine |= out
-            theirs &= ~out
-        elif others is not None:
-            others.left = False
+        if s.shared.any():
+            mine, theirs = self._thin_to_you(s.shared, mine, theirs, now, colour)
+        if others is not None:
+            mine, theirs = _walked_out(others, own, mine, theirs)
         moving = now - self._apart_seen <= MOVED_S  # you two moved apart a moment ago
-        if contested and carried is not None:
-            mine, theirs = _decide(both, mine, theirs, alone, carried, colour, hidden, moving)
+        if s.contested and carried is not None:
+            mine, theirs = _decide(s.both, mine, theirs, alone, carried, colour, hidden, moving)
+        behind = hidden and others is not None and others.touching
+        mine, theirs = _behind_you(main, behind, mine, theirs, grey, now, colour)
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
         small = (labels > 0) & ~mine & ~theirs
         if small.any():
             mine |= small & _near(mine, NEAR * w)
             theirs |= small & ~mine & _near(theirs, NEAR * w)
-        self._track(mine, theirs, yours, main, others, apart, now)
+        self._track(mine, theirs, yours, main, others, s.apart, now)
         self._labelled = mine, theirs
         if self._others is not None:
-            at_side = bool(own[:, 0].any() or own[:, -1].any())
-            area = int(np.count_nonzero(own))
-            peak = self._others.own_area = max(self._others.own_area, area)
-            # Walking out: small at a side and shrinking (coming in, the region grows).
-            self._others.leaving = at_side and 2 * area <= peak and area <= LEAVING * own.size
+            self._others.leaving = _leaving(self._others, own)
         self.state.present = bool(mine.any())
         if self.state.present:
             main.mask, main.seen = mine, now
-        if self._others is None or not contested:
+        if self._others is None or not s.contested:
             main.alone = main.mask  # nobody touching you: the next contact starts from here
-        # Everything not yours goes (specks far from you too), with the others' soft rim.
-        hide = (labels > 0) & ~mine
-        if not hide.any():
-            return prob
-        k = np.ones((2 * HALO + 1,) * 2, np.uint8)
-        hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
-        if contested and carried is not None:
-            # Where the evidence split a region, it is least sure along their edge: hidden
-            # too, wider while they move over you.
-            hide |= both & _near(theirs, EDGE_MOVING if moving else EDGE)
-        if hide.shape != prob.shape:
-            ph, pw = prob.shape
-            grown = cv2.resize(hide.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
-            hide = grown.astype(bool)
-        out = prob.copy()
-        out[hide] = 0.0
-        return out
+        # Where the evidence split a region, it is least sure along their edge.
+        edge = None
+        if s.contested and carried is not None:
+            edge = s.both & _near(theirs, EDGE_MOVING if moving else EDGE)
+        return _hidden(prob, (labels > 0) & ~mine, mine, edge)
 
     def _thin_to_you(
         self,
@@ -411,8 +382,12 @@ class PeopleFilter:
                 others.shift, others.centre = shift, centre
                 # A body beyond your reach (not your own outline moving) while you are here.
                 body = theirs & ~yours if mine.any() else theirs
-                if _opened(body, BODY).sum() >= MIN_AREA * theirs.size:
+                thick = _opened(body, BODY)
+                if thick.sum() >= MIN_AREA * theirs.size:
                     others.seen = now
+                    # Next to you and inside the picture: unseen next, they are behind you.
+                    at_side = bool(theirs[:, 0].any() or theirs[:, -1].any())
+                    others.touching = not at_side and bool((_near(theirs, BODY) & mine).any())
             if mine.any() or now - main.seen <= LOST_S:
                 others.alone_since = None
             elif others.alone_since is None:
@@ -429,6 +404,139 @@ class PeopleFilter:
             # Out of sight (behind you): keep expecting them where they were going.
             others.mask = _shifted(others.mask, others.shift)
         self.state.hidden = n_theirs
+
+
+@dataclass
+class _Regions:
+    """Each region of the mask given to you or the others by whom it overlaps."""
+
+    mine: np.ndarray
+    theirs: np.ndarray  # their regions of their own
+    shared: np.ndarray  # their part of the regions they share with you
+    both: np.ndarray  # the regions shared with you
+    contested: bool = False  # a region was both yours and theirs
+    apart: bool = True  # the others were a region of their own (their motion can be measured)
+
+
+def _regions(
+    labels: np.ndarray,
+    big: list[int],
+    main: _Main,
+    others: _Others | None,
+    now: float,
+    yours: np.ndarray,
+    hidden: bool,
+    worn: np.ndarray | None,
+) -> _Regions:
+    """A region is yours or theirs by whom it overlaps; one touching both is divided
+    (`_divide`); one touching nobody is a newcomer: you, back, while you are away, else
+    someone else."""
+    mine, theirs, shared, both = (np.zeros(labels.shape, bool) for _ in range(4))
+    s = _Regions(mine, theirs, shared, both)
+    was_mine = main.mask
+    was_theirs = others.mask if others is not None else None
+    main_gone = now - main.seen > LOST_S
+    for i in big:
+        region = labels == i
+        ov_mine = not main_gone and bool(was_mine[region].any())
+        ov_theirs = was_theirs is not None and bool(was_theirs[region].any())
+        if ov_mine and ov_theirs:
+            assert was_theirs is not None
+            s.contested = True
+            s.both |= region
+            a, b = _divide(region, was_mine, was_theirs, yours, hidden, worn)
+            s.mine |= a
+            s.shared |= b
+            s.apart = s.apart and not b.any()
+        elif ov_mine:
+            s.mine |= region
+        elif ov_theirs:
+            s.theirs |= region
+        elif main_gone and not s.mine.any():
+            s.mine |= region  # a newcomer while you are away: you, back
+        else:
+            s.theirs |= region  # a newcomer while you are here: someone else
+    return s
+
+
+def _walked_out(
+    others: _Others, own: np.ndarray, mine: np.ndarray, theirs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Once they walked out at a side of the picture (nothing of theirs on its own left),
+    what is left of theirs next to you is your own outline (drifted past the hold while they
+    touched you), but for what still reaches that side (the last of them)."""
+    if not (others.left or others.leaving) or own.any():
+        others.left = False
+        return mine, theirs
+    others.left = True
+    out = theirs & ~_at_sides(theirs)
+    return mine | out, theirs & ~out
+
+
+def _leaving(others: _Others, own: np.ndarray) -> bool:
+    """Their own region is walking out: small at a side and shrinking (coming in, it grows)."""
+    at_side = bool(own[:, 0].any() or own[:, -1].any())
+    area = int(np.count_nonzero(own))
+    peak = others.own_area = max(others.own_area, area)
+    return at_side and 2 * area <= peak and area <= LEAVING * own.size
+
+
+def _hidden(
+    prob: np.ndarray, hide: np.ndarray, mine: np.ndarray, edge: np.ndarray | None
+) -> np.ndarray:
+    """`prob` with `hide` (everything not yours: specks far from you too) at 0, widened by the
+    others' soft rim, and `edge` (yours, least sure, along their edge) too; `prob` itself
+    when there is nothing to hide."""
+    if not hide.any():
+        return prob
+    k = np.ones((2 * HALO + 1,) * 2, np.uint8)
+    hide = cv2.dilate(hide.astype(np.uint8), k).astype(bool) & ~mine
+    if edge is not None:
+        hide |= edge
+    if hide.shape != prob.shape:
+        ph, pw = prob.shape
+        grown = cv2.resize(hide.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
+        hide = grown.astype(bool)
+    out = prob.copy()
+    out[hide] = 0.0
+    return out
+
+
+def _behind_you(
+    main: _Main,
+    behind: bool,
+    mine: np.ndarray,
+    theirs: np.ndarray,
+    grey: np.ndarray | None,
+    now: float,
+    colour: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """With the others `behind` you (unseen since they touched you), and for `OUT_S` after
+    they are seen again, you are as you were when they went out of sight: what of yours grows
+    past that shape (by more than `OUTLINE` pixels) is them coming out, slivers too (their first
+    pixels out lie along your outline), and so is what of yours along your outline the picture
+    changed in since, to colours more theirs than yours (them, seen through a gap of your
+    outline that the network counts as you; not you turning your head)."""
+    b = main.behind
+    if behind:
+        if b is None:
+            b = main.behind = _Behind(main.mask, grey)
+        b.out_since = None
+        if b.grey is None:
+            b.grey = grey
+    elif b is not None:
+        b.out_since = now if b.out_since is None else b.out_since
+        if now - b.out_since > OUT_S:
+            b = main.behind = None
+    if b is None:
+        return mine, theirs
+    out = mine & ~_near(b.mask, OUTLINE)
+    if grey is not None and b.grey is not None and b.grey.shape == grey.shape:
+        changed = cv2.blur(cv2.absdiff(grey, b.grey), (3, 3)) > CHANGED
+        if colour is not None:
+            changed &= colour < 0  # not to your own colours (you moving)
+        out |= mine & changed & _near(~b.mask, RIM)
+    return mine & ~out, theirs | out
 
 
 def _came_in(mine: np.ndarray, was: np.ndarray) -> np.ndarray | None:

@@ -13,7 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from test_images import png_bomb
+
+from conftest import IMAGES, need
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -191,3 +194,24 @@ def test_damaged_images_give_pixcams_line_only(
         assert lines[0].startswith("pixcam: WARNING: ") and "is damaged" in lines[0]
     else:
         assert "is not an image pixcam can read" in lines[0]
+
+
+def test_segment_turns_a_phone_photo_upright_as_viewers_show_it(
+    models_installed: Path, tmp_path: Path
+) -> None:
+    """A phone stores a portrait photo sideways with EXIF orientation 6: the mask must be of
+    the upright picture (what a viewer shows, what the person stands in), not of the pixels."""
+    photo = Image.open(need(IMAGES / "doctor-5871743_640.jpg", "photos"))
+    sideways = photo.transpose(Image.Transpose.ROTATE_90)  # stored turned a quarter left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn a quarter right to show"
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    photo.save(tmp_path / "upright.jpg", quality=95)
+    for name in ("phone", "upright"):
+        out = tmp_path / f"{name}.png"
+        proc = pixcam("segment", str(tmp_path / f"{name}.jpg"), "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+    phone = cv2.imread(str(tmp_path / "phone.png"), cv2.IMREAD_GRAYSCALE)
+    upright = cv2.imread(str(tmp_path / "upright.png"), cv2.IMREAD_GRAYSCALE)
+    assert phone.shape == upright.shape == (photo.height, photo.width)
+    assert np.mean(phone == upright) > 0.98

@@ -215,3 +215,46 @@ def test_segment_turns_a_phone_photo_upright_as_viewers_show_it(
     upright = cv2.imread(str(tmp_path / "upright.png"), cv2.IMREAD_GRAYSCALE)
     assert phone.shape == upright.shape == (photo.height, photo.width)
     assert np.mean(phone == upright) > 0.98
+
+
+@pytest.mark.parametrize("args", [("models", "list"), ("--version",), ("--help",)])
+def test_output_onto_a_full_device_is_one_line(args: tuple[str, ...]) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pixcam", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+    one_line(proc, "cannot write the output: No space left on device")
+
+
+def test_a_reader_that_left_gets_no_traceback() -> None:
+    """`pixcam models list | head -1`: the reader gone, pixcam ends quietly as `ls` would."""
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before pixcam writes: every write is EPIPE
+    proc = subprocess.run(
+        [sys.executable, "-m", "pixcam", "models", "list"],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    os.close(writer)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_segment_with_its_standard_streams_closed_still_works(
+    models_installed: Path, tmp_path: Path
+) -> None:
+    """`pixcam segment … <&- >&- 2>&-` (a script, cron): it exited 1, nothing written, as the
+    redirect of libjpeg's fd 2 met sys.stderr = None."""
+    photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
+    mask = tmp_path / "m.png"
+    command = f'"{sys.executable}" -m pixcam segment "{photo}" --out "{mask}" <&- >&- 2>&-'
+    proc = subprocess.run(["bash", "-c", command], timeout=300, cwd=REPO)
+    assert proc.returncode == 0
+    assert cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE).shape == (427, 640)

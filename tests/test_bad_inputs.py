@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -258,3 +259,40 @@ def test_segment_with_its_standard_streams_closed_still_works(
     proc = subprocess.run(["bash", "-c", command], timeout=300, cwd=REPO)
     assert proc.returncode == 0
     assert cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE).shape == (427, 640)
+
+
+def as_a_user(*args: str) -> list[str]:
+    """`args` run so that file permissions bind: as root, without the capabilities that
+    override them (setpriv); skips when that cannot be done."""
+    if os.geteuid() != 0:
+        return list(args)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be tested")
+    drop = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", *args]
+
+
+@pytest.mark.parametrize("args", [("segment", "{photo}", "--out", "{mask}"), ("models", "verify")])
+def test_a_model_folder_pixcam_may_not_read_is_one_line(
+    models_installed: Path, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """The folder's mode 000: `segment` traced back (PermissionError from Path.is_file),
+    `models verify` said "no models installed"."""
+    folder = tmp_path / "models"
+    shutil.copytree(models_installed, folder)
+    folder.chmod(0)
+    photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
+    filled = [a.format(photo=photo, mask=tmp_path / "m.png") for a in args]
+    try:
+        proc = subprocess.run(
+            as_a_user(sys.executable, "-m", "pixcam", *filled),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PIXCAM_MODELS_DIR": str(folder)},
+            cwd=REPO,
+        )
+    finally:
+        folder.chmod(0o755)
+    one_line(proc, f"model folder {folder} is not readable: check its permissions")

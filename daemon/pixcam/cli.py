@@ -62,6 +62,7 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
             print(f"FAILED   {exc}")
             bad += 1
     if not good and not bad:  # nothing to check is no success: the stream could not start
+        models.check_models_dir()
         raise PixcamError(
             f"no models installed in {models.models_dir()}; install them with "
             "`pixcam models install`"

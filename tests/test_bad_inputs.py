@@ -296,3 +296,23 @@ def test_a_model_folder_pixcam_may_not_read_is_one_line(
     finally:
         folder.chmod(0o755)
     one_line(proc, f"model folder {folder} is not readable: check its permissions")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--threads", "0", "--threads must be an integer 1..64, got 0"),
+        ("--threads", "-1", "--threads must be an integer 1..64, got -1"),
+        ("--threads", "99999999999", "--threads must be an integer 1..64"),
+        ("--internal-resolution", "-5", "must be 0 (the model's default) or 64..4096, got -5"),
+        ("--internal-resolution", "99999", "must be 0 (the model's default) or 64..4096"),
+    ],
+)
+def test_segment_model_options_out_of_range_are_one_line(
+    models_installed: Path, tmp_path: Path, option: str, value: str, expected: str
+) -> None:
+    """Before: "model file … could not be loaded; reinstall it" (threads 0, -1), a pybind
+    TypeError or XNNPack RuntimeError traceback (huge values), -5 taken as a size."""
+    photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
+    proc = pixcam("segment", str(photo), "--out", str(tmp_path / "m.png"), option, value)
+    one_line(proc, expected)

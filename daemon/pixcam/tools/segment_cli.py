@@ -22,7 +22,7 @@ from pixcam import paths as paths_mod
 from pixcam.chain import overlay
 from pixcam.chain.refine import Refiner, RefineSettings, probability_size
 from pixcam.chain.segment import SegmentationOutput, Segmenter, load_segmenter
-from pixcam.config import Config, load_config
+from pixcam.config import MAX_RESOLUTION, MAX_THREADS, MIN_RESOLUTION, Config, load_config
 from pixcam.errors import PixcamError
 from pixcam.modes import STILL_SUFFIXES
 from pixcam.paths import check_file
@@ -102,6 +102,19 @@ def render(
     if args.probabilities is not None:
         images["probabilities"] = np.clip(prob * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return images
+
+
+def _check_model_options(args: argparse.Namespace) -> None:
+    """--threads and --internal-resolution held to the config's ranges before the model
+    loads (LiteRT's own errors blamed the model file, or traced back)."""
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise PixcamError(f"--threads must be an integer 1..{MAX_THREADS}, got {args.threads}")
+    size = args.internal_resolution
+    if size and not MIN_RESOLUTION <= size <= MAX_RESOLUTION:
+        raise PixcamError(
+            f"--internal-resolution must be 0 (the model's default) or "
+            f"{MIN_RESOLUTION}..{MAX_RESOLUTION}, got {size}"
+        )
 
 
 def _check_args(args: argparse.Namespace, segmenter: Segmenter) -> None:
@@ -293,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
     paths = _expand_inputs(args.input)
     batch = len(paths) > 1 or any(paths_mod.is_dir(p) for p in args.input)
     _check_outputs(args, batch)
+    _check_model_options(args)
     cfg, refine = _settings(args)
     if args.out_dir:
         segmenter = _load(args, cfg)

@@ -33,19 +33,33 @@ def _xdg(variable: str, default: Path) -> Path:
     return Path(value) if os.path.isabs(value) else default
 
 
+def home() -> str:
+    """`$HOME` when it is an absolute path, else the account's home folder: Python takes an
+    empty `HOME` as / and a relative one as below the current folder."""
+    value = os.environ.get("HOME", "")
+    if os.path.isabs(value):
+        return value
+    import pwd  # here: the keeper's start (keeper_cache.py) imports this rule's twin only
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:  # no account entry (a bare container): Python's own rule
+        return os.path.expanduser("~")
+
+
 def config_home() -> Path:
     """`$XDG_CONFIG_HOME`, `~/.config` by default."""
-    return _xdg("XDG_CONFIG_HOME", Path.home() / ".config")
+    return _xdg("XDG_CONFIG_HOME", Path(home()) / ".config")
 
 
 def data_home() -> Path:
     """`$XDG_DATA_HOME`, `~/.local/share` by default."""
-    return _xdg("XDG_DATA_HOME", Path.home() / ".local" / "share")
+    return _xdg("XDG_DATA_HOME", Path(home()) / ".local" / "share")
 
 
 def cache_home() -> Path:
     """`$XDG_CACHE_HOME`, `~/.cache` by default."""
-    return _xdg("XDG_CACHE_HOME", Path.home() / ".cache")
+    return _xdg("XDG_CACHE_HOME", Path(home()) / ".cache")
 
 
 def config_file() -> Path:

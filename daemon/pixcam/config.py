@@ -370,7 +370,14 @@ _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 def key_text(parts: tuple[str, ...]) -> str:
     """A dotted key as TOML writes it: `camera.fps`, or `"my key".x` for odd names, so an
     unknown key with spaces, dots or newlines still prints as one unambiguous line."""
-    return ".".join(p if _BARE_KEY.match(p) else json.dumps(p) for p in parts)
+    return ".".join(_key_part(p) for p in parts)
+
+
+def _key_part(part: str) -> str:
+    """One part of a key, quoted when odd; a long one cut in the middle as values are."""
+    if len(part) > 60:
+        part = f"{part[:40]}…{part[-10:]}"
+    return part if _BARE_KEY.match(part) else json.dumps(part, ensure_ascii=False)
 
 
 def _describe(error: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:

@@ -316,3 +316,40 @@ def test_segment_model_options_out_of_range_are_one_line(
     photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
     proc = pixcam("segment", str(photo), "--out", str(tmp_path / "m.png"), option, value)
     one_line(proc, expected)
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["segment", "IMG", "--out", "IMG"], "--out IMG is the input"),
+        (["segment", "IMG", "--alpha", "LINK"], "--alpha LINK is the input"),
+        (["segment", "IMG", "--out", "m.png", "--overlay", "./m.png"], "both name ./m.png"),
+        (["segment", "VIDEO", "--out", "VIDEO"], "--out VIDEO is the input"),
+        (["run", "--input", "VIDEO", "--output", "VIDEO"], "--output VIDEO is the input"),
+        (["run", "--input", "VIDEO", "--output", "IMG", "--image", "IMG"], "background image"),
+    ],
+)
+def test_an_output_never_writes_over_a_file_pixcam_reads(
+    models_installed: Path, clip: Path, tmp_path: Path, command: list[str], said: str
+) -> None:
+    """`segment photo.jpg --out photo.jpg` wrote the mask over the photo, `run --input
+    talk.mp4 --output talk.mp4` left 3 frames of the talk (found on a copy of shared data)."""
+    photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
+    shutil.copy(photo, tmp_path / "p.jpg")
+    shutil.copy(clip, tmp_path / "v.mp4")
+    (tmp_path / "link.jpg").symlink_to("p.jpg")
+    names = {"IMG": str(tmp_path / "p.jpg"), "VIDEO": str(tmp_path / "v.mp4")}
+    names["LINK"] = str(tmp_path / "link.jpg")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "p.jpg", tmp_path / "v.mp4")}
+    argv = [names.get(a, a) for a in command] + (["--frames", "3"] if command[0] == "run" else [])
+    for placeholder, name in names.items():
+        said = said.replace(placeholder, name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pixcam", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    one_line(proc, said)
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before

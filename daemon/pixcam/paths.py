@@ -232,6 +232,26 @@ def check_file(path: os.PathLike[str] | str, what: str) -> int:
         return os.fstat(fh.fileno()).st_size
 
 
+def same_file(a: os.PathLike[str] | str, b: os.PathLike[str] | str) -> bool:
+    """`a` and `b` name one file: the same inode, or, for one not there yet, the same path
+    once symlinks and `..` are resolved."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_not_overwriting(output: str, option: str, reads: dict[str, str | None]) -> None:
+    """PixcamError when `output` is a file pixcam reads (`reads`: what it is → its path):
+    writing it would destroy the user's file before (or while) it is read."""
+    for what, source in reads.items():
+        if source and same_file(output, source):
+            raise PixcamError(
+                f"{option} {output} is {what}: give another file name "
+                "(pixcam never writes over a file it reads)"
+            )
+
+
 def find_background(name: str, what: str = "background") -> Path:
     """Resolve a background image/video setting to an existing file.
 

@@ -154,6 +154,17 @@ def _check_outputs(args: argparse.Namespace, batch: bool) -> None:
         raise PixcamError("nothing to write: give --out FILE, --alpha FILE or --out-dir DIR")
 
 
+def _check_overwrites(path: Path, args: argparse.Namespace) -> None:
+    """No output may be the input (`--out photo.jpg` wrote the mask over the photo), nor
+    two outputs one file (the second would replace the first)."""
+    given = [(f"--{k}", str(getattr(args, k))) for k in OUTPUTS if getattr(args, k)]
+    for i, (option, name) in enumerate(given):
+        paths_mod.check_not_overwriting(name, option, {"the input": str(path)})
+        for other, earlier in given[:i]:
+            if paths_mod.same_file(name, earlier):
+                raise PixcamError(f"{other} and {option} both name {name}: give each its own file")
+
+
 def _expand_inputs(inputs: list[str]) -> list[Path]:
     """The files to segment: files as given, folders as their images (sorted, not nested)."""
     paths: list[Path] = []
@@ -313,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
         _check_args(args, segmenter)
         return _segment_batch(paths, segmenter, args, refine)
     path = paths[0]
+    _check_overwrites(path, args)
     check_file(path, "input")  # missing, a folder, a FIFO, a device, a symlink loop: said so
     is_video = path.suffix.lower() not in PICTURE_SUFFIXES
     if is_video:

@@ -50,3 +50,15 @@ def test_an_empty_or_relative_home_is_the_accounts_home(
     assert paths.config_file() == account / ".config" / "pixcam" / "config.toml"
     assert models.models_dir() == account / ".local" / "share" / "pixcam" / "models"
     assert keeper_cache.cache_file() == str(account / ".cache" / "pixcam" / "last-output")
+
+
+def test_a_background_given_as_dot_slash_name_is_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --image ./photo.jpg` was "not found in …/backgrounds": pathlib drops the "./", so
+    it looked like a bare name to search for."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "photo.jpg").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path / "here")
+    assert paths.find_background("./photo.jpg").resolve() == tmp_path / "here" / "photo.jpg"
+    assert paths.find_background("../here/photo.jpg").resolve() == tmp_path / "here" / "photo.jpg"

@@ -264,7 +264,8 @@ def find_background(name: str, what: str = "background") -> Path:
     p = Path(name).expanduser()
     if too_long(p):
         raise name_error(p, f"{what} file")
-    if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
+    # "./photo.jpg" is a path too, though pathlib drops its "./" (one part, like a name).
+    if p.is_absolute() or "/" in name or name.startswith("~"):
         if what_is(p) == "missing":
             raise PixcamError(f"{what} file {p} not found: check the path")
         check_file(p, f"{what} file")  # a folder, FIFO, device...: said what it is

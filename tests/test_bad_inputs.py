@@ -333,7 +333,7 @@ def test_an_output_never_writes_over_a_file_pixcam_reads(
     models_installed: Path, clip: Path, tmp_path: Path, command: list[str], said: str
 ) -> None:
     """`segment photo.jpg --out photo.jpg` wrote the mask over the photo, `run --input
-    talk.mp4 --output talk.mp4` left 3 frames of the talk (found on a copy of shared data)."""
+    talk.mp4 --output talk.mp4` left 3 frames of the talk."""
     photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
     shutil.copy(photo, tmp_path / "p.jpg")
     shutil.copy(clip, tmp_path / "v.mp4")

@@ -353,3 +353,16 @@ def test_an_output_never_writes_over_a_file_pixcam_reads(
     )
     one_line(proc, said)
     assert {n: (tmp_path / n).read_bytes() for n in before} == before
+
+
+def test_segment_again_into_the_same_folder_leaves_its_results_alone(
+    models_installed: Path, tmp_path: Path
+) -> None:
+    """`segment photos --out-dir photos` run twice segmented its own masks and overlays:
+    1, 3, 7 results per photo, masks of masks."""
+    shutil.copy(need(IMAGES / "doctor-5871743_640.jpg", "photos"), tmp_path / "p.jpg")
+    for _ in range(2):
+        proc = pixcam("segment", str(tmp_path), "--out-dir", str(tmp_path), "--out", "--overlay")
+        assert proc.returncode == 0, proc.stderr
+        assert "1 of 1 images segmented" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jpg", "p.mask.png", "p.overlay.png"]

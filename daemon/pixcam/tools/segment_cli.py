@@ -165,8 +165,9 @@ def _check_overwrites(path: Path, args: argparse.Namespace) -> None:
                 raise PixcamError(f"{other} and {option} both name {name}: give each its own file")
 
 
-def _expand_inputs(inputs: list[str]) -> list[Path]:
-    """The files to segment: files as given, folders as their images (sorted, not nested)."""
+def _expand_inputs(inputs: list[str], out_dir: str | None) -> list[Path]:
+    """The files to segment: files as given, folders as their images (sorted, not nested),
+    less the results an earlier run wrote there when the folder is `out_dir`."""
     paths: list[Path] = []
     for text in inputs:
         path = Path(text)
@@ -176,6 +177,8 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
             images = sorted(
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES
             )
+            if out_dir and paths_mod.same_file(path, out_dir):
+                images = [p for p in images if not _is_own_output(p)]
             if not images:
                 kinds = ", ".join(sorted(PICTURE_SUFFIXES))
                 raise PixcamError(f"folder {path} holds no images ({kinds})")
@@ -183,6 +186,12 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             paths.append(path)
     return paths
+
+
+def _is_own_output(path: Path) -> bool:
+    """NAME.mask.png and the like: segmented again, a second run on the same folder made
+    masks of masks (1, 3, 7… files per photo)."""
+    return path.name.endswith(tuple(f".{kind}.png" for kind in OUTPUTS.values()))
 
 
 def _written(args: argparse.Namespace) -> str:
@@ -314,7 +323,7 @@ def _segment_batch(
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = _expand_inputs(args.input)
+    paths = _expand_inputs(args.input, args.out_dir)
     batch = len(paths) > 1 or any(paths_mod.is_dir(p) for p in args.input)
     _check_outputs(args, batch)
     _check_model_options(args)

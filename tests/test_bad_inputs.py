@@ -366,3 +366,14 @@ def test_segment_again_into_the_same_folder_leaves_its_results_alone(
         assert proc.returncode == 0, proc.stderr
         assert "1 of 1 images segmented" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jpg", "p.mask.png", "p.overlay.png"]
+
+
+@pytest.mark.parametrize("frames", ["0", "-1"])
+def test_run_of_no_frames_is_refused(
+    models_installed: Path, clip: Path, tmp_path: Path, frames: str
+) -> None:
+    """`run --frames 0` (or -1) wrote one frame and exited 0."""
+    out = tmp_path / "o.mp4"
+    proc = pixcam("run", "--input", str(clip), "--output", str(out), "--frames", frames)
+    one_line(proc, f"--frames {frames}: give a whole number of 1 or more")
+    assert not out.exists()

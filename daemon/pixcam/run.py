@@ -68,6 +68,8 @@ def files_read(input_path: str | None, cfg: Config) -> dict[str, str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.frames is not None and args.frames < 1:  # 0 and -1 wrote one frame, exit 0
+        raise PixcamError(f"--frames {args.frames}: give a whole number of 1 or more")
     cfg = load_config(args.config).with_values(overrides_from_args(args))
     if args.output:
         paths.check_not_overwriting(args.output, "--output", files_read(args.input, cfg))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from test_images import png_bomb
+
+from conftest import IMAGES, need
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -191,3 +195,185 @@ def test_damaged_images_give_pixcams_line_only(
         assert lines[0].startswith("pixcam: WARNING: ") and "is damaged" in lines[0]
     else:
         assert "is not an image pixcam can read" in lines[0]
+
+
+def test_segment_turns_a_phone_photo_upright_as_viewers_show_it(
+    models_installed: Path, tmp_path: Path
+) -> None:
+    """A phone stores a portrait photo sideways with EXIF orientation 6: the mask must be of
+    the upright picture (what a viewer shows, what the person stands in), not of the pixels."""
+    photo = Image.open(need(IMAGES / "doctor-5871743_640.jpg", "photos"))
+    sideways = photo.transpose(Image.Transpose.ROTATE_90)  # stored turned a quarter left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn a quarter right to show"
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    photo.save(tmp_path / "upright.jpg", quality=95)
+    for name in ("phone", "upright"):
+        out = tmp_path / f"{name}.png"
+        proc = pixcam("segment", str(tmp_path / f"{name}.jpg"), "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+    phone = cv2.imread(str(tmp_path / "phone.png"), cv2.IMREAD_GRAYSCALE)
+    upright = cv2.imread(str(tmp_path / "upright.png"), cv2.IMREAD_GRAYSCALE)
+    assert phone.shape == upright.shape == (photo.height, photo.width)
+    assert np.mean(phone == upright) > 0.98
+
+
+@pytest.mark.parametrize("args", [("models", "list"), ("--version",), ("--help",)])
+def test_output_onto_a_full_device_is_one_line(args: tuple[str, ...]) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pixcam", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+    one_line(proc, "cannot write the output: No space left on device")
+
+
+def test_a_reader_that_left_gets_no_traceback() -> None:
+    """`pixcam models list | head -1`: the reader gone, pixcam ends quietly as `ls` would."""
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before pixcam writes: every write is EPIPE
+    proc = subprocess.run(
+        [sys.executable, "-m", "pixcam", "models", "list"],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    os.close(writer)
+    assert (proc.returncode, proc.stderr) == (141, "")
+
+
+def test_segment_with_its_standard_streams_closed_still_works(
+    models_installed: Path, tmp_path: Path
+) -> None:
+    """`pixcam segment … <&- >&- 2>&-` (a script, cron): it exited 1, nothing written, as the
+    redirect of libjpeg's fd 2 met sys.stderr = None."""
+    photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
+    mask = tmp_path / "m.png"
+    command = f'"{sys.executable}" -m pixcam segment "{photo}" --out "{mask}" <&- >&- 2>&-'
+    proc = subprocess.run(["bash", "-c", command], timeout=300, cwd=REPO)
+    assert proc.returncode == 0
+    assert cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE).shape == (427, 640)
+
+
+def as_a_user(*args: str) -> list[str]:
+    """`args` run so that file permissions bind: as root, without the capabilities that
+    override them (setpriv); skips when that cannot be done."""
+    if os.geteuid() != 0:
+        return list(args)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be tested")
+    drop = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", *args]
+
+
+@pytest.mark.parametrize("args", [("segment", "{photo}", "--out", "{mask}"), ("models", "verify")])
+def test_a_model_folder_pixcam_may_not_read_is_one_line(
+    models_installed: Path, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """The folder's mode 000: `segment` traced back (PermissionError from Path.is_file),
+    `models verify` said "no models installed"."""
+    folder = tmp_path / "models"
+    shutil.copytree(models_installed, folder)
+    folder.chmod(0)
+    photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
+    filled = [a.format(photo=photo, mask=tmp_path / "m.png") for a in args]
+    try:
+        proc = subprocess.run(
+            as_a_user(sys.executable, "-m", "pixcam", *filled),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PIXCAM_MODELS_DIR": str(folder)},
+            cwd=REPO,
+        )
+    finally:
+        folder.chmod(0o755)
+    one_line(proc, f"model folder {folder} is not readable: check its permissions")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--threads", "0", "--threads must be an integer 1..64, got 0"),
+        ("--threads", "-1", "--threads must be an integer 1..64, got -1"),
+        ("--threads", "99999999999", "--threads must be an integer 1..64"),
+        ("--internal-resolution", "-5", "must be 0 (the model's default) or 64..4096, got -5"),
+        ("--internal-resolution", "99999", "must be 0 (the model's default) or 64..4096"),
+    ],
+)
+def test_segment_model_options_out_of_range_are_one_line(
+    models_installed: Path, tmp_path: Path, option: str, value: str, expected: str
+) -> None:
+    """Before: "model file … could not be loaded; reinstall it" (threads 0, -1), a pybind
+    TypeError or XNNPack RuntimeError traceback (huge values), -5 taken as a size."""
+    photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
+    proc = pixcam("segment", str(photo), "--out", str(tmp_path / "m.png"), option, value)
+    one_line(proc, expected)
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["segment", "IMG", "--out", "IMG"], "--out IMG is the input"),
+        (["segment", "IMG", "--alpha", "LINK"], "--alpha LINK is the input"),
+        (["segment", "IMG", "--out", "m.png", "--overlay", "./m.png"], "both name ./m.png"),
+        (["segment", "VIDEO", "--out", "VIDEO"], "--out VIDEO is the input"),
+        (["run", "--input", "VIDEO", "--output", "VIDEO"], "--output VIDEO is the input"),
+        (["run", "--input", "VIDEO", "--output", "IMG", "--image", "IMG"], "background image"),
+    ],
+)
+def test_an_output_never_writes_over_a_file_pixcam_reads(
+    models_installed: Path, clip: Path, tmp_path: Path, command: list[str], said: str
+) -> None:
+    """`segment photo.jpg --out photo.jpg` wrote the mask over the photo, `run --input
+    talk.mp4 --output talk.mp4` left 3 frames of the talk."""
+    photo = need(IMAGES / "doctor-5871743_640.jpg", "photos")
+    shutil.copy(photo, tmp_path / "p.jpg")
+    shutil.copy(clip, tmp_path / "v.mp4")
+    (tmp_path / "link.jpg").symlink_to("p.jpg")
+    names = {"IMG": str(tmp_path / "p.jpg"), "VIDEO": str(tmp_path / "v.mp4")}
+    names["LINK"] = str(tmp_path / "link.jpg")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "p.jpg", tmp_path / "v.mp4")}
+    argv = [names.get(a, a) for a in command] + (["--frames", "3"] if command[0] == "run" else [])
+    for placeholder, name in names.items():
+        said = said.replace(placeholder, name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pixcam", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    one_line(proc, said)
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+
+
+def test_segment_again_into_the_same_folder_leaves_its_results_alone(
+    models_installed: Path, tmp_path: Path
+) -> None:
+    """`segment photos --out-dir photos` run twice segmented its own masks and overlays:
+    1, 3, 7 results per photo, masks of masks."""
+    shutil.copy(need(IMAGES / "doctor-5871743_640.jpg", "photos"), tmp_path / "p.jpg")
+    for _ in range(2):
+        proc = pixcam("segment", str(tmp_path), "--out-dir", str(tmp_path), "--out", "--overlay")
+        assert proc.returncode == 0, proc.stderr
+        assert "1 of 1 images segmented" in proc.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jpg", "p.mask.png", "p.overlay.png"]
+
+
+@pytest.mark.parametrize("frames", ["0", "-1"])
+def test_run_of_no_frames_is_refused(
+    models_installed: Path, clip: Path, tmp_path: Path, frames: str
+) -> None:
+    """`run --frames 0` (or -1) wrote one frame and exited 0."""
+    out = tmp_path / "o.mp4"
+    proc = pixcam("run", "--input", str(clip), "--output", str(out), "--frames", frames)
+    one_line(proc, f"--frames {frames}: give a whole number of 1 or more")
+    assert not out.exists()

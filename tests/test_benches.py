@@ -304,3 +304,28 @@ def test_calibrate_refuses_bad_options_before_it_works(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and said in lines[0], done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("bench", "option", "said"),
+    [
+        ("segment", ["--threads", "0"], "--threads 0: give whole numbers 1..64"),
+        ("segment", ["--threads", "1,x"], "--threads 1,x: give whole numbers 1..64"),
+        ("segment", ["--threads", "999999999999"], "--threads 999999999999: give whole"),
+        ("segment", ["--repeat", "-3"], "--repeat -3: give a whole number of 1 or more"),
+        ("segment", ["--internal-resolution", "-5"], "or 64..4096, got -5"),
+        ("pipeline", ["--threads", "-1"], "--threads -1: give whole numbers 1..64"),
+        ("pipeline", ["--frames", "0"], "--frames 0: give a whole number of 1 or more"),
+    ],
+)
+def test_bench_refuses_bad_counts_before_it_works(
+    models_installed: Path, tmp_path: Path, bench: str, option: list[str], said: str
+) -> None:
+    # Before: "model file … could not be loaded; reinstall it" for 0 threads, a ValueError,
+    # pybind TypeError or StatisticsError traceback, -5 benched as a size (IoU 0).
+    argv = [*command(f"pixcam bench {bench}"), *option]
+    argv += ["--model", "bodypix-050-s16-int8"]
+    done = run_group(argv, bench_env(models_installed, tmp_path), tmp_path)
+    assert done.returncode == 1, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], done.stderr

@@ -221,6 +221,19 @@ def test_odd_unknown_keys_print_quoted_on_one_line(tmp_path: Path) -> None:
     assert lines[1].startswith(f'{path}:4 "a b": unknown section; ')
 
 
+def test_a_long_unknown_key_is_cut_like_a_long_value(tmp_path: Path) -> None:
+    """A 100 000-character key was printed whole: a 100 kB error line in the log and in
+    `ctl status`' config_error."""
+    path = tmp_path / "config.toml"
+    path.write_text(f"[effects]\n{'k' * 100_000} = 1\n")
+    with pytest.raises(PixcamError) as exc:
+        load_config(path)
+    assert _error_lines(exc)[0].startswith(f'{path}:2 effects."{"k" * 40}…{"k" * 10}": unknown')
+    with pytest.raises(PixcamError) as exc:
+        set_value(path, "effects." + "z" * 5000, "1")
+    assert len(str(exc.value)) < 300
+
+
 def test_section_that_is_not_a_table(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("\ncamera = 5\n")

@@ -781,3 +781,21 @@ def test_a_request_turned_away_unhandled_is_sent_again(tmp_path: Path) -> None:
     assert send_command("status", path=path, timeout=10)["error"] == "unknown command"
     thread.join(10)
     listener.close()
+
+
+def test_a_relative_file_path_in_ctl_set_is_the_callers(
+    server: ControlServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ctl set effects.image ./bg.png` was looked up in the daemon's working folder (its
+    home, or / under systemd), not where the user typed it."""
+    monkeypatch.chdir(tmp_path)
+    for key, given, sent in [
+        ("effects.image", "./bg.png", str(tmp_path / "bg.png")),
+        ("people.away_image", "pics/away.png", str(tmp_path / "pics" / "away.png")),
+        ("effects.video", "../v.mp4", str(tmp_path.parent / "v.mp4")),
+        ("effects.image", "studio-grey.png", "studio-grey.png"),  # a name to look up
+        ("effects.image", "~/bg.png", "~/bg.png"),
+        ("effects.color", "#1e88e5", "#1e88e5"),
+    ]:
+        assert run_ctl("set", key, given, path=server.path, out=lambda _: None) == 0
+        assert server.app.calls[-1] == ("set", (key, sent))

@@ -455,3 +455,20 @@ def test_a_from_source_that_is_a_fifo_is_named(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(PixcamError, match="is a named pipe .*, not a folder"):
         list(models.install(str(fifo)))
+
+
+@pytest.mark.parametrize("where", ["--from", "mirror"])
+def test_an_unparsable_source_url_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """`--from "http://[::1"` (an IPv6 host not closed) was a ValueError traceback."""
+    monkeypatch.setenv("PIXCAM_MODELS_DIR", str(tmp_path / "models"))
+    argv = ["models", "install", "--name", "bodypix-050-s16-float"]
+    if where == "--from":
+        argv += ["--from", "http://[::1"]
+    else:
+        monkeypatch.setenv(download.MIRROR_ENV, "http://[::1")
+    assert cli.main(argv) == 1
+    said = capsys.readouterr()
+    assert "model source http://[::1 is not a valid URL" in said.out + said.err
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())

@@ -303,3 +303,20 @@ def test_a_source_closes_once() -> None:
     source.close()
     assert source.releases == 1
     assert source._thread is not None and not source._thread.is_alive()
+
+
+def _not_a_camera(tmp_path: Path, kind: str) -> str:
+    if kind == "a file":
+        (tmp_path / "video0").write_text("not a camera")
+        return str(tmp_path / "video0")
+    return str(tmp_path) if kind == "a folder" else "/dev/null"
+
+
+@pytest.mark.parametrize("kind", ["a file", "a folder", "a device of another kind"])
+def test_a_camera_path_that_is_no_video_device_says_what_it_is(tmp_path: Path, kind: str) -> None:
+    """/dev/null as the camera was "busy, in use by" every process holding it (every shell)."""
+    path = _not_a_camera(tmp_path, kind)
+    with pytest.raises(SourceError) as err:
+        sources.CameraSource._open(SourceSpec(device=path), path)
+    assert f"camera {path} is {kind}, not a video device" in str(err.value)
+    assert "in use by" not in str(err.value) and "another application" not in str(err.value)

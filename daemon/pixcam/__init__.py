@@ -3,7 +3,26 @@
 import os
 import sys
 
+
+def _hold_standard_streams() -> None:
+    """Closed standard streams (`pixcam segment … >&- 2>&-`) are opened on /dev/null: else
+    the next file opened takes fd 1 or 2, and native libraries' messages, or the redirect of
+    fd 2 around them (native.py), land in it; and sys.stderr is None where pixcam writes."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: `fd` itself
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            stream = open(fd, "r" if fd == 0 else "w", closefd=False)  # noqa: SIM115 - for good
+            setattr(sys, name, stream)
+
+
 if sys.argv[:1] == ["-m"] or os.path.basename(sys.argv[0] if sys.argv else "") == "pixcam":
+    _hold_standard_streams()
     # pixcam is the program (`python -m pixcam`, the `pixcam` command): from its first import
     # on, a Ctrl-C that Python swallows during start-up is sent again (see interrupt.py).
     from pixcam.interrupt import keep_ctrl_c

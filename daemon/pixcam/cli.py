@@ -7,10 +7,13 @@ missing optional dependency only affects the command that needs it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 from pixcam.errors import PixcamError
 from pixcam.interrupt import caused_by_ctrl_c, keep_ctrl_c
@@ -59,6 +62,7 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
             print(f"FAILED   {exc}")
             bad += 1
     if not good and not bad:  # nothing to check is no success: the stream could not start
+        models.check_models_dir()
         raise PixcamError(
             f"no models installed in {models.models_dir()}; install them with "
             "`pixcam models install`"
@@ -397,16 +401,68 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="pixcam: %(levelname)s: %(message)s")
 
 
+class _GuardedOutput:
+    """sys.stdout whose write errors (a full disk, `> /dev/full`, an I/O error) are one
+    PixcamError line; a closed pipe stays BrokenPipeError (the reader left: nothing to say)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with self._errors_said():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with self._errors_said():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    @contextlib.contextmanager
+    def _errors_said(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            _drop_output(self._stream)  # what stays buffered must not fail again at exit
+            raise PixcamError(f"cannot write the output: {exc.strerror or exc}") from None
+
+
+def _drop_output(stream: TextIO) -> None:
+    """Point the output's descriptor at /dev/null, so Python's flush at exit says nothing."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a real file (a test's capture)
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+
+
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for `ls | head -1`'s ls
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     keep_ctrl_c()  # an early Ctrl-C, swallowed during the imports, still ends pixcam
+    stdout = sys.stdout
+    sys.stdout = _GuardedOutput(stdout)  # type: ignore[assignment]
     try:
         return _main(argv)
     except KeyboardInterrupt:  # at any moment, parsing included: Ctrl-C's usual exit
         return 130
+    except BrokenPipeError:  # `pixcam models list | head -1`: the reader has what it wanted
+        _drop_output(stdout)
+        return SIGPIPE_EXIT
+    except PixcamError as exc:  # the output failing in argparse's --help or --version
+        return _report(exc)
     except Exception as exc:
         if caused_by_ctrl_c(exc):
             return 130
         raise
+    finally:
+        sys.stdout = stdout
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -420,8 +476,15 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.print_help()
         return 2
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a full disk shows here, not in Python's flush at exit
+        return code
     except PixcamError as exc:
-        for line in str(exc).splitlines() or [""]:  # several problems: each line marked
-            print(f"pixcam: {line}", file=sys.stderr)
-        return 1
+        return _report(exc)
+
+
+def _report(exc: PixcamError) -> int:
+    """The error on stderr, each line marked (several problems are a line each); exit 1."""
+    for line in str(exc).splitlines() or [""]:
+        print(f"pixcam: {line}", file=sys.stderr)
+    return 1

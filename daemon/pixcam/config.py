@@ -129,14 +129,21 @@ class CameraConfig(_Section):
         return value
 
 
+MIN_RESOLUTION, MAX_RESOLUTION = 64, 4096  # model.internal_resolution, 0 aside
+MAX_THREADS = 64  # model.threads
+
+
 class ModelConfig(_Section):
     name: str = _field("default", 'a model name from `pixcam models list`, or "default"')
     internal_resolution: int = _field(
-        0, "0 (the model's default) or an integer 64..4096", ge=0, le=4096
+        0,
+        f"0 (the model's default) or an integer {MIN_RESOLUTION}..{MAX_RESOLUTION}",
+        ge=0,
+        le=MAX_RESOLUTION,
     )
     # 0 or 1 would make everything, or nothing, the person.
     threshold: float = _field(0.5, "a number between 0 and 1, not 0 or 1", gt=0.0, lt=1.0)
-    threads: int = _field(2, "an integer 1..64", ge=1, le=64)
+    threads: int = _field(2, f"an integer 1..{MAX_THREADS}", ge=1, le=MAX_THREADS)
     quality: Quality = _field("balanced", ", ".join(f'"{q}"' for q in QUALITIES))
     auto_tune: bool = _field(True, "true or false")
     skip_still: bool = _field(True, "true or false")
@@ -152,7 +159,7 @@ class ModelConfig(_Section):
     @classmethod
     def _resolution(cls, value: int) -> int:
         # Below 64 px the network output is a handful of cells: surely a typo.
-        if 0 < value < 64:
+        if 0 < value < MIN_RESOLUTION:
             raise _custom("is too small")
         return value
 
@@ -363,7 +370,14 @@ _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 def key_text(parts: tuple[str, ...]) -> str:
     """A dotted key as TOML writes it: `camera.fps`, or `"my key".x` for odd names, so an
     unknown key with spaces, dots or newlines still prints as one unambiguous line."""
-    return ".".join(p if _BARE_KEY.match(p) else json.dumps(p) for p in parts)
+    return ".".join(_key_part(p) for p in parts)
+
+
+def _key_part(part: str) -> str:
+    """One part of a key, quoted when odd; a long one cut in the middle as values are."""
+    if len(part) > 60:
+        part = f"{part[:40]}…{part[-10:]}"
+    return part if _BARE_KEY.match(part) else json.dumps(part, ensure_ascii=False)
 
 
 def _describe(error: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:

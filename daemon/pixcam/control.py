@@ -775,6 +775,18 @@ def format_reply(cmd: str, reply: dict[str, Any], request: dict[str, Any]) -> st
     return "pixcam is shutting down"
 
 
+# Settings naming a file: a relative path given to `ctl set` is the caller's, not the daemon's.
+FILE_KEYS = ("effects.image", "effects.video", "people.away_image")
+
+
+def _from_here(key: str | None, value: Any) -> Any:
+    """`value` made absolute from the caller's folder when it is a relative path of a file
+    key ("./bg.png", "pics/bg.png"); a bare name ("studio-grey.png") stays a name to look up
+    in the backgrounds folders."""
+    relative = isinstance(value, str) and "/" in value and not value.startswith(("/", "~"))
+    return os.path.abspath(value) if key in FILE_KEYS and relative else value
+
+
 def run_ctl(
     cmd: str,
     key: str | None = None,
@@ -789,7 +801,7 @@ def run_ctl(
     if cmd == "set":
         from pixcam.config import parse_value
 
-        fields = {"key": key, "value": parse_value(value or "", key)}
+        fields = {"key": key, "value": _from_here(key, parse_value(value or "", key))}
     elif cmd == "away":
         if key not in ("on", "off"):
             raise PixcamError(f"away takes on or off, not {key!r}")

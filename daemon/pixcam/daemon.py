@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pixcam import config as config_mod
+from pixcam import paths
 from pixcam.chain.effects import effects_active
 from pixcam.config import Config, ConfigWatcher
 from pixcam.control import ControlServer, SignalHandlers, install_signal_handlers
@@ -477,6 +478,8 @@ def run_from_args(args: Any) -> int:
         source = SourceSpec(path=args.input, loop=True, realtime=True)  # behave like a camera
     sink = None
     if getattr(args, "output", None):
+        reads = {"the input": getattr(args, "input", None)}
+        paths.check_not_overwriting(args.output, "--output", reads)
         sink = SinkSpec(path=args.output)
     if not getattr(args, "verbose", 0):
         # A daemon's state changes (camera on/off, settings applied) belong in its log.

@@ -124,4 +124,38 @@ def read_image(
         )
     if said:  # decoded despite damage (a cut JPEG comes out grey below the cut)
         log.warning("%s %s is damaged (%s); using what could be decoded", what, path, said[0])
+    if flags == cv2.IMREAD_UNCHANGED:  # OpenCV turns the picture upright for every other flag
+        image = upright(image, exif_orientation(path))
+    return image
+
+
+EXIF_ORIENTATION = 0x0112  # how a viewer turns the stored pixels to show the picture upright
+
+
+def exif_orientation(path: Path) -> int:
+    """The file's EXIF orientation, 1 (as stored) when it has none or it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            value = img.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block: the pixels as stored, like a viewer that skips it
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """`image` as a viewer shows it for EXIF `orientation` (2-8 flip and/or turn it)."""
+    if orientation == 2:
+        return cv2.flip(image, 1)
+    if orientation == 3:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(image, 0)
+    if orientation == 5:
+        return cv2.transpose(image)
+    if orientation == 6:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.flip(cv2.transpose(image), -1)
+    if orientation == 8:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
     return image

@@ -33,19 +33,33 @@ def _xdg(variable: str, default: Path) -> Path:
     return Path(value) if os.path.isabs(value) else default
 
 
+def home() -> str:
+    """`$HOME` when it is an absolute path, else the account's home folder: Python takes an
+    empty `HOME` as / and a relative one as below the current folder."""
+    value = os.environ.get("HOME", "")
+    if os.path.isabs(value):
+        return value
+    import pwd  # here: the keeper's start (keeper_cache.py) imports this rule's twin only
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:  # no account entry (a bare container): Python's own rule
+        return os.path.expanduser("~")
+
+
 def config_home() -> Path:
     """`$XDG_CONFIG_HOME`, `~/.config` by default."""
-    return _xdg("XDG_CONFIG_HOME", Path.home() / ".config")
+    return _xdg("XDG_CONFIG_HOME", Path(home()) / ".config")
 
 
 def data_home() -> Path:
     """`$XDG_DATA_HOME`, `~/.local/share` by default."""
-    return _xdg("XDG_DATA_HOME", Path.home() / ".local" / "share")
+    return _xdg("XDG_DATA_HOME", Path(home()) / ".local" / "share")
 
 
 def cache_home() -> Path:
     """`$XDG_CACHE_HOME`, `~/.cache` by default."""
-    return _xdg("XDG_CACHE_HOME", Path.home() / ".cache")
+    return _xdg("XDG_CACHE_HOME", Path(home()) / ".cache")
 
 
 def config_file() -> Path:
@@ -218,6 +232,26 @@ def check_file(path: os.PathLike[str] | str, what: str) -> int:
         return os.fstat(fh.fileno()).st_size
 
 
+def same_file(a: os.PathLike[str] | str, b: os.PathLike[str] | str) -> bool:
+    """`a` and `b` name one file: the same inode, or, for one not there yet, the same path
+    once symlinks and `..` are resolved."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_not_overwriting(output: str, option: str, reads: dict[str, str | None]) -> None:
+    """PixcamError when `output` is a file pixcam reads (`reads`: what it is → its path):
+    writing it would destroy the user's file before (or while) it is read."""
+    for what, source in reads.items():
+        if source and same_file(output, source):
+            raise PixcamError(
+                f"{option} {output} is {what}: give another file name "
+                "(pixcam never writes over a file it reads)"
+            )
+
+
 def find_background(name: str, what: str = "background") -> Path:
     """Resolve a background image/video setting to an existing file.
 
@@ -230,7 +264,8 @@ def find_background(name: str, what: str = "background") -> Path:
     p = Path(name).expanduser()
     if too_long(p):
         raise name_error(p, f"{what} file")
-    if p.is_absolute() or len(p.parts) > 1 or name.startswith("~"):
+    # "./photo.jpg" is a path too, though pathlib drops its "./" (one part, like a name).
+    if p.is_absolute() or "/" in name or name.startswith("~"):
         if what_is(p) == "missing":
             raise PixcamError(f"{what} file {p} not found: check the path")
         check_file(p, f"{what} file")  # a folder, FIFO, device...: said what it is

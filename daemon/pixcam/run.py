@@ -9,7 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pixcam.config import load_config
+from pixcam import paths
+from pixcam.config import Config, load_config
+from pixcam.errors import PixcamError
 from pixcam.modes import STILL_SUFFIXES
 from pixcam.runner.pipeline import Pipeline
 from pixcam.video.sinks import SinkSpec
@@ -51,8 +53,26 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def files_read(input_path: str | None, cfg: Config) -> dict[str, str | None]:
+    """The files a stream reads (what each is → its path), for `check_not_overwriting`."""
+    reads: dict[str, str | None] = {"the input": input_path}
+    for what, name in (
+        ("the background image", cfg.effects.image),
+        ("the background video", cfg.effects.video),
+    ):
+        try:
+            reads[what] = str(paths.find_background(name)) if name else None
+        except PixcamError:  # not there: nothing to overwrite (the stream says the rest)
+            reads[what] = None
+    return reads
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.frames is not None and args.frames < 1:  # 0 and -1 wrote one frame, exit 0
+        raise PixcamError(f"--frames {args.frames}: give a whole number of 1 or more")
     cfg = load_config(args.config).with_values(overrides_from_args(args))
+    if args.output:
+        paths.check_not_overwriting(args.output, "--output", files_read(args.input, cfg))
     source = None
     if args.input:
         # Into a file: every frame once, in order, then stop (offline rendering); a still

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -84,7 +85,12 @@ class ModelSpec:
 
     @property
     def installed(self) -> bool:
-        return self.path.is_file()
+        """A file is at `path`; False too when the folder may not be looked into (the load
+        then says so: `check_models_dir`)."""
+        try:
+            return stat.S_ISREG(os.stat(self.path).st_mode)
+        except OSError:  # Path.is_file raises for EACCES
+            return False
 
     @property
     def present(self) -> bool:
@@ -126,6 +132,18 @@ class ModelSpec:
 def models_dir() -> Path:
     """`$PIXCAM_MODELS_DIR`, else `$XDG_DATA_HOME/pixcam/models` (~/.local/share)."""
     return paths.models_dir()
+
+
+def check_models_dir() -> None:
+    """PixcamError when the models folder is there but pixcam may not look into it: every
+    model in it would otherwise be "not installed" or "not readable" one by one."""
+    folder = models_dir()
+    try:
+        os.listdir(folder)
+    except PermissionError:
+        raise PixcamError(f"model folder {folder} is not readable: check its permissions") from None
+    except OSError:  # missing, or not a folder: each model's own check names that
+        return
 
 
 @cache
@@ -219,6 +237,7 @@ def resolve(name: str | None) -> ModelSpec:
     ai-edge-quantizer), its float original serves instead, so pixcam still runs.
     """
     spec = get_spec(name)
+    check_models_dir()
     if is_default(name) and not spec.present and spec.derived_from:
         base = get_spec(spec.derived_from)
         if base.installed:

@@ -81,7 +81,12 @@ class Policy:
 
 
 def is_url(source: str) -> bool:
-    return urllib.parse.urlparse(source).scheme in ("http", "https", "file")
+    """True for an http(s) or file URL; PixcamError for one urllib cannot parse."""
+    try:
+        scheme = urllib.parse.urlparse(source).scheme
+    except ValueError as exc:  # "http://[::1": an IPv6 host not closed
+        raise PixcamError(f"model source {source} is not a valid URL ({exc})") from None
+    return scheme in ("http", "https", "file")
 
 
 def mirrored(url: str, mirror: str | None = None) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 
 from pixcam import models, paths
 from pixcam.chain.segment import Segmenter, load_segmenter
+from pixcam.config import MAX_RESOLUTION, MAX_THREADS, MIN_RESOLUTION
 from pixcam.errors import PixcamError
 from pixcam.tools import evaluate
 
@@ -62,9 +63,41 @@ def _time_once(segmenter: Segmenter, frame: np.ndarray) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def thread_counts(text: str) -> list[int]:
+    """--threads "1,2": whole numbers 1..MAX_THREADS (model.threads' range), else one line."""
+    counts = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not counts or not all(_is_thread_count(c) for c in counts):
+        raise PixcamError(
+            f"--threads {text}: give whole numbers 1..{MAX_THREADS} separated by commas"
+        )
+    return [int(c) for c in counts]
+
+
+def _is_thread_count(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_THREADS
+
+
+def at_least_one(option: str, value: int | None) -> None:
+    """A count option (--repeat, --frames, --limit): none timed is no measurement."""
+    if value is not None and value < 1:
+        raise PixcamError(f"{option} {value}: give a whole number of 1 or more")
+
+
+def check_resolution(value: int) -> None:
+    if value and not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
+        raise PixcamError(
+            f"--internal-resolution must be 0 (the model's default) or "
+            f"{MIN_RESOLUTION}..{MAX_RESOLUTION}, got {value}"
+        )
+
+
 def bench_segment(args: argparse.Namespace) -> int:
     names = args.model or [s.name for s in models.list_models() if s.installed]
-    threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    threads = thread_counts(args.threads)
+    at_least_one("--repeat", args.repeat)
+    at_least_one("--limit", args.limit)
+    for size in args.internal_resolution or []:
+        check_resolution(size)
     frame = webcam_frame()
     cases: list[SegmentCase] = []
     for name in names:

@@ -38,6 +38,7 @@ from pixcam.chain.effects import Effects, EffectsSettings, Segmenter
 from pixcam.config import Config, load_config
 from pixcam.errors import PixcamError
 from pixcam.i420 import Frame
+from pixcam.tools.bench import at_least_one, thread_counts
 from pixcam.video import mjpg
 from pixcam.video.sinks import Sink, to_device
 from pixcam.video.sources import Source
@@ -386,7 +387,8 @@ def print_table(title: str, columns: list[tuple[str, dict[str, tuple]]]) -> None
 def run(args: argparse.Namespace) -> int:
     video = _bench_video(args)
     cfg = _bench_config(args)
-    threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    threads = thread_counts(args.threads)
+    at_least_one("--frames", args.frames)
     sizes = parse_sizes(getattr(args, "sizes", None) or "720,1080,2160")
     parts = parse_parts(getattr(args, "parts", None))
     frames = decode_frames(video, args.frames + WARMUP)

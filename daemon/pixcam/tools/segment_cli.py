@@ -22,7 +22,7 @@ from pixcam import paths as paths_mod
 from pixcam.chain import overlay
 from pixcam.chain.refine import Refiner, RefineSettings, probability_size
 from pixcam.chain.segment import SegmentationOutput, Segmenter, load_segmenter
-from pixcam.config import Config, load_config
+from pixcam.config import MAX_RESOLUTION, MAX_THREADS, MIN_RESOLUTION, Config, load_config
 from pixcam.errors import PixcamError
 from pixcam.modes import STILL_SUFFIXES
 from pixcam.paths import check_file
@@ -104,6 +104,19 @@ def render(
     return images
 
 
+def _check_model_options(args: argparse.Namespace) -> None:
+    """--threads and --internal-resolution held to the config's ranges before the model
+    loads (LiteRT's own errors blamed the model file, or traced back)."""
+    if not 1 <= args.threads <= MAX_THREADS:
+        raise PixcamError(f"--threads must be an integer 1..{MAX_THREADS}, got {args.threads}")
+    size = args.internal_resolution
+    if size and not MIN_RESOLUTION <= size <= MAX_RESOLUTION:
+        raise PixcamError(
+            f"--internal-resolution must be 0 (the model's default) or "
+            f"{MIN_RESOLUTION}..{MAX_RESOLUTION}, got {size}"
+        )
+
+
 def _check_args(args: argparse.Namespace, segmenter: Segmenter) -> None:
     if not 0.0 <= args.threshold <= 1.0:
         raise PixcamError(f"--threshold must be between 0 and 1, got {args.threshold}")
@@ -141,8 +154,20 @@ def _check_outputs(args: argparse.Namespace, batch: bool) -> None:
         raise PixcamError("nothing to write: give --out FILE, --alpha FILE or --out-dir DIR")
 
 
-def _expand_inputs(inputs: list[str]) -> list[Path]:
-    """The files to segment: files as given, folders as their images (sorted, not nested)."""
+def _check_overwrites(path: Path, args: argparse.Namespace) -> None:
+    """No output may be the input (`--out photo.jpg` wrote the mask over the photo), nor
+    two outputs one file (the second would replace the first)."""
+    given = [(f"--{k}", str(getattr(args, k))) for k in OUTPUTS if getattr(args, k)]
+    for i, (option, name) in enumerate(given):
+        paths_mod.check_not_overwriting(name, option, {"the input": str(path)})
+        for other, earlier in given[:i]:
+            if paths_mod.same_file(name, earlier):
+                raise PixcamError(f"{other} and {option} both name {name}: give each its own file")
+
+
+def _expand_inputs(inputs: list[str], out_dir: str | None) -> list[Path]:
+    """The files to segment: files as given, folders as their images (sorted, not nested),
+    less the results an earlier run wrote there when the folder is `out_dir`."""
     paths: list[Path] = []
     for text in inputs:
         path = Path(text)
@@ -152,6 +177,8 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
             images = sorted(
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES
             )
+            if out_dir and paths_mod.same_file(path, out_dir):
+                images = [p for p in images if not _is_own_output(p)]
             if not images:
                 kinds = ", ".join(sorted(PICTURE_SUFFIXES))
                 raise PixcamError(f"folder {path} holds no images ({kinds})")
@@ -159,6 +186,12 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             paths.append(path)
     return paths
+
+
+def _is_own_output(path: Path) -> bool:
+    """NAME.mask.png and the like: segmented again, a second run on the same folder made
+    masks of masks (1, 3, 7… files per photo)."""
+    return path.name.endswith(tuple(f".{kind}.png" for kind in OUTPUTS.values()))
 
 
 def _written(args: argparse.Namespace) -> str:
@@ -290,15 +323,17 @@ def _segment_batch(
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = _expand_inputs(args.input)
+    paths = _expand_inputs(args.input, args.out_dir)
     batch = len(paths) > 1 or any(paths_mod.is_dir(p) for p in args.input)
     _check_outputs(args, batch)
+    _check_model_options(args)
     cfg, refine = _settings(args)
     if args.out_dir:
         segmenter = _load(args, cfg)
         _check_args(args, segmenter)
         return _segment_batch(paths, segmenter, args, refine)
     path = paths[0]
+    _check_overwrites(path, args)
     check_file(path, "input")  # missing, a folder, a FIFO, a device, a symlink loop: said so
     is_video = path.suffix.lower() not in PICTURE_SUFFIXES
     if is_video:

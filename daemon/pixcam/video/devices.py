@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,25 @@ def video_index(path: str) -> int | None:
     """N of a /dev/videoN path; None for any other spelling."""
     m = re.fullmatch(r"/dev/video(\d+)", path)
     return int(m.group(1)) if m else None
+
+
+V4L_MAJOR = 81  # the kernel's device number for video4linux nodes (/dev/videoN)
+
+
+def not_a_video_device(path: str) -> str | None:
+    """What `path` is when it cannot be a camera or loopback at all ("a file", "a folder",
+    "a device of another kind"); None for a video4linux node, or when it cannot be looked at."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISCHR(st.st_mode):
+        return None if os.major(st.st_rdev) == V4L_MAJOR else "a device of another kind"
+    if stat.S_ISREG(st.st_mode):
+        return "a file"
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder"
+    return "a named pipe or socket"
 
 
 def _number(name: str) -> int:

@@ -61,8 +61,21 @@ def cache_file() -> str:
     (pathlib loads `re` and more; tests/test_keeper.py holds the two equal)."""
     base = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):
-        base = os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(_home(), ".cache")
     return os.path.join(base, "pixcam", "last-output")
+
+
+def _home() -> str:
+    """paths.home()'s rule: `$HOME` when absolute, else the account's home folder."""
+    value = os.environ.get("HOME", "")
+    if os.path.isabs(value):
+        return value
+    import pwd  # only for an odd HOME: the usual start imports nothing more
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return os.path.expanduser("~")
 
 
 def save(last: LastOutput, path: str | os.PathLike[str] | None = None) -> None:

@@ -23,7 +23,7 @@ from pixcam.errors import PixcamError
 from pixcam.i420 import Frame
 from pixcam.modes import STILL_SUFFIXES
 from pixcam.video import mjpg
-from pixcam.video.devices import holders, list_cameras, video_index
+from pixcam.video.devices import holders, list_cameras, not_a_video_device, video_index
 
 log = logging.getLogger("pixcam.video.sources")
 
@@ -237,6 +237,12 @@ class CameraSource(Source):
         cap = cv2.VideoCapture(index if index is not None else device, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()
+            other = not_a_video_device(device)
+            if other:  # /dev/null "in use by" every shell would be no help
+                raise SourceError(
+                    f"camera {device} is {other}, not a video device; give auto, a camera index "
+                    "such as 0 or a device path such as /dev/video0"
+                )
             raise SourceError(f"camera {device} could not be opened{_busy_hint(device)}")
         # MJPG first: many drivers only honour the FOURCC when it is set before the geometry,
         # and YUYV gives 5-10 fps at 720p/1080p over USB 2.

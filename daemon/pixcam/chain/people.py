@@ -290,7 +290,7 @@ class PeopleFilter:
             mine, theirs = _walked_out(others, own, mine, theirs)
         moving = now - self._apart_seen <= MOVED_S  # you two moved apart a moment ago
         if s.contested and carried is not None:
-            mine, theirs = _decide(s.both, mine, theirs, alone, carried, colour, hidden, moving)
+            mine, theirs = _decide(s.both, mine, theirs, alone, carried, colour, hidden)
         behind = hidden and others is not None and others.touching
         mine, theirs = _behind_you(main, behind, mine, theirs, grey, now, colour)
         # Small regions (a hand off the body, specks) near you are yours, near others theirs.
@@ -626,7 +626,6 @@ def _decide(
     carried: Carried | None,
     colour: np.ndarray | None,
     hidden: bool = False,
-    moving: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The regions shared with you (`both`) pixel by pixel from the evidence: last frame's
     labels where each person's motion brings them, your shape before anyone came, the rules'
@@ -649,10 +648,11 @@ def _decide(
     theirs = (theirs & ~both) | (both & ~yours)
     # They are one body: a part of theirs in a shared region apart from their largest and
     # from the picture's bottom and sides (their body goes on past the picture), lying
-    # within your shape before they came, is yours (your hair or face in their colours,
-    # left behind as they pass).
+    # within your shape before they came, is yours (your hair or face in their colours, left
+    # behind as they pass, or taken bit by bit while they stand by you); a part reaching past
+    # that shape is them (coming out from behind you, or a part of them seen beside you).
     n, parts = cv2.connectedComponents(theirs.astype(np.uint8), connectivity=8)
-    if n > 2 and moving:
+    if n > 2:
         areas = np.bincount(parts.ravel(), minlength=n)
         areas[0] = 0
         body = np.zeros(n, bool)
@@ -660,10 +660,7 @@ def _decide(
         body[np.concatenate([parts[-1], parts[:, 0], parts[:, -1]])] = True
         body[0] = True
         stray = both & ~body[parts]
-        if hidden:
-            # They are behind you: a part reaching past your shape before they came is them
-            # coming out.
-            stray &= ~np.isin(parts, np.unique(parts[stray & ~alone]))
+        stray &= ~np.isin(parts, np.unique(parts[stray & ~alone]))
         yours |= stray
         theirs &= ~stray
     return (mine & ~both) | yours, theirs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pixcam.chain.labelflow import Carried
 from pixcam.chain.people import (
     ADOPT_S,
     HOLD_S,
@@ -12,6 +13,7 @@ from pixcam.chain.people import (
     OUTLINE,
     PeopleFilter,
     PeopleSettings,
+    _decide,
     _near,
 )
 
@@ -321,3 +323,25 @@ def test_someone_crossing_in_front_of_you_is_hidden_where_they_cover_you() -> No
             assert out[mine & ~theirs].mean() > 0.7
     assert covered > 5
     assert shown <= 0.05 * covered * 24 * (H - 25)  # they hardly show where they cover you
+
+
+def test_a_part_of_theirs_within_your_shape_is_yours_while_you_two_are_still() -> None:
+    """Someone stands by you, both still: the evidence (last frame's labels, the colours) has
+    taken a patch of your head for theirs, cut off from their body. It is yours; a patch of
+    theirs cut off from their body but reaching past your shape is theirs."""
+    alone = body(60) > 0
+    theirs_body = body(88) > 0  # standing at your shoulder
+    head = np.zeros((H, W), bool)
+    head[16:24, 56:64] = True  # inside your head
+    beside = np.zeros((H, W), bool)
+    beside[6:14, 66:80] = True  # from inside your head's outline out past it
+    both = alone | theirs_body | beside
+    theirs = theirs_body | head | beside
+    mine = both & ~theirs
+    still = np.zeros(2, np.float32)
+    carried = Carried(mine, theirs, np.zeros((H, W, 2), np.float32), still, still)
+    colour = np.where(theirs, -3.0, 3.0).astype(np.float32)  # the patches wear their colours
+    yours, kept = _decide(both, mine, theirs, alone, carried, colour)
+    assert yours[head].all() and not kept[head].any()
+    assert kept[beside].all() and not yours[beside].any()
+    assert kept[theirs_body & ~alone].all()

@@ -74,6 +74,9 @@ class Segmenter(ABC):
         height, width = frame.shape[:2]
         if region is not None:
             width, height = region[2] - region[0], region[3] - region[1]
+        engine = self.engine_for(region)
+        if engine is not self.engine:  # another input's engine: its tensor is new to us
+            self.engine, self._input, self._content = engine, None, None
         in_w, in_h, cw, ch = self.input_size(width, height)
         self._resize(in_w, in_h)
         pyramid = pyramid or Pyramid(frame)
@@ -86,6 +89,10 @@ class Segmenter(ABC):
         outputs = dict(zip(names, self.engine.invoke(names), strict=True))
         mapping = GridMapping((width, height), (cw, ch), self.spec.output_stride)
         return self.decode(outputs, mapping)
+
+    def engine_for(self, region: Box | None) -> Engine:
+        """The engine to run `region` (None: the whole frame) on: the one engine here."""
+        return self.engine
 
     def _resize(self, in_w: int, in_h: int) -> None:
         if self._input != (in_w, in_h):

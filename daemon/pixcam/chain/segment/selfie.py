@@ -6,11 +6,10 @@ import math
 
 import numpy as np
 
-from pixcam.chain.pyramid import Box, Pyramid
+from pixcam.chain.pyramid import Box
 from pixcam.chain.segment.base import Segmenter
 from pixcam.chain.segment.engine import Engine
 from pixcam.chain.segment.output import GridMapping, SegmentationOutput
-from pixcam.i420 import Frame
 from pixcam.models import ModelSpec
 
 
@@ -34,20 +33,10 @@ class SelfieSegmenter(Segmenter):
         size: `models.selfie2f32.selfie_for_input`)."""
         self._engines.append(engine)
 
-    def run(
-        self,
-        frame: Frame,
-        parts: bool = True,
-        pyramid: Pyramid | None = None,
-        region: Box | None = None,
-    ) -> SegmentationOutput:
-        engine = self._own if region is None else self._engine_for(region)
-        if engine is not self.engine:
-            self.engine, self._input, self._content = engine, None, None
-        return super().run(frame, parts, pyramid, region)
-
-    def _engine_for(self, region: Box) -> Engine:
-        """The engine whose input's aspect is nearest the region's."""
+    def engine_for(self, region: Box | None) -> Engine:
+        """The whole frame's engine; for a region, the one whose input's aspect is nearest."""
+        if region is None:
+            return self._own
         aspect = (region[2] - region[0]) / (region[3] - region[1])
 
         def off(engine: Engine) -> float:

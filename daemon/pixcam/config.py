@@ -133,6 +133,15 @@ MIN_RESOLUTION, MAX_RESOLUTION = 64, 4096  # model.internal_resolution, 0 aside
 MAX_THREADS = 64  # model.threads
 
 
+def check_internal_resolution(value: int) -> None:
+    """--internal-resolution held to model.internal_resolution's range, in one line."""
+    if value and not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
+        raise PixcamError(
+            f"--internal-resolution must be 0 (the model's default) or "
+            f"{MIN_RESOLUTION}..{MAX_RESOLUTION}, got {value}"
+        )
+
+
 class ModelConfig(_Section):
     name: str = _field("default", 'a model name from `pixcam models list`, or "default"')
     internal_resolution: int = _field(

@@ -17,7 +17,7 @@ import numpy as np
 
 from pixcam import models, paths
 from pixcam.chain.segment import Segmenter, load_segmenter
-from pixcam.config import MAX_RESOLUTION, MAX_THREADS, MIN_RESOLUTION
+from pixcam.config import MAX_THREADS, check_internal_resolution
 from pixcam.errors import PixcamError
 from pixcam.tools import evaluate
 
@@ -83,21 +83,13 @@ def at_least_one(option: str, value: int | None) -> None:
         raise PixcamError(f"{option} {value}: give a whole number of 1 or more")
 
 
-def check_resolution(value: int) -> None:
-    if value and not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
-        raise PixcamError(
-            f"--internal-resolution must be 0 (the model's default) or "
-            f"{MIN_RESOLUTION}..{MAX_RESOLUTION}, got {value}"
-        )
-
-
 def bench_segment(args: argparse.Namespace) -> int:
     names = args.model or [s.name for s in models.list_models() if s.installed]
     threads = thread_counts(args.threads)
     at_least_one("--repeat", args.repeat)
     at_least_one("--limit", args.limit)
     for size in args.internal_resolution or []:
-        check_resolution(size)
+        check_internal_resolution(size)
     frame = webcam_frame()
     cases: list[SegmentCase] = []
     for name in names:

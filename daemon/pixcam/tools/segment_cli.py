@@ -22,7 +22,7 @@ from pixcam import paths as paths_mod
 from pixcam.chain import overlay
 from pixcam.chain.refine import Refiner, RefineSettings, probability_size
 from pixcam.chain.segment import SegmentationOutput, Segmenter, load_segmenter
-from pixcam.config import MAX_RESOLUTION, MAX_THREADS, MIN_RESOLUTION, Config, load_config
+from pixcam.config import MAX_THREADS, Config, check_internal_resolution, load_config
 from pixcam.errors import PixcamError
 from pixcam.modes import STILL_SUFFIXES
 from pixcam.paths import check_file
@@ -109,12 +109,7 @@ def _check_model_options(args: argparse.Namespace) -> None:
     loads (LiteRT's own errors blamed the model file, or traced back)."""
     if not 1 <= args.threads <= MAX_THREADS:
         raise PixcamError(f"--threads must be an integer 1..{MAX_THREADS}, got {args.threads}")
-    size = args.internal_resolution
-    if size and not MIN_RESOLUTION <= size <= MAX_RESOLUTION:
-        raise PixcamError(
-            f"--internal-resolution must be 0 (the model's default) or "
-            f"{MIN_RESOLUTION}..{MAX_RESOLUTION}, got {size}"
-        )
+    check_internal_resolution(args.internal_resolution)
 
 
 def _check_args(args: argparse.Namespace, segmenter: Segmenter) -> None:
